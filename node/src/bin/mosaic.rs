@@ -1,0 +1,297 @@
+//! `mosaic`: the admin command of a mosaic cluster.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use mosaic_node::control::Client;
+use mosaic_node::local;
+use mosaic_proto::{ControlRequest, ControlResponse, NodeInfo};
+
+/// Admin command of a mosaic cluster: see the nodes, watch them, run a local cluster.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    /// Control socket of the daemon to ask (default: /run/mosaic/mosaicd.sock,
+    /// else the local cluster's first node).
+    #[arg(long, global = true, env = "MOSAIC_SOCKET")]
+    socket: Option<PathBuf>,
+    /// State directory of the local cluster.
+    #[arg(long, global = true, env = "MOSAIC_CLUSTER_DIR", default_value = mosaic_node::DEFAULT_CLUSTER_DIR)]
+    state_dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// List the nodes of the cluster with their load.
+    Nodes {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Live view of every node's load and memory (q quits).
+    Mon,
+    /// Create a new cluster key file (copy it to every node).
+    Keygen {
+        /// Where to write the key.
+        #[arg(long, short, default_value = "/etc/mosaic/cluster.key")]
+        output: PathBuf,
+        /// Overwrite an existing key file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// A whole cluster on this machine, one namespaced node per mosaicd.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ClusterCommand {
+    /// Start N nodes (node1..N at 127.0.0.11..) on this machine.
+    Up {
+        /// How many nodes.
+        #[arg(long, default_value_t = 3)]
+        nodes: u32,
+        /// Pin each node to its own K CPUs.
+        #[arg(long)]
+        cpus_per_node: Option<usize>,
+        /// Gossip port of every node.
+        #[arg(long, default_value_t = mosaic_node::DEFAULT_GOSSIP_PORT)]
+        port: u16,
+    },
+    /// Add one node to the running local cluster.
+    Add {
+        /// Use this key file instead of the cluster's (to try a wrong key).
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
+    /// Stop every node and remove what `up` created.
+    Down,
+    /// Run a command inside a node (its namespaces, its control socket).
+    Exec {
+        /// Node name, e.g. node2.
+        node: String,
+        /// The command and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Show the nodes' processes and whether they run.
+    Status {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    #[command(name = "__init", hide = true)]
+    Init {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        node_dir: PathBuf,
+        #[arg(long, value_delimiter = ',')]
+        cpus: Option<Vec<usize>>,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MOSAIC_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("mosaic: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<i32> {
+    let dir = cli.state_dir.as_path();
+    let socket = cli.socket.as_deref();
+    match cli.command {
+        Command::Nodes { json } => {
+            let nodes = fetch_nodes(socket, dir)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&nodes)?);
+            } else {
+                print!("{}", nodes_table(&nodes));
+            }
+        }
+        Command::Mon => {
+            let mut client = Client::find(socket, dir)?;
+            mosaic_node::mon::run(|| {
+                let fetched = request_nodes(&mut client);
+                if fetched.is_err()
+                    && let Ok(c) = Client::find(socket, dir)
+                {
+                    client = c;
+                }
+                fetched.map_err(|e| format!("{e:#}"))
+            })?;
+        }
+        Command::Keygen { output, force } => keygen(&output, force)?,
+        Command::Cluster { command } => return cluster(command, dir),
+    }
+    Ok(0)
+}
+
+fn cluster(command: ClusterCommand, dir: &Path) -> anyhow::Result<i32> {
+    match command {
+        ClusterCommand::Up {
+            nodes,
+            cpus_per_node,
+            port,
+        } => {
+            let state = local::up(&local::UpOptions {
+                nodes,
+                cpus_per_node,
+                port,
+                dir: dir.to_owned(),
+            })?;
+            let names: Vec<String> = state
+                .nodes
+                .iter()
+                .map(|n| format!("{} {}", n.name, n.addr.ip()))
+                .collect();
+            println!(
+                "local cluster up: {} ({}); state in {}\nnext: `mosaic nodes`, `mosaic mon`, `mosaic cluster exec node1 -- sh`",
+                names.join(", "),
+                if state.nodes.len() == 1 {
+                    "1 node".to_string()
+                } else {
+                    format!("{} nodes", state.nodes.len())
+                },
+                dir.display()
+            );
+        }
+        ClusterCommand::Add { key } => {
+            let node = local::add(dir, key)?;
+            println!("{} added at {}", node.name, node.addr);
+        }
+        ClusterCommand::Down => {
+            let n = local::down(dir)?;
+            println!("local cluster down: {n} nodes stopped");
+        }
+        ClusterCommand::Exec { node, command } => return local::exec(dir, &node, &command),
+        ClusterCommand::Status { json } => {
+            let rows = local::status(dir)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!(
+                    "{:<8} {:<18} {:<8} {:>8} {:>8}  LOG",
+                    "NODE", "ADDRESS", "STATE", "INIT", "DAEMON"
+                );
+                for r in rows {
+                    println!(
+                        "{:<8} {:<18} {:<8} {:>8} {:>8}  {}",
+                        r.name,
+                        r.addr,
+                        if r.running { "running" } else { "stopped" },
+                        r.init_pid,
+                        r.daemon_pid
+                            .map(|p| p.to_string())
+                            .unwrap_or_else(|| "-".into()),
+                        r.log.display()
+                    );
+                }
+            }
+        }
+        ClusterCommand::Init {
+            name,
+            node_dir,
+            cpus,
+        } => return local::node_init(&name, &node_dir, cpus.as_deref()),
+    }
+    Ok(0)
+}
+
+fn request_nodes(client: &mut Client) -> anyhow::Result<Vec<NodeInfo>> {
+    match client.request(&ControlRequest::Nodes)? {
+        ControlResponse::Nodes { nodes } => Ok(nodes),
+        ControlResponse::Error { message } => bail!("mosaicd: {message}"),
+        other => bail!("mosaicd answered something else: {other:?}"),
+    }
+}
+
+fn fetch_nodes(socket: Option<&Path>, dir: &Path) -> anyhow::Result<Vec<NodeInfo>> {
+    request_nodes(&mut Client::find(socket, dir)?)
+}
+
+fn nodes_table(nodes: &[NodeInfo]) -> String {
+    let mut out = format!(
+        "{:<10} {:<20} {:<6} {:>6} {:>5} {:>6} {:>10} {:>6}\n",
+        "NODE", "ADDRESS", "STATE", "LOAD", "CPUS", "SPEED", "FREE MEM", "GUESTS"
+    );
+    for n in nodes {
+        let name = if n.is_self {
+            format!("{}*", n.name)
+        } else {
+            n.name.clone()
+        };
+        let (load, cpus, speed, free, guests) = match &n.load {
+            Some(l) => (
+                format!("{:.2}", l.load),
+                l.cpus.to_string(),
+                l.speed.to_string(),
+                human_bytes(l.mem_free),
+                l.guests.to_string(),
+            ),
+            None => ("-".into(), "-".into(), "-".into(), "-".into(), "-".into()),
+        };
+        out.push_str(&format!(
+            "{name:<10} {:<20} {:<6} {load:>6} {cpus:>5} {speed:>6} {free:>10} {guests:>6}\n",
+            n.addr, n.state
+        ));
+    }
+    out
+}
+
+fn human_bytes(b: u64) -> String {
+    const GIB: f64 = (1u64 << 30) as f64;
+    const MIB: f64 = (1u64 << 20) as f64;
+    let b = b as f64;
+    if b >= GIB {
+        format!("{:.1} GiB", b / GIB)
+    } else {
+        format!("{:.0} MiB", b / MIB)
+    }
+}
+
+fn keygen(output: &Path, force: bool) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if output.exists() && !force {
+        bail!(
+            "{} already exists; every node of a cluster needs the same key, so it is kept (use --force to replace it)",
+            output.display()
+        );
+    }
+    if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let key = local::new_key()?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(output)
+        .with_context(|| format!("cannot write {}", output.display()))?;
+    f.write_all(key.to_file_contents().as_bytes())?;
+    println!(
+        "wrote cluster key {} (fingerprint {}); copy it to every node and set key_file in mosaicd.toml",
+        output.display(),
+        key.fingerprint()
+    );
+    Ok(())
+}

@@ -1,0 +1,107 @@
+//! `mosaicd`: wires membership, load sampling and the control socket.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use mosaic_proto::{ClusterKey, ControlRequest, ControlResponse};
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::info;
+
+use crate::config::Config;
+use crate::gossip::{Membership, MembershipConfig};
+use crate::load::{NodeShape, Sampler};
+
+/// How often the load vector is republished.
+pub const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+
+/// Reads a cluster key file, with an error that says how to make one.
+pub fn read_key(path: &Path) -> anyhow::Result<ClusterKey> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "cannot read cluster key {}; create one with `mosaic keygen -o {}` and copy it to every node",
+            path.display(),
+            path.display()
+        )
+    })?;
+    ClusterKey::parse(&text).with_context(|| format!("cluster key {}", path.display()))
+}
+
+/// Runs the daemon until SIGTERM or SIGINT, then says goodbye.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let key = read_key(&config.key_file)?;
+    let shape = NodeShape {
+        cpus: config.cpus.unwrap_or_else(crate::load::usable_cpus),
+        speed: config.speed.unwrap_or_else(crate::load::calibrate_speed),
+        accepts_guests: config.accept_guests,
+    };
+    let sampler = Sampler::start(shape);
+    let listener = crate::control::bind(&config.control_socket)?;
+    let membership = Arc::new(
+        Membership::start(
+            MembershipConfig {
+                name: config.name.clone(),
+                listen: config.listen,
+                seeds: config.seeds.clone(),
+                key: key.clone(),
+            },
+            &sampler.current(),
+        )
+        .await?,
+    );
+    info!(
+        node = %config.name,
+        listen = %config.listen,
+        seeds = ?config.seeds,
+        key = %key.fingerprint(),
+        cpus = shape.cpus,
+        speed = shape.speed,
+        socket = %config.control_socket.display(),
+        "mosaicd started"
+    );
+
+    let sampler = Arc::new(sampler);
+    let handler = {
+        let membership = membership.clone();
+        let sampler = sampler.clone();
+        let name = config.name.clone();
+        let addr = config.listen.to_string();
+        move |req: ControlRequest| {
+            let membership = membership.clone();
+            let sampler = sampler.clone();
+            let name = name.clone();
+            let addr = addr.clone();
+            async move {
+                match req {
+                    ControlRequest::Nodes => ControlResponse::Nodes {
+                        nodes: membership.nodes().await,
+                    },
+                    ControlRequest::Status => ControlResponse::Status {
+                        name,
+                        addr,
+                        load: sampler.current(),
+                    },
+                }
+            }
+        }
+    };
+    let server = tokio::spawn(crate::control::serve(listener, handler));
+
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut tick = tokio::time::interval(PUBLISH_EVERY);
+    let why = loop {
+        tokio::select! {
+            _ = tick.tick() => membership.publish_load(&sampler.current()).await,
+            _ = term.recv() => break "SIGTERM",
+            _ = int.recv() => break "SIGINT",
+        }
+    };
+    info!(node = %config.name, signal = why, "mosaicd stopping; saying goodbye");
+    server.abort();
+    let _ = std::fs::remove_file(&config.control_socket);
+    membership.leave().await;
+    info!(node = %config.name, "mosaicd stopped");
+    Ok(())
+}

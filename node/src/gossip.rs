@@ -1,0 +1,241 @@
+//! Membership and load gossip: chitchat over an authenticated UDP transport.
+//!
+//! Every datagram is sealed with the cluster key ([`mosaic_proto::auth`]); a
+//! datagram from a peer without the key is dropped before chitchat sees it,
+//! and the refusal is logged (at most once per peer every few seconds). Such
+//! a peer therefore never enters any node's table.
+//!
+//! Each node publishes two keys: `load` (its [`LoadVector`] as JSON, about
+//! once a second) and, when it stops cleanly, `leaving`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use async_trait::async_trait;
+use chitchat::transport::{Socket, Transport};
+use chitchat::{
+    ChitchatConfig, ChitchatHandle, ChitchatId, ChitchatMessage, Deserializable,
+    FailureDetectorConfig, Serializable, spawn_chitchat,
+};
+use mosaic_proto::{ClusterKey, LoadVector, NodeInfo, NodeState};
+use tracing::{debug, warn};
+
+/// How often a node gossips with a peer.
+pub const GOSSIP_INTERVAL: Duration = Duration::from_millis(250);
+const CLUSTER_ID: &str = "mosaic";
+const KEY_LOAD: &str = "load";
+const KEY_LEAVING: &str = "leaving";
+/// Largest datagram we send or accept.
+const MAX_DATAGRAM: usize = 65_507;
+/// Minimum time between two refusal log lines for one peer address.
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(5);
+
+/// chitchat [`Transport`] whose datagrams carry the cluster key's tag.
+pub struct AuthUdpTransport {
+    key: ClusterKey,
+}
+
+impl AuthUdpTransport {
+    /// A transport for the cluster of `key`.
+    pub fn new(key: ClusterKey) -> Self {
+        AuthUdpTransport { key }
+    }
+}
+
+#[async_trait]
+impl Transport for AuthUdpTransport {
+    async fn open(&self, listen_addr: SocketAddr) -> anyhow::Result<Box<dyn Socket>> {
+        let socket = tokio::net::UdpSocket::bind(listen_addr)
+            .await
+            .with_context(|| format!("cannot bind gossip socket {listen_addr}/udp"))?;
+        Ok(Box::new(AuthUdpSocket {
+            key: self.key.clone(),
+            socket,
+            buf: vec![0u8; MAX_DATAGRAM].into_boxed_slice(),
+            last_refusal_log: HashMap::new(),
+        }))
+    }
+}
+
+struct AuthUdpSocket {
+    key: ClusterKey,
+    socket: tokio::net::UdpSocket,
+    buf: Box<[u8]>,
+    last_refusal_log: HashMap<SocketAddr, Instant>,
+}
+
+impl AuthUdpSocket {
+    fn log_refusal(&mut self, from: SocketAddr, reason: &dyn std::fmt::Display) {
+        let now = Instant::now();
+        let due = self
+            .last_refusal_log
+            .get(&from)
+            .is_none_or(|t| now.duration_since(*t) >= REFUSAL_LOG_EVERY);
+        if due {
+            self.last_refusal_log.insert(from, now);
+            warn!(
+                from = %from,
+                reason = %reason,
+                "refused gossip from {from}: {reason}; a node must use this cluster's key file (see `mosaic keygen`) to join"
+            );
+        }
+    }
+}
+
+#[async_trait]
+impl Socket for AuthUdpSocket {
+    async fn send(&mut self, to: SocketAddr, message: ChitchatMessage) -> anyhow::Result<()> {
+        let payload = message.serialize_to_vec();
+        let datagram = self.key.seal_datagram(&payload, crate::now_ms());
+        if let Err(e) = self.socket.send_to(&datagram, to).await {
+            // A peer that is gone is the failure detector's business, not a broken transport.
+            debug!(to = %to, error = %e, "gossip send failed");
+        }
+        Ok(())
+    }
+
+    async fn recv(&mut self) -> anyhow::Result<(SocketAddr, ChitchatMessage)> {
+        loop {
+            let (n, from) = match self.socket.recv_from(&mut self.buf).await {
+                Ok(r) => r,
+                Err(e) if is_transient(&e) => continue,
+                Err(e) => return Err(e).context("gossip socket failed"),
+            };
+            let datagram = self.buf[..n].to_vec();
+            let payload = match self.key.open_datagram(&datagram, crate::now_ms()) {
+                Ok(p) => p,
+                Err(e) => {
+                    self.log_refusal(from, &e);
+                    continue;
+                }
+            };
+            let mut cursor = payload;
+            match ChitchatMessage::deserialize(&mut cursor) {
+                Ok(message) => return Ok((from, message)),
+                Err(e) => {
+                    // Authenticated but malformed: a peer with our key and a bug.
+                    warn!(from = %from, error = %e, "malformed gossip message from a key holder");
+                }
+            }
+        }
+    }
+}
+
+fn is_transient(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::Interrupted
+    )
+}
+
+/// This node's membership in the cluster.
+pub struct Membership {
+    handle: ChitchatHandle,
+}
+
+/// What starting membership needs.
+pub struct MembershipConfig {
+    pub name: String,
+    pub listen: SocketAddr,
+    pub seeds: Vec<String>,
+    pub key: ClusterKey,
+}
+
+impl Membership {
+    /// Binds the gossip socket and starts gossiping with the seeds.
+    pub async fn start(config: MembershipConfig, initial: &LoadVector) -> anyhow::Result<Self> {
+        // A restarted node is a new generation, so peers never mix its old
+        // and new state.
+        let generation = crate::now_ms();
+        let chitchat_id = ChitchatId::new(config.name.clone(), generation, config.listen);
+        let chitchat_config = ChitchatConfig {
+            chitchat_id,
+            cluster_id: CLUSTER_ID.to_string(),
+            gossip_interval: GOSSIP_INTERVAL,
+            listen_addr: config.listen,
+            seed_nodes: config.seeds,
+            failure_detector_config: FailureDetectorConfig {
+                phi_threshold: 8.0,
+                sampling_window_size: 1_000,
+                max_interval: Duration::from_secs(5),
+                initial_interval: GOSSIP_INTERVAL * 2,
+                dead_node_grace_period: Duration::from_secs(15 * 60),
+            },
+            marked_for_deletion_grace_period: Duration::from_secs(15 * 60),
+            catchup_callback: None,
+            extra_liveness_predicate: None,
+        };
+        let initial_kv = vec![(KEY_LOAD.to_string(), load_json(initial))];
+        let handle = spawn_chitchat(
+            chitchat_config,
+            initial_kv,
+            &AuthUdpTransport::new(config.key),
+        )
+        .await?;
+        Ok(Membership { handle })
+    }
+
+    /// Publishes this node's load vector.
+    pub async fn publish_load(&self, load: &LoadVector) {
+        let value = load_json(load);
+        self.handle
+            .with_chitchat(|c| c.self_node_state().set(KEY_LOAD, &value))
+            .await;
+    }
+
+    /// Every node known, alive, left or dead, one row per name (latest
+    /// generation), sorted by name.
+    pub async fn nodes(&self) -> Vec<NodeInfo> {
+        let self_id = self.handle.chitchat_id().clone();
+        let chitchat = self.handle.chitchat();
+        let chitchat = chitchat.lock().await;
+        let live: HashSet<&ChitchatId> = chitchat.live_nodes().collect();
+        let mut rows: BTreeMap<String, NodeInfo> = BTreeMap::new();
+        for (id, state) in chitchat.node_states() {
+            let node_state = if state.get(KEY_LEAVING).is_some() {
+                NodeState::Left
+            } else if live.contains(id) {
+                NodeState::Alive
+            } else {
+                NodeState::Dead
+            };
+            let row = NodeInfo {
+                name: id.node_id.to_string(),
+                addr: id.gossip_advertise_addr.to_string(),
+                state: node_state,
+                generation: id.generation_id,
+                is_self: *id == self_id,
+                load: state
+                    .get(KEY_LOAD)
+                    .and_then(|v| serde_json::from_str(v).ok()),
+            };
+            match rows.get(&row.name) {
+                Some(old) if old.generation > row.generation => {}
+                _ => {
+                    rows.insert(row.name.clone(), row);
+                }
+            }
+        }
+        rows.into_values().collect()
+    }
+
+    /// Says goodbye: marks this node as leaving, lets a few gossip rounds
+    /// carry the news, and stops.
+    pub async fn leave(&self) {
+        self.handle
+            .with_chitchat(|c| c.self_node_state().set(KEY_LEAVING, "1"))
+            .await;
+        tokio::time::sleep(GOSSIP_INTERVAL * 4).await;
+        if let Err(e) = self.handle.initiate_shutdown() {
+            debug!(error = %e, "gossip shutdown");
+        }
+    }
+}
+
+fn load_json(load: &LoadVector) -> String {
+    serde_json::to_string(load).expect("load vector always serializes")
+}

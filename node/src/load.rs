@@ -1,0 +1,246 @@
+//! This node's load vector: smoothed run queue, CPUs, speed, memory.
+//!
+//! The load is measured the openMosix way: the number of runnable tasks is
+//! sampled ten times a second, averaged over one second, and folded into a
+//! value that rises slowly (so a short burst does not make a node look busy)
+//! and drops at once (so a node that became idle is offered work at once).
+//! Tasks of `mosaicd` itself are not counted.
+//!
+//! The run queue is read from `/proc/*/task/*/stat` of the daemon's own PID
+//! namespace: on a real machine that is the machine; on a namespaced local
+//! node it is that node's processes only, which is what makes the local
+//! cluster's loads differ.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use mosaic_proto::LoadVector;
+
+/// Fraction of the gap closed per second when the load rises.
+pub const RISE_RATE: f64 = 0.3;
+/// How often the run queue is sampled.
+pub const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+/// Samples averaged into one load update.
+pub const SAMPLES_PER_UPDATE: u32 = 10;
+
+/// The smoothing rule: rises slowly, drops at once.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LoadAverager {
+    load: f64,
+}
+
+impl LoadAverager {
+    /// Folds in one update (the mean run queue over the last second).
+    pub fn update(&mut self, sample: f64) -> f64 {
+        if sample >= self.load {
+            self.load += (sample - self.load) * RISE_RATE;
+        } else {
+            self.load = sample;
+        }
+        self.load
+    }
+
+    /// The current value.
+    pub fn load(&self) -> f64 {
+        self.load
+    }
+}
+
+/// Counts runnable tasks under `proc_root` (normally `/proc`), not counting
+/// the tasks of process `exclude`.
+pub fn count_runnable(proc_root: &Path, exclude: u32) -> u32 {
+    let Ok(procs) = std::fs::read_dir(proc_root) else {
+        return 0;
+    };
+    let mut n = 0;
+    for entry in procs.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == exclude {
+            continue;
+        }
+        let Ok(tasks) = std::fs::read_dir(entry.path().join("task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            // Processes come and go while we read: a vanished file is not an error.
+            if let Ok(stat) = std::fs::read_to_string(task.path().join("stat"))
+                && task_state(&stat) == Some('R')
+            {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// The state letter of a `/proc/.../stat` line (the comm field may hold
+/// spaces and parentheses, so look after the last `)`).
+pub fn task_state(stat: &str) -> Option<char> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.trim_start().chars().next()
+}
+
+/// CPUs this process may run on.
+pub fn usable_cpus() -> u32 {
+    std::thread::available_parallelism()
+        .map(|n| n.get() as u32)
+        .unwrap_or(1)
+}
+
+/// `MemTotal` and `MemAvailable` from `/proc/meminfo`, in bytes.
+pub fn meminfo() -> (u64, u64) {
+    let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    parse_meminfo(&text)
+}
+
+fn parse_meminfo(text: &str) -> (u64, u64) {
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .map(|kib| kib * 1024)
+            .unwrap_or(0)
+    };
+    (field("MemTotal:"), field("MemAvailable:"))
+}
+
+/// Relative CPU speed, measured by a 50 ms loop of dependent multiply-adds:
+/// 1000 means 10^9 iterations per second. Calibrating on a busy CPU gives a
+/// low value: set `speed` in the config where that matters.
+pub fn calibrate_speed() -> u32 {
+    let start = Instant::now();
+    let mut x: u64 = 1;
+    let mut iterations: u64 = 0;
+    while start.elapsed() < Duration::from_millis(50) {
+        for _ in 0..10_000 {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+        }
+        iterations += 10_000;
+    }
+    std::hint::black_box(x);
+    let per_sec = iterations as f64 / start.elapsed().as_secs_f64();
+    ((per_sec / 1e6).round() as u32).max(1)
+}
+
+/// Fixed parts of the load vector, decided at start.
+#[derive(Debug, Clone, Copy)]
+pub struct NodeShape {
+    pub cpus: u32,
+    pub speed: u32,
+    pub accepts_guests: bool,
+}
+
+/// Samples the run queue on a plain thread and hands out fresh load vectors.
+pub struct Sampler {
+    rx: tokio::sync::watch::Receiver<LoadVector>,
+}
+
+impl Sampler {
+    /// Starts sampling `/proc`.
+    pub fn start(shape: NodeShape) -> Sampler {
+        let (tx, rx) = tokio::sync::watch::channel(vector(shape, 0.0));
+        let me = std::process::id();
+        std::thread::Builder::new()
+            .name("load-sampler".into())
+            .spawn(move || {
+                let mut avg = LoadAverager::default();
+                loop {
+                    let mut total = 0u32;
+                    for _ in 0..SAMPLES_PER_UPDATE {
+                        total += count_runnable(Path::new("/proc"), me);
+                        std::thread::sleep(SAMPLE_EVERY);
+                    }
+                    let load = avg.update(f64::from(total) / f64::from(SAMPLES_PER_UPDATE));
+                    if tx.send(vector(shape, load)).is_err() {
+                        return; // the daemon is gone
+                    }
+                }
+            })
+            .expect("cannot start the load sampler thread");
+        Sampler { rx }
+    }
+
+    /// The latest load vector.
+    pub fn current(&self) -> LoadVector {
+        self.rx.borrow().clone()
+    }
+}
+
+fn vector(shape: NodeShape, load: f64) -> LoadVector {
+    let (mem_total, mem_free) = meminfo();
+    LoadVector {
+        load: (load * 100.0).round() / 100.0,
+        cpus: shape.cpus,
+        speed: shape.speed,
+        mem_total,
+        mem_free,
+        guests: 0,
+        accepts_guests: shape.accepts_guests,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_rises_slowly_and_drops_at_once() {
+        let mut a = LoadAverager::default();
+        let first = a.update(1.0);
+        assert!(first > 0.0 && first < 0.5, "{first}");
+        for _ in 0..20 {
+            a.update(1.0);
+        }
+        assert!(a.load() > 0.95);
+        assert_eq!(a.update(0.0), 0.0);
+    }
+
+    #[test]
+    fn task_state_survives_odd_names() {
+        assert_eq!(task_state("12 (a) b) R 1 2"), Some('R'));
+        assert_eq!(task_state("12 (sleepy) S 1"), Some('S'));
+        assert_eq!(task_state("garbage"), None);
+    }
+
+    #[test]
+    fn meminfo_parses() {
+        let (t, f) = parse_meminfo("MemTotal:  1000 kB\nMemFree: 1 kB\nMemAvailable:   500 kB\n");
+        assert_eq!((t, f), (1_024_000, 512_000));
+    }
+
+    #[test]
+    fn a_spinning_thread_is_counted_as_runnable() {
+        // Spin in a child process so that excluding ourselves does not hide it.
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "while :; do :; done"])
+            .spawn()
+            .unwrap();
+        let mut seen = 0;
+        for _ in 0..50 {
+            seen = seen.max(count_runnable(Path::new("/proc"), std::process::id()));
+            if seen > 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(seen >= 1, "a busy shell loop was never seen runnable");
+    }
+
+    #[test]
+    fn speed_is_positive() {
+        assert!(calibrate_speed() > 0);
+    }
+}

@@ -1,0 +1,53 @@
+//! The API of `mosaicd`'s local control socket.
+//!
+//! One request per line, one response per line, both JSON. The socket is a
+//! Unix socket readable by root only (`/run/mosaic/mosaicd.sock` by default).
+
+use serde::{Deserialize, Serialize};
+
+use crate::load::{LoadVector, NodeInfo};
+
+/// What the admin CLI asks a daemon.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "request", rename_all = "snake_case")]
+pub enum ControlRequest {
+    /// Every node this daemon knows of, alive or not.
+    Nodes,
+    /// This daemon's own name, address and load.
+    Status,
+}
+
+/// What a daemon answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "response", rename_all = "snake_case")]
+pub enum ControlResponse {
+    /// Answer to [`ControlRequest::Nodes`], sorted by name.
+    Nodes { nodes: Vec<NodeInfo> },
+    /// Answer to [`ControlRequest::Status`].
+    Status {
+        name: String,
+        addr: String,
+        load: LoadVector,
+    },
+    /// The request could not be served; `message` says why, for a human.
+    Error { message: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_as_one_json_line() {
+        for req in [ControlRequest::Nodes, ControlRequest::Status] {
+            let line = serde_json::to_string(&req).unwrap();
+            assert!(!line.contains('\n'));
+            assert_eq!(serde_json::from_str::<ControlRequest>(&line).unwrap(), req);
+        }
+    }
+
+    #[test]
+    fn unknown_request_is_an_error_not_a_panic() {
+        assert!(serde_json::from_str::<ControlRequest>(r#"{"request":"reboot"}"#).is_err());
+    }
+}

@@ -1,0 +1,95 @@
+//! Node identity and the load vector each node publishes through gossip.
+
+use serde::{Deserialize, Serialize};
+
+/// What a node publishes about itself about once a second.
+///
+/// `load` is in units of "single-process loads": one CPU-bound process on
+/// the node adds about 1.0, whatever the node's CPU count or speed. A
+/// balancer normalises it with [`LoadVector::normalized_load`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadVector {
+    /// Smoothed run-queue length, the openMosix way: rises slowly, drops at once.
+    pub load: f64,
+    /// CPUs this node may use.
+    pub cpus: u32,
+    /// Relative CPU speed (calibrated at start, or set in the config).
+    pub speed: u32,
+    /// Total memory in bytes.
+    pub mem_total: u64,
+    /// Memory available for new work in bytes.
+    pub mem_free: u64,
+    /// Guests (migrated processes from other homes) running here.
+    pub guests: u32,
+    /// Whether this node accepts guests.
+    pub accepts_guests: bool,
+}
+
+impl LoadVector {
+    /// Load per CPU, scaled by speed relative to `reference_speed`: what a new
+    /// process would find on this node compared to a node of that speed.
+    pub fn normalized_load(&self, reference_speed: u32) -> f64 {
+        let cpus = f64::from(self.cpus.max(1));
+        let speed = f64::from(self.speed.max(1));
+        self.load / cpus * f64::from(reference_speed.max(1)) / speed
+    }
+}
+
+/// Liveness of a node as seen by the node answering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeState {
+    /// Heard from recently.
+    Alive,
+    /// Said goodbye when it stopped.
+    Left,
+    /// Stopped being heard from without saying goodbye (failure detector).
+    Dead,
+}
+
+impl std::fmt::Display for NodeState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NodeState::Alive => "alive",
+            NodeState::Left => "left",
+            NodeState::Dead => "dead",
+        })
+    }
+}
+
+/// One row of `mosaic nodes`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// Node name, unique in the cluster (`node1`, a host name, ...).
+    pub name: String,
+    /// Address peers gossip with.
+    pub addr: String,
+    /// Alive, left or dead.
+    pub state: NodeState,
+    /// Incremented each time the node restarts.
+    pub generation: u64,
+    /// Whether this row describes the node that answered.
+    pub is_self: bool,
+    /// Last load vector heard from the node, if any.
+    pub load: Option<LoadVector>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalized_load_divides_by_cpus_and_speed() {
+        let v = LoadVector {
+            load: 2.0,
+            cpus: 2,
+            speed: 2000,
+            mem_total: 1,
+            mem_free: 1,
+            guests: 0,
+            accepts_guests: true,
+        };
+        assert_eq!(v.normalized_load(1000), 0.5);
+        assert_eq!(v.normalized_load(2000), 1.0);
+    }
+}
