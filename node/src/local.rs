@@ -123,8 +123,6 @@ impl LocalNode {
 pub struct ClusterState {
     pub port: u16,
     pub key_file: PathBuf,
-    /// Mount points `up` had to create on the host; `down` removes them.
-    pub created_dirs: Vec<PathBuf>,
     pub nodes: Vec<LocalNode>,
 }
 
@@ -202,12 +200,8 @@ pub fn up(opts: &UpOptions) -> anyhow::Result<ClusterState> {
     let mut state = ClusterState {
         port: opts.port,
         key_file: key_file.clone(),
-        created_dirs: Vec::new(),
         nodes: Vec::new(),
     };
-    for mount_point in [NODE_DIR_MOUNT, RUN_MOUNT] {
-        create_dir_recording(Path::new(mount_point), &mut state.created_dirs)?;
-    }
     state.save(dir)?;
     let started = (|| {
         for index in 1..=opts.nodes {
@@ -249,6 +243,12 @@ fn start_node(
         state.port,
     ));
     let node_dir = dir.join(&name);
+    // The nodes' mount points on the host: empty directories, kept after
+    // `down` since other clusters (or a real mosaicd) may use them.
+    for mount_point in [NODE_DIR_MOUNT, RUN_MOUNT] {
+        std::fs::create_dir_all(mount_point)
+            .with_context(|| format!("cannot create mount point {mount_point}"))?;
+    }
     for sub in ["run", "srv"] {
         std::fs::create_dir_all(node_dir.join(sub))
             .with_context(|| format!("cannot create {}", node_dir.join(sub).display()))?;
@@ -373,16 +373,6 @@ pub fn new_key() -> anyhow::Result<ClusterKey> {
     Ok(ClusterKey::from_bytes(bytes))
 }
 
-fn create_dir_recording(path: &Path, created: &mut Vec<PathBuf>) -> anyhow::Result<()> {
-    let mut missing: Vec<&Path> = path.ancestors().take_while(|p| !p.exists()).collect();
-    missing.reverse();
-    for p in missing {
-        std::fs::create_dir(p).with_context(|| format!("cannot create {}", p.display()))?;
-        created.push(p.to_owned());
-    }
-    Ok(())
-}
-
 /// Clones `mosaic <args>` into new mount, UTS and PID namespaces (it is PID 1
 /// there), detached from our session, with stdout/stderr to `log`.
 fn spawn_in_new_namespaces(args: &[String], log: &std::fs::File) -> anyhow::Result<i32> {
@@ -462,9 +452,6 @@ fn cleanup(dir: &Path, state: &ClusterState) {
         let _ = std::fs::remove_file(n.socket_path(dir));
     }
     let _ = std::fs::remove_file(dir.join(STATE_FILE));
-    for d in state.created_dirs.iter().rev() {
-        let _ = std::fs::remove_dir(d);
-    }
 }
 
 /// One row of `cluster status`.
@@ -500,7 +487,6 @@ pub fn status(dir: &Path) -> anyhow::Result<Vec<NodeStatus>> {
 /// Runs `cmd` inside node `name` (its namespaces and CPUs) and returns its
 /// exit code (128+N if killed by signal N, as a shell does).
 pub fn exec(dir: &Path, name: &str, cmd: &[String]) -> anyhow::Result<i32> {
-    use std::os::unix::process::ExitStatusExt;
     require_root("mosaic cluster exec")?;
     let state = ClusterState::load(dir)?;
     let node = state.node(name)?;
@@ -517,14 +503,82 @@ pub fn exec(dir: &Path, name: &str, cmd: &[String]) -> anyhow::Result<i32> {
     if let Some(cpus) = &node.cpus {
         set_affinity(cpus)?;
     }
-    let status = std::process::Command::new(program)
-        .args(args)
+    let signals = forwarded_signals();
+    block(&signals)?;
+    let child = unblocked_in_child(std::process::Command::new(program).args(args))
         .env("MOSAIC_NODE", name)
-        .status()
+        .spawn()
         .with_context(|| format!("cannot run {program} in {name}"))?;
-    Ok(status
-        .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+    // Signals sent to us go to the command, so that killing `cluster exec`
+    // never leaves its command orphaned inside the node.
+    supervise(Pid::from_raw(child.id() as i32), &signals, false)
+}
+
+/// The signals a supervisor passes on to its child.
+fn forwarded_signals() -> nix::sys::signal::SigSet {
+    let mut set = nix::sys::signal::SigSet::empty();
+    for s in [
+        Signal::SIGCHLD,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+    ] {
+        set.add(s);
+    }
+    set
+}
+
+/// Makes `cmd` start with no signal blocked: std's `Command` keeps the
+/// parent's mask, and a supervisor blocks the signals it waits for.
+fn unblocked_in_child(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    use nix::sys::signal::{SigSet, SigmaskHow, sigprocmask};
+    use std::os::unix::process::CommandExt;
+    // SAFETY: sigprocmask is async-signal-safe, as pre_exec requires.
+    unsafe {
+        cmd.pre_exec(|| {
+            sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+                .map_err(std::io::Error::from)
+        })
+    }
+}
+
+fn block(signals: &nix::sys::signal::SigSet) -> anyhow::Result<()> {
+    use nix::sys::signal::{SigmaskHow, sigprocmask};
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(signals), None).context("cannot block signals")
+}
+
+/// Waits for `child` while passing on termination signals to it; with
+/// `reap_orphans`, also reaps every other child (as PID 1 must). Returns the
+/// child's exit code, or 128+N if signal N killed it, as a shell does.
+/// `signals` (from [`forwarded_signals`]) must be blocked already, and
+/// blocked before the child was spawned, so no SIGCHLD is missed.
+fn supervise(
+    child: Pid,
+    signals: &nix::sys::signal::SigSet,
+    reap_orphans: bool,
+) -> anyhow::Result<i32> {
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    loop {
+        // Reap first: the child may have exited before we started waiting.
+        loop {
+            let target = if reap_orphans { None } else { Some(child) };
+            match waitpid(target, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) if pid == child => return Ok(code),
+                Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => {
+                    return Ok(128 + sig as i32);
+                }
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(_) => {} // an orphan, reaped
+            }
+        }
+        match signals.wait()? {
+            Signal::SIGCHLD => {}
+            sig => {
+                let _ = kill(child, sig);
+            }
+        }
+    }
 }
 
 /// Joins the UTS, PID and mount namespaces of process `pid`; our next
@@ -563,9 +617,6 @@ fn set_affinity(cpus: &[usize]) -> anyhow::Result<()> {
 /// reaps orphans, forwards stop signals, and exits with the daemon's status.
 pub fn node_init(name: &str, node_dir: &Path, cpus: Option<&[usize]>) -> anyhow::Result<i32> {
     use nix::mount::{MsFlags, mount};
-    use nix::sys::signal::{SigSet, SigmaskHow, sigprocmask};
-    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-    use std::os::unix::process::CommandExt;
 
     if std::process::id() != 1 {
         bail!(
@@ -606,49 +657,15 @@ pub fn node_init(name: &str, node_dir: &Path, cpus: Option<&[usize]>) -> anyhow:
         set_affinity(cpus)?;
     }
 
-    let mut signals = SigSet::empty();
-    for s in [
-        Signal::SIGCHLD,
-        Signal::SIGTERM,
-        Signal::SIGINT,
-        Signal::SIGHUP,
-        Signal::SIGQUIT,
-    ] {
-        signals.add(s);
-    }
-    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&signals), None)?;
+    let signals = forwarded_signals();
+    block(&signals)?;
     let mosaicd = mosaicd_path();
-    let mut cmd = std::process::Command::new(&mosaicd);
-    cmd.arg("--config").arg(node_dir.join("mosaicd.toml"));
-    // SAFETY: sigprocmask is async-signal-safe; the daemon must not inherit
-    // the signals blocked here for sigwait.
-    unsafe {
-        cmd.pre_exec(|| {
-            sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
-                .map_err(std::io::Error::from)
-        });
-    }
-    let daemon = cmd
+    let daemon = unblocked_in_child(&mut std::process::Command::new(&mosaicd))
+        .arg("--config")
+        .arg(node_dir.join("mosaicd.toml"))
         .spawn()
         .with_context(|| format!("cannot start {}", mosaicd.display()))?;
-    let daemon = Pid::from_raw(daemon.id() as i32);
-    loop {
-        match signals.wait()? {
-            Signal::SIGCHLD => loop {
-                match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                    Ok(WaitStatus::Exited(pid, code)) if pid == daemon => return Ok(code),
-                    Ok(WaitStatus::Signaled(pid, sig, _)) if pid == daemon => {
-                        return Ok(128 + sig as i32);
-                    }
-                    Ok(WaitStatus::StillAlive) | Err(_) => break,
-                    Ok(_) => {} // an orphan of the node, reaped
-                }
-            },
-            _ => {
-                let _ = kill(daemon, Signal::SIGTERM);
-            }
-        }
-    }
+    supervise(Pid::from_raw(daemon.id() as i32), &signals, true)
 }
 
 /// The `mosaicd` binary: `$MOSAICD`, else next to this executable, else `$PATH`.

@@ -31,9 +31,14 @@ pub fn draw(frame: &mut Frame, nodes: &[NodeInfo], problem: Option<&str>) {
     };
     frame.render_widget(Paragraph::new(title), rows[0]);
 
+    // A node that is not alive says so under its bar.
+    let label = |n: &NodeInfo| match n.state {
+        NodeState::Alive => n.name.clone(),
+        state => format!("{} {state}", n.name),
+    };
     let bar_width = nodes
         .iter()
-        .map(|n| n.name.len() as u16)
+        .map(|n| label(n).chars().count() as u16)
         .max()
         .unwrap_or(5)
         .clamp(5, 12);
@@ -58,7 +63,7 @@ pub fn draw(frame: &mut Frame, nodes: &[NodeInfo], problem: Option<&str>) {
             Bar::default()
                 .value(value)
                 .text_value(text)
-                .label(Line::from(n.name.clone()))
+                .label(Line::from(label(n)))
                 .style(Style::default().fg(color))
         })
         .collect();
@@ -97,7 +102,7 @@ pub fn draw(frame: &mut Frame, nodes: &[NodeInfo], problem: Option<&str>) {
             Bar::default()
                 .value(value)
                 .text_value(text)
-                .label(Line::from(n.name.clone()))
+                .label(Line::from(label(n)))
                 .style(Style::default().fg(Color::Cyan))
         })
         .collect();
@@ -145,4 +150,80 @@ pub fn run(mut fetch: impl FnMut() -> Result<Vec<NodeInfo>, String>) -> anyhow::
     })();
     ratatui::restore();
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mosaic_proto::LoadVector;
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    fn node(name: &str, load: f64, state: NodeState) -> NodeInfo {
+        NodeInfo {
+            name: name.into(),
+            addr: "127.0.0.1:1".into(),
+            state,
+            generation: 1,
+            is_self: false,
+            load: Some(LoadVector {
+                load,
+                cpus: 1,
+                speed: 1000,
+                mem_total: 100,
+                mem_free: 50,
+                guests: 0,
+                accepts_guests: true,
+            }),
+        }
+    }
+
+    /// Filled cells in the column of `name`'s label, above it, in the load chart.
+    fn bar_height(buf: &ratatui::buffer::Buffer, name: &str, chart_bottom: u16) -> usize {
+        let width = buf.area.width;
+        let label_row = (0..chart_bottom)
+            .rev()
+            .find(|&y| row_text(buf, y).contains(name))
+            .expect("label row");
+        let x = row_text(buf, label_row).find(name).unwrap() as u16;
+        (0..label_row)
+            .filter(|&y| x < width && buf[(x, y)].symbol() != " " && buf[(x, y)].symbol() != "─")
+            .count()
+    }
+
+    fn row_text(buf: &ratatui::buffer::Buffer, y: u16) -> String {
+        (0..buf.area.width)
+            .map(|x| buf[(x, y)].symbol().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn one_bar_per_node_and_busy_nodes_have_taller_bars() {
+        let nodes = vec![
+            node("node1", 0.0, NodeState::Alive),
+            node("node2", 1.0, NodeState::Alive),
+            node("node3", 0.5, NodeState::Dead),
+        ];
+        let mut term = Terminal::new(TestBackend::new(80, 30)).unwrap();
+        term.draw(|f| draw(f, &nodes, None)).unwrap();
+        let buf = term.backend().buffer().clone();
+        let screen: Vec<String> = (0..30).map(|y| row_text(&buf, y)).collect();
+        let all = screen.join("\n");
+        assert!(all.contains("3 nodes, 2 alive"), "{all}");
+        for n in ["node1", "node2", "node3"] {
+            assert_eq!(
+                all.matches(n).count(),
+                2,
+                "{n} needs one bar in each chart:\n{all}"
+            );
+        }
+        // The load chart is the upper 60%: its labels are above row 19.
+        let h1 = bar_height(&buf, "node1", 19);
+        let h2 = bar_height(&buf, "node2", 19);
+        assert!(
+            h2 > h1 + 5,
+            "busy node2 ({h2}) vs idle node1 ({h1}):\n{all}"
+        );
+        assert!(all.contains("dead"), "{all}");
+    }
 }

@@ -5,3 +5,190 @@
 //! user would see. This library holds the harness: where the binaries are, a
 //! cluster that is torn down when the test ends, and polling helpers (tests
 //! wait for conditions with a deadline, they never assert a time).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use mosaic_proto::NodeInfo;
+
+/// Path of a binary of the workspace, built by `cargo test --workspace`.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let p = dir.join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: run the tests with `cargo test --workspace` so the binaries are built",
+        p.display()
+    );
+    p
+}
+
+/// Fails the test at once unless it runs as root (namespaces and mounts need it).
+pub fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "end-to-end tests create namespaces and mounts: run them as root"
+    );
+}
+
+/// Polls `f` until it returns `Some` or `limit` passes; panics with `what`
+/// and the last observation otherwise.
+pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        match f() {
+            Ok(v) => return v,
+            Err(last) if Instant::now() > deadline => {
+                panic!("timed out after {limit:?} waiting for {what}; last seen: {last}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// A local cluster in a private state directory, stopped when dropped.
+pub struct Cluster {
+    pub dir: PathBuf,
+    pub port: u16,
+    up: bool,
+}
+
+/// The output of a command as text, for assertions and messages.
+pub fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+impl Cluster {
+    /// Starts `nodes` nodes gossiping on `port` (distinct per test so tests
+    /// may run in parallel).
+    pub fn up(name: &str, nodes: u32, port: u16) -> Cluster {
+        require_root();
+        // Orphaned node inits are reparented to us, so we can reap them.
+        // SAFETY: prctl with integer arguments only.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        let dir = std::env::temp_dir().join(format!("mosaic-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut c = Cluster {
+            dir,
+            port,
+            up: false,
+        };
+        let out = c.mosaic(&[
+            "cluster",
+            "up",
+            "--nodes",
+            &nodes.to_string(),
+            "--port",
+            &port.to_string(),
+        ]);
+        assert!(out.status.success(), "cluster up failed: {}", text(&out));
+        c.up = true;
+        c
+    }
+
+    /// A `mosaic` command aimed at this cluster.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin("mosaic"));
+        cmd.env("MOSAIC_CLUSTER_DIR", &self.dir)
+            .env_remove("MOSAIC_SOCKET")
+            .args(args)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs `mosaic args...` and returns its output.
+    pub fn mosaic(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run mosaic")
+    }
+
+    /// Control socket of a node, as seen from the host.
+    pub fn socket(&self, node: &str) -> PathBuf {
+        self.dir.join(node).join("run").join("mosaicd.sock")
+    }
+
+    /// Daemon log of a node.
+    pub fn log(&self, node: &str) -> String {
+        std::fs::read_to_string(self.dir.join(node).join("mosaicd.log")).unwrap_or_default()
+    }
+
+    /// The node table as `node` sees it.
+    pub fn nodes_seen_by(&self, node: &str) -> Result<Vec<NodeInfo>, String> {
+        let socket = self.socket(node);
+        let out = self.mosaic(&["--socket", socket.to_str().unwrap(), "nodes", "--json"]);
+        if !out.status.success() {
+            return Err(text(&out));
+        }
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("{e}: {}", text(&out)))
+    }
+
+    /// `cluster status --json`.
+    pub fn status(&self) -> Vec<serde_json::Value> {
+        let out = self.mosaic(&["cluster", "status", "--json"]);
+        assert!(out.status.success(), "{}", text(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Host PID of a field (`init_pid`, `daemon_pid`) of a node in `cluster status`.
+    pub fn pid_of(&self, node: &str, field: &str) -> Option<i32> {
+        self.status()
+            .into_iter()
+            .find(|n| n["name"] == node)
+            .and_then(|n| n[field].as_i64())
+            .map(|p| p as i32)
+    }
+
+    /// `cluster exec node -- args...`.
+    pub fn exec(&self, node: &str, args: &[&str]) -> Output {
+        let mut all = vec!["cluster", "exec", node, "--"];
+        all.extend_from_slice(args);
+        self.mosaic(&all)
+    }
+
+    /// Stops the cluster and reaps the nodes' init processes.
+    pub fn down(&mut self) -> Output {
+        let inits: Vec<i32> = self
+            .status()
+            .iter()
+            .filter_map(|n| n["init_pid"].as_i64())
+            .map(|p| p as i32)
+            .collect();
+        let out = self.mosaic(&["cluster", "down"]);
+        self.up = false;
+        for pid in inits {
+            reap(pid);
+        }
+        out
+    }
+}
+
+/// Waits for `pid` if it is our child (or orphan reparented to us); a
+/// process that is not ours is left alone.
+pub fn reap(pid: i32) {
+    use nix::sys::wait::{WaitPidFlag, waitpid};
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        match waitpid(nix::unistd::Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
+            Ok(nix::sys::wait::WaitStatus::StillAlive) => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            _ => return,
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if self.up {
+            let _ = self.down();
+        }
+    }
+}
