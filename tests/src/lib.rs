@@ -70,6 +70,11 @@ impl Cluster {
     /// Starts `nodes` nodes gossiping on `port` (distinct per test so tests
     /// may run in parallel).
     pub fn up(name: &str, nodes: u32, port: u16) -> Cluster {
+        Cluster::up_with(name, nodes, port, &[])
+    }
+
+    /// Like [`Cluster::up`], with more `cluster up` options.
+    pub fn up_with(name: &str, nodes: u32, port: u16, extra: &[&str]) -> Cluster {
         require_root();
         // Orphaned node inits are reparented to us, so we can reap them.
         // SAFETY: prctl with integer arguments only.
@@ -82,14 +87,10 @@ impl Cluster {
             port,
             up: false,
         };
-        let out = c.mosaic(&[
-            "cluster",
-            "up",
-            "--nodes",
-            &nodes.to_string(),
-            "--port",
-            &port.to_string(),
-        ]);
+        let (nodes, port) = (nodes.to_string(), port.to_string());
+        let mut args = vec!["cluster", "up", "--nodes", &nodes, "--port", &port];
+        args.extend_from_slice(extra);
+        let out = c.mosaic(&args);
         assert!(out.status.success(), "cluster up failed: {}", text(&out));
         c.up = true;
         c

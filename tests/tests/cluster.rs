@@ -296,8 +296,8 @@ fn three_nodes_gossip_fail_join_refuse_and_leave_nothing_behind() {
 }
 
 #[test]
-fn up_twice_is_refused_and_the_cli_finds_the_local_cluster() {
-    let mut c = Cluster::up("twice", 2, 18946);
+fn up_twice_is_refused_pinning_works_and_the_cli_finds_the_local_cluster() {
+    let mut c = Cluster::up_with("twice", 2, 18946, &["--cpus-per-node", "1"]);
     let out = c.mosaic(&["cluster", "up", "--nodes", "2", "--port", "18946"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -328,6 +328,17 @@ fn up_twice_is_refused_and_the_cli_finds_the_local_cluster() {
     let inside: Vec<NodeInfo> =
         serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", text(&out)));
     assert!(row(&inside, "node2").unwrap().is_self);
+
+    // --cpus-per-node 1: node1 runs on CPU 0, node2 on CPU 1, and says so.
+    for (node, cpu) in [("node1", "0"), ("node2", "1")] {
+        let out = c.exec(node, &["grep", "Cpus_allowed_list", "/proc/self/status"]);
+        let s = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(s.split_whitespace().nth(1), Some(cpu), "{}", text(&out));
+    }
+    assert!(
+        inside.iter().all(|n| n.load.as_ref().unwrap().cpus == 1),
+        "{inside:?}"
+    );
 
     // Unknown node and missing command give one-line reasons.
     let out = c.exec("node9", &["true"]);
