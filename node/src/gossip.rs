@@ -135,6 +135,9 @@ fn is_transient(e: &std::io::Error) -> bool {
 /// This node's membership in the cluster.
 pub struct Membership {
     handle: ChitchatHandle,
+    /// Nodes the failure detector has judged alive at least once: a node
+    /// that is not alive now is *dead* if it was, *joining* if not yet.
+    seen_alive: std::sync::Arc<std::sync::Mutex<HashSet<ChitchatId>>>,
 }
 
 /// What starting membership needs.
@@ -176,7 +179,19 @@ impl Membership {
             &AuthUdpTransport::new(config.key),
         )
         .await?;
-        Ok(Membership { handle })
+        let seen_alive = std::sync::Arc::new(std::sync::Mutex::new(HashSet::new()));
+        let mut watcher = handle.with_chitchat(|c| c.live_nodes_watcher()).await;
+        let seen = seen_alive.clone();
+        tokio::spawn(async move {
+            loop {
+                let live: Vec<ChitchatId> = watcher.borrow_and_update().keys().cloned().collect();
+                seen.lock().unwrap_or_else(|e| e.into_inner()).extend(live);
+                if watcher.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Membership { handle, seen_alive })
     }
 
     /// Publishes this node's load vector.
@@ -194,14 +209,18 @@ impl Membership {
         let chitchat = self.handle.chitchat();
         let chitchat = chitchat.lock().await;
         let live: HashSet<&ChitchatId> = chitchat.live_nodes().collect();
+        let mut seen_alive = self.seen_alive.lock().unwrap_or_else(|e| e.into_inner());
+        seen_alive.extend(live.iter().map(|id| (*id).clone()));
         let mut rows: BTreeMap<String, NodeInfo> = BTreeMap::new();
         for (id, state) in chitchat.node_states() {
             let node_state = if state.get(KEY_LEAVING).is_some() {
                 NodeState::Left
             } else if live.contains(id) {
                 NodeState::Alive
-            } else {
+            } else if seen_alive.contains(id) {
                 NodeState::Dead
+            } else {
+                NodeState::Joining
             };
             let row = NodeInfo {
                 name: id.node_id.to_string(),

@@ -215,7 +215,36 @@ pub fn up(opts: &UpOptions) -> anyhow::Result<ClusterState> {
         cleanup(dir, &state);
         return Err(e);
     }
+    wait_until_converged(&state, dir);
     Ok(state)
+}
+
+/// Waits (a bounded time) until the first node sees every node alive, so
+/// that `mosaic nodes` right after `up` shows the whole cluster.
+fn wait_until_converged(state: &ClusterState, dir: &Path) {
+    let Some(first) = state.nodes.first() else {
+        return;
+    };
+    let deadline = Instant::now() + START_TIMEOUT;
+    while Instant::now() < deadline {
+        if let Ok(mut c) = crate::control::Client::connect(&first.socket_path(dir))
+            && let Ok(mosaic_proto::ControlResponse::Nodes { nodes }) =
+                c.request(&mosaic_proto::ControlRequest::Nodes)
+            && nodes
+                .iter()
+                .filter(|n| n.state == mosaic_proto::NodeState::Alive)
+                .count()
+                >= state.nodes.len()
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!(
+        "warning: {} does not see every node alive yet; see `mosaic nodes` and the logs in {}",
+        first.name,
+        dir.display()
+    );
 }
 
 /// Adds one node to the running local cluster (optionally with another key

@@ -39,6 +39,8 @@ impl LoadVector {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NodeState {
+    /// Heard of, but not yet heard from often enough to be judged alive.
+    Joining,
     /// Heard from recently.
     Alive,
     /// Said goodbye when it stopped.
@@ -50,6 +52,7 @@ pub enum NodeState {
 impl std::fmt::Display for NodeState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
+            NodeState::Joining => "joining",
             NodeState::Alive => "alive",
             NodeState::Left => "left",
             NodeState::Dead => "dead",
