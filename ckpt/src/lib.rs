@@ -1,13 +1,75 @@
 //! # mosaic-ckpt: capture and restore of one process's user context
 //!
-//! This crate owns everything needed to stop a running, unmodified,
-//! single-threaded x86-64 Linux process with ptrace and capture its *user
-//! context* (memory regions and the pages that exist, general and xstate
-//! registers, fs/gs base, signal handlers, masks and pending signals, the
-//! alternate signal stack, brk and the other mm fields, rseq, the syscall it
-//! was in), and to restore that context into a fresh stub process so that it
-//! continues as if nothing happened. It also answers *cantmove*: why a process
-//! cannot be captured. It knows nothing about networks or nodes; the image type
-//! it produces lives in `mosaic-proto`.
+//! This crate stops a running, unmodified, single-threaded x86-64 Linux
+//! process with ptrace and captures its *user context* (memory areas and the
+//! pages that exist, general and xstate registers, fs/gs base, signal
+//! dispositions, mask, queued signals and alternate stack, brk and the other
+//! mm fields, tid address, robust list, rseq, the system call it was in), and
+//! restores that context into a fresh stub process so that it continues as if
+//! nothing happened. It also answers *cantmove*: why a process cannot be
+//! captured. It knows nothing about networks or nodes; the image format lives
+//! in `mosaic_proto::image`.
 //!
-//! Status: not written yet (issue "ckpt: capture a running x86-64 process").
+//! Modules: [`ptrace`] (a stopped tracee, injection of system calls),
+//! [`procfs`] (what `/proc` says), [`cantmove`], [`capture`], [`restore`],
+//! [`restart`] (how an interrupted system call resumes).
+//!
+//! Why by hand: CRIU does this in C with a parasite blob; no Rust crate
+//! restores a process. We inject single system calls with
+//! `PTRACE_SINGLESTEP` over a `syscall` instruction instead of a parasite:
+//! slower per call (tens of microseconds), but a capture needs a dozen calls
+//! and a restore a few per memory area, and there is no blob to build.
+
+pub mod cantmove;
+pub mod capture;
+pub mod procfs;
+pub mod ptrace;
+pub mod restart;
+pub mod restore;
+
+use thiserror::Error;
+
+pub use capture::{CaptureOptions, capture};
+pub use restore::{RestoreOptions, StdioMode, restore};
+
+/// What went wrong while capturing or restoring.
+#[derive(Debug, Error)]
+pub enum CkptError {
+    #[error("process {pid} cannot be captured: {}", .reasons.join("; "))]
+    CantMove { pid: i32, reasons: Vec<String> },
+    #[error(
+        "cannot attach to process {pid}: {errno} (does it exist, and is no debugger attached?)"
+    )]
+    Attach { pid: i32, errno: nix::errno::Errno },
+    #[error("process {0} exited during the operation")]
+    Gone(i32),
+    #[error("{0} failed: {1}")]
+    Ptrace(&'static str, nix::errno::Errno),
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+    #[error("cannot parse {0}")]
+    Parse(String),
+    #[error("no `syscall` instruction found in the process to inject system calls with")]
+    NoSyscallInsn,
+    #[error("{what} inside the process failed: {errno}")]
+    Injected {
+        what: &'static str,
+        errno: nix::errno::Errno,
+    },
+    #[error(transparent)]
+    Image(#[from] mosaic_proto::image::ImageError),
+    #[error(
+        "{path} changed since the checkpoint ({what}); restore needs the same file (or a checkpoint made with --embed-files)"
+    )]
+    FileChanged { path: String, what: String },
+    #[error(
+        "fd {fd} is {what}: a stand-alone restore reopens only regular files and /dev/null{hint}"
+    )]
+    UnsupportedFd {
+        fd: i32,
+        what: String,
+        hint: &'static str,
+    },
+    #[error("restore failed: {0}")]
+    Restore(String),
+}

@@ -30,6 +30,7 @@
 //!
 //! This crate holds no migration logic: that belongs to ckpt/deputy/remote.
 
+pub mod checkpoint;
 pub mod config;
 pub mod control;
 pub mod daemon;
@@ -38,6 +39,7 @@ pub mod load;
 pub mod local;
 pub mod mon;
 pub mod net;
+pub mod supervise;
 
 /// Default path of the control socket.
 pub const DEFAULT_SOCKET: &str = "/run/mosaic/mosaicd.sock";

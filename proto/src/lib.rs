@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod control;
+pub mod image;
 pub mod load;
 
 pub use auth::{AuthError, ClusterKey};

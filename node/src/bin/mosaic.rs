@@ -43,11 +43,47 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Save a running process to an image file.
+    Checkpoint {
+        /// The process.
+        pid: i32,
+        /// The image file to write.
+        #[arg(long, short)]
+        output: PathBuf,
+        /// What happens to the process afterwards.
+        #[arg(long, value_enum, default_value = "leave-running")]
+        then: mosaic_node::checkpoint::After,
+        /// Shorthand for --then kill.
+        #[arg(long, conflicts_with_all = ["then", "stop"])]
+        kill: bool,
+        /// Shorthand for --then stop.
+        #[arg(long, conflicts_with = "then")]
+        stop: bool,
+        /// Carry the pages of mapped files too (the image then needs no file).
+        #[arg(long)]
+        embed_files: bool,
+    },
+    /// Bring a process back from an image file and wait for it.
+    Restore {
+        /// The image file.
+        image: PathBuf,
+        /// `inherit`: give the process this command's stdin, stdout and stderr.
+        #[arg(long, value_enum, default_value = "image")]
+        stdio: StdioArg,
+    },
     /// A whole cluster on this machine, one namespaced node per mosaicd.
     Cluster {
         #[command(subcommand)]
         command: ClusterCommand,
     },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum StdioArg {
+    /// Reopen the files the image had.
+    Image,
+    /// Use this command's own stdin, stdout, stderr.
+    Inherit,
 }
 
 #[derive(Subcommand, Debug)]
@@ -140,6 +176,31 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             })?;
         }
         Command::Keygen { output, force } => keygen(&output, force)?,
+        Command::Checkpoint {
+            pid,
+            output,
+            then,
+            kill,
+            stop,
+            embed_files,
+        } => {
+            use mosaic_node::checkpoint::After;
+            let after = if kill {
+                After::Kill
+            } else if stop {
+                After::Stop
+            } else {
+                then
+            };
+            mosaic_node::checkpoint::checkpoint(pid, &output, after, embed_files)?;
+        }
+        Command::Restore { image, stdio } => {
+            let mode = match stdio {
+                StdioArg::Image => mosaic_ckpt::StdioMode::FromImage,
+                StdioArg::Inherit => mosaic_ckpt::StdioMode::Inherit,
+            };
+            return mosaic_node::checkpoint::restore(&image, mode);
+        }
         Command::Cluster { command } => return cluster(command, dir),
     }
     Ok(0)

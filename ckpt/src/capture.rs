@@ -1,0 +1,464 @@
+//! Capture: stop a process and write its image.
+//!
+//! The process is seized and interrupted wherever it is. State the kernel
+//! shows through ptrace or `/proc` is read from outside; what only the process
+//! itself can ask for (signal dispositions, the alternate stack, the tid
+//! address, the current brk) is asked by system calls injected through a
+//! `syscall` instruction of its vDSO, with a scratch page mapped for the
+//! answers and unmapped afterwards. Memory areas come from `/proc/PID/maps`;
+//! only pages that exist are written (`/proc/PID/pagemap`), and pages of a
+//! private file mapping that are still the file's are sent by reference
+//! unless `embed_files` is set.
+//!
+//! On any failure the process is released exactly as it was.
+
+use std::io::Write;
+
+use mosaic_proto::image::{
+    AltStack, Backing, FdInfo, FdKind, FileId, ImageMeta, ImageWriter, MmFields, PAGE_SIZE,
+    PendingSignal, Rseq, SigAction, Vma,
+};
+use nix::unistd::Pid;
+
+use crate::procfs::{self, MapLine, PM_FILE, PM_PRESENT, PM_SWAPPED, Pagemap};
+use crate::ptrace::Tracee;
+use crate::{CkptError, cantmove};
+
+/// How to capture.
+#[derive(Debug, Clone, Default)]
+pub struct CaptureOptions {
+    /// Carry clean pages of private file mappings in the image instead of
+    /// referring to the files.
+    pub embed_files: bool,
+}
+
+/// What a capture measured.
+#[derive(Debug, Clone, Default)]
+pub struct CaptureStats {
+    pub pages: u64,
+    pub image_bytes: u64,
+    pub vmas: usize,
+}
+
+/// Largest read from the process at once.
+const CHUNK: u64 = 4 << 20;
+
+/// Captures process `pid` into `out`. On success the process is left
+/// stopped under our ptrace: the caller decides whether it goes on
+/// ([`Tracee::release`]), stops, or dies. `progress(done, total)` is called
+/// as page bytes are written.
+pub fn capture<W: Write>(
+    pid: i32,
+    opts: &CaptureOptions,
+    out: W,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(Tracee, CaptureStats), CkptError> {
+    let reasons = cantmove::reasons(pid)?;
+    if !reasons.is_empty() {
+        return Err(CkptError::CantMove { pid, reasons });
+    }
+    let mut tracee = Tracee::seize(Pid::from_raw(pid))?;
+    match capture_stopped(&mut tracee, opts, out, progress) {
+        Ok(stats) => Ok((tracee, stats)),
+        Err(e) => {
+            // Leave the process exactly as it was.
+            if let Err(re) = tracee.release() {
+                tracing::error!(pid, error = %re, "could not release process after a failed capture");
+            }
+            Err(e)
+        }
+    }
+}
+
+fn capture_stopped<W: Write>(
+    t: &mut Tracee,
+    opts: &CaptureOptions,
+    out: W,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<CaptureStats, CkptError> {
+    let pid = t.pid.as_raw();
+    // A thread may have been born between the check and the stop.
+    let reasons = cantmove::reasons(pid)?
+        .into_iter()
+        .filter(|r| !r.starts_with("it is traced by"))
+        .collect::<Vec<_>>();
+    if !reasons.is_empty() {
+        return Err(CkptError::CantMove { pid, reasons });
+    }
+    let regs = t.regs()?;
+    let xstate = t.xstate()?;
+    let sigmask = t.sigmask()?;
+    let mut pending = Vec::new();
+    for shared in [false, true] {
+        for siginfo in t.pending(shared)? {
+            pending.push(PendingSignal { shared, siginfo });
+        }
+    }
+    let rseq = t.rseq()?.map(|(addr, len, sig)| Rseq { addr, len, sig });
+    let robust_list = robust_list(pid)?;
+    let mut mm = mm_fields(pid)?;
+
+    let maps_before = procfs::maps(pid)?;
+    let insn = find_syscall_insn(t, &maps_before, regs.rip)?;
+    t.set_syscall_insn(insn);
+    let injected = Injected::ask(t)?;
+    mm.brk = injected.brk;
+
+    let maps = procfs::maps(pid)?;
+    let pagemap = Pagemap::open(pid)?;
+    let mut vmas = Vec::new();
+    for m in &maps {
+        if let Some(v) = vma_of(m, &pagemap, opts)? {
+            vmas.push(v);
+        }
+    }
+    let meta = ImageMeta {
+        pid,
+        exe: std::fs::read_link(format!("/proc/{pid}/exe"))
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        cmdline: std::fs::read(format!("/proc/{pid}/cmdline"))
+            .unwrap_or_default()
+            .split(|b| *b == 0)
+            .filter(|s| !s.is_empty())
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect(),
+        regs,
+        xstate,
+        sigmask,
+        sigactions: injected.sigactions,
+        pending,
+        altstack: injected.altstack,
+        mm,
+        tid_address: injected.tid_address,
+        robust_list,
+        rseq,
+        vmas,
+        fds: fds(pid)?,
+    };
+
+    let total = meta.page_count() * PAGE_SIZE;
+    let mut w = ImageWriter::new(
+        CountingWriter {
+            inner: out,
+            count: 0,
+        },
+        &meta,
+    )?;
+    let mut buf = Vec::new();
+    let mut done = 0;
+    for v in &meta.vmas {
+        for &(addr, n) in &v.pages {
+            let mut off = 0;
+            while off < n * PAGE_SIZE {
+                let len = (n * PAGE_SIZE - off).min(CHUNK);
+                buf.resize(len as usize, 0);
+                t.read_mem(addr + off, &mut buf)?;
+                w.write_pages(&buf)?;
+                off += len;
+                done += len;
+                progress(done, total);
+            }
+        }
+    }
+    let counted = w.finish()?;
+    Ok(CaptureStats {
+        pages: meta.page_count(),
+        image_bytes: counted.count,
+        vmas: meta.vmas.len(),
+    })
+}
+
+struct CountingWriter<W> {
+    inner: W,
+    count: u64,
+}
+
+impl<W: Write> Write for CountingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn robust_list(pid: i32) -> Result<(u64, u64), CkptError> {
+    let mut head: u64 = 0;
+    let mut len: usize = 0;
+    // SAFETY: get_robust_list writes one pointer and one size_t to the two
+    // valid locations we pass.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_get_robust_list,
+            pid,
+            &mut head as *mut u64,
+            &mut len as *mut usize,
+        )
+    };
+    if r != 0 {
+        return Err(CkptError::Ptrace(
+            "get_robust_list",
+            nix::errno::Errno::last(),
+        ));
+    }
+    Ok((head, len as u64))
+}
+
+fn mm_fields(pid: i32) -> Result<MmFields, CkptError> {
+    let f = procfs::stat_fields(pid)?;
+    let num = |i: usize| -> Result<u64, CkptError> {
+        f.get(i)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| CkptError::Parse(format!("/proc/{pid}/stat field {i}")))
+    };
+    Ok(MmFields {
+        start_code: num(26)?,
+        end_code: num(27)?,
+        start_stack: num(28)?,
+        start_data: num(45)?,
+        end_data: num(46)?,
+        start_brk: num(47)?,
+        brk: 0,
+        arg_start: num(48)?,
+        arg_end: num(49)?,
+        env_start: num(50)?,
+        env_end: num(51)?,
+        auxv: procfs::auxv(pid)?,
+    })
+}
+
+/// A `syscall` instruction (0f 05) in the vDSO, or the one the process is
+/// stopped after.
+fn find_syscall_insn(t: &Tracee, maps: &[MapLine], rip: u64) -> Result<u64, CkptError> {
+    if let Some(vdso) = maps.iter().find(|m| m.name == "[vdso]") {
+        let mut text = vec![0u8; (vdso.end - vdso.start) as usize];
+        t.read_mem(vdso.start, &mut text)?;
+        if let Some(i) = text.windows(2).position(|w| w == [0x0f, 0x05]) {
+            return Ok(vdso.start + i as u64);
+        }
+    }
+    let mut two = [0u8; 2];
+    if rip >= 2 && t.read_mem(rip - 2, &mut two).is_ok() && two == [0x0f, 0x05] {
+        return Ok(rip - 2);
+    }
+    Err(CkptError::NoSyscallInsn)
+}
+
+/// What only the process itself can tell, asked by injected system calls.
+struct Injected {
+    sigactions: Vec<SigAction>,
+    altstack: AltStack,
+    tid_address: u64,
+    brk: u64,
+}
+
+impl Injected {
+    fn ask(t: &mut Tracee) -> Result<Injected, CkptError> {
+        let pid = t.pid.as_raw();
+        let scratch = t.syscall_ok(
+            "mmap of a scratch page",
+            libc::SYS_mmap,
+            [
+                0,
+                PAGE_SIZE,
+                (libc::PROT_READ | libc::PROT_WRITE) as u64,
+                (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64,
+                u64::MAX,
+                0,
+            ],
+        )?;
+        let result = Self::ask_with(t, pid, scratch);
+        let unmapped = t.syscall_ok(
+            "munmap of the scratch page",
+            libc::SYS_munmap,
+            [scratch, PAGE_SIZE, 0, 0, 0, 0],
+        );
+        let r = result?;
+        unmapped?;
+        Ok(r)
+    }
+
+    fn ask_with(t: &mut Tracee, pid: i32, scratch: u64) -> Result<Injected, CkptError> {
+        let mask = |name: &str| -> Result<u64, CkptError> {
+            u64::from_str_radix(&procfs::status_field(pid, name)?, 16)
+                .map_err(|_| CkptError::Parse(name.into()))
+        };
+        let interesting = mask("SigCgt")? | mask("SigIgn")?;
+        let mut sigactions = Vec::new();
+        for signo in 1..=64u32 {
+            if interesting & (1 << (signo - 1)) == 0 {
+                continue;
+            }
+            t.syscall_ok(
+                "rt_sigaction",
+                libc::SYS_rt_sigaction,
+                [signo as u64, 0, scratch, 8, 0, 0],
+            )?;
+            let mut raw = [0u8; 32];
+            t.read_mem(scratch, &mut raw)?;
+            let word =
+                |i: usize| u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+            sigactions.push(SigAction {
+                signo,
+                handler: word(0),
+                flags: word(1),
+                restorer: word(2),
+                mask: word(3),
+            });
+        }
+        t.syscall_ok(
+            "sigaltstack",
+            libc::SYS_sigaltstack,
+            [0, scratch, 0, 0, 0, 0],
+        )?;
+        let mut raw = [0u8; 24];
+        t.read_mem(scratch, &mut raw)?;
+        let altstack = AltStack {
+            sp: u64::from_le_bytes(raw[0..8].try_into().expect("8 bytes")),
+            flags: i32::from_le_bytes(raw[8..12].try_into().expect("4 bytes")),
+            size: u64::from_le_bytes(raw[16..24].try_into().expect("8 bytes")),
+        };
+        t.syscall_ok(
+            "prctl(PR_GET_TID_ADDRESS)",
+            libc::SYS_prctl,
+            [libc::PR_GET_TID_ADDRESS as u64, scratch, 0, 0, 0, 0],
+        )?;
+        let mut raw = [0u8; 8];
+        t.read_mem(scratch, &mut raw)?;
+        let tid_address = u64::from_le_bytes(raw);
+        let brk = t.syscall_ok("brk(0)", libc::SYS_brk, [0; 6])?;
+        Ok(Injected {
+            sigactions,
+            altstack,
+            tid_address,
+            brk,
+        })
+    }
+}
+
+fn vma_of(m: &MapLine, pagemap: &Pagemap, opts: &CaptureOptions) -> Result<Option<Vma>, CkptError> {
+    let backing = match m.name.as_str() {
+        "[vsyscall]" => return Ok(None),
+        "[vdso]" => Backing::Vdso,
+        "[vvar]" => Backing::Vvar,
+        "[vvar_vclock]" => Backing::VvarVclock,
+        "[stack]" => Backing::Stack,
+        name if m.inode != 0 && name.starts_with('/') => {
+            let st = std::fs::metadata(name).map_err(|e| CkptError::Io(name.to_string(), e))?;
+            use std::os::unix::fs::MetadataExt;
+            if st.ino() != m.inode {
+                return Err(CkptError::CantMove {
+                    pid: 0,
+                    reasons: vec![format!("{name} was replaced since the process mapped it")],
+                });
+            }
+            if m.shared {
+                // Read-only shared mappings (writable ones are refused by cantmove).
+                Backing::File {
+                    file: file_id(name, &st),
+                    offset: m.offset,
+                }
+            } else if opts.embed_files {
+                Backing::EmbeddedFile {
+                    path: name.to_string(),
+                    offset: m.offset,
+                }
+            } else {
+                Backing::File {
+                    file: file_id(name, &st),
+                    offset: m.offset,
+                }
+            }
+        }
+        _ => Backing::Anon,
+    };
+    let carries = |e: u64| -> bool {
+        match &backing {
+            Backing::Vdso | Backing::Vvar | Backing::VvarVclock => false,
+            // Only the private copies: pages still the file's come from it.
+            Backing::File { .. } if m.shared => false,
+            Backing::File { .. } => {
+                e & PM_SWAPPED != 0 || (e & PM_PRESENT != 0 && e & PM_FILE == 0)
+            }
+            _ => e & (PM_PRESENT | PM_SWAPPED) != 0,
+        }
+    };
+    let mut pages: Vec<(u64, u64)> = Vec::new();
+    if !matches!(backing, Backing::Vdso | Backing::Vvar | Backing::VvarVclock) {
+        let entries = pagemap.entries(m.start, m.end)?;
+        for (i, e) in entries.iter().enumerate() {
+            if !carries(*e) {
+                continue;
+            }
+            let addr = m.start + i as u64 * PAGE_SIZE;
+            match pages.last_mut() {
+                Some((start, n)) if *start + *n * PAGE_SIZE == addr => *n += 1,
+                _ => pages.push((addr, 1)),
+            }
+        }
+    }
+    let prot = m.prot() | if m.shared { SHARED_FLAG } else { 0 };
+    Ok(Some(Vma {
+        start: m.start,
+        end: m.end,
+        prot,
+        backing,
+        pages,
+    }))
+}
+
+/// Marks a shared mapping in `Vma::prot` (above the PROT_* bits).
+pub const SHARED_FLAG: u32 = 1 << 16;
+
+fn file_id(path: &str, st: &std::fs::Metadata) -> FileId {
+    use std::os::unix::fs::MetadataExt;
+    FileId {
+        path: path.to_string(),
+        dev: st.dev(),
+        inode: st.ino(),
+        size: st.size(),
+        mtime_ns: st.mtime() * 1_000_000_000 + st.mtime_nsec(),
+    }
+}
+
+/// Character devices a stand-alone restore may reopen by path.
+const REOPENABLE_DEVICES: &[&str] = &[
+    "/dev/null",
+    "/dev/zero",
+    "/dev/full",
+    "/dev/random",
+    "/dev/urandom",
+];
+
+fn fds(pid: i32) -> Result<Vec<FdInfo>, CkptError> {
+    use std::os::unix::fs::FileTypeExt;
+    let mut out = Vec::new();
+    for (fd, target) in procfs::fds(pid)? {
+        let is_file = target.starts_with('/')
+            && !target.ends_with(" (deleted)")
+            && std::fs::metadata(&target).is_ok_and(|m| m.file_type().is_file());
+        let kind = if is_file || REOPENABLE_DEVICES.contains(&target.as_str()) {
+            let (pos, flags) = procfs::fdinfo(pid, fd)?;
+            FdKind::Path {
+                path: target,
+                flags,
+                pos,
+            }
+        } else {
+            let what = match std::fs::metadata(&target) {
+                Ok(m) if m.file_type().is_char_device() => {
+                    format!("a terminal or device ({target})")
+                }
+                _ if target.starts_with("pipe:") => format!("a pipe ({target})"),
+                _ if target.starts_with("socket:") => format!("a socket ({target})"),
+                _ => target,
+            };
+            FdKind::Other { what }
+        };
+        out.push(FdInfo { fd, kind });
+    }
+    Ok(out)
+}

@@ -1,0 +1,380 @@
+//! A stopped tracee: registers, signal state, memory, and system calls
+//! injected into it.
+//!
+//! Every ptrace request for a tracee must come from the thread that attached
+//! it; a [`Tracee`] is therefore not `Send`.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+
+use mosaic_proto::image::Regs;
+use nix::sys::ptrace;
+use nix::sys::signal::Signal;
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+use crate::CkptError;
+
+const PTRACE_GETREGSET: libc::c_uint = 0x4204;
+const PTRACE_SETREGSET: libc::c_uint = 0x4205;
+const PTRACE_PEEKSIGINFO: libc::c_uint = 0x4209;
+const PTRACE_GETSIGMASK: libc::c_uint = 0x420a;
+const PTRACE_SETSIGMASK: libc::c_uint = 0x420b;
+const PTRACE_GET_RSEQ_CONFIGURATION: libc::c_uint = 0x420f;
+const NT_X86_XSTATE: usize = 0x202;
+const PTRACE_PEEKSIGINFO_SHARED: u32 = 1;
+/// Largest xstate buffer we offer the kernel (AMX needs ~11 KiB).
+const XSTATE_MAX: usize = 16384;
+
+/// A process stopped under our ptrace.
+pub struct Tracee {
+    pub pid: Pid,
+    mem: File,
+    /// Address of a `syscall` instruction in the tracee, for injection.
+    syscall_insn: Option<u64>,
+    /// Signals that arrived while we injected, to deliver on release.
+    pub deferred_signals: Vec<Signal>,
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+fn raw_ptrace(req: libc::c_uint, pid: Pid, addr: usize, data: usize) -> nix::Result<libc::c_long> {
+    // SAFETY: raw ptrace request; callers pass addr/data valid for `req`
+    // (pointers into live buffers of the right size).
+    let r = unsafe { libc::ptrace(req, pid.as_raw(), addr, data) };
+    if r < 0 {
+        Err(nix::errno::Errno::last())
+    } else {
+        Ok(r)
+    }
+}
+
+impl Tracee {
+    /// Attaches to `pid` with `PTRACE_SEIZE` and stops it wherever it is
+    /// (inside a blocking system call too).
+    pub fn seize(pid: Pid) -> Result<Tracee, CkptError> {
+        ptrace::seize(pid, ptrace::Options::empty()).map_err(|e| CkptError::Attach {
+            pid: pid.as_raw(),
+            errno: e,
+        })?;
+        ptrace::interrupt(pid).map_err(|e| CkptError::Ptrace("PTRACE_INTERRUPT", e))?;
+        let mut deferred = Vec::new();
+        loop {
+            match waitpid(pid, Some(WaitPidFlag::__WALL))
+                .map_err(|e| CkptError::Ptrace("waitpid", e))?
+            {
+                WaitStatus::PtraceEvent(_, _, _) | WaitStatus::Stopped(_, Signal::SIGSTOP) => break,
+                WaitStatus::Stopped(_, sig) => {
+                    // A signal arrived before our interrupt: keep it for later.
+                    deferred.push(sig);
+                    ptrace::cont(pid, None).map_err(|e| CkptError::Ptrace("PTRACE_CONT", e))?;
+                }
+                WaitStatus::Exited(..) | WaitStatus::Signaled(..) => {
+                    return Err(CkptError::Gone(pid.as_raw()));
+                }
+                _ => {}
+            }
+        }
+        Tracee::new(pid, deferred)
+    }
+
+    /// Wraps a child that stopped itself after `PTRACE_TRACEME`.
+    pub fn from_stopped_child(pid: Pid) -> Result<Tracee, CkptError> {
+        Tracee::new(pid, Vec::new())
+    }
+
+    fn new(pid: Pid, deferred_signals: Vec<Signal>) -> Result<Tracee, CkptError> {
+        let mem = File::options()
+            .read(true)
+            .write(true)
+            .open(format!("/proc/{pid}/mem"))
+            .map_err(|e| CkptError::Io(format!("/proc/{pid}/mem"), e))?;
+        Ok(Tracee {
+            pid,
+            mem,
+            syscall_insn: None,
+            deferred_signals,
+            _not_send: std::marker::PhantomData,
+        })
+    }
+
+    /// General registers.
+    pub fn regs(&self) -> Result<Regs, CkptError> {
+        let r = ptrace::getregs(self.pid).map_err(|e| CkptError::Ptrace("PTRACE_GETREGS", e))?;
+        Ok(from_user_regs(&r))
+    }
+
+    /// Sets general registers.
+    pub fn set_regs(&self, regs: &Regs) -> Result<(), CkptError> {
+        ptrace::setregs(self.pid, to_user_regs(regs))
+            .map_err(|e| CkptError::Ptrace("PTRACE_SETREGS", e))
+    }
+
+    /// The `NT_X86_XSTATE` register set.
+    pub fn xstate(&self) -> Result<Vec<u8>, CkptError> {
+        let mut buf = vec![0u8; XSTATE_MAX];
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        raw_ptrace(
+            PTRACE_GETREGSET,
+            self.pid,
+            NT_X86_XSTATE,
+            &mut iov as *mut _ as usize,
+        )
+        .map_err(|e| CkptError::Ptrace("PTRACE_GETREGSET(xstate)", e))?;
+        buf.truncate(iov.iov_len);
+        Ok(buf)
+    }
+
+    /// Sets the `NT_X86_XSTATE` register set.
+    pub fn set_xstate(&self, xstate: &[u8]) -> Result<(), CkptError> {
+        let mut buf = xstate.to_vec();
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        raw_ptrace(
+            PTRACE_SETREGSET,
+            self.pid,
+            NT_X86_XSTATE,
+            &mut iov as *mut _ as usize,
+        )
+        .map_err(|e| CkptError::Ptrace("PTRACE_SETREGSET(xstate)", e))?;
+        Ok(())
+    }
+
+    /// The blocked-signal mask.
+    pub fn sigmask(&self) -> Result<u64, CkptError> {
+        let mut mask = 0u64;
+        raw_ptrace(
+            PTRACE_GETSIGMASK,
+            self.pid,
+            8,
+            &mut mask as *mut u64 as usize,
+        )
+        .map_err(|e| CkptError::Ptrace("PTRACE_GETSIGMASK", e))?;
+        Ok(mask)
+    }
+
+    /// Sets the blocked-signal mask.
+    pub fn set_sigmask(&self, mask: u64) -> Result<(), CkptError> {
+        let m = mask;
+        raw_ptrace(PTRACE_SETSIGMASK, self.pid, 8, &m as *const u64 as usize)
+            .map_err(|e| CkptError::Ptrace("PTRACE_SETSIGMASK", e))?;
+        Ok(())
+    }
+
+    /// Queued signals (thread-private, or process-wide with `shared`), as
+    /// raw 128-byte siginfos, without dequeuing them.
+    pub fn pending(&self, shared: bool) -> Result<Vec<Vec<u8>>, CkptError> {
+        #[repr(C)]
+        struct PeekArgs {
+            off: u64,
+            flags: u32,
+            nr: i32,
+        }
+        let mut out = Vec::new();
+        loop {
+            let mut buf = [0u8; 128 * 16];
+            let args = PeekArgs {
+                off: out.len() as u64,
+                flags: if shared { PTRACE_PEEKSIGINFO_SHARED } else { 0 },
+                nr: 16,
+            };
+            let n = raw_ptrace(
+                PTRACE_PEEKSIGINFO,
+                self.pid,
+                &args as *const _ as usize,
+                buf.as_mut_ptr() as usize,
+            )
+            .map_err(|e| CkptError::Ptrace("PTRACE_PEEKSIGINFO", e))?;
+            if n <= 0 {
+                return Ok(out);
+            }
+            for i in 0..n as usize {
+                out.push(buf[i * 128..(i + 1) * 128].to_vec());
+            }
+        }
+    }
+
+    /// rseq registration: (address, length, signature), if any.
+    pub fn rseq(&self) -> Result<Option<(u64, u32, u32)>, CkptError> {
+        #[repr(C)]
+        #[derive(Default)]
+        struct RseqConf {
+            abi_ptr: u64,
+            len: u32,
+            sig: u32,
+            flags: u32,
+            pad: u32,
+        }
+        let mut conf = RseqConf::default();
+        raw_ptrace(
+            PTRACE_GET_RSEQ_CONFIGURATION,
+            self.pid,
+            std::mem::size_of::<RseqConf>(),
+            &mut conf as *mut _ as usize,
+        )
+        .map_err(|e| CkptError::Ptrace("PTRACE_GET_RSEQ_CONFIGURATION", e))?;
+        Ok((conf.abi_ptr != 0).then_some((conf.abi_ptr, conf.len, conf.sig)))
+    }
+
+    /// Reads tracee memory (any protection).
+    pub fn read_mem(&self, addr: u64, buf: &mut [u8]) -> Result<(), CkptError> {
+        self.mem.read_exact_at(buf, addr).map_err(|e| {
+            CkptError::Io(
+                format!("reading {} bytes at {addr:#x} of {}", buf.len(), self.pid),
+                e,
+            )
+        })
+    }
+
+    /// Writes tracee memory (any protection; private pages are copied on write).
+    pub fn write_mem(&self, addr: u64, data: &[u8]) -> Result<(), CkptError> {
+        self.mem.write_all_at(data, addr).map_err(|e| {
+            CkptError::Io(
+                format!("writing {} bytes at {addr:#x} of {}", data.len(), self.pid),
+                e,
+            )
+        })
+    }
+
+    /// Uses the `syscall` instruction at `addr` for injections.
+    pub fn set_syscall_insn(&mut self, addr: u64) {
+        self.syscall_insn = Some(addr);
+    }
+
+    /// Runs system call `nr` inside the tracee and returns its raw result
+    /// (negative errno on failure). Registers are restored afterwards.
+    pub fn syscall(&mut self, nr: i64, args: [u64; 6]) -> Result<i64, CkptError> {
+        let at = self.syscall_insn.ok_or(CkptError::NoSyscallInsn)?;
+        let saved =
+            ptrace::getregs(self.pid).map_err(|e| CkptError::Ptrace("PTRACE_GETREGS", e))?;
+        let mut r = saved;
+        r.rip = at;
+        r.rax = nr as u64;
+        // No syscall-restart logic may apply to an injected call.
+        r.orig_rax = u64::MAX;
+        r.rdi = args[0];
+        r.rsi = args[1];
+        r.rdx = args[2];
+        r.r10 = args[3];
+        r.r8 = args[4];
+        r.r9 = args[5];
+        ptrace::setregs(self.pid, r).map_err(|e| CkptError::Ptrace("PTRACE_SETREGS", e))?;
+        loop {
+            ptrace::step(self.pid, None).map_err(|e| CkptError::Ptrace("PTRACE_SINGLESTEP", e))?;
+            match waitpid(self.pid, Some(WaitPidFlag::__WALL))
+                .map_err(|e| CkptError::Ptrace("waitpid", e))?
+            {
+                WaitStatus::Stopped(_, Signal::SIGTRAP) => break,
+                WaitStatus::Stopped(_, sig) => {
+                    self.deferred_signals.push(sig);
+                    let now = ptrace::getregs(self.pid)
+                        .map_err(|e| CkptError::Ptrace("PTRACE_GETREGS", e))?;
+                    if now.rip != at {
+                        break; // the call ran; the signal came after it
+                    }
+                }
+                WaitStatus::Exited(..) | WaitStatus::Signaled(..) => {
+                    return Err(CkptError::Gone(self.pid.as_raw()));
+                }
+                _ => {}
+            }
+        }
+        let done = ptrace::getregs(self.pid).map_err(|e| CkptError::Ptrace("PTRACE_GETREGS", e))?;
+        ptrace::setregs(self.pid, saved).map_err(|e| CkptError::Ptrace("PTRACE_SETREGS", e))?;
+        Ok(done.rax as i64)
+    }
+
+    /// Like [`Tracee::syscall`], turning a negative result into an error.
+    pub fn syscall_ok(
+        &mut self,
+        what: &'static str,
+        nr: i64,
+        args: [u64; 6],
+    ) -> Result<u64, CkptError> {
+        let r = self.syscall(nr, args)?;
+        if (-4095..0).contains(&r) {
+            return Err(CkptError::Injected {
+                what,
+                errno: nix::errno::Errno::from_raw(-r as i32),
+            });
+        }
+        Ok(r as u64)
+    }
+
+    /// Detaches, letting the process run; deferred signals are re-sent.
+    pub fn release(self) -> Result<(), CkptError> {
+        ptrace::detach(self.pid, None).map_err(|e| CkptError::Ptrace("PTRACE_DETACH", e))?;
+        for sig in &self.deferred_signals {
+            let _ = nix::sys::signal::kill(self.pid, *sig);
+        }
+        Ok(())
+    }
+}
+
+fn from_user_regs(r: &libc::user_regs_struct) -> Regs {
+    Regs {
+        r15: r.r15,
+        r14: r.r14,
+        r13: r.r13,
+        r12: r.r12,
+        rbp: r.rbp,
+        rbx: r.rbx,
+        r11: r.r11,
+        r10: r.r10,
+        r9: r.r9,
+        r8: r.r8,
+        rax: r.rax,
+        rcx: r.rcx,
+        rdx: r.rdx,
+        rsi: r.rsi,
+        rdi: r.rdi,
+        orig_rax: r.orig_rax,
+        rip: r.rip,
+        cs: r.cs,
+        eflags: r.eflags,
+        rsp: r.rsp,
+        ss: r.ss,
+        fs_base: r.fs_base,
+        gs_base: r.gs_base,
+        ds: r.ds,
+        es: r.es,
+        fs: r.fs,
+        gs: r.gs,
+    }
+}
+
+fn to_user_regs(r: &Regs) -> libc::user_regs_struct {
+    libc::user_regs_struct {
+        r15: r.r15,
+        r14: r.r14,
+        r13: r.r13,
+        r12: r.r12,
+        rbp: r.rbp,
+        rbx: r.rbx,
+        r11: r.r11,
+        r10: r.r10,
+        r9: r.r9,
+        r8: r.r8,
+        rax: r.rax,
+        rcx: r.rcx,
+        rdx: r.rdx,
+        rsi: r.rsi,
+        rdi: r.rdi,
+        orig_rax: r.orig_rax,
+        rip: r.rip,
+        cs: r.cs,
+        eflags: r.eflags,
+        rsp: r.rsp,
+        ss: r.ss,
+        fs_base: r.fs_base,
+        gs_base: r.gs_base,
+        ds: r.ds,
+        es: r.es,
+        fs: r.fs,
+        gs: r.gs,
+    }
+}

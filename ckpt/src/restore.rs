@@ -1,0 +1,545 @@
+//! Restore: bring an image back to life in a fresh stub process.
+//!
+//! The stub is a fork of the caller that stops itself under our ptrace. Its
+//! own `syscall` instruction (it stopped right after one) maps a trampoline
+//! page in a hole of the image; from there everything else of the stub is
+//! unmapped, each area of the image is mapped at its address and filled,
+//! the vDSO is placed where the image had it, the mm fields are set with
+//! `PR_SET_MM_MAP`, signal state, tid address, robust list, rseq and files
+//! are set, and last the registers. The trampoline itself is left in place
+//! (one page in a hole the program never used).
+//!
+//! Until the stub is released it dies with us (`PTRACE_O_EXITKILL`), and any
+//! failure kills and reaps it: a failed restore leaves no process behind.
+
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+
+use mosaic_proto::image::{Backing, FdKind, ImageMeta, ImageReader, PAGE_SIZE, Vma};
+use nix::sys::ptrace;
+use nix::sys::signal::Signal;
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+use crate::CkptError;
+use crate::capture::SHARED_FLAG;
+use crate::procfs;
+use crate::ptrace::Tracee;
+use crate::restart::resume_regs;
+
+/// What the restored process's fds 0-2 are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StdioMode {
+    /// Reopen what the image had (regular files and /dev/null only).
+    #[default]
+    FromImage,
+    /// Keep the restorer's own stdin, stdout and stderr.
+    Inherit,
+}
+
+/// How to restore.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreOptions {
+    pub stdio: StdioMode,
+}
+
+const ARCH_MAP_VDSO_64: u64 = 0x2003;
+const PR_SET_MM: u64 = 35;
+const PR_SET_MM_MAP: u64 = 14;
+const RSEQ_FLAG_UNREGISTER: u64 = 1;
+const MAP_FIXED_NOREPLACE: u64 = 0x100000;
+const TASK_SIZE: u64 = 0x7fff_ffff_f000;
+const CHUNK: u64 = 4 << 20;
+
+/// Restores the image read from `input`; returns the PID of the running
+/// process, a child of the caller. `progress(done, total)` follows the pages.
+pub fn restore<R: Read>(
+    input: R,
+    opts: &RestoreOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Pid, CkptError> {
+    let (reader, meta) = ImageReader::new(input)?;
+    preflight(&meta, opts)?;
+    let pid = spawn_stub()?;
+    let mut t = Tracee::from_stopped_child(pid)?;
+    match build(&mut t, reader, &meta, opts, progress) {
+        Ok(()) => {
+            t.release()?;
+            Ok(pid)
+        }
+        Err(e) => {
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            Err(e)
+        }
+    }
+}
+
+/// Everything that can be checked before a process exists.
+fn preflight(meta: &ImageMeta, opts: &RestoreOptions) -> Result<(), CkptError> {
+    for v in &meta.vmas {
+        if let Backing::File { file, .. } = &v.backing {
+            let st = std::fs::metadata(&file.path).map_err(|e| CkptError::FileChanged {
+                path: file.path.clone(),
+                what: e.to_string(),
+            })?;
+            let mtime = st.mtime() * 1_000_000_000 + st.mtime_nsec();
+            if st.size() != file.size
+                || mtime != file.mtime_ns
+                || st.ino() != file.inode
+                || st.dev() != file.dev
+            {
+                return Err(CkptError::FileChanged {
+                    path: file.path.clone(),
+                    what: "size, time or inode differ".into(),
+                });
+            }
+        }
+    }
+    for f in &meta.fds {
+        if opts.stdio == StdioMode::Inherit && f.fd <= 2 {
+            continue;
+        }
+        if let FdKind::Other { what } = &f.kind {
+            return Err(CkptError::UnsupportedFd {
+                fd: f.fd,
+                what: what.clone(),
+                hint: if f.fd <= 2 {
+                    "; restore with --stdio inherit to give it yours"
+                } else {
+                    ""
+                },
+            });
+        }
+    }
+    if !meta.vmas.iter().any(|v| v.backing == Backing::Vdso) {
+        return Err(CkptError::Restore("the image has no vDSO".into()));
+    }
+    Ok(())
+}
+
+/// Forks a child that stops itself under our ptrace.
+fn spawn_stub() -> Result<Pid, CkptError> {
+    // SAFETY: the child only makes async-signal-safe system calls (ptrace,
+    // raise, _exit) before it is taken over, so forking a multi-threaded
+    // caller is fine too.
+    match unsafe { nix::unistd::fork() }.map_err(|e| CkptError::Ptrace("fork", e))? {
+        nix::unistd::ForkResult::Child => {
+            // SAFETY: async-signal-safe system calls only, then _exit.
+            unsafe {
+                libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0);
+                libc::raise(libc::SIGSTOP);
+                libc::_exit(127)
+            }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            match waitpid(child, Some(WaitPidFlag::__WALL))
+                .map_err(|e| CkptError::Ptrace("waitpid", e))?
+            {
+                WaitStatus::Stopped(_, Signal::SIGSTOP) => {}
+                other => return Err(CkptError::Restore(format!("stub did not stop: {other:?}"))),
+            }
+            ptrace::setoptions(child, ptrace::Options::PTRACE_O_EXITKILL)
+                .map_err(|e| CkptError::Ptrace("PTRACE_SETOPTIONS", e))?;
+            Ok(child)
+        }
+    }
+}
+
+/// A free range of `len` bytes in both the image and the stub.
+fn find_hole(meta: &ImageMeta, stub: &[procfs::MapLine], len: u64) -> Result<u64, CkptError> {
+    let mut used: Vec<(u64, u64)> = meta.vmas.iter().map(|v| (v.start, v.end)).collect();
+    used.extend(stub.iter().map(|m| (m.start, m.end)));
+    used.sort();
+    let mut candidate: u64 = 0x1000_0000;
+    for (s, e) in used {
+        if candidate + len <= s {
+            break;
+        }
+        candidate = candidate.max(e);
+    }
+    if candidate + len > TASK_SIZE {
+        return Err(CkptError::Restore(
+            "no free address range for the trampoline".into(),
+        ));
+    }
+    Ok(candidate)
+}
+
+fn build<R: Read>(
+    t: &mut Tracee,
+    mut reader: ImageReader<R>,
+    meta: &ImageMeta,
+    opts: &RestoreOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(), CkptError> {
+    let pid = t.pid.as_raw();
+    // The stub stopped right after the `syscall` of raise().
+    let here = t.regs()?.rip;
+    let mut two = [0u8; 2];
+    t.read_mem(here - 2, &mut two)?;
+    if two != [0x0f, 0x05] {
+        return Err(CkptError::Restore(
+            "stub did not stop after a syscall instruction".into(),
+        ));
+    }
+    t.set_syscall_insn(here - 2);
+    // Our own rseq area is about to disappear: unregister it first.
+    if let Some((addr, len, sig)) = t.rseq()? {
+        t.syscall_ok(
+            "rseq unregister",
+            libc::SYS_rseq,
+            [addr, len as u64, RSEQ_FLAG_UNREGISTER, sig as u64, 0, 0],
+        )?;
+    }
+    let tramp = find_hole(meta, &procfs::maps(pid)?, 2 * PAGE_SIZE)?;
+    t.syscall_ok(
+        "mmap of the trampoline",
+        libc::SYS_mmap,
+        [
+            tramp,
+            2 * PAGE_SIZE,
+            (libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC) as u64,
+            (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64 | MAP_FIXED_NOREPLACE,
+            u64::MAX,
+            0,
+        ],
+    )?;
+    t.write_mem(tramp, &[0x0f, 0x05, 0xcc])?;
+    t.set_syscall_insn(tramp);
+    let data = tramp + PAGE_SIZE;
+    t.syscall_ok(
+        "munmap below the trampoline",
+        libc::SYS_munmap,
+        [0, tramp, 0, 0, 0, 0],
+    )?;
+    let above = tramp + 2 * PAGE_SIZE;
+    t.syscall_ok(
+        "munmap above the trampoline",
+        libc::SYS_munmap,
+        [above, TASK_SIZE - above, 0, 0, 0, 0],
+    )?;
+
+    let total = meta.page_count() * PAGE_SIZE;
+    let mut done = 0;
+    let mut buf = Vec::new();
+    for v in &meta.vmas {
+        map_area(t, v, data)?;
+        for &(addr, n) in &v.pages {
+            let mut off = 0;
+            while off < n * PAGE_SIZE {
+                let len = (n * PAGE_SIZE - off).min(CHUNK);
+                buf.resize(len as usize, 0);
+                reader.read_pages(&mut buf)?;
+                t.write_mem(addr + off, &buf)?;
+                off += len;
+                done += len;
+                progress(done, total);
+            }
+        }
+    }
+    // The checksum covers everything: a corrupt image dies here, with the stub.
+    reader.finish()?;
+
+    place_vdso(t, meta)?;
+    set_mm(t, meta, data)?;
+    set_signals(t, meta, data)?;
+    t.syscall_ok(
+        "set_tid_address",
+        libc::SYS_set_tid_address,
+        [meta.tid_address, 0, 0, 0, 0, 0],
+    )?;
+    if meta.robust_list.0 != 0 {
+        t.syscall_ok(
+            "set_robust_list",
+            libc::SYS_set_robust_list,
+            [meta.robust_list.0, meta.robust_list.1, 0, 0, 0, 0],
+        )?;
+    }
+    if let Some(r) = meta.rseq {
+        t.syscall_ok(
+            "rseq",
+            libc::SYS_rseq,
+            [r.addr, r.len as u64, 0, r.sig as u64, 0, 0],
+        )?;
+    }
+    set_files(t, meta, opts, data)?;
+    queue_pending(t, meta, data)?;
+    t.set_regs(&resume_regs(&meta.regs))?;
+    t.set_xstate(&meta.xstate)?;
+    t.set_sigmask(meta.sigmask)?;
+    Ok(())
+}
+
+/// Writes a NUL-terminated path into the data page.
+fn put_path(t: &Tracee, data: u64, path: &str) -> Result<(), CkptError> {
+    if path.len() >= PAGE_SIZE as usize {
+        return Err(CkptError::Restore(format!("path too long: {path}")));
+    }
+    let mut bytes = path.as_bytes().to_vec();
+    bytes.push(0);
+    t.write_mem(data, &bytes)
+}
+
+fn map_area(t: &mut Tracee, v: &Vma, data: u64) -> Result<(), CkptError> {
+    let prot = (v.prot & 7) as u64;
+    let len = v.end - v.start;
+    let fixed = libc::MAP_FIXED as u64;
+    match &v.backing {
+        Backing::Vdso | Backing::Vvar | Backing::VvarVclock => return Ok(()),
+        Backing::Anon | Backing::EmbeddedFile { .. } => {
+            let flags = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64 | fixed;
+            t.syscall_ok(
+                "mmap of an anonymous area",
+                libc::SYS_mmap,
+                [v.start, len, prot, flags, u64::MAX, 0],
+            )?;
+        }
+        Backing::Stack => {
+            let flags =
+                (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_GROWSDOWN) as u64 | fixed;
+            t.syscall_ok(
+                "mmap of the stack",
+                libc::SYS_mmap,
+                [v.start, len, prot, flags, u64::MAX, 0],
+            )?;
+        }
+        Backing::File { file, offset } => {
+            put_path(t, data, &file.path)?;
+            let fd = t.syscall_ok(
+                "open of a mapped file",
+                libc::SYS_openat,
+                [libc::AT_FDCWD as u64, data, libc::O_RDONLY as u64, 0, 0, 0],
+            )?;
+            let share = if v.prot & SHARED_FLAG != 0 {
+                libc::MAP_SHARED
+            } else {
+                libc::MAP_PRIVATE
+            } as u64;
+            let r = t.syscall_ok(
+                "mmap of a file",
+                libc::SYS_mmap,
+                [v.start, len, prot, share | fixed, fd, *offset],
+            );
+            t.syscall_ok("close", libc::SYS_close, [fd, 0, 0, 0, 0, 0])?;
+            r?;
+        }
+    }
+    Ok(())
+}
+
+fn place_vdso(t: &mut Tracee, meta: &ImageMeta) -> Result<(), CkptError> {
+    let first = meta
+        .vmas
+        .iter()
+        .filter(|v| {
+            matches!(
+                v.backing,
+                Backing::Vdso | Backing::Vvar | Backing::VvarVclock
+            )
+        })
+        .map(|v| v.start)
+        .min()
+        .expect("preflight checked the vDSO");
+    t.syscall_ok(
+        "arch_prctl(ARCH_MAP_VDSO_64)",
+        libc::SYS_arch_prctl,
+        [ARCH_MAP_VDSO_64, first, 0, 0, 0, 0],
+    )?;
+    let want = meta
+        .vmas
+        .iter()
+        .find(|v| v.backing == Backing::Vdso)
+        .map(|v| v.start);
+    let got = procfs::maps(t.pid.as_raw())?
+        .into_iter()
+        .find(|m| m.name == "[vdso]")
+        .map(|m| m.start);
+    if want != got {
+        return Err(CkptError::Restore(format!(
+            "the vDSO landed at {got:x?}, the image had it at {want:x?} (different kernel layout?)"
+        )));
+    }
+    Ok(())
+}
+
+fn set_mm(t: &mut Tracee, meta: &ImageMeta, data: u64) -> Result<(), CkptError> {
+    let mm = &meta.mm;
+    let auxv_addr = data + 256;
+    let auxv: Vec<u8> = mm.auxv.iter().flat_map(|w| w.to_le_bytes()).collect();
+    if auxv.len() > 2048 {
+        return Err(CkptError::Restore("auxiliary vector too large".into()));
+    }
+    t.write_mem(auxv_addr, &auxv)?;
+    let struct_for = |exe_fd: u32| -> Vec<u8> {
+        let mut s = Vec::with_capacity(104);
+        for w in [
+            mm.start_code,
+            mm.end_code,
+            mm.start_data,
+            mm.end_data,
+            mm.start_brk,
+            mm.brk,
+            mm.start_stack,
+            mm.arg_start,
+            mm.arg_end,
+            mm.env_start,
+            mm.env_end,
+            auxv_addr,
+        ] {
+            s.extend_from_slice(&w.to_le_bytes());
+        }
+        s.extend_from_slice(&(auxv.len() as u32).to_le_bytes());
+        s.extend_from_slice(&exe_fd.to_le_bytes());
+        s
+    };
+    // Point /proc/PID/exe at the original executable when it still exists.
+    let mut exe_fd = u32::MAX;
+    if !meta.exe.is_empty() {
+        put_path(t, data + 2048, &meta.exe)?;
+        if let Ok(fd) = t.syscall_ok(
+            "open of the executable",
+            libc::SYS_openat,
+            [
+                libc::AT_FDCWD as u64,
+                data + 2048,
+                libc::O_RDONLY as u64,
+                0,
+                0,
+                0,
+            ],
+        ) {
+            exe_fd = fd as u32;
+        }
+    }
+    let s = struct_for(exe_fd);
+    t.write_mem(data, &s)?;
+    let r = t.syscall(
+        libc::SYS_prctl,
+        [PR_SET_MM, PR_SET_MM_MAP, data, s.len() as u64, 0, 0],
+    )?;
+    if r < 0 && exe_fd != u32::MAX {
+        // Keep going without /proc/PID/exe rather than fail.
+        tracing::warn!(
+            errno = -r,
+            "PR_SET_MM_MAP with exe_fd failed; retrying without"
+        );
+        t.write_mem(data, &struct_for(u32::MAX))?;
+        t.syscall_ok(
+            "prctl(PR_SET_MM_MAP)",
+            libc::SYS_prctl,
+            [PR_SET_MM, PR_SET_MM_MAP, data, s.len() as u64, 0, 0],
+        )?;
+    } else if r < 0 {
+        return Err(CkptError::Injected {
+            what: "prctl(PR_SET_MM_MAP)",
+            errno: nix::errno::Errno::from_raw(-r as i32),
+        });
+    }
+    if exe_fd != u32::MAX {
+        t.syscall_ok("close", libc::SYS_close, [exe_fd as u64, 0, 0, 0, 0, 0])?;
+    }
+    Ok(())
+}
+
+fn set_signals(t: &mut Tracee, meta: &ImageMeta, data: u64) -> Result<(), CkptError> {
+    for a in &meta.sigactions {
+        if a.signo == libc::SIGKILL as u32 || a.signo == libc::SIGSTOP as u32 {
+            continue;
+        }
+        let mut s = Vec::with_capacity(32);
+        for w in [a.handler, a.flags, a.restorer, a.mask] {
+            s.extend_from_slice(&w.to_le_bytes());
+        }
+        t.write_mem(data, &s)?;
+        t.syscall_ok(
+            "rt_sigaction",
+            libc::SYS_rt_sigaction,
+            [a.signo as u64, data, 0, 8, 0, 0],
+        )?;
+    }
+    let st = &meta.altstack;
+    if st.flags & libc::SS_DISABLE == 0 {
+        let mut s = Vec::with_capacity(24);
+        s.extend_from_slice(&st.sp.to_le_bytes());
+        s.extend_from_slice(&0i32.to_le_bytes());
+        s.extend_from_slice(&0i32.to_le_bytes());
+        s.extend_from_slice(&st.size.to_le_bytes());
+        t.write_mem(data, &s)?;
+        t.syscall_ok("sigaltstack", libc::SYS_sigaltstack, [data, 0, 0, 0, 0, 0])?;
+    }
+    Ok(())
+}
+
+fn set_files(
+    t: &mut Tracee,
+    meta: &ImageMeta,
+    opts: &RestoreOptions,
+    data: u64,
+) -> Result<(), CkptError> {
+    let keep_stdio = opts.stdio == StdioMode::Inherit;
+    let first_closed = if keep_stdio { 3 } else { 0 };
+    t.syscall_ok(
+        "close_range",
+        libc::SYS_close_range,
+        [first_closed, u32::MAX as u64, 0, 0, 0, 0],
+    )?;
+    for f in &meta.fds {
+        if keep_stdio && f.fd <= 2 {
+            continue;
+        }
+        let FdKind::Path { path, flags, pos } = &f.kind else {
+            continue; // preflight refused these
+        };
+        put_path(t, data, path)?;
+        let flags = (*flags & !(libc::O_CREAT | libc::O_TRUNC | libc::O_EXCL)) as u64;
+        let fd = t.syscall_ok(
+            "open of a file",
+            libc::SYS_openat,
+            [libc::AT_FDCWD as u64, data, flags, 0, 0, 0],
+        )?;
+        if fd != f.fd as u64 {
+            let cloexec = flags & libc::O_CLOEXEC as u64;
+            t.syscall_ok("dup3", libc::SYS_dup3, [fd, f.fd as u64, cloexec, 0, 0, 0])?;
+            t.syscall_ok("close", libc::SYS_close, [fd, 0, 0, 0, 0, 0])?;
+        }
+        let r = t.syscall(
+            libc::SYS_lseek,
+            [f.fd as u64, *pos, libc::SEEK_SET as u64, 0, 0, 0],
+        )?;
+        if r < 0 && r != -(libc::ESPIPE as i64) {
+            return Err(CkptError::Injected {
+                what: "lseek",
+                errno: nix::errno::Errno::from_raw(-r as i32),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn queue_pending(t: &mut Tracee, meta: &ImageMeta, data: u64) -> Result<(), CkptError> {
+    let pid = t.pid.as_raw() as u64;
+    for p in &meta.pending {
+        if p.siginfo.len() != 128 {
+            return Err(CkptError::Restore(
+                "a queued signal's siginfo is not 128 bytes".into(),
+            ));
+        }
+        let signo = u32::from_le_bytes(p.siginfo[0..4].try_into().expect("4 bytes")) as u64;
+        t.write_mem(data, &p.siginfo)?;
+        if p.shared {
+            t.syscall_ok(
+                "rt_sigqueueinfo",
+                libc::SYS_rt_sigqueueinfo,
+                [pid, signo, data, 0, 0, 0],
+            )?;
+        } else {
+            t.syscall_ok(
+                "rt_tgsigqueueinfo",
+                libc::SYS_rt_tgsigqueueinfo,
+                [pid, pid, signo, data, 0, 0],
+            )?;
+        }
+    }
+    Ok(())
+}
