@@ -1,8 +1,7 @@
-/* Mechanism: the program break (brk/start_brk) and the brk heap contents. The heap is
- * grown with sbrk() in 100 steps of 64 KiB over ~2 s; growth continues after a restore,
- * so the restored process must have the same break and be able to keep extending it.
- * Failure: a FAIL: line (sbrk failed, break moved unexpectedly, or a chunk's pattern is
- * corrupted). Uses write(2) and no malloc/stdio so nothing else touches the break. */
+/* Mechanism: the program break (mm brk/start_brk) and brk heap contents: sbrk() grows the heap
+ * 100 x 64 KiB over ~2 s, so a restored process must keep the same break and keep growing it.
+ * Failure: a FAIL: line (sbrk failed, break moved, or chunk pattern corrupted).
+ * Uses write(2), no malloc/stdio, so nothing else moves the break. */
 #define _DEFAULT_SOURCE
 #include <errno.h>
 #include <stdarg.h>

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
-#define ITERS 600000000ULL
+#define ITERS 500000000ULL
 
 __attribute__((noinline)) static void run(uint64_t out[8])
 {

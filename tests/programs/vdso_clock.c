@@ -21,9 +21,6 @@ int main(void)
     int ok = 1;
     uint64_t iters = 0;
 
-    printf("waiting\n");
-    fflush(stdout);
-
     clock_gettime(CLOCK_MONOTONIC, &t0);
     gettimeofday(&tv0, NULL);
     prev = t0;

@@ -1,0 +1,470 @@
+//! Checkpoint/restore end to end: C programs that each stress one mechanism
+//! and unmodified programs of the distribution are checkpointed mid-run,
+//! killed, restored (twice where they run long enough) and must finish with
+//! output byte-identical to a native run.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use mosaic_tests::{bin, text, wait_for};
+
+/// Where the test programs are built, once per test binary.
+fn programs() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("mosaic-programs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("programs");
+        for e in std::fs::read_dir(&src).unwrap().flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "c") {
+                let out = dir.join(p.file_stem().unwrap());
+                let r = Command::new("gcc")
+                    .args(["-O2", "-Wall", "-Werror", "-o"])
+                    .arg(&out)
+                    .arg(&p)
+                    .output()
+                    .unwrap();
+                assert!(r.status.success(), "gcc {}: {}", p.display(), text(&r));
+            }
+        }
+        dir
+    })
+}
+
+fn program(name: &str) -> String {
+    programs().join(name).to_string_lossy().into_owned()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("mosaic-ckpt-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn spawn(cmd: &[String], stdout: &Path, cwd: &Path) -> Child {
+    use std::os::unix::process::CommandExt;
+    let mut command = Command::new(&cmd[0]);
+    // SAFETY: close_range is async-signal-safe. Descriptors our own parent
+    // leaked to us must not reach the program (they would be in its image).
+    unsafe {
+        command.pre_exec(|| {
+            libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+            Ok(())
+        });
+    }
+    command
+        .args(&cmd[1..])
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(stdout)
+                .unwrap(),
+        )
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn mosaic(args: &[&str]) -> std::process::Output {
+    Command::new(bin("mosaic"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn output_contains(path: &Path, what: &str) -> Result<(), String> {
+    let s = std::fs::read_to_string(path).unwrap_or_default();
+    if s.contains(what) { Ok(()) } else { Err(s) }
+}
+
+fn sigusr1(pid: u32) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGUSR1,
+    )
+    .unwrap();
+}
+
+/// The restored process under a running `mosaic restore`, once it runs free.
+fn restored_pid(restorer: &mut Child) -> u32 {
+    let r = restorer.id();
+    wait_for(
+        "the restored process to run free",
+        Duration::from_secs(20),
+        || {
+            if let Some(st) = restorer.try_wait().unwrap() {
+                let mut err = String::new();
+                std::io::Read::read_to_string(restorer.stderr.as_mut().unwrap(), &mut err).unwrap();
+                panic!("mosaic restore exited with {st}: {err}");
+            }
+            let children =
+                std::fs::read_to_string(format!("/proc/{r}/task/{r}/children")).unwrap_or_default();
+            let Some(pid) = children.split_whitespace().next() else {
+                return Err("no child yet".into());
+            };
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            if status.contains("TracerPid:\t0\n") {
+                Ok(pid.parse().unwrap())
+            } else {
+                Err("still being restored".into())
+            }
+        },
+    )
+}
+
+fn wait_exit(child: &mut Child, limit: Duration) -> i32 {
+    let st = wait_for("the process to finish", limit, || {
+        child
+            .try_wait()
+            .unwrap()
+            .ok_or_else(|| "running".to_string())
+    });
+    st.code().unwrap_or(-1)
+}
+
+/// How to drive one program.
+struct Run<'a> {
+    name: &'a str,
+    cmd: Vec<String>,
+    /// Wait for this in its output before the first checkpoint.
+    ready: Option<&'a str>,
+    /// Delays before each checkpoint (one restore per entry).
+    delays: &'a [u64],
+    /// Send SIGUSR1 after the last restore.
+    sigusr1: bool,
+}
+
+impl Run<'_> {
+    fn native(&self, dir: &Path) -> (Vec<u8>, i32) {
+        let out = dir.join("native.out");
+        let mut c = spawn(&self.cmd, &out, dir);
+        if self.sigusr1 {
+            wait_for("native run ready", Duration::from_secs(20), || {
+                output_contains(&out, self.ready.unwrap())
+            });
+            std::thread::sleep(Duration::from_millis(200));
+            sigusr1(c.id());
+        }
+        let code = wait_exit(&mut c, Duration::from_secs(120));
+        (std::fs::read(&out).unwrap(), code)
+    }
+
+    fn checkpointed(&self, dir: &Path) -> (Vec<u8>, i32) {
+        let out = dir.join("restored.out");
+        let mut original = spawn(&self.cmd, &out, dir);
+        let mut pid = original.id();
+        if let Some(ready) = self.ready {
+            wait_for("ready", Duration::from_secs(20), || {
+                output_contains(&out, ready)
+            });
+        }
+        let mut restorer: Option<Child> = None;
+        for (i, delay) in self.delays.iter().enumerate() {
+            std::thread::sleep(Duration::from_millis(*delay));
+            let img = dir.join(format!("image{i}"));
+            let r = mosaic(&[
+                "checkpoint",
+                &pid.to_string(),
+                "-o",
+                img.to_str().unwrap(),
+                "--kill",
+            ]);
+            assert!(
+                r.status.success(),
+                "{} checkpoint {i}: {}",
+                self.name,
+                text(&r)
+            );
+            match restorer.take() {
+                None => assert_eq!(
+                    wait_exit(&mut original, Duration::from_secs(10)),
+                    -1,
+                    "killed"
+                ),
+                Some(mut prev) => {
+                    assert_eq!(wait_exit(&mut prev, Duration::from_secs(10)), 128 + 9)
+                }
+            }
+            let mut next = Command::new(bin("mosaic"))
+                .args(["restore", img.to_str().unwrap()])
+                .current_dir(dir)
+                .stdin(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            pid = restored_pid(&mut next);
+            restorer = Some(next);
+        }
+        let mut restorer = restorer.unwrap();
+        if self.sigusr1 {
+            std::thread::sleep(Duration::from_millis(300));
+            sigusr1(pid);
+        }
+        let code = wait_exit(&mut restorer, Duration::from_secs(120));
+        (std::fs::read(&out).unwrap(), code)
+    }
+
+    fn check(&self) {
+        let dir = scratch(self.name);
+        let (want, want_code) = self.native(&dir);
+        let (got, got_code) = self.checkpointed(&dir);
+        let show = |b: &[u8]| {
+            String::from_utf8_lossy(b)
+                .chars()
+                .take(2000)
+                .collect::<String>()
+        };
+        assert!(
+            !String::from_utf8_lossy(&want).contains("FAIL"),
+            "native run failed: {}",
+            show(&want)
+        );
+        assert_eq!(show(&got), show(&want), "{}: output differs", self.name);
+        assert_eq!(got, want, "{}: output differs", self.name);
+        assert_eq!(got_code, want_code, "{}: exit code", self.name);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+fn c_run<'a>(name: &'a str, ready: Option<&'a str>, delays: &'a [u64], sigusr1: bool) -> Run<'a> {
+    Run {
+        name,
+        cmd: vec![program(name)],
+        ready,
+        delays,
+        sigusr1,
+    }
+}
+
+fn sh(cmd: &[&str]) -> Vec<String> {
+    cmd.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn registers_only_loop() {
+    c_run("loop_regs", Some("start"), &[300, 500], false).check();
+}
+
+#[test]
+fn fpu_sse_avx_state() {
+    c_run("fpu_avx", Some("start"), &[200, 600], false).check();
+}
+
+#[test]
+fn heap_512m_checksum() {
+    c_run("heap_512m", None, &[900, 500], false).check();
+}
+
+#[test]
+fn brk_growth_after_restore() {
+    c_run("brk_grow", None, &[400, 600], false).check();
+}
+
+#[test]
+fn signal_handler_installed_before_triggered_after() {
+    c_run("sig_handler", Some("waiting"), &[200, 200], true).check();
+}
+
+#[test]
+fn blocked_and_pending_signals() {
+    c_run("sig_blocked", Some("waiting"), &[300, 500], false).check();
+}
+
+#[test]
+fn nanosleep_resumes_with_remaining_time() {
+    c_run("nanosleep", Some("waiting"), &[300, 500], false).check();
+}
+
+#[test]
+fn pause_woken_after_restore() {
+    c_run("pause", Some("waiting"), &[200, 200], true).check();
+}
+
+#[test]
+fn sigsuspend_woken_after_restore() {
+    c_run("sigsuspend", Some("waiting"), &[200, 200], true).check();
+}
+
+#[test]
+fn select_timeout_restarts() {
+    c_run("select_timeout", Some("waiting"), &[300, 500], false).check();
+}
+
+#[test]
+fn altstack_survives() {
+    c_run("altstack", Some("waiting"), &[200, 200], true).check();
+}
+
+#[test]
+fn vdso_clock_after_restore() {
+    c_run("vdso_clock", None, &[400, 600], false).check();
+}
+
+#[test]
+fn rseq_and_sched_getcpu() {
+    c_run("rseq_getcpu", Some("start"), &[400, 600], false).check();
+}
+
+#[test]
+fn mawk_openmosix_loop() {
+    Run {
+        name: "mawk",
+        cmd: sh(&[
+            "mawk",
+            "BEGIN {for(i=0;i<10000;i++) for(j=0;j<10000;j++) s+=j%7; print s}",
+        ]),
+        ready: None,
+        delays: &[500, 700],
+        sigusr1: false,
+    }
+    .check();
+}
+
+#[test]
+fn python3_primes() {
+    Run {
+        name: "python3",
+        cmd: sh(&[
+            "python3",
+            "-c",
+            "n=[i for i in range(2,300000) if all(i%p for p in range(2,int(i**0.5)+1))]\nprint(len(n), sum(n))",
+        ]),
+        ready: None,
+        delays: &[500, 700],
+        sigusr1: false,
+    }
+    .check();
+}
+
+#[test]
+fn bc_digits_of_pi() {
+    let dir = scratch("bc-input");
+    let script = dir.join("pi.bc");
+    std::fs::write(&script, "scale=2200; 4*a(1)\n").unwrap();
+    Run {
+        name: "bc",
+        cmd: sh(&["bc", "-l", script.to_str().unwrap()]),
+        ready: None,
+        delays: &[500, 700],
+        sigusr1: false,
+    }
+    .check();
+}
+
+#[test]
+fn perl_regex_work() {
+    Run {
+        name: "perl",
+        cmd: sh(&["perl", "-e", "$s=0; for $i (1..3000000) { $x=\"abc$i\"x5; $s++ if $x =~ /(\\d+)abc\\1/ } print \"$s\\n\""]),
+        ready: None,
+        delays: &[500, 700],
+        sigusr1: false,
+    }
+    .check();
+}
+
+#[test]
+fn multithreaded_is_refused_and_keeps_running() {
+    refused_and_unharmed("threads", "threads");
+}
+
+#[test]
+fn shared_writable_mapping_is_refused_and_keeps_running() {
+    refused_and_unharmed("shared_map", "writable shared mapping");
+}
+
+fn refused_and_unharmed(name: &str, reason: &str) {
+    let dir = scratch(name);
+    let out = dir.join("out");
+    let mut c = spawn(&[program(name)], &out, &dir);
+    wait_for("waiting", Duration::from_secs(20), || {
+        output_contains(&out, "waiting")
+    });
+    let img = dir.join("image");
+    let r = mosaic(&[
+        "checkpoint",
+        &c.id().to_string(),
+        "-o",
+        img.to_str().unwrap(),
+        "--kill",
+    ]);
+    assert_eq!(r.status.code(), Some(1), "{}", text(&r));
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains("cannot be captured") && err.contains(reason),
+        "{err}"
+    );
+    assert!(!img.exists(), "no image for a refused checkpoint");
+    assert_eq!(
+        wait_exit(&mut c, Duration::from_secs(30)),
+        0,
+        "the program must finish unharmed"
+    );
+    let s = std::fs::read_to_string(&out).unwrap();
+    assert!(!s.contains("FAIL"), "{s}");
+}
+
+#[test]
+fn corrupt_and_truncated_images_fail_cleanly() {
+    let dir = scratch("corrupt");
+    let out = dir.join("out");
+    let mut c = spawn(&[program("loop_regs")], &out, &dir);
+    wait_for("start", Duration::from_secs(20), || {
+        output_contains(&out, "start")
+    });
+    let img = dir.join("image");
+    let r = mosaic(&[
+        "checkpoint",
+        &c.id().to_string(),
+        "-o",
+        img.to_str().unwrap(),
+        "--kill",
+    ]);
+    assert!(r.status.success(), "{}", text(&r));
+    wait_exit(&mut c, Duration::from_secs(10));
+    let good = std::fs::read(&img).unwrap();
+    let mut cases: Vec<(&str, Vec<u8>)> = vec![
+        ("truncated", good[..good.len() / 2].to_vec()),
+        ("empty", Vec::new()),
+        (
+            "not an image",
+            b"hello world, this is not an image at all".to_vec(),
+        ),
+    ];
+    for at in [10, 100, good.len() / 2, good.len() - 20] {
+        let mut bad = good.clone();
+        bad[at] ^= 0x01;
+        cases.push(("flipped", bad));
+    }
+    let mut wrong_version = good.clone();
+    wrong_version[8] = 99;
+    cases.push(("version", wrong_version));
+    for (what, bytes) in cases {
+        let p = dir.join("bad");
+        std::fs::write(&p, &bytes).unwrap();
+        let r = Command::new(bin("mosaic"))
+            .args(["restore", p.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(r.status.code(), Some(1), "{what}: {}", text(&r));
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert!(err.starts_with("mosaic: cannot restore"), "{what}: {err}");
+        assert!(!err.contains("panicked"), "{what}: {err}");
+    }
+    // No stray process: nothing of ours runs loop_regs any more.
+    let stray = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("cmdline")).ok())
+        .filter(|c| c.contains(&program("loop_regs")))
+        .count();
+    assert_eq!(stray, 0, "a stray restored process remains");
+}
