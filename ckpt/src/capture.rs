@@ -108,7 +108,7 @@ fn capture_stopped<W: Write>(
     let pagemap = Pagemap::open(pid)?;
     let mut vmas = Vec::new();
     for m in &maps {
-        if let Some(v) = vma_of(m, &pagemap, opts)? {
+        if let Some(v) = vma_of(pid, m, &pagemap, opts)? {
             vmas.push(v);
         }
     }
@@ -134,7 +134,8 @@ fn capture_stopped<W: Write>(
         robust_list,
         rseq,
         vmas,
-        fds: fds(pid)?,
+        fds: fds(t)?,
+        itimers: injected.itimers,
     };
 
     let total = meta.page_count() * PAGE_SIZE;
@@ -249,6 +250,7 @@ fn find_syscall_insn(t: &Tracee, maps: &[MapLine], rip: u64) -> Result<u64, Ckpt
 
 /// What only the process itself can tell, asked by injected system calls.
 struct Injected {
+    itimers: Vec<(i32, u64, u64)>,
     sigactions: Vec<SigAction>,
     altstack: AltStack,
     tid_address: u64,
@@ -330,7 +332,24 @@ impl Injected {
         t.read_mem(scratch, &mut raw)?;
         let tid_address = u64::from_le_bytes(raw);
         let brk = t.syscall_ok("brk(0)", libc::SYS_brk, [0; 6])?;
+        let mut itimers = Vec::new();
+        for which in [libc::ITIMER_REAL, libc::ITIMER_VIRTUAL, libc::ITIMER_PROF] {
+            t.syscall_ok(
+                "getitimer",
+                libc::SYS_getitimer,
+                [which as u64, scratch, 0, 0, 0, 0],
+            )?;
+            let mut raw = [0u8; 32];
+            t.read_mem(scratch, &mut raw)?;
+            let w =
+                |i: usize| u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+            let (interval, value) = (w(0) * 1_000_000 + w(1), w(2) * 1_000_000 + w(3));
+            if value != 0 {
+                itimers.push((which, interval, value));
+            }
+        }
         Ok(Injected {
+            itimers,
             sigactions,
             altstack,
             tid_address,
@@ -339,7 +358,14 @@ impl Injected {
     }
 }
 
-fn vma_of(m: &MapLine, pagemap: &Pagemap, opts: &CaptureOptions) -> Result<Option<Vma>, CkptError> {
+fn vma_of(
+    pid: i32,
+    m: &MapLine,
+    pagemap: &Pagemap,
+    opts: &CaptureOptions,
+) -> Result<Option<Vma>, CkptError> {
+    // For an embedded file mapping: how many of its pages the file covers.
+    let mut file_pages = u64::MAX;
     let backing = match m.name.as_str() {
         "[vsyscall]" => return Ok(None),
         "[vdso]" => Backing::Vdso,
@@ -351,7 +377,7 @@ fn vma_of(m: &MapLine, pagemap: &Pagemap, opts: &CaptureOptions) -> Result<Optio
             use std::os::unix::fs::MetadataExt;
             if st.ino() != m.inode {
                 return Err(CkptError::CantMove {
-                    pid: 0,
+                    pid,
                     reasons: vec![format!("{name} was replaced since the process mapped it")],
                 });
             }
@@ -362,6 +388,7 @@ fn vma_of(m: &MapLine, pagemap: &Pagemap, opts: &CaptureOptions) -> Result<Optio
                     offset: m.offset,
                 }
             } else if opts.embed_files {
+                file_pages = st.size().saturating_sub(m.offset).div_ceil(PAGE_SIZE);
                 Backing::EmbeddedFile {
                     path: name.to_string(),
                     offset: m.offset,
@@ -375,8 +402,10 @@ fn vma_of(m: &MapLine, pagemap: &Pagemap, opts: &CaptureOptions) -> Result<Optio
         }
         _ => Backing::Anon,
     };
-    let carries = |e: u64| -> bool {
+    let carries = |i: usize, e: u64| -> bool {
         match &backing {
+            // Every page the file has, touched or not: the file may be gone on restore.
+            Backing::EmbeddedFile { .. } => (i as u64) < file_pages,
             Backing::Vdso | Backing::Vvar | Backing::VvarVclock => false,
             // Only the private copies: pages still the file's come from it.
             Backing::File { .. } if m.shared => false,
@@ -390,7 +419,7 @@ fn vma_of(m: &MapLine, pagemap: &Pagemap, opts: &CaptureOptions) -> Result<Optio
     if !matches!(backing, Backing::Vdso | Backing::Vvar | Backing::VvarVclock) {
         let entries = pagemap.entries(m.start, m.end)?;
         for (i, e) in entries.iter().enumerate() {
-            if !carries(*e) {
+            if !carries(i, *e) {
                 continue;
             }
             let addr = m.start + i as u64 * PAGE_SIZE;
@@ -433,26 +462,59 @@ const REOPENABLE_DEVICES: &[&str] = &[
     "/dev/urandom",
 ];
 
-fn fds(pid: i32) -> Result<Vec<FdInfo>, CkptError> {
+fn fds(t: &Tracee) -> Result<Vec<FdInfo>, CkptError> {
     use std::os::unix::fs::FileTypeExt;
-    let mut out = Vec::new();
+    let pid = t.pid.as_raw();
+    let mut out: Vec<FdInfo> = Vec::new();
+    let mut pipe_ends: std::collections::HashMap<u64, (bool, bool)> = Default::default();
     for (fd, target) in procfs::fds(pid)? {
+        let (pos, flags) = procfs::fdinfo(pid, fd)?;
+        if let Some(of) = out
+            .iter()
+            .map(|f| f.fd)
+            .find(|&other| same_file(pid, other, fd))
+        {
+            out.push(FdInfo {
+                fd,
+                kind: FdKind::Dup {
+                    of,
+                    cloexec: flags & libc::O_CLOEXEC != 0,
+                },
+            });
+            continue;
+        }
         let is_file = target.starts_with('/')
             && !target.ends_with(" (deleted)")
             && std::fs::metadata(&target).is_ok_and(|m| m.file_type().is_file());
         let kind = if is_file || REOPENABLE_DEVICES.contains(&target.as_str()) {
-            let (pos, flags) = procfs::fdinfo(pid, fd)?;
             FdKind::Path {
                 path: target,
                 flags,
                 pos,
+            }
+        } else if let Some(id) = target
+            .strip_prefix("pipe:[")
+            .and_then(|r| r.strip_suffix(']'))
+            .and_then(|r| r.parse().ok())
+        {
+            let write = flags & libc::O_ACCMODE == libc::O_WRONLY;
+            let ends = pipe_ends.entry(id).or_default();
+            if write {
+                ends.1 = true
+            } else {
+                ends.0 = true
+            }
+            FdKind::Pipe {
+                id,
+                write,
+                flags,
+                contents: Vec::new(),
             }
         } else {
             let what = match std::fs::metadata(&target) {
                 Ok(m) if m.file_type().is_char_device() => {
                     format!("a terminal or device ({target})")
                 }
-                _ if target.starts_with("pipe:") => format!("a pipe ({target})"),
                 _ if target.starts_with("socket:") => format!("a socket ({target})"),
                 _ => target,
             };
@@ -460,5 +522,92 @@ fn fds(pid: i32) -> Result<Vec<FdInfo>, CkptError> {
         };
         out.push(FdInfo { fd, kind });
     }
+    // A pipe is carried only when this process holds both of its ends.
+    let mut drained = std::collections::HashSet::new();
+    for f in &mut out {
+        if let FdKind::Pipe {
+            id,
+            write,
+            contents,
+            ..
+        } = &mut f.kind
+        {
+            if pipe_ends.get(id) != Some(&(true, true)) {
+                let end = if *write { "write" } else { "read" };
+                f.kind = FdKind::Other {
+                    what: format!(
+                        "the {end} end of a pipe shared with another process (pipe:[{id}])"
+                    ),
+                };
+            } else if !*write && drained.insert(*id) {
+                *contents = pipe_contents(pid, f.fd)?;
+            }
+        }
+    }
     Ok(out)
+}
+
+/// Whether two descriptors of `pid` are the same open file description.
+fn same_file(pid: i32, a: i32, b: i32) -> bool {
+    const KCMP_FILE: i32 = 0;
+    // SAFETY: kcmp takes integers only.
+    unsafe { libc::syscall(libc::SYS_kcmp, pid, pid, KCMP_FILE, a, b) == 0 }
+}
+
+/// What is buffered in the pipe read by `pid`'s descriptor `fd`. The bytes
+/// are read and written straight back, so the process (which is stopped)
+/// finds its pipe as it was if it goes on running.
+fn pipe_contents(pid: i32, fd: i32) -> Result<Vec<u8>, CkptError> {
+    use std::io::{Read, Write};
+    use std::os::fd::FromRawFd;
+    let dup = |target: i32| -> Result<std::fs::File, CkptError> {
+        // SAFETY: pidfd_open and pidfd_getfd take integers and return new
+        // descriptors we own.
+        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if pidfd < 0 {
+            return Err(CkptError::Ptrace("pidfd_open", nix::errno::Errno::last()));
+        }
+        // SAFETY: as above.
+        let got = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd as i32, target, 0) };
+        let err = nix::errno::Errno::last();
+        // SAFETY: pidfd is ours and no longer needed.
+        unsafe { libc::close(pidfd as i32) };
+        if got < 0 {
+            return Err(CkptError::Ptrace("pidfd_getfd", err));
+        }
+        // SAFETY: a fresh descriptor that nothing else owns.
+        Ok(unsafe { std::fs::File::from_raw_fd(got as i32) })
+    };
+    let mut read_end = dup(fd)?;
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int to the location we pass.
+    if unsafe {
+        libc::ioctl(
+            std::os::fd::AsRawFd::as_raw_fd(&read_end),
+            libc::FIONREAD,
+            &mut n,
+        )
+    } < 0
+    {
+        return Err(CkptError::Ptrace(
+            "ioctl(FIONREAD)",
+            nix::errno::Errno::last(),
+        ));
+    }
+    let mut contents = vec![0u8; n.max(0) as usize];
+    if n > 0 {
+        read_end
+            .read_exact(&mut contents)
+            .map_err(|e| CkptError::Io(format!("reading pipe fd {fd} of {pid}"), e))?;
+        // Put it back through the same pipe.
+        let target = format!("/proc/{pid}/fd/{fd}");
+        let mut write_end = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&target)
+            .map_err(|e| CkptError::Io(target.clone(), e))?;
+        write_end
+            .write_all(&contents)
+            .map_err(|e| CkptError::Io(target, e))?;
+    }
+    Ok(contents)
 }

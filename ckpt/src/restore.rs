@@ -265,6 +265,7 @@ fn build<R: Read>(
     }
     set_files(t, meta, opts, data)?;
     queue_pending(t, meta, data)?;
+    set_itimers(t, meta, data)?;
     t.set_regs(&resume_regs(&meta.regs))?;
     t.set_xstate(&meta.xstate)?;
     t.set_sigmask(meta.sigmask)?;
@@ -471,6 +472,10 @@ fn set_signals(t: &mut Tracee, meta: &ImageMeta, data: u64) -> Result<(), CkptEr
     Ok(())
 }
 
+/// Reopens the image's descriptors at their numbers. Each source (a file,
+/// a pipe end) is first opened and moved above every target number, then
+/// duplicated onto its targets, so that no opening can take a number that a
+/// later target needs.
 fn set_files(
     t: &mut Tracee,
     meta: &ImageMeta,
@@ -478,41 +483,139 @@ fn set_files(
     data: u64,
 ) -> Result<(), CkptError> {
     let keep_stdio = opts.stdio == StdioMode::Inherit;
+    let wanted: Vec<&mosaic_proto::image::FdInfo> = meta
+        .fds
+        .iter()
+        .filter(|f| !(keep_stdio && f.fd <= 2))
+        .collect();
     let first_closed = if keep_stdio { 3 } else { 0 };
     t.syscall_ok(
         "close_range",
         libc::SYS_close_range,
         [first_closed, u32::MAX as u64, 0, 0, 0, 0],
     )?;
-    for f in &meta.fds {
-        if keep_stdio && f.fd <= 2 {
-            continue;
+    let base = wanted
+        .iter()
+        .map(|f| f.fd as u64 + 1)
+        .max()
+        .unwrap_or(3)
+        .max(3);
+    let lift = |t: &mut Tracee, fd: u64| -> Result<u64, CkptError> {
+        let high = t.syscall_ok(
+            "fcntl(F_DUPFD_CLOEXEC)",
+            libc::SYS_fcntl,
+            [fd, libc::F_DUPFD_CLOEXEC as u64, base, 0, 0, 0],
+        )?;
+        t.syscall_ok("close", libc::SYS_close, [fd, 0, 0, 0, 0, 0])?;
+        Ok(high)
+    };
+    let mut sources: std::collections::HashMap<i32, u64> = Default::default();
+    let mut pipes: std::collections::HashMap<u64, (u64, u64)> = Default::default();
+    for f in &wanted {
+        match &f.kind {
+            FdKind::Path { path, flags, pos } => {
+                put_path(t, data, path)?;
+                let flags = (*flags & !(libc::O_CREAT | libc::O_TRUNC | libc::O_EXCL)) as u64;
+                let fd = t.syscall_ok(
+                    "open of a file",
+                    libc::SYS_openat,
+                    [libc::AT_FDCWD as u64, data, flags, 0, 0, 0],
+                )?;
+                let high = lift(t, fd)?;
+                let r = t.syscall(
+                    libc::SYS_lseek,
+                    [high, *pos, libc::SEEK_SET as u64, 0, 0, 0],
+                )?;
+                if r < 0 && r != -(libc::ESPIPE as i64) {
+                    return Err(CkptError::Injected {
+                        what: "lseek",
+                        errno: nix::errno::Errno::from_raw(-r as i32),
+                    });
+                }
+                sources.insert(f.fd, high);
+            }
+            FdKind::Pipe { id, .. } if !pipes.contains_key(id) => {
+                t.syscall_ok("pipe2", libc::SYS_pipe2, [data, 0, 0, 0, 0, 0])?;
+                let mut raw = [0u8; 8];
+                t.read_mem(data, &mut raw)?;
+                let r = u32::from_le_bytes(raw[0..4].try_into().expect("4 bytes")) as u64;
+                let w = u32::from_le_bytes(raw[4..8].try_into().expect("4 bytes")) as u64;
+                let (r, w) = (lift(t, r)?, lift(t, w)?);
+                pipes.insert(*id, (r, w));
+            }
+            _ => {}
         }
-        let FdKind::Path { path, flags, pos } = &f.kind else {
-            continue; // preflight refused these
+    }
+    // Refill the pipes and set their status flags (O_NONBLOCK, ...).
+    for f in &wanted {
+        if let FdKind::Pipe {
+            id,
+            write,
+            flags,
+            contents,
+        } = &f.kind
+        {
+            let (r, w) = pipes[id];
+            let end = if *write { w } else { r };
+            let status = (*flags & (libc::O_NONBLOCK | libc::O_DIRECT)) as u64;
+            t.syscall_ok(
+                "fcntl(F_SETFL)",
+                libc::SYS_fcntl,
+                [end, libc::F_SETFL as u64, status, 0, 0, 0],
+            )?;
+            for chunk in contents.chunks(2048) {
+                t.write_mem(data, chunk)?;
+                let n = t.syscall_ok(
+                    "write to a pipe",
+                    libc::SYS_write,
+                    [w, data, chunk.len() as u64, 0, 0, 0],
+                )?;
+                if n != chunk.len() as u64 {
+                    return Err(CkptError::Restore("could not refill a pipe".into()));
+                }
+            }
+        }
+    }
+    for f in &wanted {
+        let (source, cloexec) = match &f.kind {
+            FdKind::Path { flags, .. } => (sources[&f.fd], flags & libc::O_CLOEXEC != 0),
+            FdKind::Pipe {
+                id, write, flags, ..
+            } => {
+                let (r, w) = pipes[id];
+                (if *write { w } else { r }, flags & libc::O_CLOEXEC != 0)
+            }
+            FdKind::Dup { of, cloexec } => (*of as u64, *cloexec),
+            FdKind::Other { .. } => continue, // preflight refused these
         };
-        put_path(t, data, path)?;
-        let flags = (*flags & !(libc::O_CREAT | libc::O_TRUNC | libc::O_EXCL)) as u64;
-        let fd = t.syscall_ok(
-            "open of a file",
-            libc::SYS_openat,
-            [libc::AT_FDCWD as u64, data, flags, 0, 0, 0],
-        )?;
-        if fd != f.fd as u64 {
-            let cloexec = flags & libc::O_CLOEXEC as u64;
-            t.syscall_ok("dup3", libc::SYS_dup3, [fd, f.fd as u64, cloexec, 0, 0, 0])?;
-            t.syscall_ok("close", libc::SYS_close, [fd, 0, 0, 0, 0, 0])?;
+        let flag = if cloexec { libc::O_CLOEXEC as u64 } else { 0 };
+        t.syscall_ok("dup3", libc::SYS_dup3, [source, f.fd as u64, flag, 0, 0, 0])?;
+    }
+    t.syscall_ok(
+        "close_range",
+        libc::SYS_close_range,
+        [base, u32::MAX as u64, 0, 0, 0, 0],
+    )?;
+    Ok(())
+}
+
+fn set_itimers(t: &mut Tracee, meta: &ImageMeta, data: u64) -> Result<(), CkptError> {
+    for &(which, interval, value) in &meta.itimers {
+        let mut s = Vec::with_capacity(32);
+        for w in [
+            interval / 1_000_000,
+            interval % 1_000_000,
+            value / 1_000_000,
+            value % 1_000_000,
+        ] {
+            s.extend_from_slice(&w.to_le_bytes());
         }
-        let r = t.syscall(
-            libc::SYS_lseek,
-            [f.fd as u64, *pos, libc::SEEK_SET as u64, 0, 0, 0],
+        t.write_mem(data, &s)?;
+        t.syscall_ok(
+            "setitimer",
+            libc::SYS_setitimer,
+            [which as u64, data, 0, 0, 0, 0],
         )?;
-        if r < 0 && r != -(libc::ESPIPE as i64) {
-            return Err(CkptError::Injected {
-                what: "lseek",
-                errno: nix::errno::Errno::from_raw(-r as i32),
-            });
-        }
     }
     Ok(())
 }

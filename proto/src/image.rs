@@ -187,6 +187,18 @@ impl Vma {
 pub enum FdKind {
     /// A regular file or device by path (reopened on restore).
     Path { path: String, flags: i32, pos: u64 },
+    /// One end of a pipe whose both ends the process holds (a self-pipe),
+    /// with what was buffered in it (on the read end).
+    Pipe {
+        id: u64,
+        write: bool,
+        flags: i32,
+        #[serde(default)]
+        contents: Vec<u8>,
+    },
+    /// The same open file description as the earlier descriptor `of`
+    /// (`2>&1`, `dup`): restored by duplicating it, so they share an offset.
+    Dup { of: i32, cloexec: bool },
     /// Something a stand-alone restore cannot reopen: pipe, socket, tty, ...
     Other { what: String },
 }
@@ -221,6 +233,9 @@ pub struct ImageMeta {
     pub rseq: Option<Rseq>,
     pub vmas: Vec<Vma>,
     pub fds: Vec<FdInfo>,
+    /// Interval timers (`setitimer`): (which, interval µs, value µs).
+    #[serde(default)]
+    pub itimers: Vec<(i32, u64, u64)>,
 }
 
 impl ImageMeta {
@@ -441,6 +456,7 @@ mod tests {
                 pages: vec![(0x10000, 1), (0x12000, 1)],
             }],
             fds: vec![],
+            itimers: vec![],
         }
     }
 

@@ -45,11 +45,12 @@ fn scratch(name: &str) -> PathBuf {
     d
 }
 
-fn spawn(cmd: &[String], stdout: &Path, cwd: &Path) -> Child {
+/// A command that inherits no descriptor but its stdio: descriptors our own
+/// parent leaked to us must not reach the program (they would be in its image).
+fn clean_command(program: &str) -> Command {
     use std::os::unix::process::CommandExt;
-    let mut command = Command::new(&cmd[0]);
-    // SAFETY: close_range is async-signal-safe. Descriptors our own parent
-    // leaked to us must not reach the program (they would be in its image).
+    let mut command = Command::new(program);
+    // SAFETY: close_range is async-signal-safe.
     unsafe {
         command.pre_exec(|| {
             libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
@@ -57,16 +58,14 @@ fn spawn(cmd: &[String], stdout: &Path, cwd: &Path) -> Child {
         });
     }
     command
+}
+
+fn spawn(cmd: &[String], stdout: &Path, cwd: &Path) -> Child {
+    clean_command(&cmd[0])
         .args(&cmd[1..])
         .current_dir(cwd)
         .stdin(Stdio::null())
-        .stdout(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(stdout)
-                .unwrap(),
-        )
+        .stdout(std::fs::File::create(stdout).unwrap())
         .stderr(Stdio::null())
         .spawn()
         .unwrap()
@@ -467,4 +466,206 @@ fn corrupt_and_truncated_images_fail_cleanly() {
         .filter(|c| c.contains(&program("loop_regs")))
         .count();
     assert_eq!(stray, 0, "a stray restored process remains");
+}
+
+/// Deterministic incompressible bytes.
+fn pseudo_random_file(path: &Path, len: usize) {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut buf = Vec::with_capacity(len);
+    while buf.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        buf.extend_from_slice(&x.to_le_bytes());
+    }
+    buf.truncate(len);
+    std::fs::write(path, buf).unwrap();
+}
+
+#[test]
+fn xz_9_with_its_self_pipe() {
+    let dir = scratch("xz-input");
+    let input = dir.join("data");
+    pseudo_random_file(&input, 3_000_000);
+    Run {
+        name: "xz",
+        cmd: sh(&["xz", "-9", "-c", input.to_str().unwrap()]),
+        ready: None,
+        delays: &[500, 600],
+        sigusr1: false,
+    }
+    .check();
+}
+
+#[test]
+fn sha256sum_of_a_large_file() {
+    let dir = scratch("sha-input");
+    let input = dir.join("data");
+    pseudo_random_file(&input, 400 << 20);
+    Run {
+        name: "sha256sum",
+        cmd: sh(&["sha256sum", input.to_str().unwrap()]),
+        ready: None,
+        delays: &[500, 600],
+        sigusr1: false,
+    }
+    .check();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn leave_running_then_restore_the_same_image_again() {
+    // The original finishes; the image restored afterwards redoes the rest
+    // of the work into the same file from the same offset: same bytes.
+    let dir = scratch("leave");
+    let out = dir.join("out");
+    let mut c = spawn(&[program("brk_grow")], &out, &dir);
+    std::thread::sleep(Duration::from_millis(600));
+    let img = dir.join("image");
+    let r = mosaic(&[
+        "checkpoint",
+        &c.id().to_string(),
+        "-o",
+        img.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", text(&r));
+    assert_eq!(wait_exit(&mut c, Duration::from_secs(30)), 0);
+    let first = std::fs::read(&out).unwrap();
+    let r = mosaic(&["restore", img.to_str().unwrap()]);
+    assert!(r.status.success(), "{}", text(&r));
+    assert_eq!(std::fs::read(&out).unwrap(), first);
+    assert!(!String::from_utf8_lossy(&first).contains("FAIL"));
+}
+
+#[test]
+fn stop_leaves_it_stopped_and_cont_resumes() {
+    let dir = scratch("stop");
+    let out = dir.join("out");
+    let mut c = spawn(&[program("loop_regs")], &out, &dir);
+    wait_for("start", Duration::from_secs(20), || {
+        output_contains(&out, "start")
+    });
+    let img = dir.join("image");
+    let r = mosaic(&[
+        "checkpoint",
+        &c.id().to_string(),
+        "-o",
+        img.to_str().unwrap(),
+        "--stop",
+    ]);
+    assert!(r.status.success(), "{}", text(&r));
+    let state = wait_for("stopped state", Duration::from_secs(5), || {
+        let s = std::fs::read_to_string(format!("/proc/{}/stat", c.id())).unwrap();
+        let st = s[s.rfind(')').unwrap() + 2..].chars().next().unwrap();
+        if st == 'T' { Ok(st) } else { Err(s) }
+    });
+    assert_eq!(state, 'T');
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(c.id() as i32),
+        nix::sys::signal::Signal::SIGCONT,
+    )
+    .unwrap();
+    assert_eq!(wait_exit(&mut c, Duration::from_secs(30)), 0);
+    assert!(!std::fs::read_to_string(&out).unwrap().contains("FAIL"));
+}
+
+#[test]
+fn a_pipe_on_stdout_needs_stdio_inherit() {
+    let dir = scratch("pipe");
+    // The program writes into a pipe we hold the other end of.
+    let mut c = clean_command(&program("loop_regs"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = c.stdout.take().unwrap();
+    let mut first = [0u8; 6];
+    std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+    let img = dir.join("image");
+    let r = mosaic(&[
+        "checkpoint",
+        &c.id().to_string(),
+        "-o",
+        img.to_str().unwrap(),
+        "--kill",
+    ]);
+    assert!(r.status.success(), "{}", text(&r));
+    wait_exit(&mut c, Duration::from_secs(10));
+    let r = mosaic(&["restore", img.to_str().unwrap()]);
+    assert_eq!(r.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains("fd 1 is") && err.contains("pipe") && err.contains("--stdio inherit"),
+        "{err}"
+    );
+    // With --stdio inherit the rest of the output reaches our pipe.
+    let r = Command::new(bin("mosaic"))
+        .args(["restore", img.to_str().unwrap(), "--stdio", "inherit"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", text(&r));
+    let native = Command::new(program("loop_regs")).output().unwrap().stdout;
+    let mut got = first.to_vec();
+    let mut rest = Vec::new();
+    std::io::Read::read_to_end(&mut stdout, &mut rest).unwrap();
+    got.extend(rest);
+    got.extend(&r.stdout);
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&native)
+    );
+}
+
+#[test]
+fn embed_files_restores_without_the_binary() {
+    let dir = scratch("embed");
+    let exe = dir.join("prog");
+    std::fs::copy(program("loop_regs"), &exe).unwrap();
+    let out = dir.join("out");
+    let native_out = dir.join("native");
+    let mut n = spawn(&[exe.to_string_lossy().into_owned()], &native_out, &dir);
+    wait_exit(&mut n, Duration::from_secs(60));
+    let mut c = spawn(&[exe.to_string_lossy().into_owned()], &out, &dir);
+    wait_for("start", Duration::from_secs(20), || {
+        output_contains(&out, "start")
+    });
+    let (by_ref, embedded) = (dir.join("by-ref"), dir.join("embedded"));
+    let r = mosaic(&[
+        "checkpoint",
+        &c.id().to_string(),
+        "-o",
+        by_ref.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", text(&r));
+    let r = mosaic(&[
+        "checkpoint",
+        &c.id().to_string(),
+        "-o",
+        embedded.to_str().unwrap(),
+        "--embed-files",
+        "--kill",
+    ]);
+    assert!(r.status.success(), "{}", text(&r));
+    wait_exit(&mut c, Duration::from_secs(10));
+    assert!(
+        std::fs::metadata(&embedded).unwrap().len() > std::fs::metadata(&by_ref).unwrap().len()
+    );
+    // The binary changes: the by-reference image refuses, the embedded one runs.
+    std::fs::remove_file(&exe).unwrap();
+    std::fs::write(&exe, b"not the program any more").unwrap();
+    let r = mosaic(&["restore", by_ref.to_str().unwrap()]);
+    assert_eq!(r.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&r.stderr).contains("changed since the checkpoint"),
+        "{}",
+        text(&r)
+    );
+    let r = mosaic(&["restore", embedded.to_str().unwrap()]);
+    assert!(r.status.success(), "{}", text(&r));
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        std::fs::read(&native_out).unwrap()
+    );
 }
