@@ -47,7 +47,7 @@ const CHUNK: u64 = 4 << 20;
 /// stopped under our ptrace: the caller decides whether it goes on
 /// ([`Tracee::release`]), stops, or dies. `progress(done, total)` is called
 /// as page bytes are written.
-pub fn capture<W: Write>(
+pub fn capture<W: Write + Send>(
     pid: i32,
     opts: &CaptureOptions,
     out: W,
@@ -57,8 +57,16 @@ pub fn capture<W: Write>(
     if !reasons.is_empty() {
         return Err(CkptError::CantMove { pid, reasons });
     }
+    // Stop and question the process from the CPU it last ran on (field 39
+    // of stat); copy its pages from anywhere.
+    let cpu = procfs::stat_fields(pid)?
+        .get(39)
+        .and_then(|c| c.parse().ok());
+    let pin = crate::ptrace::SameCpu::pin(cpu);
     let mut tracee = Tracee::seize(Pid::from_raw(pid))?;
-    match capture_stopped(&mut tracee, opts, out, progress) {
+    let described = describe(&mut tracee, opts);
+    drop(pin);
+    match described.and_then(|meta| write_image(&tracee, &meta, out, progress)) {
         Ok(stats) => Ok((tracee, stats)),
         Err(e) => {
             // Leave the process exactly as it was.
@@ -70,12 +78,8 @@ pub fn capture<W: Write>(
     }
 }
 
-fn capture_stopped<W: Write>(
-    t: &mut Tracee,
-    opts: &CaptureOptions,
-    out: W,
-    progress: &mut dyn FnMut(u64, u64),
-) -> Result<CaptureStats, CkptError> {
+/// Everything but the page contents, read from the stopped process.
+fn describe(t: &mut Tracee, opts: &CaptureOptions) -> Result<ImageMeta, CkptError> {
     let pid = t.pid.as_raw();
     // A thread may have been born between the check and the stop.
     let reasons = cantmove::reasons(pid)?
@@ -136,37 +140,97 @@ fn capture_stopped<W: Write>(
         vmas,
         fds: fds(t)?,
         itimers: injected.itimers,
+        cpus: nix::sched::sched_getaffinity(t.pid)
+            .map(|set| {
+                (0..nix::sched::CpuSet::count())
+                    .filter(|&c| set.is_set(c).unwrap_or(false))
+                    .collect()
+            })
+            .unwrap_or_default(),
     };
 
+    Ok(meta)
+}
+
+/// Writes the image: pages are read from the process on this thread while
+/// another thread checksums and writes them, so reading and writing overlap.
+fn write_image<W: Write + Send>(
+    t: &Tracee,
+    meta: &ImageMeta,
+    out: W,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<CaptureStats, CkptError> {
     let total = meta.page_count() * PAGE_SIZE;
     let mut w = ImageWriter::new(
         CountingWriter {
             inner: out,
             count: 0,
         },
-        &meta,
+        meta,
     )?;
-    let mut buf = Vec::new();
-    let mut done = 0;
-    for v in &meta.vmas {
-        for &(addr, n) in &v.pages {
-            let mut off = 0;
-            while off < n * PAGE_SIZE {
-                let len = (n * PAGE_SIZE - off).min(CHUNK);
-                buf.resize(len as usize, 0);
-                t.read_mem(addr + off, &mut buf)?;
-                w.write_pages(&buf)?;
-                off += len;
-                done += len;
-                progress(done, total);
-            }
-        }
+    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
+    let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    for _ in 0..3 {
+        let _ = empty_tx.send(Vec::with_capacity(CHUNK as usize));
     }
-    let counted = w.finish()?;
-    Ok(CaptureStats {
-        pages: meta.page_count(),
-        image_bytes: counted.count,
-        vmas: meta.vmas.len(),
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(move || -> Result<u64, CkptError> {
+            for buf in full_rx {
+                w.write_pages(&buf)?;
+                let _ = empty_tx.send(buf);
+            }
+            Ok(w.finish()?.count)
+        });
+        let read = (|| -> Result<(), CkptError> {
+            let mut done = 0;
+            // Consecutive runs are gathered into one buffer of up to CHUNK.
+            let mut buf = empty_rx
+                .recv()
+                .map_err(|_| CkptError::Restore("image writer stopped".into()))?;
+            for v in &meta.vmas {
+                for &(addr, n) in &v.pages {
+                    let mut off = 0;
+                    while off < n * PAGE_SIZE {
+                        let room = CHUNK - buf.len() as u64;
+                        let len = (n * PAGE_SIZE - off).min(room);
+                        let at = buf.len();
+                        buf.resize(at + len as usize, 0);
+                        t.read_mem(addr + off, &mut buf[at..])?;
+                        off += len;
+                        done += len;
+                        if buf.len() as u64 == CHUNK {
+                            full_tx
+                                .send(buf)
+                                .map_err(|_| CkptError::Restore("image writer stopped".into()))?;
+                            buf = empty_rx
+                                .recv()
+                                .map_err(|_| CkptError::Restore("image writer stopped".into()))?;
+                            buf.clear();
+                            progress(done, total);
+                        }
+                    }
+                }
+            }
+            if !buf.is_empty() {
+                full_tx
+                    .send(buf)
+                    .map_err(|_| CkptError::Restore("image writer stopped".into()))?;
+            }
+            progress(done, total);
+            Ok(())
+        })();
+        drop(full_tx);
+        let written = writer
+            .join()
+            .map_err(|_| CkptError::Restore("image writer panicked".into()))?;
+        // The writer's own error (a full disk) explains the reader's.
+        let image_bytes = written?;
+        read?;
+        Ok(CaptureStats {
+            pages: meta.page_count(),
+            image_bytes,
+            vmas: meta.vmas.len(),
+        })
     })
 }
 

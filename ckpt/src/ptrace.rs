@@ -378,3 +378,42 @@ fn to_user_regs(r: &Regs) -> libc::user_regs_struct {
         gs: r.gs,
     }
 }
+
+/// Pins the calling thread to one CPU while it lives, and puts its old
+/// CPU set back on drop.
+///
+/// Every injected system call is a round trip between us and a stopped
+/// tracee; across CPUs each wake-up costs tens of microseconds on these
+/// machines, on one CPU a few (ARCHITECTURE.md, costs). Capture and restore
+/// therefore run on the tracee's CPU.
+pub struct SameCpu {
+    old: Option<nix::sched::CpuSet>,
+}
+
+impl SameCpu {
+    /// Pins us to `cpu` (None: the CPU we run on now).
+    pub fn pin(cpu: Option<usize>) -> SameCpu {
+        let me = Pid::from_raw(0);
+        let old = nix::sched::sched_getaffinity(me).ok();
+        // SAFETY: sched_getcpu has no arguments and no memory effects.
+        let cpu = cpu.unwrap_or_else(|| unsafe { libc::sched_getcpu() }.max(0) as usize);
+        let mut set = nix::sched::CpuSet::new();
+        if set.set(cpu).is_err() || nix::sched::sched_setaffinity(me, &set).is_err() {
+            return SameCpu { old: None }; // not allowed there: run unpinned
+        }
+        SameCpu { old }
+    }
+
+    /// The CPU set we had before pinning.
+    pub fn previous(&self) -> Option<&nix::sched::CpuSet> {
+        self.old.as_ref()
+    }
+}
+
+impl Drop for SameCpu {
+    fn drop(&mut self) {
+        if let Some(old) = &self.old {
+            let _ = nix::sched::sched_setaffinity(Pid::from_raw(0), old);
+        }
+    }
+}

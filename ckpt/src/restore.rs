@@ -53,17 +53,34 @@ const CHUNK: u64 = 4 << 20;
 
 /// Restores the image read from `input`; returns the PID of the running
 /// process, a child of the caller. `progress(done, total)` follows the pages.
-pub fn restore<R: Read>(
+pub fn restore<R: Read + Send>(
     input: R,
     opts: &RestoreOptions,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Pid, CkptError> {
     let (reader, meta) = ImageReader::new(input)?;
     preflight(&meta, opts)?;
+    // The stub is born on our CPU and we stay there while we build it; it
+    // gets our former CPU set back before it runs.
+    let pin = crate::ptrace::SameCpu::pin(None);
     let pid = spawn_stub()?;
     let mut t = Tracee::from_stopped_child(pid)?;
-    match build(&mut t, reader, &meta, opts, progress) {
+    match build(&mut t, reader, &meta, opts, pin.previous(), progress) {
         Ok(()) => {
+            // The image's CPUs where this machine has them, else ours.
+            let mut set = nix::sched::CpuSet::new();
+            let mut any = false;
+            for &c in &meta.cpus {
+                if pin.previous().is_none_or(|p| p.is_set(c).unwrap_or(false)) && set.set(c).is_ok()
+                {
+                    any = true;
+                }
+            }
+            if any {
+                let _ = nix::sched::sched_setaffinity(pid, &set);
+            } else if let Some(old) = pin.previous() {
+                let _ = nix::sched::sched_setaffinity(pid, old);
+            }
             t.release()?;
             Ok(pid)
         }
@@ -166,11 +183,12 @@ fn find_hole(meta: &ImageMeta, stub: &[procfs::MapLine], len: u64) -> Result<u64
     Ok(candidate)
 }
 
-fn build<R: Read>(
+fn build<R: Read + Send>(
     t: &mut Tracee,
-    mut reader: ImageReader<R>,
+    reader: ImageReader<R>,
     meta: &ImageMeta,
     opts: &RestoreOptions,
+    unpinned: Option<&nix::sched::CpuSet>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<(), CkptError> {
     let pid = t.pid.as_raw();
@@ -220,27 +238,7 @@ fn build<R: Read>(
         [above, TASK_SIZE - above, 0, 0, 0, 0],
     )?;
 
-    let total = meta.page_count() * PAGE_SIZE;
-    let mut done = 0;
-    let mut buf = Vec::new();
-    for v in &meta.vmas {
-        map_area(t, v, data)?;
-        for &(addr, n) in &v.pages {
-            let mut off = 0;
-            while off < n * PAGE_SIZE {
-                let len = (n * PAGE_SIZE - off).min(CHUNK);
-                buf.resize(len as usize, 0);
-                reader.read_pages(&mut buf)?;
-                t.write_mem(addr + off, &buf)?;
-                off += len;
-                done += len;
-                progress(done, total);
-            }
-        }
-    }
-    // The checksum covers everything: a corrupt image dies here, with the stub.
-    reader.finish()?;
-
+    fill(t, reader, meta, data, unpinned, progress)?;
     place_vdso(t, meta)?;
     set_mm(t, meta, data)?;
     set_signals(t, meta, data)?;
@@ -270,6 +268,80 @@ fn build<R: Read>(
     t.set_xstate(&meta.xstate)?;
     t.set_sigmask(meta.sigmask)?;
     Ok(())
+}
+
+/// Maps every area and fills it. Another thread reads (and checksums) the
+/// image while this one writes into the stub, so the two overlap.
+fn fill<R: Read + Send>(
+    t: &mut Tracee,
+    mut reader: ImageReader<R>,
+    meta: &ImageMeta,
+    data: u64,
+    unpinned: Option<&nix::sched::CpuSet>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(), CkptError> {
+    let total = meta.page_count() * PAGE_SIZE;
+    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
+    let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    for _ in 0..3 {
+        let _ = empty_tx.send(Vec::with_capacity(CHUNK as usize));
+    }
+    let unpinned = unpinned.cloned();
+    std::thread::scope(|scope| {
+        let read = scope.spawn(move || -> Result<(), CkptError> {
+            if let Some(set) = unpinned {
+                let _ = nix::sched::sched_setaffinity(Pid::from_raw(0), &set);
+            }
+            let mut left = total;
+            while left > 0 {
+                let Ok(mut buf) = empty_rx.recv() else {
+                    return Ok(()); // the writer gave up; its error explains why
+                };
+                let len = left.min(CHUNK);
+                buf.resize(len as usize, 0);
+                reader.read_pages(&mut buf)?;
+                left -= len;
+                if full_tx.send(buf).is_err() {
+                    return Ok(());
+                }
+            }
+            // The checksum covers everything: a corrupt image fails here,
+            // before the stub may run.
+            reader.finish()?;
+            Ok(())
+        });
+        let written = (|| -> Result<(), CkptError> {
+            let ended = || CkptError::Restore("the image ended early".into());
+            let mut done = 0;
+            let mut cur: Vec<u8> = Vec::new();
+            let mut pos = 0;
+            for v in &meta.vmas {
+                map_area(t, v, data)?;
+                for &(addr, n) in &v.pages {
+                    let mut off = 0;
+                    while off < n * PAGE_SIZE {
+                        if pos == cur.len() {
+                            let next = full_rx.recv().map_err(|_| ended())?;
+                            let _ = empty_tx.send(std::mem::replace(&mut cur, next));
+                            pos = 0;
+                        }
+                        let take = (n * PAGE_SIZE - off).min((cur.len() - pos) as u64);
+                        t.write_mem(addr + off, &cur[pos..pos + take as usize])?;
+                        pos += take as usize;
+                        off += take;
+                        done += take;
+                        progress(done, total);
+                    }
+                }
+            }
+            Ok(())
+        })();
+        drop(full_rx);
+        drop(empty_tx);
+        read.join()
+            .map_err(|_| CkptError::Restore("image reader panicked".into()))??;
+        written
+    })
 }
 
 /// Writes a NUL-terminated path into the data page.

@@ -236,6 +236,9 @@ pub struct ImageMeta {
     /// Interval timers (`setitimer`): (which, interval µs, value µs).
     #[serde(default)]
     pub itimers: Vec<(i32, u64, u64)>,
+    /// CPUs the process was allowed to run on (empty: any).
+    #[serde(default)]
+    pub cpus: Vec<usize>,
 }
 
 impl ImageMeta {
@@ -457,6 +460,7 @@ mod tests {
             }],
             fds: vec![],
             itimers: vec![],
+            cpus: vec![],
         }
     }
 

@@ -334,7 +334,7 @@ fn python3_primes() {
         cmd: sh(&[
             "python3",
             "-c",
-            "n=[i for i in range(2,300000) if all(i%p for p in range(2,int(i**0.5)+1))]\nprint(len(n), sum(n))",
+            "n=[i for i in range(2,600000) if all(i%p for p in range(2,int(i**0.5)+1))]\nprint(len(n), sum(n))",
         ]),
         ready: None,
         delays: &[500, 700],
