@@ -5,6 +5,9 @@ use crate::procfs;
 
 /// Reasons `pid` cannot be captured; empty if it can.
 pub fn reasons(pid: i32) -> Result<Vec<String>, CkptError> {
+    if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        return Err(CkptError::NoProcess(pid));
+    }
     let mut why = Vec::new();
     let threads: u32 = procfs::status_field(pid, "Threads")?.parse().unwrap_or(1);
     if threads > 1 {

@@ -35,6 +35,8 @@ pub use restore::{RestoreOptions, StdioMode, restore};
 /// What went wrong while capturing or restoring.
 #[derive(Debug, Error)]
 pub enum CkptError {
+    #[error("no process {0} (see `ps`)")]
+    NoProcess(i32),
     #[error("process {pid} cannot be captured: {}", .reasons.join("; "))]
     CantMove { pid: i32, reasons: Vec<String> },
     #[error(

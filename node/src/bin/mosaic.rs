@@ -54,8 +54,11 @@ enum Command {
         #[arg(long, value_enum, default_value = "leave-running")]
         then: mosaic_node::checkpoint::After,
         /// Shorthand for --then kill.
-        #[arg(long, conflicts_with_all = ["then", "stop"])]
+        #[arg(long, conflicts_with_all = ["then", "stop", "leave_running"])]
         kill: bool,
+        /// Shorthand for --then leave-running (the default).
+        #[arg(long, conflicts_with_all = ["then", "stop"])]
+        leave_running: bool,
         /// Shorthand for --then stop.
         #[arg(long, conflicts_with = "then")]
         stop: bool,
@@ -182,6 +185,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             then,
             kill,
             stop,
+            leave_running: _,
             embed_files,
         } => {
             use mosaic_node::checkpoint::After;
