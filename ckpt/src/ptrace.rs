@@ -315,68 +315,49 @@ impl Tracee {
     }
 }
 
+/// `Regs` mirrors `user_regs_struct` field for field; one list serves both
+/// conversions.
+macro_rules! convert_regs {
+    ($from:expr => $to:ident) => {
+        $to {
+            r15: $from.r15,
+            r14: $from.r14,
+            r13: $from.r13,
+            r12: $from.r12,
+            rbp: $from.rbp,
+            rbx: $from.rbx,
+            r11: $from.r11,
+            r10: $from.r10,
+            r9: $from.r9,
+            r8: $from.r8,
+            rax: $from.rax,
+            rcx: $from.rcx,
+            rdx: $from.rdx,
+            rsi: $from.rsi,
+            rdi: $from.rdi,
+            orig_rax: $from.orig_rax,
+            rip: $from.rip,
+            cs: $from.cs,
+            eflags: $from.eflags,
+            rsp: $from.rsp,
+            ss: $from.ss,
+            fs_base: $from.fs_base,
+            gs_base: $from.gs_base,
+            ds: $from.ds,
+            es: $from.es,
+            fs: $from.fs,
+            gs: $from.gs,
+        }
+    };
+}
+
 fn from_user_regs(r: &libc::user_regs_struct) -> Regs {
-    Regs {
-        r15: r.r15,
-        r14: r.r14,
-        r13: r.r13,
-        r12: r.r12,
-        rbp: r.rbp,
-        rbx: r.rbx,
-        r11: r.r11,
-        r10: r.r10,
-        r9: r.r9,
-        r8: r.r8,
-        rax: r.rax,
-        rcx: r.rcx,
-        rdx: r.rdx,
-        rsi: r.rsi,
-        rdi: r.rdi,
-        orig_rax: r.orig_rax,
-        rip: r.rip,
-        cs: r.cs,
-        eflags: r.eflags,
-        rsp: r.rsp,
-        ss: r.ss,
-        fs_base: r.fs_base,
-        gs_base: r.gs_base,
-        ds: r.ds,
-        es: r.es,
-        fs: r.fs,
-        gs: r.gs,
-    }
+    convert_regs!(r => Regs)
 }
 
 fn to_user_regs(r: &Regs) -> libc::user_regs_struct {
-    libc::user_regs_struct {
-        r15: r.r15,
-        r14: r.r14,
-        r13: r.r13,
-        r12: r.r12,
-        rbp: r.rbp,
-        rbx: r.rbx,
-        r11: r.r11,
-        r10: r.r10,
-        r9: r.r9,
-        r8: r.r8,
-        rax: r.rax,
-        rcx: r.rcx,
-        rdx: r.rdx,
-        rsi: r.rsi,
-        rdi: r.rdi,
-        orig_rax: r.orig_rax,
-        rip: r.rip,
-        cs: r.cs,
-        eflags: r.eflags,
-        rsp: r.rsp,
-        ss: r.ss,
-        fs_base: r.fs_base,
-        gs_base: r.gs_base,
-        ds: r.ds,
-        es: r.es,
-        fs: r.fs,
-        gs: r.gs,
-    }
+    use libc::user_regs_struct as UserRegs;
+    convert_regs!(r => UserRegs)
 }
 
 /// Pins the calling thread to one CPU while it lives, and puts its old

@@ -247,6 +247,18 @@ fn sh(cmd: &[&str]) -> Vec<String> {
     cmd.iter().map(|s| s.to_string()).collect()
 }
 
+/// An unmodified program of the distribution, checkpointed twice.
+fn real_program(name: &str, cmd: &[&str]) {
+    Run {
+        name,
+        cmd: sh(cmd),
+        ready: None,
+        delays: &[500, 700],
+        sigusr1: false,
+    }
+    .check();
+}
+
 #[test]
 fn registers_only_loop() {
     c_run("loop_regs", Some("start"), &[300, 500], false).check();
@@ -314,33 +326,25 @@ fn rseq_and_sched_getcpu() {
 
 #[test]
 fn mawk_openmosix_loop() {
-    Run {
-        name: "mawk",
-        cmd: sh(&[
+    real_program(
+        "mawk",
+        &[
             "mawk",
             "BEGIN {for(i=0;i<10000;i++) for(j=0;j<10000;j++) s+=j%7; print s}",
-        ]),
-        ready: None,
-        delays: &[500, 700],
-        sigusr1: false,
-    }
-    .check();
+        ],
+    );
 }
 
 #[test]
 fn python3_primes() {
-    Run {
-        name: "python3",
-        cmd: sh(&[
+    real_program(
+        "python3",
+        &[
             "python3",
             "-c",
             "n=[i for i in range(2,600000) if all(i%p for p in range(2,int(i**0.5)+1))]\nprint(len(n), sum(n))",
-        ]),
-        ready: None,
-        delays: &[500, 700],
-        sigusr1: false,
-    }
-    .check();
+        ],
+    );
 }
 
 #[test]
@@ -348,26 +352,19 @@ fn bc_digits_of_pi() {
     let dir = scratch("bc-input");
     let script = dir.join("pi.bc");
     std::fs::write(&script, "scale=2200; 4*a(1)\n").unwrap();
-    Run {
-        name: "bc",
-        cmd: sh(&["bc", "-l", script.to_str().unwrap()]),
-        ready: None,
-        delays: &[500, 700],
-        sigusr1: false,
-    }
-    .check();
+    real_program("bc", &["bc", "-l", script.to_str().unwrap()]);
 }
 
 #[test]
 fn perl_regex_work() {
-    Run {
-        name: "perl",
-        cmd: sh(&["perl", "-e", "$s=0; for $i (1..3000000) { $x=\"abc$i\"x5; $s++ if $x =~ /(\\d+)abc\\1/ } print \"$s\\n\""]),
-        ready: None,
-        delays: &[500, 700],
-        sigusr1: false,
-    }
-    .check();
+    real_program(
+        "perl",
+        &[
+            "perl",
+            "-e",
+            "$s=0; for $i (1..3000000) { $x=\"abc$i\"x5; $s++ if $x =~ /(\\d+)abc\\1/ } print \"$s\\n\"",
+        ],
+    );
 }
 
 #[test]
@@ -487,14 +484,7 @@ fn xz_9_with_its_self_pipe() {
     let dir = scratch("xz-input");
     let input = dir.join("data");
     pseudo_random_file(&input, 3_000_000);
-    Run {
-        name: "xz",
-        cmd: sh(&["xz", "-9", "-c", input.to_str().unwrap()]),
-        ready: None,
-        delays: &[500, 600],
-        sigusr1: false,
-    }
-    .check();
+    real_program("xz", &["xz", "-9", "-c", input.to_str().unwrap()]);
 }
 
 #[test]
@@ -502,14 +492,7 @@ fn sha256sum_of_a_large_file() {
     let dir = scratch("sha-input");
     let input = dir.join("data");
     pseudo_random_file(&input, 400 << 20);
-    Run {
-        name: "sha256sum",
-        cmd: sh(&["sha256sum", input.to_str().unwrap()]),
-        ready: None,
-        delays: &[500, 600],
-        sigusr1: false,
-    }
-    .check();
+    real_program("sha256sum", &["sha256sum", input.to_str().unwrap()]);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
