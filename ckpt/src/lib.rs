@@ -30,7 +30,7 @@ pub mod restore;
 use thiserror::Error;
 
 pub use capture::{CaptureOptions, capture};
-pub use restore::{RestoreOptions, StdioMode, restore};
+pub use restore::{RestoreOptions, StdioMode, restore, restore_traced};
 
 /// What went wrong while capturing or restoring.
 #[derive(Debug, Error)]

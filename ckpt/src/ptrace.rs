@@ -398,3 +398,27 @@ impl Drop for SameCpu {
         }
     }
 }
+
+impl Tracee {
+    /// Reads a NUL-terminated string of at most `max` bytes (NUL included
+    /// in the result), page by page so that it never reads past the end of
+    /// a mapping it does not need.
+    pub fn read_cstr(&self, addr: u64, max: usize) -> Result<Vec<u8>, CkptError> {
+        let mut out = Vec::new();
+        let mut at = addr;
+        while out.len() < max {
+            let room = (4096 - (at % 4096)) as usize;
+            let mut chunk = vec![0u8; room.min(max - out.len())];
+            self.read_mem(at, &mut chunk)?;
+            if let Some(nul) = chunk.iter().position(|b| *b == 0) {
+                out.extend_from_slice(&chunk[..=nul]);
+                return Ok(out);
+            }
+            at += chunk.len() as u64;
+            out.extend_from_slice(&chunk);
+        }
+        Err(CkptError::Restore(format!(
+            "string at {addr:#x} longer than {max} bytes"
+        )))
+    }
+}

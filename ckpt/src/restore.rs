@@ -41,7 +41,18 @@ pub enum StdioMode {
 #[derive(Debug, Clone, Default)]
 pub struct RestoreOptions {
     pub stdio: StdioMode,
+    /// Restore no descriptor at all (a guest: its files stay home).
+    pub no_files: bool,
+    /// Drop to this uid and gid, without supplementary groups, before it runs.
+    pub drop_to: Option<(u32, u32)>,
+    /// Install this seccomp filter (classic BPF, 8 bytes an instruction),
+    /// last, with `no_new_privs`.
+    pub seccomp: Option<Vec<u8>>,
 }
+
+/// Pages of the trampoline area: one of code, the rest for data
+/// (paths, structures, a seccomp program).
+const TRAMPOLINE_PAGES: u64 = 16;
 
 const ARCH_MAP_VDSO_64: u64 = 0x2003;
 const PR_SET_MM: u64 = 35;
@@ -58,6 +69,21 @@ pub fn restore<R: Read + Send>(
     opts: &RestoreOptions,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Pid, CkptError> {
+    let t = restore_traced(input, opts, progress)?;
+    let pid = t.pid;
+    t.release()?;
+    Ok(pid)
+}
+
+/// Like [`restore`], but the process is left stopped under our ptrace
+/// (with `PTRACE_O_TRACESECCOMP`, so a seccomp filter's `RET_TRACE` stops
+/// it): the caller continues it and serves its traps. If the caller dies,
+/// so does the process.
+pub fn restore_traced<R: Read + Send>(
+    input: R,
+    opts: &RestoreOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Tracee, CkptError> {
     let (reader, meta) = ImageReader::new(input)?;
     preflight(&meta, opts)?;
     // The stub is born on our CPU and we stay there while we build it; it
@@ -81,8 +107,12 @@ pub fn restore<R: Read + Send>(
             } else if let Some(old) = pin.previous() {
                 let _ = nix::sched::sched_setaffinity(pid, old);
             }
-            t.release()?;
-            Ok(pid)
+            ptrace::setoptions(
+                pid,
+                ptrace::Options::PTRACE_O_EXITKILL | ptrace::Options::PTRACE_O_TRACESECCOMP,
+            )
+            .map_err(|e| CkptError::Ptrace("PTRACE_SETOPTIONS", e))?;
+            Ok(t)
         }
         Err(e) => {
             let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
@@ -113,7 +143,7 @@ fn preflight(meta: &ImageMeta, opts: &RestoreOptions) -> Result<(), CkptError> {
             }
         }
     }
-    for f in &meta.fds {
+    for f in meta.fds.iter().filter(|_| !opts.no_files) {
         if opts.stdio == StdioMode::Inherit && f.fd <= 2 {
             continue;
         }
@@ -210,13 +240,13 @@ fn build<R: Read + Send>(
             [addr, len as u64, RSEQ_FLAG_UNREGISTER, sig as u64, 0, 0],
         )?;
     }
-    let tramp = find_hole(meta, &procfs::maps(pid)?, 2 * PAGE_SIZE)?;
+    let tramp = find_hole(meta, &procfs::maps(pid)?, TRAMPOLINE_PAGES * PAGE_SIZE)?;
     t.syscall_ok(
         "mmap of the trampoline",
         libc::SYS_mmap,
         [
             tramp,
-            2 * PAGE_SIZE,
+            TRAMPOLINE_PAGES * PAGE_SIZE,
             (libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC) as u64,
             (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64 | MAP_FIXED_NOREPLACE,
             u64::MAX,
@@ -231,7 +261,7 @@ fn build<R: Read + Send>(
         libc::SYS_munmap,
         [0, tramp, 0, 0, 0, 0],
     )?;
-    let above = tramp + 2 * PAGE_SIZE;
+    let above = tramp + TRAMPOLINE_PAGES * PAGE_SIZE;
     t.syscall_ok(
         "munmap above the trampoline",
         libc::SYS_munmap,
@@ -264,6 +294,22 @@ fn build<R: Read + Send>(
     set_files(t, meta, opts, data)?;
     queue_pending(t, meta, data)?;
     set_itimers(t, meta, data)?;
+    if let Some((uid, gid)) = opts.drop_to {
+        t.syscall_ok("setgroups", libc::SYS_setgroups, [0, 0, 0, 0, 0, 0])?;
+        t.syscall_ok(
+            "setresgid",
+            libc::SYS_setresgid,
+            [gid as u64, gid as u64, gid as u64, 0, 0, 0],
+        )?;
+        t.syscall_ok(
+            "setresuid",
+            libc::SYS_setresuid,
+            [uid as u64, uid as u64, uid as u64, 0, 0, 0],
+        )?;
+    }
+    if let Some(prog) = &opts.seccomp {
+        install_seccomp(t, prog, data)?;
+    }
     t.set_regs(&resume_regs(&meta.regs))?;
     t.set_xstate(&meta.xstate)?;
     t.set_sigmask(meta.sigmask)?;
@@ -342,6 +388,33 @@ fn fill<R: Read + Send>(
             .map_err(|_| CkptError::Restore("image reader panicked".into()))??;
         written
     })
+}
+
+fn install_seccomp(t: &mut Tracee, prog: &[u8], data: u64) -> Result<(), CkptError> {
+    let room = (TRAMPOLINE_PAGES - 1) * PAGE_SIZE - 16;
+    if !prog.len().is_multiple_of(8) || prog.is_empty() || prog.len() as u64 > room {
+        return Err(CkptError::Restore(format!(
+            "seccomp program of {} bytes does not fit",
+            prog.len()
+        )));
+    }
+    t.write_mem(data + 16, prog)?;
+    let mut fprog = Vec::with_capacity(16);
+    fprog.extend_from_slice(&((prog.len() / 8) as u16).to_le_bytes());
+    fprog.extend_from_slice(&[0u8; 6]);
+    fprog.extend_from_slice(&(data + 16).to_le_bytes());
+    t.write_mem(data, &fprog)?;
+    t.syscall_ok(
+        "prctl(PR_SET_NO_NEW_PRIVS)",
+        libc::SYS_prctl,
+        [libc::PR_SET_NO_NEW_PRIVS as u64, 1, 0, 0, 0, 0],
+    )?;
+    t.syscall_ok(
+        "seccomp(SET_MODE_FILTER)",
+        libc::SYS_seccomp,
+        [libc::SECCOMP_SET_MODE_FILTER as u64, 0, data, 0, 0, 0],
+    )?;
+    Ok(())
 }
 
 /// Writes a NUL-terminated path into the data page.
@@ -554,6 +627,14 @@ fn set_files(
     opts: &RestoreOptions,
     data: u64,
 ) -> Result<(), CkptError> {
+    if opts.no_files {
+        t.syscall_ok(
+            "close_range",
+            libc::SYS_close_range,
+            [0, u32::MAX as u64, 0, 0, 0, 0],
+        )?;
+        return Ok(());
+    }
     let keep_stdio = opts.stdio == StdioMode::Inherit;
     let wanted: Vec<&mosaic_proto::image::FdInfo> = meta
         .fds

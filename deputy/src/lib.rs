@@ -1,11 +1,385 @@
 //! # mosaic-deputy: the home side of a migrated process
 //!
 //! The deputy owns *placeholders*: the original processes on their home node,
-//! kept stopped under ptrace after their user context left. It keeps their
-//! system context (PID, parent, fds, cwd, credentials, terminal), executes
-//! system calls forwarded by the guest inside the placeholder by injection,
-//! relays signals and job control to the guest, turns the guest's exit into the
-//! placeholder's exit, and takes the guest back when it comes home. It never
-//! restores memory it did not dump.
+//! kept stopped under ptrace after their user context left. A placeholder
+//! keeps its system context (PID, parent, fds, cwd, credentials, terminal);
+//! system calls the guest forwards are executed inside it by injection, with
+//! their buffers copied into a scratch area of the placeholder, so they see
+//! exactly what the process would have seen at home. The guest's exit becomes
+//! the placeholder's exit (an injected `exit_group`), its death by a signal
+//! the placeholder's death by the same signal, so the parent's `wait` is
+//! exact. The deputy never restores memory it did not dump.
 //!
-//! Status: not written yet (issue "Migration: the deputy keeps home").
+//! Status: thin slice. Not yet: releasing the placeholder's memory, relaying
+//! signals sent to the home PID, stop/continue, taking the guest back.
+
+use std::io::Write;
+
+use mosaic_ckpt::ptrace::Tracee;
+use mosaic_ckpt::{CaptureOptions, CkptError};
+use mosaic_proto::migrate::{Buf, HomeMsg, Link, LinkError, LinkExt, RemoteMsg};
+use mosaic_proto::syscalls::{Arg, Class, lookup};
+use nix::sys::signal::Signal;
+use thiserror::Error;
+use tracing::{info, warn};
+
+/// Why a migration or a placeholder failed.
+#[derive(Debug, Error)]
+pub enum DeputyError {
+    #[error(transparent)]
+    Ckpt(#[from] CkptError),
+    #[error("the target node refused the guest: {0}; the process goes on at home")]
+    Refused(String),
+    #[error("lost the guest's node ({0}); the process was killed")]
+    GuestLost(LinkError),
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    #[error("protocol: {0}")]
+    Protocol(String),
+}
+
+/// How a migrated process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Exited(i32),
+    Killed(i32),
+}
+
+const ENOSYS: i64 = -38;
+/// Image frames on the link.
+const CHUNK: usize = 4 << 20;
+
+/// Streams the image into `ImageChunk` messages.
+struct ImageSender<'a> {
+    link: &'a mut dyn Link,
+    buf: Vec<u8>,
+}
+
+impl Write for ImageSender<'_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.buf.is_empty() {
+            let chunk = std::mem::take(&mut self.buf);
+            self.link
+                .send_msg(&HomeMsg::ImageChunk(chunk))
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+/// A migrated process's placeholder, once its guest runs.
+pub struct Placeholder {
+    tracee: Tracee,
+    scratch: Scratch,
+    pub guest_pid: i32,
+}
+
+/// Sends process `pid` over `link`. On success the process is a placeholder
+/// and its guest runs on the other side; on any failure before that it goes
+/// on running at home as if nothing happened.
+pub fn migrate(pid: i32, home: &str, link: &mut dyn Link) -> Result<Placeholder, DeputyError> {
+    link.send_msg(&HomeMsg::Begin {
+        home: home.to_string(),
+        home_pid: pid,
+        image_len: 0,
+    })?;
+    let mut sender = ImageSender {
+        link: &mut *link,
+        buf: Vec::with_capacity(CHUNK),
+    };
+    let (tracee, stats) =
+        mosaic_ckpt::capture(pid, &CaptureOptions::default(), &mut sender, &mut |_, _| {})?;
+    let sent = sender
+        .flush()
+        .map_err(|e| LinkError::Io(e.to_string()))
+        .and_then(|()| link.send_msg(&HomeMsg::ImageEnd));
+    let answer = sent.and_then(|()| link.recv_msg::<RemoteMsg>());
+    match answer {
+        Ok(RemoteMsg::Started { guest_pid }) => {
+            info!(
+                pid,
+                guest_pid,
+                pages = stats.pages,
+                "migrated; the process is a placeholder now"
+            );
+            Ok(Placeholder {
+                tracee,
+                scratch: Scratch::default(),
+                guest_pid,
+            })
+        }
+        other => {
+            // Never lose a process: it goes on at home.
+            tracee.release()?;
+            match other {
+                Ok(RemoteMsg::Failed { error }) => Err(DeputyError::Refused(error)),
+                Ok(m) => Err(DeputyError::Protocol(format!(
+                    "expected Started, got {m:?}"
+                ))),
+                Err(e) => Err(e.into()),
+            }
+        }
+    }
+}
+
+impl Placeholder {
+    /// Serves the guest's forwarded calls until it ends; the placeholder
+    /// then ends the same way.
+    pub fn serve(mut self, link: &mut dyn Link) -> Result<Outcome, DeputyError> {
+        loop {
+            let msg = match link.recv_msg::<RemoteMsg>() {
+                Ok(m) => m,
+                Err(e) => {
+                    // The guest's node is gone: the process is lost with it.
+                    warn!(pid = self.tracee.pid.as_raw(), error = %e, "lost the guest's node; killing the placeholder");
+                    self.die_by(Signal::SIGKILL);
+                    return Err(DeputyError::GuestLost(e));
+                }
+            };
+            match msg {
+                RemoteMsg::Syscall { nr, args, inbufs } => {
+                    let (ret, outbufs) = self.execute(nr, args, &inbufs)?;
+                    link.send_msg(&HomeMsg::SyscallResult { ret, outbufs })?;
+                }
+                RemoteMsg::Exited { code } => {
+                    // exit_group inside the placeholder: its parent sees `code`.
+                    let _ = self
+                        .tracee
+                        .syscall(libc::SYS_exit_group, [code as u64, 0, 0, 0, 0, 0]);
+                    return Ok(Outcome::Exited(code));
+                }
+                RemoteMsg::Killed { signal } => {
+                    let sig = Signal::try_from(signal).unwrap_or(Signal::SIGKILL);
+                    self.die_by(sig);
+                    return Ok(Outcome::Killed(signal));
+                }
+                other => return Err(DeputyError::Protocol(format!("unexpected {other:?}"))),
+            }
+        }
+    }
+
+    /// Makes the placeholder die by `sig`, as its guest did.
+    fn die_by(&mut self, sig: Signal) {
+        let pid = self.tracee.pid;
+        if sig != Signal::SIGKILL {
+            // Default disposition and unblocked, so the signal kills it.
+            let reset = self
+                .scratch
+                .begin(&mut self.tracee, 64)
+                .and_then(|()| self.scratch.put(&mut self.tracee, &[0u8; 32]))
+                .and_then(|act| {
+                    self.tracee
+                        .syscall(libc::SYS_rt_sigaction, [sig as u64, act, 0, 8, 0, 0])
+                });
+            if !matches!(reset, Ok(0)) {
+                warn!(
+                    pid = pid.as_raw(),
+                    "could not reset the disposition of {sig}"
+                );
+            }
+            if let Ok(mask) = self.tracee.sigmask() {
+                let _ = self.tracee.set_sigmask(mask & !(1u64 << (sig as u32 - 1)));
+            }
+            if nix::sys::ptrace::detach(pid, Some(sig)).is_ok() {
+                return;
+            }
+        }
+        let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::__WALL));
+    }
+
+    /// Runs a forwarded call inside the placeholder.
+    fn execute(
+        &mut self,
+        nr: u32,
+        args: [u64; 6],
+        inbufs: &[Buf],
+    ) -> Result<(i64, Vec<Buf>), DeputyError> {
+        let Some(spec) = lookup(nr).filter(|s| s.class == Class::Forward) else {
+            return Ok((ENOSYS, Vec::new()));
+        };
+        let inbuf = |i: usize| {
+            inbufs
+                .iter()
+                .find(|b| b.0 as usize == i)
+                .map(|b| b.1.as_slice())
+        };
+        let t = &mut self.tracee;
+        self.scratch.begin(t, scratch_needed(spec, &args, inbufs))?;
+        let mut real = args;
+        // Where each out-buffer lives in scratch, and how many bytes it may return.
+        let mut outs: Vec<(usize, u64, u64)> = Vec::new();
+        for (i, arg) in spec.args.iter().enumerate() {
+            if args[i] == 0 && !matches!(arg, Arg::Int | Arg::Fd) {
+                continue; // NULL stays NULL
+            }
+            match *arg {
+                Arg::Int | Arg::Fd => {}
+                // Not marshalled yet (sockaddr buffers sized by a socklen_t).
+                Arg::Special | Arg::SockBuf => return Ok((ENOSYS, Vec::new())),
+                Arg::CStr | Arg::InBuf { .. } | Arg::InStruct { .. } => {
+                    real[i] = self.scratch.put(t, inbuf(i).unwrap_or(&[]))?;
+                }
+                Arg::InOutStruct { size } => {
+                    real[i] = self.scratch.put(t, inbuf(i).unwrap_or(&[]))?;
+                    outs.push((i, real[i], u64::from(size)));
+                }
+                Arg::SockLen { .. } => {
+                    real[i] = self.scratch.put(t, inbuf(i).unwrap_or(&[0; 4]))?;
+                    outs.push((i, real[i], 4));
+                }
+                Arg::OutBuf { len, .. } => {
+                    let cap = args[len as usize];
+                    if cap > mosaic_max_buf() {
+                        return Ok((-7, Vec::new())); // E2BIG
+                    }
+                    real[i] = self.scratch.alloc(cap)?;
+                    outs.push((i, real[i], cap));
+                }
+                Arg::OutStruct { size } => {
+                    real[i] = self.scratch.alloc(u64::from(size))?;
+                    outs.push((i, real[i], u64::from(size)));
+                }
+                Arg::Iovec { count, write } => {
+                    let data = inbuf(i).unwrap_or(&[]);
+                    let (base, total) = if write {
+                        let total = u64::from_le_bytes(
+                            data.get(..8)
+                                .and_then(|b| b.try_into().ok())
+                                .unwrap_or([0; 8]),
+                        );
+                        if total > mosaic_max_buf() {
+                            return Ok((-7, Vec::new())); // E2BIG
+                        }
+                        (self.scratch.alloc(total)?, total)
+                    } else {
+                        (self.scratch.put(t, data)?, data.len() as u64)
+                    };
+                    let mut iov = base.to_le_bytes().to_vec();
+                    iov.extend_from_slice(&total.to_le_bytes());
+                    real[i] = self.scratch.put(t, &iov)?;
+                    real[count as usize] = 1;
+                    if write {
+                        outs.push((i, base, total));
+                    }
+                }
+            }
+        }
+        let ret = t.syscall(i64::from(nr), real)?;
+        let mut outbufs = Vec::new();
+        if ret >= 0 {
+            for (i, addr, cap) in outs {
+                let n = match spec.args[i] {
+                    Arg::OutBuf { whole: false, .. } | Arg::Iovec { .. } => (ret as u64).min(cap),
+                    _ => cap,
+                };
+                let mut b = vec![0u8; n as usize];
+                t.read_mem(addr, &mut b)?;
+                outbufs.push((i as u8, b));
+            }
+        }
+        Ok((ret, outbufs))
+    }
+}
+
+/// Scratch memory inside the placeholder for the buffers of one call,
+/// mapped on first use and grown (between calls) as needed.
+#[derive(Default)]
+struct Scratch {
+    base: u64,
+    cap: u64,
+    used: u64,
+}
+
+const ALIGN: u64 = 16;
+
+impl Scratch {
+    /// Starts a call that needs at most `len` bytes.
+    fn begin(&mut self, t: &mut Tracee, len: u64) -> Result<(), CkptError> {
+        self.used = 0;
+        if len <= self.cap {
+            return Ok(());
+        }
+        let new_cap = len.max(1 << 20).next_power_of_two();
+        let addr = t.syscall_ok(
+            "mmap of the deputy's scratch",
+            libc::SYS_mmap,
+            [
+                0,
+                new_cap,
+                (libc::PROT_READ | libc::PROT_WRITE) as u64,
+                (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64,
+                u64::MAX,
+                0,
+            ],
+        )?;
+        if self.cap > 0 {
+            t.syscall_ok(
+                "munmap of the old scratch",
+                libc::SYS_munmap,
+                [self.base, self.cap, 0, 0, 0, 0],
+            )?;
+        }
+        self.base = addr;
+        self.cap = new_cap;
+        Ok(())
+    }
+
+    fn alloc(&mut self, len: u64) -> Result<u64, CkptError> {
+        let len = len.max(1).div_ceil(ALIGN) * ALIGN;
+        if self.used + len > self.cap {
+            return Err(CkptError::Restore("deputy scratch overflow".into()));
+        }
+        let at = self.base + self.used;
+        self.used += len;
+        Ok(at)
+    }
+
+    fn put(&mut self, t: &mut Tracee, data: &[u8]) -> Result<u64, CkptError> {
+        let at = self.alloc(data.len() as u64)?;
+        if !data.is_empty() {
+            t.write_mem(at, data)?;
+        }
+        Ok(at)
+    }
+}
+
+/// Scratch bytes a call needs, generously (each piece rounded up).
+fn scratch_needed(spec: &mosaic_proto::syscalls::Syscall, args: &[u64; 6], inbufs: &[Buf]) -> u64 {
+    let mut n = 0;
+    for b in inbufs {
+        n += b.1.len() as u64 + ALIGN;
+    }
+    for (i, arg) in spec.args.iter().enumerate() {
+        n += match *arg {
+            Arg::OutBuf { len, .. } => args[len as usize].min(mosaic_max_buf()) + ALIGN,
+            Arg::OutStruct { size } | Arg::InOutStruct { size } => u64::from(size) + ALIGN,
+            Arg::SockLen { .. } => 2 * ALIGN,
+            Arg::Iovec { write: true, .. } => {
+                // The inbuf carries the total capacity of the guest's buffers.
+                let total = inbufs
+                    .iter()
+                    .find(|b| b.0 as usize == i)
+                    .and_then(|b| b.1.get(..8))
+                    .and_then(|b| b.try_into().ok())
+                    .map(u64::from_le_bytes)
+                    .unwrap_or(0);
+                total.min(mosaic_max_buf()) + 2 * ALIGN
+            }
+            _ => 2 * ALIGN,
+        };
+    }
+    n
+}
+
+/// Largest buffer a forwarded call may carry.
+fn mosaic_max_buf() -> u64 {
+    64 << 20
+}

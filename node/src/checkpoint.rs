@@ -110,7 +110,10 @@ pub fn restore(input: &Path, stdio: StdioMode) -> anyhow::Result<i32> {
     crate::supervise::block(&signals)?;
     let pid = mosaic_ckpt::restore(
         BufReader::with_capacity(1 << 20, file),
-        &RestoreOptions { stdio },
+        &RestoreOptions {
+            stdio,
+            ..Default::default()
+        },
         &mut progress_bar("restore"),
     )
     .with_context(|| format!("cannot restore {}", input.display()))?;

@@ -67,11 +67,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let sampler = sampler.clone();
         let name = config.name.clone();
         let addr = config.listen.to_string();
+        let key = key.clone();
         move |req: ControlRequest| {
             let membership = membership.clone();
             let sampler = sampler.clone();
             let name = name.clone();
             let addr = addr.clone();
+            let key = key.clone();
             async move {
                 match req {
                     ControlRequest::Nodes => ControlResponse::Nodes {
@@ -82,11 +84,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                         addr,
                         load: sampler.current(),
                     },
+                    ControlRequest::Migrate { pid, node } => {
+                        crate::migration::start(&membership, &name, &key, pid, node).await
+                    }
                 }
             }
         }
     };
     let server = tokio::spawn(crate::control::serve(listener, handler));
+    crate::migration::listen(
+        config.listen,
+        key.clone(),
+        mosaic_remote::GuestPolicy::default(),
+    )?;
 
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;

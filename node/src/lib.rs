@@ -37,6 +37,7 @@ pub mod daemon;
 pub mod gossip;
 pub mod load;
 pub mod local;
+pub mod migration;
 pub mod mon;
 pub mod net;
 pub mod supervise;

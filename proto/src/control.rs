@@ -15,6 +15,8 @@ pub enum ControlRequest {
     Nodes,
     /// This daemon's own name, address and load.
     Status,
+    /// Move process `pid` (of this node) to node `node` now.
+    Migrate { pid: i32, node: String },
 }
 
 /// What a daemon answers.
@@ -28,6 +30,12 @@ pub enum ControlResponse {
         name: String,
         addr: String,
         load: LoadVector,
+    },
+    /// Answer to [`ControlRequest::Migrate`]: the guest runs.
+    Migrated {
+        pid: i32,
+        node: String,
+        guest_pid: i32,
     },
     /// The request could not be served; `message` says why, for a human.
     Error { message: String },

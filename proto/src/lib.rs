@@ -12,6 +12,8 @@ pub mod auth;
 pub mod control;
 pub mod image;
 pub mod load;
+pub mod migrate;
+pub mod syscalls;
 
 pub use auth::{AuthError, ClusterKey};
 pub use control::{ControlRequest, ControlResponse};

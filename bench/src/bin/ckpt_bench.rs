@@ -98,6 +98,7 @@ fn one_run(toucher: &Path, mib: u64, dir: &Path) -> anyhow::Result<Sample> {
         std::io::BufReader::with_capacity(1 << 20, file),
         &mosaic_ckpt::RestoreOptions {
             stdio: mosaic_ckpt::StdioMode::Inherit,
+            ..Default::default()
         },
         &mut |_, _| {},
     )?;

@@ -43,6 +43,13 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Move a running process of this node to another node now.
+    Migrate {
+        /// The process (a PID of this node).
+        pid: i32,
+        /// The node to move it to.
+        node: String,
+    },
     /// Save a running process to an image file.
     Checkpoint {
         /// The process.
@@ -179,6 +186,20 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             })?;
         }
         Command::Keygen { output, force } => keygen(&output, force)?,
+        Command::Migrate { pid, node } => {
+            let mut client = Client::find(socket, dir)?;
+            match client.request(&ControlRequest::Migrate { pid, node })? {
+                ControlResponse::Migrated {
+                    pid,
+                    node,
+                    guest_pid,
+                } => {
+                    println!("process {pid} now runs on {node} (guest pid {guest_pid} there)");
+                }
+                ControlResponse::Error { message } => bail!("{message}"),
+                other => bail!("mosaicd answered something else: {other:?}"),
+            }
+        }
         Command::Checkpoint {
             pid,
             output,

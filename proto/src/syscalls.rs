@@ -1,0 +1,1134 @@
+//! The syscall table: for every x86-64 system call, what a guest does with
+//! it and how its arguments travel. The one place that answers "what happens
+//! to syscall N?" (gVisor's linux64.go is the model). Both sides use it: the
+//! remote to decide (run here, forward home, bring the process home, exit),
+//! the deputy to know which arguments are buffers to copy in and out.
+//!
+//! Classes:
+//! * `Local`: runs on the guest's node at full speed (memory management of
+//!   private memory, signal masks and handlers, time, yield, futex on
+//!   private memory, ...). Nothing node-dependent.
+//! * `Forward`: executed at home inside the placeholder (files, fds, paths,
+//!   identity, sockets, ...); arguments marshalled per `args`.
+//! * `BringHome`: the process must go home first and then runs natively
+//!   (fork/vfork/clone/execve, shared writable mappings, ptrace, ...).
+//! * `Exit`: ends the process (exit, exit_group).
+//! * `Unsupported`: refused with ENOSYS-like error while remote (rare, documented why).
+
+/// What a guest does with a system call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    Local,
+    Forward,
+    BringHome,
+    Exit,
+    Unsupported,
+}
+
+/// How one argument travels when a call is forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arg {
+    /// A plain integer (flags, counts, modes, ids, offsets).
+    Int,
+    /// A file descriptor of the process (meaningful at home only).
+    Fd,
+    /// A NUL-terminated string read from the guest (paths, names), at most PATH_MAX.
+    CStr,
+    /// A buffer the kernel reads, whose length is argument number `len` (0-based).
+    InBuf { len: u8 },
+    /// A buffer the kernel writes, whose capacity is argument number `len`;
+    /// the bytes valid afterwards are the return value (read, getdents64, ...)
+    /// unless `whole` is true (then all `len` bytes are copied back).
+    OutBuf { len: u8, whole: bool },
+    /// A fixed-size struct the kernel reads (size in bytes); may be NULL.
+    InStruct { size: u32 },
+    /// A fixed-size struct the kernel writes; may be NULL.
+    OutStruct { size: u32 },
+    /// A fixed-size struct read and written.
+    InOutStruct { size: u32 },
+    /// An array of `struct iovec` with count in argument `count`; `write`
+    /// true if the kernel writes into the buffers (readv), false if it reads
+    /// them (writev).
+    Iovec { count: u8, write: bool },
+    /// A pointer to a `socklen_t` giving the size of the buffer in argument
+    /// `buf` (accept, getsockname, recvfrom's addr, getsockopt...), read and written.
+    SockLen { buf: u8 },
+    /// The buffer described by a `SockLen` argument of the same row (the
+    /// address of accept/getsockname/getpeername/recvfrom, getsockopt's
+    /// value, the arrays of `lsm_get_self_attr`/`lsm_list_modules`): its capacity
+    /// is the `u32` behind that `SockLen`, copied in and copied back out up
+    /// to the updated length. (Added to the skeleton: `OutBuf` needs its
+    /// capacity in an `Int` argument, and here it sits behind a pointer.)
+    SockBuf,
+    /// Anything that needs a hand-written marshaller (msghdr, epoll events,
+    /// poll fds arrays sized by another arg, ...): named in `note`.
+    Special,
+}
+
+/// One row of the table.
+#[derive(Debug, Clone, Copy)]
+pub struct Syscall {
+    pub nr: u32,
+    pub name: &'static str,
+    pub class: Class,
+    /// Arguments in order; only for `Forward` (empty otherwise).
+    pub args: &'static [Arg],
+    /// Why, for anything not obvious.
+    pub note: &'static str,
+}
+
+use Arg::*;
+use Class::*;
+
+// Conventions for the marshaller, common to every `Forward` row:
+// * Any pointer argument (`CStr`, buffers, structs, `Special`) may be NULL
+//   unless the kernel forbids it; NULL travels as NULL and the home kernel
+//   answers as it would natively (EFAULT, or the documented NULL meaning).
+//   Notes mention NULL only where it carries a meaning.
+// * `OutBuf { whole: false }` copies back min(return value, capacity) bytes,
+//   and nothing when the call fails.
+// * fds are the placeholder's and travel unchanged (AT_FDCWD included); PIDs,
+//   TIDs and PGIDs are home ones.
+// * Struct sizes are the x86-64 ones (struct stat 144, statx 256, statfs 120,
+//   utsname 390, rusage 144, siginfo 128, timespec/timeval 16, itimerspec 32,
+//   sigset_t as the kernel sees it 8, epoll_event 12 packed, timex 208).
+// Numbers the kernel lists without an entry point (sys_ni_syscall) are
+// `Unsupported`: they return ENOSYS natively as well. Unassigned numbers
+// (337..=423, and beyond the last row) have no row; `lookup` returns None.
+
+/// Every x86-64 system call, by number.
+#[rustfmt::skip]
+pub static SYSCALLS: &[Syscall] = &[
+    Syscall { nr: 0, name: "read", class: Forward, args: &[Fd, OutBuf { len: 2, whole: false }, Int], note: "" },
+    Syscall { nr: 1, name: "write", class: Forward, args: &[Fd, InBuf { len: 2 }, Int], note: "" },
+    Syscall { nr: 2, name: "open", class: Forward, args: &[CStr, Int, Int], note: "" },
+    Syscall { nr: 3, name: "close", class: Forward, args: &[Fd], note: "" },
+    Syscall { nr: 4, name: "stat", class: Forward, args: &[CStr, OutStruct { size: 144 }], note: "" },
+    Syscall { nr: 5, name: "fstat", class: Forward, args: &[Fd, OutStruct { size: 144 }], note: "" },
+    Syscall { nr: 6, name: "lstat", class: Forward, args: &[CStr, OutStruct { size: 144 }], note: "" },
+    Syscall { nr: 7, name: "poll", class: Forward, args: &[Special, Int, Int], note: "fds: nfds x 8-byte struct pollfd, copied in and back out (revents)" },
+    Syscall { nr: 8, name: "lseek", class: Forward, args: &[Fd, Int, Int], note: "" },
+    Syscall { nr: 9, name: "mmap", class: Local, args: &[], note: "MAP_SHARED|PROT_WRITE and file mappings are decided by the remote (bring home / map from /mfs)" },
+    Syscall { nr: 10, name: "mprotect", class: Local, args: &[], note: "making a MAP_SHARED mapping writable is decided by the remote like mmap" },
+    Syscall { nr: 11, name: "munmap", class: Local, args: &[], note: "" },
+    Syscall { nr: 12, name: "brk", class: Local, args: &[], note: "" },
+    Syscall { nr: 13, name: "rt_sigaction", class: Local, args: &[], note: "signal delivery is local" },
+    Syscall { nr: 14, name: "rt_sigprocmask", class: Local, args: &[], note: "signal delivery is local" },
+    Syscall { nr: 15, name: "rt_sigreturn", class: Local, args: &[], note: "" },
+    Syscall { nr: 16, name: "ioctl", class: Forward, args: &[Fd, Int, Special], note: "arg by request: _IOC direction/size decoded from the request number; legacy non-_IOC requests (TCGETS, TIOCGWINSZ, FIONREAD, ...) need a known-request table; otherwise passed as an integer" },
+    Syscall { nr: 17, name: "pread64", class: Forward, args: &[Fd, OutBuf { len: 2, whole: false }, Int, Int], note: "" },
+    Syscall { nr: 18, name: "pwrite64", class: Forward, args: &[Fd, InBuf { len: 2 }, Int, Int], note: "" },
+    Syscall { nr: 19, name: "readv", class: Forward, args: &[Fd, Iovec { count: 2, write: true }, Int], note: "" },
+    Syscall { nr: 20, name: "writev", class: Forward, args: &[Fd, Iovec { count: 2, write: false }, Int], note: "" },
+    Syscall { nr: 21, name: "access", class: Forward, args: &[CStr, Int], note: "" },
+    Syscall { nr: 22, name: "pipe", class: Forward, args: &[OutStruct { size: 8 }], note: "" },
+    Syscall { nr: 23, name: "select", class: Forward, args: &[Int, Special, Special, Special, InOutStruct { size: 16 }], note: "each fd_set (may be NULL): ceil(nfds/64)*8 bytes, copied in and back out; timeval updated by Linux" },
+    Syscall { nr: 24, name: "sched_yield", class: Local, args: &[], note: "" },
+    Syscall { nr: 25, name: "mremap", class: Local, args: &[], note: "moving a shared mapping never happens remotely (shared writable mappings are home)" },
+    Syscall { nr: 26, name: "msync", class: Local, args: &[], note: "acts on the local mappings; shared file mappings are home or /mfs-backed" },
+    Syscall { nr: 27, name: "mincore", class: Local, args: &[], note: "" },
+    Syscall { nr: 28, name: "madvise", class: Local, args: &[], note: "" },
+    Syscall { nr: 29, name: "shmget", class: BringHome, args: &[], note: "SysV shm: only creates an id, but shmat almost always follows" },
+    Syscall { nr: 30, name: "shmat", class: BringHome, args: &[], note: "SysV shm: a shared writable mapping" },
+    Syscall { nr: 31, name: "shmctl", class: Forward, args: &[Int, Int, Special], note: "buf by cmd: shmid_ds (112 B) in for IPC_SET, out for IPC_STAT/SHM_STAT/SHM_STAT_ANY; shminfo (72 B) / shm_info (48 B) out for IPC_INFO/SHM_INFO; segments are home objects" },
+    Syscall { nr: 32, name: "dup", class: Forward, args: &[Fd], note: "" },
+    Syscall { nr: 33, name: "dup2", class: Forward, args: &[Fd, Fd], note: "" },
+    Syscall { nr: 34, name: "pause", class: Local, args: &[], note: "waits for a signal; delivery is local" },
+    Syscall { nr: 35, name: "nanosleep", class: Local, args: &[], note: "" },
+    Syscall { nr: 36, name: "getitimer", class: Local, args: &[], note: "interval timers fire in the guest kernel (signal delivery is local); state travels in the migration image" },
+    Syscall { nr: 37, name: "alarm", class: Local, args: &[], note: "interval timers fire in the guest kernel (signal delivery is local); state travels in the migration image" },
+    Syscall { nr: 38, name: "setitimer", class: Local, args: &[], note: "interval timers fire in the guest kernel (signal delivery is local); state travels in the migration image" },
+    Syscall { nr: 39, name: "getpid", class: Forward, args: &[], note: "answered at home: home PID" },
+    Syscall { nr: 40, name: "sendfile", class: Forward, args: &[Fd, Fd, InOutStruct { size: 8 }, Int], note: "offset may be NULL" },
+    Syscall { nr: 41, name: "socket", class: Forward, args: &[Int, Int, Int], note: "" },
+    Syscall { nr: 42, name: "connect", class: Forward, args: &[Fd, InBuf { len: 2 }, Int], note: "" },
+    Syscall { nr: 43, name: "accept", class: Forward, args: &[Fd, SockBuf, SockLen { buf: 1 }], note: "addr and addrlen may both be NULL" },
+    Syscall { nr: 44, name: "sendto", class: Forward, args: &[Fd, InBuf { len: 2 }, Int, Int, InBuf { len: 5 }, Int], note: "dest_addr may be NULL" },
+    Syscall { nr: 45, name: "recvfrom", class: Forward, args: &[Fd, OutBuf { len: 2, whole: false }, Int, Int, SockBuf, SockLen { buf: 4 }], note: "src_addr and addrlen may both be NULL" },
+    Syscall { nr: 46, name: "sendmsg", class: Forward, args: &[Fd, Special, Int], note: "msghdr in: msg_name (namelen), iovec array (iovlen) copied in, control (controllen; SCM_RIGHTS carries home fds)" },
+    Syscall { nr: 47, name: "recvmsg", class: Forward, args: &[Fd, Special, Int], note: "msghdr: iov buffers and msg_name/msg_control written back; msg_namelen, msg_controllen, msg_flags updated; received SCM_RIGHTS fds are home fds" },
+    Syscall { nr: 48, name: "shutdown", class: Forward, args: &[Fd, Int], note: "" },
+    Syscall { nr: 49, name: "bind", class: Forward, args: &[Fd, InBuf { len: 2 }, Int], note: "" },
+    Syscall { nr: 50, name: "listen", class: Forward, args: &[Fd, Int], note: "" },
+    Syscall { nr: 51, name: "getsockname", class: Forward, args: &[Fd, SockBuf, SockLen { buf: 1 }], note: "" },
+    Syscall { nr: 52, name: "getpeername", class: Forward, args: &[Fd, SockBuf, SockLen { buf: 1 }], note: "" },
+    Syscall { nr: 53, name: "socketpair", class: Forward, args: &[Int, Int, Int, OutStruct { size: 8 }], note: "" },
+    Syscall { nr: 54, name: "setsockopt", class: Forward, args: &[Fd, Int, Int, InBuf { len: 4 }, Int], note: "" },
+    Syscall { nr: 55, name: "getsockopt", class: Forward, args: &[Fd, Int, Int, SockBuf, SockLen { buf: 3 }], note: "optval copied in as well: a few options read it" },
+    Syscall { nr: 56, name: "clone", class: BringHome, args: &[], note: "including threads (CLONE_VM): the guest is single-threaded while remote" },
+    Syscall { nr: 57, name: "fork", class: BringHome, args: &[], note: "" },
+    Syscall { nr: 58, name: "vfork", class: BringHome, args: &[], note: "" },
+    Syscall { nr: 59, name: "execve", class: BringHome, args: &[], note: "" },
+    Syscall { nr: 60, name: "exit", class: Exit, args: &[], note: "ends the calling thread, i.e. the single-threaded guest" },
+    Syscall { nr: 61, name: "wait4", class: Forward, args: &[Int, OutStruct { size: 4 }, Int, OutStruct { size: 144 }], note: "children live at home (fork brings home); pid is a home PID" },
+    Syscall { nr: 62, name: "kill", class: Forward, args: &[Int, Int], note: "pids are home PIDs; a signal to the process itself hits the placeholder and the deputy relays it to the guest" },
+    Syscall { nr: 63, name: "uname", class: Forward, args: &[OutStruct { size: 390 }], note: "answered at home: home hostname and kernel" },
+    Syscall { nr: 64, name: "semget", class: Forward, args: &[Int, Int, Int], note: "" },
+    Syscall { nr: 65, name: "semop", class: Forward, args: &[Int, Special, Int], note: "sops: nsops x 6-byte struct sembuf, in" },
+    Syscall { nr: 66, name: "semctl", class: Forward, args: &[Int, Int, Int, Special], note: "arg (union semun) by cmd: integer for SETVAL; semid_ds (104 B) in for IPC_SET, out for IPC_STAT/SEM_STAT(_ANY); nsems x u16 array for GETALL (out) / SETALL (in); seminfo (40 B) out for IPC_INFO/SEM_INFO" },
+    Syscall { nr: 67, name: "shmdt", class: Local, args: &[], note: "SysV shm attachments never exist remotely (shmat brings home): the local kernel answers EINVAL" },
+    Syscall { nr: 68, name: "msgget", class: Forward, args: &[Int, Int], note: "" },
+    Syscall { nr: 69, name: "msgsnd", class: Forward, args: &[Int, Special, Int, Int], note: "msgp: 8-byte mtype followed by msgsz bytes, in" },
+    Syscall { nr: 70, name: "msgrcv", class: Forward, args: &[Int, Special, Int, Int, Int], note: "msgp: 8-byte mtype followed by up to msgsz bytes, out (8 + ret bytes valid)" },
+    Syscall { nr: 71, name: "msgctl", class: Forward, args: &[Int, Int, Special], note: "buf by cmd: msqid_ds (120 B) in for IPC_SET, out for IPC_STAT/MSG_STAT(_ANY); msginfo (32 B) out for IPC_INFO/MSG_INFO" },
+    Syscall { nr: 72, name: "fcntl", class: Forward, args: &[Fd, Int, Special], note: "arg by cmd: integer for most; struct flock (32 B) in/out for F_GETLK/F_SETLK(W)/F_OFD_*; f_owner_ex (8 B) for F_GETOWN_EX/F_SETOWN_EX; u64 for F_GET/SET_RW_HINT; F_SETOWN pids are home PIDs" },
+    Syscall { nr: 73, name: "flock", class: Forward, args: &[Fd, Int], note: "" },
+    Syscall { nr: 74, name: "fsync", class: Forward, args: &[Fd], note: "" },
+    Syscall { nr: 75, name: "fdatasync", class: Forward, args: &[Fd], note: "" },
+    Syscall { nr: 76, name: "truncate", class: Forward, args: &[CStr, Int], note: "" },
+    Syscall { nr: 77, name: "ftruncate", class: Forward, args: &[Fd, Int], note: "" },
+    Syscall { nr: 78, name: "getdents", class: Forward, args: &[Fd, OutBuf { len: 2, whole: false }, Int], note: "" },
+    Syscall { nr: 79, name: "getcwd", class: Forward, args: &[OutBuf { len: 1, whole: false }, Int], note: "returns the length including the NUL" },
+    Syscall { nr: 80, name: "chdir", class: Forward, args: &[CStr], note: "" },
+    Syscall { nr: 81, name: "fchdir", class: Forward, args: &[Fd], note: "" },
+    Syscall { nr: 82, name: "rename", class: Forward, args: &[CStr, CStr], note: "" },
+    Syscall { nr: 83, name: "mkdir", class: Forward, args: &[CStr, Int], note: "" },
+    Syscall { nr: 84, name: "rmdir", class: Forward, args: &[CStr], note: "" },
+    Syscall { nr: 85, name: "creat", class: Forward, args: &[CStr, Int], note: "" },
+    Syscall { nr: 86, name: "link", class: Forward, args: &[CStr, CStr], note: "" },
+    Syscall { nr: 87, name: "unlink", class: Forward, args: &[CStr], note: "" },
+    Syscall { nr: 88, name: "symlink", class: Forward, args: &[CStr, CStr], note: "" },
+    Syscall { nr: 89, name: "readlink", class: Forward, args: &[CStr, OutBuf { len: 2, whole: false }, Int], note: "" },
+    Syscall { nr: 90, name: "chmod", class: Forward, args: &[CStr, Int], note: "" },
+    Syscall { nr: 91, name: "fchmod", class: Forward, args: &[Fd, Int], note: "" },
+    Syscall { nr: 92, name: "chown", class: Forward, args: &[CStr, Int, Int], note: "" },
+    Syscall { nr: 93, name: "fchown", class: Forward, args: &[Fd, Int, Int], note: "" },
+    Syscall { nr: 94, name: "lchown", class: Forward, args: &[CStr, Int, Int], note: "" },
+    Syscall { nr: 95, name: "umask", class: Forward, args: &[Int], note: "governs file creation, which happens at home" },
+    Syscall { nr: 96, name: "gettimeofday", class: Local, args: &[], note: "" },
+    Syscall { nr: 97, name: "getrlimit", class: Forward, args: &[Int, OutStruct { size: 16 }], note: "home limits are authoritative; the remote mirrors the memory/CPU ones onto the guest" },
+    Syscall { nr: 98, name: "getrusage", class: Forward, args: &[Int, OutStruct { size: 144 }], note: "home accounting (RUSAGE_CHILDREN lives there); the deputy adds the CPU time and faults the guest used remotely for RUSAGE_SELF/THREAD" },
+    Syscall { nr: 99, name: "sysinfo", class: Forward, args: &[OutStruct { size: 112 }], note: "the home node's view (uptime, load, memory)" },
+    Syscall { nr: 100, name: "times", class: Forward, args: &[OutStruct { size: 32 }], note: "home accounting plus the guest's remote CPU time, added by the deputy; the return value is home clock ticks" },
+    Syscall { nr: 101, name: "ptrace", class: BringHome, args: &[], note: "tracing or being traced needs the native process" },
+    Syscall { nr: 102, name: "getuid", class: Forward, args: &[], note: "answered at home: home credentials (the placeholder's)" },
+    Syscall { nr: 103, name: "syslog", class: Forward, args: &[Int, Special, Int], note: "buf written (ret bytes) only for READ/READ_ALL/READ_CLEAR (2, 3, 4); ignored, possibly NULL, otherwise" },
+    Syscall { nr: 104, name: "getgid", class: Forward, args: &[], note: "answered at home: home credentials (the placeholder's)" },
+    Syscall { nr: 105, name: "setuid", class: Forward, args: &[Int], note: "home credentials (the placeholder's)" },
+    Syscall { nr: 106, name: "setgid", class: Forward, args: &[Int], note: "home credentials (the placeholder's)" },
+    Syscall { nr: 107, name: "geteuid", class: Forward, args: &[], note: "answered at home: home credentials (the placeholder's)" },
+    Syscall { nr: 108, name: "getegid", class: Forward, args: &[], note: "answered at home: home credentials (the placeholder's)" },
+    Syscall { nr: 109, name: "setpgid", class: Forward, args: &[Int, Int], note: "home PIDs/PGIDs" },
+    Syscall { nr: 110, name: "getppid", class: Forward, args: &[], note: "answered at home: the home parent's PID" },
+    Syscall { nr: 111, name: "getpgrp", class: Forward, args: &[], note: "answered at home: home PGID" },
+    Syscall { nr: 112, name: "setsid", class: Forward, args: &[], note: "session and controlling tty are home ones" },
+    Syscall { nr: 113, name: "setreuid", class: Forward, args: &[Int, Int], note: "home credentials (the placeholder's)" },
+    Syscall { nr: 114, name: "setregid", class: Forward, args: &[Int, Int], note: "home credentials (the placeholder's)" },
+    Syscall { nr: 115, name: "getgroups", class: Forward, args: &[Int, Special], note: "list: size x 4-byte gid_t, out (ret entries valid); size 0 asks for the count and list may be NULL" },
+    Syscall { nr: 116, name: "setgroups", class: Forward, args: &[Int, Special], note: "list: size x 4-byte gid_t, in" },
+    Syscall { nr: 117, name: "setresuid", class: Forward, args: &[Int, Int, Int], note: "home credentials (the placeholder's)" },
+    Syscall { nr: 118, name: "getresuid", class: Forward, args: &[OutStruct { size: 4 }, OutStruct { size: 4 }, OutStruct { size: 4 }], note: "home credentials (the placeholder's)" },
+    Syscall { nr: 119, name: "setresgid", class: Forward, args: &[Int, Int, Int], note: "home credentials (the placeholder's)" },
+    Syscall { nr: 120, name: "getresgid", class: Forward, args: &[OutStruct { size: 4 }, OutStruct { size: 4 }, OutStruct { size: 4 }], note: "home credentials (the placeholder's)" },
+    Syscall { nr: 121, name: "getpgid", class: Forward, args: &[Int], note: "home PIDs" },
+    Syscall { nr: 122, name: "setfsuid", class: Forward, args: &[Int], note: "home credentials (the placeholder's)" },
+    Syscall { nr: 123, name: "setfsgid", class: Forward, args: &[Int], note: "home credentials (the placeholder's)" },
+    Syscall { nr: 124, name: "getsid", class: Forward, args: &[Int], note: "home PIDs" },
+    Syscall { nr: 125, name: "capget", class: Forward, args: &[InOutStruct { size: 8 }, Special], note: "hdr: version written back on mismatch; data: 1 (v1) or 2 (v2/v3) x 12-byte cap_user_data, out, NULL to probe the version" },
+    Syscall { nr: 126, name: "capset", class: Forward, args: &[InStruct { size: 8 }, Special], note: "data: 1 (v1) or 2 (v2/v3) x 12-byte cap_user_data, in" },
+    Syscall { nr: 127, name: "rt_sigpending", class: Local, args: &[], note: "signal delivery is local" },
+    Syscall { nr: 128, name: "rt_sigtimedwait", class: Local, args: &[], note: "signal delivery is local" },
+    Syscall { nr: 129, name: "rt_sigqueueinfo", class: Forward, args: &[Int, Int, InStruct { size: 128 }], note: "pids are home PIDs; a signal to the process itself hits the placeholder and the deputy relays it to the guest" },
+    Syscall { nr: 130, name: "rt_sigsuspend", class: Local, args: &[], note: "signal delivery is local" },
+    Syscall { nr: 131, name: "sigaltstack", class: Local, args: &[], note: "" },
+    Syscall { nr: 132, name: "utime", class: Forward, args: &[CStr, InStruct { size: 16 }], note: "times (struct utimbuf) may be NULL" },
+    Syscall { nr: 133, name: "mknod", class: Forward, args: &[CStr, Int, Int], note: "" },
+    Syscall { nr: 134, name: "uselib", class: Unsupported, args: &[], note: "removed from the kernel (no entry point): ENOSYS natively too; it would map a library into guest memory anyway" },
+    Syscall { nr: 135, name: "personality", class: Local, args: &[], note: "per-process flags (ADDR_NO_RANDOMIZE, ...) kept by the guest kernel and carried in the migration image" },
+    Syscall { nr: 136, name: "ustat", class: Forward, args: &[Int, OutStruct { size: 32 }], note: "" },
+    Syscall { nr: 137, name: "statfs", class: Forward, args: &[CStr, OutStruct { size: 120 }], note: "" },
+    Syscall { nr: 138, name: "fstatfs", class: Forward, args: &[Fd, OutStruct { size: 120 }], note: "" },
+    Syscall { nr: 139, name: "sysfs", class: Forward, args: &[Int, Special, Special], note: "by option: 1: arg1 is a fs-name string; 2: arg1 an index (integer), arg2 an out buffer for the name (no length given, copy back strlen+1 from the result); 3: no arguments" },
+    Syscall { nr: 140, name: "getpriority", class: Forward, args: &[Int, Int], note: "pid is a home PID; when it designates the process itself (0 or own pid) the remote mirrors the result onto the guest" },
+    Syscall { nr: 141, name: "setpriority", class: Forward, args: &[Int, Int, Int], note: "pid is a home PID; when it designates the process itself (0 or own pid) the remote mirrors the result onto the guest" },
+    Syscall { nr: 142, name: "sched_setparam", class: Forward, args: &[Int, InStruct { size: 4 }], note: "pid is a home PID; when it designates the process itself (0 or own pid) the remote mirrors the result onto the guest" },
+    Syscall { nr: 143, name: "sched_getparam", class: Forward, args: &[Int, OutStruct { size: 4 }], note: "pid is a home PID; when it designates the process itself (0 or own pid) the remote mirrors the result onto the guest" },
+    Syscall { nr: 144, name: "sched_setscheduler", class: Forward, args: &[Int, Int, InStruct { size: 4 }], note: "pid is a home PID; when it designates the process itself (0 or own pid) the remote mirrors the result onto the guest" },
+    Syscall { nr: 145, name: "sched_getscheduler", class: Forward, args: &[Int], note: "pid is a home PID; when it designates the process itself (0 or own pid) the remote mirrors the result onto the guest" },
+    Syscall { nr: 146, name: "sched_get_priority_max", class: Local, args: &[], note: "a constant per policy" },
+    Syscall { nr: 147, name: "sched_get_priority_min", class: Local, args: &[], note: "a constant per policy" },
+    Syscall { nr: 148, name: "sched_rr_get_interval", class: Forward, args: &[Int, OutStruct { size: 16 }], note: "pid is a home PID; when it designates the process itself (0 or own pid) the remote mirrors the result onto the guest" },
+    Syscall { nr: 149, name: "mlock", class: Local, args: &[], note: "locks the guest's local pages; RLIMIT_MEMLOCK is the local one, mirrored from home" },
+    Syscall { nr: 150, name: "munlock", class: Local, args: &[], note: "" },
+    Syscall { nr: 151, name: "mlockall", class: Local, args: &[], note: "locks the guest's local pages; RLIMIT_MEMLOCK is the local one, mirrored from home" },
+    Syscall { nr: 152, name: "munlockall", class: Local, args: &[], note: "" },
+    Syscall { nr: 153, name: "vhangup", class: Forward, args: &[], note: "hangs up the home controlling terminal" },
+    Syscall { nr: 154, name: "modify_ldt", class: BringHome, args: &[], note: "the LDT is CPU state that is not migrated: a process with its own LDT stays home" },
+    Syscall { nr: 155, name: "pivot_root", class: Forward, args: &[CStr, CStr], note: "" },
+    Syscall { nr: 156, name: "_sysctl", class: Unsupported, args: &[], note: "no entry point on x86-64 (sys_ni_syscall): ENOSYS natively too, so answered without a round trip" },
+    Syscall { nr: 157, name: "prctl", class: Local, args: &[], note: "some options must be forwarded, decided by the remote: PR_SET_NAME (also kept locally), PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS (also applied locally), PR_SET_KEEPCAPS, PR_SET_SECUREBITS, PR_CAPBSET_*, PR_CAP_AMBIENT, PR_SET_PTRACER, PR_SET_MM" },
+    Syscall { nr: 158, name: "arch_prctl", class: Local, args: &[], note: "FS/GS base and CPUID faulting are guest CPU state, carried in the migration image" },
+    Syscall { nr: 159, name: "adjtimex", class: Forward, args: &[InOutStruct { size: 208 }], note: "the home clock; modes 0 just reads its state" },
+    Syscall { nr: 160, name: "setrlimit", class: Forward, args: &[Int, InStruct { size: 16 }], note: "home limits are authoritative; the remote mirrors the memory/CPU ones onto the guest" },
+    Syscall { nr: 161, name: "chroot", class: Forward, args: &[CStr], note: "root of path resolution, which happens at home" },
+    Syscall { nr: 162, name: "sync", class: Forward, args: &[], note: "" },
+    Syscall { nr: 163, name: "acct", class: Forward, args: &[CStr], note: "filename may be NULL (turns accounting off)" },
+    Syscall { nr: 164, name: "settimeofday", class: Forward, args: &[InStruct { size: 16 }, InStruct { size: 8 }], note: "sets the home clock (home privileges decide)" },
+    Syscall { nr: 165, name: "mount", class: Forward, args: &[CStr, CStr, CStr, Int, Special], note: "source and fstype may be NULL; data is fs-specific, usually a NUL-terminated option string (copy up to a page), may be NULL" },
+    Syscall { nr: 166, name: "umount2", class: Forward, args: &[CStr, Int], note: "" },
+    Syscall { nr: 167, name: "swapon", class: Forward, args: &[CStr, Int], note: "" },
+    Syscall { nr: 168, name: "swapoff", class: Forward, args: &[CStr], note: "" },
+    Syscall { nr: 169, name: "reboot", class: Forward, args: &[Int, Int, Int, Special], note: "arg: a command string only for LINUX_REBOOT_CMD_RESTART2, otherwise ignored (pass the raw value)" },
+    Syscall { nr: 170, name: "sethostname", class: Forward, args: &[InBuf { len: 1 }, Int], note: "" },
+    Syscall { nr: 171, name: "setdomainname", class: Forward, args: &[InBuf { len: 1 }, Int], note: "" },
+    Syscall { nr: 172, name: "iopl", class: BringHome, args: &[], note: "I/O privilege is guest CPU state and the ports belong to the home hardware" },
+    Syscall { nr: 173, name: "ioperm", class: BringHome, args: &[], note: "the I/O bitmap is guest CPU state and the ports belong to the home hardware" },
+    Syscall { nr: 174, name: "create_module", class: Unsupported, args: &[], note: "no entry point on x86-64 (sys_ni_syscall): ENOSYS natively too, so answered without a round trip" },
+    Syscall { nr: 175, name: "init_module", class: Forward, args: &[InBuf { len: 1 }, Int, CStr], note: "" },
+    Syscall { nr: 176, name: "delete_module", class: Forward, args: &[CStr, Int], note: "" },
+    Syscall { nr: 177, name: "get_kernel_syms", class: Unsupported, args: &[], note: "no entry point on x86-64 (sys_ni_syscall): ENOSYS natively too, so answered without a round trip" },
+    Syscall { nr: 178, name: "query_module", class: Unsupported, args: &[], note: "no entry point on x86-64 (sys_ni_syscall): ENOSYS natively too, so answered without a round trip" },
+    Syscall { nr: 179, name: "quotactl", class: Forward, args: &[Int, CStr, Int, Special], note: "special may be NULL (Q_SYNC); addr by cmd: if_dqblk, if_dqinfo, fs_quota_stat(v), fs_disk_quota, a u32 format or a quota-file path; direction by cmd" },
+    Syscall { nr: 180, name: "nfsservctl", class: Unsupported, args: &[], note: "no entry point on x86-64 (sys_ni_syscall): ENOSYS natively too, so answered without a round trip" },
+    Syscall { nr: 181, name: "getpmsg", class: Unsupported, args: &[], note: "no entry point on x86-64 (sys_ni_syscall): ENOSYS natively too, so answered without a round trip" },
+    Syscall { nr: 182, name: "putpmsg", class: Unsupported, args: &[], note: "no entry point on x86-64 (sys_ni_syscall): ENOSYS natively too, so answered without a round trip" },
+    Syscall { nr: 183, name: "afs_syscall", class: Unsupported, args: &[], note: "no entry point on x86-64 (sys_ni_syscall): ENOSYS natively too, so answered without a round trip" },
+    Syscall { nr: 184, name: "tuxcall", class: Unsupported, args: &[], note: "no entry point on x86-64 (sys_ni_syscall): ENOSYS natively too, so answered without a round trip" },
+    Syscall { nr: 185, name: "security", class: Unsupported, args: &[], note: "no entry point on x86-64 (sys_ni_syscall): ENOSYS natively too, so answered without a round trip" },
+    Syscall { nr: 186, name: "gettid", class: Forward, args: &[], note: "answered at home: home TID (the single-threaded guest's is its home PID)" },
+    Syscall { nr: 187, name: "readahead", class: Forward, args: &[Fd, Int, Int], note: "" },
+    Syscall { nr: 188, name: "setxattr", class: Forward, args: &[CStr, CStr, InBuf { len: 3 }, Int, Int], note: "" },
+    Syscall { nr: 189, name: "lsetxattr", class: Forward, args: &[CStr, CStr, InBuf { len: 3 }, Int, Int], note: "" },
+    Syscall { nr: 190, name: "fsetxattr", class: Forward, args: &[Fd, CStr, InBuf { len: 3 }, Int, Int], note: "" },
+    Syscall { nr: 191, name: "getxattr", class: Forward, args: &[CStr, CStr, OutBuf { len: 3, whole: false }, Int], note: "size 0 asks for the needed size: copy back min(ret, size)" },
+    Syscall { nr: 192, name: "lgetxattr", class: Forward, args: &[CStr, CStr, OutBuf { len: 3, whole: false }, Int], note: "size 0 asks for the needed size: copy back min(ret, size)" },
+    Syscall { nr: 193, name: "fgetxattr", class: Forward, args: &[Fd, CStr, OutBuf { len: 3, whole: false }, Int], note: "size 0 asks for the needed size: copy back min(ret, size)" },
+    Syscall { nr: 194, name: "listxattr", class: Forward, args: &[CStr, OutBuf { len: 2, whole: false }, Int], note: "size 0 asks for the needed size: copy back min(ret, size)" },
+    Syscall { nr: 195, name: "llistxattr", class: Forward, args: &[CStr, OutBuf { len: 2, whole: false }, Int], note: "size 0 asks for the needed size: copy back min(ret, size)" },
+    Syscall { nr: 196, name: "flistxattr", class: Forward, args: &[Fd, OutBuf { len: 2, whole: false }, Int], note: "size 0 asks for the needed size: copy back min(ret, size)" },
+    Syscall { nr: 197, name: "removexattr", class: Forward, args: &[CStr, CStr], note: "" },
+    Syscall { nr: 198, name: "lremovexattr", class: Forward, args: &[CStr, CStr], note: "" },
+    Syscall { nr: 199, name: "fremovexattr", class: Forward, args: &[Fd, CStr], note: "" },
+    Syscall { nr: 200, name: "tkill", class: Forward, args: &[Int, Int], note: "tid is a home TID; a signal to the process itself hits the placeholder and the deputy relays it to the guest" },
+    Syscall { nr: 201, name: "time", class: Local, args: &[], note: "" },
+    Syscall { nr: 202, name: "futex", class: Local, args: &[], note: "private futexes only: a shared futex word lives in a shared mapping, which forces the process home" },
+    Syscall { nr: 203, name: "sched_setaffinity", class: Forward, args: &[Int, Int, InBuf { len: 1 }], note: "pid is a home PID and the mask uses home CPU numbers; pinning is also a hint to the migration policy" },
+    Syscall { nr: 204, name: "sched_getaffinity", class: Forward, args: &[Int, Int, OutBuf { len: 1, whole: false }], note: "the home CPU set; returns the bytes copied" },
+    Syscall { nr: 205, name: "set_thread_area", class: Unsupported, args: &[], note: "no entry point on x86-64 (sys_ni_syscall): ENOSYS natively too, so answered without a round trip (64-bit TLS is arch_prctl)" },
+    Syscall { nr: 206, name: "io_setup", class: BringHome, args: &[], note: "kernel AIO: the context is a ring mapped into the address space and completions write guest buffers asynchronously; home only" },
+    Syscall { nr: 207, name: "io_destroy", class: BringHome, args: &[], note: "kernel AIO: the context is a ring mapped into the address space and completions write guest buffers asynchronously; home only" },
+    Syscall { nr: 208, name: "io_getevents", class: BringHome, args: &[], note: "kernel AIO: the context is a ring mapped into the address space and completions write guest buffers asynchronously; home only" },
+    Syscall { nr: 209, name: "io_submit", class: BringHome, args: &[], note: "kernel AIO: the context is a ring mapped into the address space and completions write guest buffers asynchronously; home only" },
+    Syscall { nr: 210, name: "io_cancel", class: BringHome, args: &[], note: "kernel AIO: the context is a ring mapped into the address space and completions write guest buffers asynchronously; home only" },
+    Syscall { nr: 211, name: "get_thread_area", class: Unsupported, args: &[], note: "no entry point on x86-64 (sys_ni_syscall): ENOSYS natively too, so answered without a round trip (64-bit TLS is arch_prctl)" },
+    Syscall { nr: 212, name: "lookup_dcookie", class: Unsupported, args: &[], note: "removed from the kernel (no entry point): ENOSYS natively too" },
+    Syscall { nr: 213, name: "epoll_create", class: Forward, args: &[Int], note: "" },
+    Syscall { nr: 214, name: "epoll_ctl_old", class: Unsupported, args: &[], note: "no entry point on x86-64 (sys_ni_syscall): ENOSYS natively too, so answered without a round trip" },
+    Syscall { nr: 215, name: "epoll_wait_old", class: Unsupported, args: &[], note: "no entry point on x86-64 (sys_ni_syscall): ENOSYS natively too, so answered without a round trip" },
+    Syscall { nr: 216, name: "remap_file_pages", class: Local, args: &[], note: "rearranges an existing local mapping" },
+    Syscall { nr: 217, name: "getdents64", class: Forward, args: &[Fd, OutBuf { len: 2, whole: false }, Int], note: "" },
+    Syscall { nr: 218, name: "set_tid_address", class: Local, args: &[], note: "returns the caller's TID: the remote substitutes the home TID" },
+    Syscall { nr: 219, name: "restart_syscall", class: Local, args: &[], note: "restarts an interrupted local call (nanosleep, clock_nanosleep, futex); interrupted forwarded calls are re-issued by the remote itself" },
+    Syscall { nr: 220, name: "semtimedop", class: Forward, args: &[Int, Special, Int, InStruct { size: 16 }], note: "sops: nsops x 6-byte struct sembuf, in; timeout may be NULL" },
+    Syscall { nr: 221, name: "fadvise64", class: Forward, args: &[Fd, Int, Int, Int], note: "" },
+    Syscall { nr: 222, name: "timer_create", class: Local, args: &[], note: "POSIX timer state lives in the guest kernel and travels in the migration image; SIGEV_THREAD_ID carries a home TID the remote must translate" },
+    Syscall { nr: 223, name: "timer_settime", class: Local, args: &[], note: "POSIX timer state lives in the guest kernel and travels in the migration image; SIGEV_THREAD_ID carries a home TID the remote must translate" },
+    Syscall { nr: 224, name: "timer_gettime", class: Local, args: &[], note: "POSIX timer state lives in the guest kernel and travels in the migration image; SIGEV_THREAD_ID carries a home TID the remote must translate" },
+    Syscall { nr: 225, name: "timer_getoverrun", class: Local, args: &[], note: "POSIX timer state lives in the guest kernel and travels in the migration image; SIGEV_THREAD_ID carries a home TID the remote must translate" },
+    Syscall { nr: 226, name: "timer_delete", class: Local, args: &[], note: "POSIX timer state lives in the guest kernel and travels in the migration image; SIGEV_THREAD_ID carries a home TID the remote must translate" },
+    Syscall { nr: 227, name: "clock_settime", class: Forward, args: &[Int, InStruct { size: 16 }], note: "sets a home clock (home privileges decide)" },
+    Syscall { nr: 228, name: "clock_gettime", class: Local, args: &[], note: "CPU-time clocks of other processes (negative clockids) encode home PIDs and are forwarded by the remote; monotonic clocks need the node offset (time namespace)" },
+    Syscall { nr: 229, name: "clock_getres", class: Local, args: &[], note: "" },
+    Syscall { nr: 230, name: "clock_nanosleep", class: Local, args: &[], note: "" },
+    Syscall { nr: 231, name: "exit_group", class: Exit, args: &[], note: "" },
+    Syscall { nr: 232, name: "epoll_wait", class: Forward, args: &[Fd, Special, Int, Int], note: "events: maxevents x 12-byte (packed) struct epoll_event, out; ret entries valid" },
+    Syscall { nr: 233, name: "epoll_ctl", class: Forward, args: &[Fd, Int, Fd, InStruct { size: 12 }], note: "event (packed, 12 B) may be NULL for EPOLL_CTL_DEL" },
+    Syscall { nr: 234, name: "tgkill", class: Forward, args: &[Int, Int, Int], note: "pids are home PIDs; a signal to the process itself hits the placeholder and the deputy relays it to the guest" },
+    Syscall { nr: 235, name: "utimes", class: Forward, args: &[CStr, InStruct { size: 32 }], note: "times (2 x timeval) may be NULL" },
+    Syscall { nr: 236, name: "vserver", class: Unsupported, args: &[], note: "no entry point on x86-64 (sys_ni_syscall): ENOSYS natively too, so answered without a round trip" },
+    Syscall { nr: 237, name: "mbind", class: Local, args: &[], note: "NUMA policy of the guest's local memory; node numbers are the current node's" },
+    Syscall { nr: 238, name: "set_mempolicy", class: Local, args: &[], note: "NUMA policy of the guest's local memory; node numbers are the current node's" },
+    Syscall { nr: 239, name: "get_mempolicy", class: Local, args: &[], note: "NUMA policy of the guest's local memory; node numbers are the current node's" },
+    Syscall { nr: 240, name: "mq_open", class: Forward, args: &[CStr, Int, Int, InStruct { size: 64 }], note: "attr (struct mq_attr) may be NULL" },
+    Syscall { nr: 241, name: "mq_unlink", class: Forward, args: &[CStr], note: "" },
+    Syscall { nr: 242, name: "mq_timedsend", class: Forward, args: &[Fd, InBuf { len: 2 }, Int, Int, InStruct { size: 16 }], note: "abs_timeout may be NULL" },
+    Syscall { nr: 243, name: "mq_timedreceive", class: Forward, args: &[Fd, OutBuf { len: 2, whole: false }, Int, OutStruct { size: 4 }, InStruct { size: 16 }], note: "msg_prio and abs_timeout may be NULL" },
+    Syscall { nr: 244, name: "mq_notify", class: Forward, args: &[Fd, InStruct { size: 64 }], note: "struct sigevent, may be NULL; SIGEV_SIGNAL signals the placeholder and the deputy relays it to the guest" },
+    Syscall { nr: 245, name: "mq_getsetattr", class: Forward, args: &[Fd, InStruct { size: 64 }, OutStruct { size: 64 }], note: "" },
+    Syscall { nr: 246, name: "kexec_load", class: Forward, args: &[Int, Int, Special, Int], note: "segments: nr_segments x 32-byte kexec_segment whose buf/bufsz point into guest memory; EPERM unless privileged at home" },
+    Syscall { nr: 247, name: "waitid", class: Forward, args: &[Int, Int, OutStruct { size: 128 }, Int, OutStruct { size: 144 }], note: "children live at home; id is a home PID/PGID or a home pidfd" },
+    Syscall { nr: 248, name: "add_key", class: Forward, args: &[CStr, CStr, InBuf { len: 3 }, Int, Int], note: "payload may be NULL; keyrings are per-credential state at home" },
+    Syscall { nr: 249, name: "request_key", class: Forward, args: &[CStr, CStr, CStr, Int], note: "callout_info may be NULL" },
+    Syscall { nr: 250, name: "keyctl", class: Forward, args: &[Int, Special, Special, Special, Special], note: "arguments by operation: key serials and integers, strings (KEYCTL_JOIN/SEARCH/...), out buffers (KEYCTL_READ/DESCRIBE/GET_SECURITY: arg3 sized by arg4, copy back min(ret, size)), structs (KEYCTL_DH_COMPUTE, KEYCTL_PKEY_*)" },
+    Syscall { nr: 251, name: "ioprio_set", class: Forward, args: &[Int, Int, Int], note: "home I/O priority: the guest's I/O happens at home" },
+    Syscall { nr: 252, name: "ioprio_get", class: Forward, args: &[Int, Int], note: "home I/O priority: the guest's I/O happens at home" },
+    Syscall { nr: 253, name: "inotify_init", class: Forward, args: &[], note: "" },
+    Syscall { nr: 254, name: "inotify_add_watch", class: Forward, args: &[Fd, CStr, Int], note: "" },
+    Syscall { nr: 255, name: "inotify_rm_watch", class: Forward, args: &[Fd, Int], note: "" },
+    Syscall { nr: 256, name: "migrate_pages", class: Local, args: &[], note: "NUMA policy of the guest's local memory; node numbers are the current node's; only pid 0 (self) is meaningful remotely" },
+    Syscall { nr: 257, name: "openat", class: Forward, args: &[Fd, CStr, Int, Int], note: "" },
+    Syscall { nr: 258, name: "mkdirat", class: Forward, args: &[Fd, CStr, Int], note: "" },
+    Syscall { nr: 259, name: "mknodat", class: Forward, args: &[Fd, CStr, Int, Int], note: "" },
+    Syscall { nr: 260, name: "fchownat", class: Forward, args: &[Fd, CStr, Int, Int, Int], note: "" },
+    Syscall { nr: 261, name: "futimesat", class: Forward, args: &[Fd, CStr, InStruct { size: 32 }], note: "times (2 x timeval) may be NULL" },
+    Syscall { nr: 262, name: "newfstatat", class: Forward, args: &[Fd, CStr, OutStruct { size: 144 }, Int], note: "" },
+    Syscall { nr: 263, name: "unlinkat", class: Forward, args: &[Fd, CStr, Int], note: "" },
+    Syscall { nr: 264, name: "renameat", class: Forward, args: &[Fd, CStr, Fd, CStr], note: "" },
+    Syscall { nr: 265, name: "linkat", class: Forward, args: &[Fd, CStr, Fd, CStr, Int], note: "" },
+    Syscall { nr: 266, name: "symlinkat", class: Forward, args: &[CStr, Fd, CStr], note: "" },
+    Syscall { nr: 267, name: "readlinkat", class: Forward, args: &[Fd, CStr, OutBuf { len: 3, whole: false }, Int], note: "" },
+    Syscall { nr: 268, name: "fchmodat", class: Forward, args: &[Fd, CStr, Int], note: "" },
+    Syscall { nr: 269, name: "faccessat", class: Forward, args: &[Fd, CStr, Int], note: "" },
+    Syscall { nr: 270, name: "pselect6", class: Forward, args: &[Int, Special, Special, Special, InOutStruct { size: 16 }, Special], note: "each fd_set (may be NULL): ceil(nfds/64)*8 bytes, in and out; last arg: {const sigset_t *, size_t} (16 B) whose sigset (8 B) must be copied too; sigmask is applied in the placeholder while it blocks; a signal for the guest makes the remote interrupt the forwarded call" },
+    Syscall { nr: 271, name: "ppoll", class: Forward, args: &[Special, Int, InOutStruct { size: 16 }, InStruct { size: 8 }, Int], note: "fds: nfds x 8-byte struct pollfd, in and out; timeout (may be NULL) updated by Linux; sigmask is applied in the placeholder while it blocks; a signal for the guest makes the remote interrupt the forwarded call" },
+    Syscall { nr: 272, name: "unshare", class: BringHome, args: &[], note: "namespaces and fs/files sharing are properties of the native process" },
+    Syscall { nr: 273, name: "set_robust_list", class: Local, args: &[], note: "the list lives in guest memory" },
+    Syscall { nr: 274, name: "get_robust_list", class: Local, args: &[], note: "pid 0 (self) is the useful case; other pids are home PIDs the local kernel does not know" },
+    Syscall { nr: 275, name: "splice", class: Forward, args: &[Fd, InOutStruct { size: 8 }, Fd, InOutStruct { size: 8 }, Int, Int], note: "offsets may be NULL" },
+    Syscall { nr: 276, name: "tee", class: Forward, args: &[Fd, Fd, Int, Int], note: "" },
+    Syscall { nr: 277, name: "sync_file_range", class: Forward, args: &[Fd, Int, Int, Int], note: "" },
+    Syscall { nr: 278, name: "vmsplice", class: Forward, args: &[Fd, Special, Int, Int], note: "iov direction by pipe end: write end -> copied in like writev, read end -> copied out like readv; the zero-copy/gift semantics are lost" },
+    Syscall { nr: 279, name: "move_pages", class: Local, args: &[], note: "NUMA policy of the guest's local memory; node numbers are the current node's; only pid 0 (self) is meaningful remotely" },
+    Syscall { nr: 280, name: "utimensat", class: Forward, args: &[Fd, CStr, InStruct { size: 32 }, Int], note: "path may be NULL (futimens); times (2 x timespec) may be NULL" },
+    Syscall { nr: 281, name: "epoll_pwait", class: Forward, args: &[Fd, Special, Int, Int, InStruct { size: 8 }, Int], note: "events: maxevents x 12-byte (packed) struct epoll_event, out; ret entries valid; sigmask is applied in the placeholder while it blocks; a signal for the guest makes the remote interrupt the forwarded call" },
+    Syscall { nr: 282, name: "signalfd", class: Forward, args: &[Fd, InStruct { size: 8 }, Int], note: "signals for the process reach the placeholder: the deputy must leave those the guest reads through a signalfd pending there instead of relaying them" },
+    Syscall { nr: 283, name: "timerfd_create", class: Forward, args: &[Int, Int], note: "" },
+    Syscall { nr: 284, name: "eventfd", class: Forward, args: &[Int], note: "" },
+    Syscall { nr: 285, name: "fallocate", class: Forward, args: &[Fd, Int, Int, Int], note: "" },
+    Syscall { nr: 286, name: "timerfd_settime", class: Forward, args: &[Fd, Int, InStruct { size: 32 }, OutStruct { size: 32 }], note: "old_value may be NULL" },
+    Syscall { nr: 287, name: "timerfd_gettime", class: Forward, args: &[Fd, OutStruct { size: 32 }], note: "" },
+    Syscall { nr: 288, name: "accept4", class: Forward, args: &[Fd, SockBuf, SockLen { buf: 1 }, Int], note: "addr and addrlen may both be NULL" },
+    Syscall { nr: 289, name: "signalfd4", class: Forward, args: &[Fd, InStruct { size: 8 }, Int, Int], note: "signals for the process reach the placeholder: the deputy must leave those the guest reads through a signalfd pending there instead of relaying them" },
+    Syscall { nr: 290, name: "eventfd2", class: Forward, args: &[Int, Int], note: "" },
+    Syscall { nr: 291, name: "epoll_create1", class: Forward, args: &[Int], note: "" },
+    Syscall { nr: 292, name: "dup3", class: Forward, args: &[Fd, Fd, Int], note: "" },
+    Syscall { nr: 293, name: "pipe2", class: Forward, args: &[OutStruct { size: 8 }, Int], note: "" },
+    Syscall { nr: 294, name: "inotify_init1", class: Forward, args: &[Int], note: "" },
+    Syscall { nr: 295, name: "preadv", class: Forward, args: &[Fd, Iovec { count: 2, write: true }, Int, Int, Int], note: "" },
+    Syscall { nr: 296, name: "pwritev", class: Forward, args: &[Fd, Iovec { count: 2, write: false }, Int, Int, Int], note: "" },
+    Syscall { nr: 297, name: "rt_tgsigqueueinfo", class: Forward, args: &[Int, Int, Int, InStruct { size: 128 }], note: "pids are home PIDs; a signal to the process itself hits the placeholder and the deputy relays it to the guest" },
+    Syscall { nr: 298, name: "perf_event_open", class: BringHome, args: &[], note: "counters attach to a task or CPU of one node; monitoring itself needs the native process (others' pids are home PIDs)" },
+    Syscall { nr: 299, name: "recvmmsg", class: Forward, args: &[Fd, Special, Int, Int, InOutStruct { size: 16 }], note: "msgvec: vlen x 64-byte struct mmsghdr, each a msghdr handled like recvmsg plus msg_len written back; timeout may be NULL" },
+    Syscall { nr: 300, name: "fanotify_init", class: Forward, args: &[Int, Int], note: "" },
+    Syscall { nr: 301, name: "fanotify_mark", class: Forward, args: &[Fd, Int, Int, Fd, CStr], note: "pathname may be NULL" },
+    Syscall { nr: 302, name: "prlimit64", class: Forward, args: &[Int, Int, InStruct { size: 16 }, OutStruct { size: 16 }], note: "pid is a home PID; home limits are authoritative, the remote mirrors the memory/CPU ones onto the guest" },
+    Syscall { nr: 303, name: "name_to_handle_at", class: Forward, args: &[Fd, CStr, Special, Special, Int], note: "handle: struct file_handle, 8-byte header whose handle_bytes gives the capacity, in and out; mount_id: int out, or u64 with AT_HANDLE_MNT_ID_UNIQUE" },
+    Syscall { nr: 304, name: "open_by_handle_at", class: Forward, args: &[Fd, Special, Int], note: "handle: struct file_handle, 8-byte header + handle_bytes, in" },
+    Syscall { nr: 305, name: "clock_adjtime", class: Forward, args: &[Int, InOutStruct { size: 208 }], note: "the home clock; modes 0 just reads its state" },
+    Syscall { nr: 306, name: "syncfs", class: Forward, args: &[Fd], note: "" },
+    Syscall { nr: 307, name: "sendmmsg", class: Forward, args: &[Fd, Special, Int, Int], note: "msgvec: vlen x 64-byte struct mmsghdr, each a msghdr handled like sendmsg; msg_len written back" },
+    Syscall { nr: 308, name: "setns", class: BringHome, args: &[], note: "namespaces are properties of the native process" },
+    Syscall { nr: 309, name: "getcpu", class: Local, args: &[], note: "" },
+    Syscall { nr: 310, name: "process_vm_readv", class: BringHome, args: &[], note: "local iovecs are guest memory, remote ones belong to a home process" },
+    Syscall { nr: 311, name: "process_vm_writev", class: BringHome, args: &[], note: "local iovecs are guest memory, remote ones belong to a home process" },
+    Syscall { nr: 312, name: "kcmp", class: Forward, args: &[Int, Int, Int, Int, Special], note: "home PIDs; idx2 is an integer, except a pointer to a 12-byte kcmp_epoll_slot (in) for KCMP_EPOLL_TFD" },
+    Syscall { nr: 313, name: "finit_module", class: Forward, args: &[Fd, CStr, Int], note: "" },
+    Syscall { nr: 314, name: "sched_setattr", class: Forward, args: &[Int, Special, Int], note: "attr: struct sched_attr whose first u32 gives its size (>= 48), in; pid is a home PID; when it designates the process itself (0 or own pid) the remote mirrors the result onto the guest" },
+    Syscall { nr: 315, name: "sched_getattr", class: Forward, args: &[Int, OutBuf { len: 2, whole: true }, Int, Int], note: "the kernel writes attr->size and zero-fills the rest of size; pid is a home PID; when it designates the process itself (0 or own pid) the remote mirrors the result onto the guest" },
+    Syscall { nr: 316, name: "renameat2", class: Forward, args: &[Fd, CStr, Fd, CStr, Int], note: "" },
+    Syscall { nr: 317, name: "seccomp", class: BringHome, args: &[], note: "a filter must see every call natively (forwarded calls would escape it); a filtered process stays home" },
+    Syscall { nr: 318, name: "getrandom", class: Local, args: &[], note: "" },
+    Syscall { nr: 319, name: "memfd_create", class: Forward, args: &[CStr, Int], note: "the fd lives at home; mmap of it is decided by mmap (shared -> bring home)" },
+    Syscall { nr: 320, name: "kexec_file_load", class: Forward, args: &[Fd, Fd, Int, InBuf { len: 2 }, Int], note: "" },
+    Syscall { nr: 321, name: "bpf", class: BringHome, args: &[], note: "bpf_attr embeds guest pointers per command (insns, log buffer, keys, values) and maps can be mmapped; too command-specific to marshal" },
+    Syscall { nr: 322, name: "execveat", class: BringHome, args: &[], note: "" },
+    Syscall { nr: 323, name: "userfaultfd", class: BringHome, args: &[], note: "faults of guest memory would have to be served across nodes" },
+    Syscall { nr: 324, name: "membarrier", class: Local, args: &[], note: "acts on the threads sharing the mm; the guest has one" },
+    Syscall { nr: 325, name: "mlock2", class: Local, args: &[], note: "locks the guest's local pages; RLIMIT_MEMLOCK is the local one, mirrored from home" },
+    Syscall { nr: 326, name: "copy_file_range", class: Forward, args: &[Fd, InOutStruct { size: 8 }, Fd, InOutStruct { size: 8 }, Int, Int], note: "offsets may be NULL" },
+    Syscall { nr: 327, name: "preadv2", class: Forward, args: &[Fd, Iovec { count: 2, write: true }, Int, Int, Int, Int], note: "" },
+    Syscall { nr: 328, name: "pwritev2", class: Forward, args: &[Fd, Iovec { count: 2, write: false }, Int, Int, Int, Int], note: "" },
+    Syscall { nr: 329, name: "pkey_mprotect", class: Local, args: &[], note: "protection keys (PKRU) are guest CPU state carried in the image; needs PKU on this node" },
+    Syscall { nr: 330, name: "pkey_alloc", class: Local, args: &[], note: "protection keys (PKRU) are guest CPU state carried in the image; needs PKU on this node" },
+    Syscall { nr: 331, name: "pkey_free", class: Local, args: &[], note: "protection keys (PKRU) are guest CPU state carried in the image; needs PKU on this node" },
+    Syscall { nr: 332, name: "statx", class: Forward, args: &[Fd, CStr, Int, Int, OutStruct { size: 256 }], note: "" },
+    Syscall { nr: 333, name: "io_pgetevents", class: BringHome, args: &[], note: "kernel AIO: the context is a ring mapped into the address space and completions write guest buffers asynchronously; home only (not in libc's x86_64 gnu list)" },
+    Syscall { nr: 334, name: "rseq", class: Local, args: &[], note: "the registration area is guest memory; carried in the migration image" },
+    Syscall { nr: 335, name: "uretprobe", class: Local, args: &[], note: "only valid from the kernel's uprobe trampoline (SIGILL otherwise); the local kernel decides" },
+    Syscall { nr: 336, name: "uprobe", class: Local, args: &[], note: "only valid from the kernel's uprobe trampoline (SIGILL otherwise); the local kernel decides" },
+    Syscall { nr: 424, name: "pidfd_send_signal", class: Forward, args: &[Fd, Int, InStruct { size: 128 }, Int], note: "info may be NULL; a signal to the process itself hits the placeholder and the deputy relays it to the guest" },
+    Syscall { nr: 425, name: "io_uring_setup", class: BringHome, args: &[], note: "io_uring: rings are shared memory with the kernel and SQEs carry guest pointers; home only" },
+    Syscall { nr: 426, name: "io_uring_enter", class: BringHome, args: &[], note: "io_uring: rings are shared memory with the kernel and SQEs carry guest pointers; home only" },
+    Syscall { nr: 427, name: "io_uring_register", class: BringHome, args: &[], note: "io_uring: rings are shared memory with the kernel and SQEs carry guest pointers; home only" },
+    Syscall { nr: 428, name: "open_tree", class: Forward, args: &[Fd, CStr, Int], note: "" },
+    Syscall { nr: 429, name: "move_mount", class: Forward, args: &[Fd, CStr, Fd, CStr, Int], note: "" },
+    Syscall { nr: 430, name: "fsopen", class: Forward, args: &[CStr, Int], note: "" },
+    Syscall { nr: 431, name: "fsconfig", class: Forward, args: &[Fd, Int, CStr, Special, Int], note: "key may be NULL; value by cmd: NULL, a string, a binary blob of aux bytes, or a path (aux is then a dirfd)" },
+    Syscall { nr: 432, name: "fsmount", class: Forward, args: &[Fd, Int, Int], note: "" },
+    Syscall { nr: 433, name: "fspick", class: Forward, args: &[Fd, CStr, Int], note: "" },
+    Syscall { nr: 434, name: "pidfd_open", class: Forward, args: &[Int, Int], note: "pid is a home PID" },
+    Syscall { nr: 435, name: "clone3", class: BringHome, args: &[], note: "" },
+    Syscall { nr: 436, name: "close_range", class: Forward, args: &[Int, Int, Int], note: "bounds are home fd numbers; the placeholder must hold no private fd in the range" },
+    Syscall { nr: 437, name: "openat2", class: Forward, args: &[Fd, CStr, InBuf { len: 3 }, Int], note: "how: struct open_how of size bytes" },
+    Syscall { nr: 438, name: "pidfd_getfd", class: Forward, args: &[Fd, Int, Int], note: "targetfd is an fd of the pidfd's process" },
+    Syscall { nr: 439, name: "faccessat2", class: Forward, args: &[Fd, CStr, Int, Int], note: "" },
+    Syscall { nr: 440, name: "process_madvise", class: BringHome, args: &[], note: "the iovec names address ranges of the target's memory: a home process's, or the guest's own" },
+    Syscall { nr: 441, name: "epoll_pwait2", class: Forward, args: &[Fd, Special, Int, InStruct { size: 16 }, InStruct { size: 8 }, Int], note: "events: maxevents x 12-byte (packed) struct epoll_event, out; ret entries valid; timeout may be NULL; sigmask is applied in the placeholder while it blocks; a signal for the guest makes the remote interrupt the forwarded call" },
+    Syscall { nr: 442, name: "mount_setattr", class: Forward, args: &[Fd, CStr, Int, InBuf { len: 4 }, Int], note: "" },
+    Syscall { nr: 443, name: "quotactl_fd", class: Forward, args: &[Fd, Int, Int, Special], note: "addr by cmd, as for quotactl" },
+    Syscall { nr: 444, name: "landlock_create_ruleset", class: Forward, args: &[InBuf { len: 1 }, Int, Int], note: "attr may be NULL (LANDLOCK_CREATE_RULESET_VERSION)" },
+    Syscall { nr: 445, name: "landlock_add_rule", class: Forward, args: &[Fd, Int, Special, Int], note: "rule_attr by rule_type: landlock_path_beneath_attr (12 B packed, holds a home fd) or landlock_net_port_attr (16 B), in" },
+    Syscall { nr: 446, name: "landlock_restrict_self", class: Forward, args: &[Fd, Int], note: "enforced on the placeholder, where the guest's file and network calls run; the remote must also refuse new /mfs file mappings it forbids" },
+    Syscall { nr: 447, name: "memfd_secret", class: Forward, args: &[Int], note: "the fd lives at home; its memory can only be mapped shared, so mmap of it brings the process home" },
+    Syscall { nr: 448, name: "process_mrelease", class: Forward, args: &[Fd, Int], note: "" },
+    Syscall { nr: 449, name: "futex_waitv", class: Local, args: &[], note: "private futexes only: a shared futex word lives in a shared mapping, which forces the process home" },
+    Syscall { nr: 450, name: "set_mempolicy_home_node", class: Local, args: &[], note: "NUMA policy of the guest's local memory; node numbers are the current node's" },
+    Syscall { nr: 451, name: "cachestat", class: Forward, args: &[Fd, InStruct { size: 16 }, OutStruct { size: 40 }, Int], note: "(not in libc's x86_64 gnu list)" },
+    Syscall { nr: 452, name: "fchmodat2", class: Forward, args: &[Fd, CStr, Int, Int], note: "" },
+    Syscall { nr: 453, name: "map_shadow_stack", class: Local, args: &[], note: "private memory; shadow-stack state travels in the migration image (not in libc's x86_64 gnu list)" },
+    Syscall { nr: 454, name: "futex_wake", class: Local, args: &[], note: "private futexes only: a shared futex word lives in a shared mapping, which forces the process home" },
+    Syscall { nr: 455, name: "futex_wait", class: Local, args: &[], note: "private futexes only: a shared futex word lives in a shared mapping, which forces the process home" },
+    Syscall { nr: 456, name: "futex_requeue", class: Local, args: &[], note: "private futexes only: a shared futex word lives in a shared mapping, which forces the process home" },
+    Syscall { nr: 457, name: "statmount", class: Forward, args: &[Special, OutBuf { len: 2, whole: true }, Int, Int], note: "req: struct mnt_id_req whose first u32 gives its size (24 or 32 B), in; buf: the kernel sets buf->size" },
+    Syscall { nr: 458, name: "listmount", class: Forward, args: &[Special, Special, Int, Int], note: "req: struct mnt_id_req whose first u32 gives its size, in; mnt_ids: nr_mnt_ids x u64, out, ret entries valid" },
+    Syscall { nr: 459, name: "lsm_get_self_attr", class: Forward, args: &[Int, SockBuf, SockLen { buf: 1 }, Int], note: "home credentials; size is a u32 capacity updated by the kernel, as for socklen" },
+    Syscall { nr: 460, name: "lsm_set_self_attr", class: Forward, args: &[Int, InBuf { len: 2 }, Int, Int], note: "home credentials" },
+    Syscall { nr: 461, name: "lsm_list_modules", class: Forward, args: &[SockBuf, SockLen { buf: 0 }, Int], note: "ids: u64 array; size is a u32 capacity updated by the kernel, as for socklen" },
+    Syscall { nr: 462, name: "mseal", class: Local, args: &[], note: "seals local mappings; the seal travels in the migration image" },
+    Syscall { nr: 463, name: "setxattrat", class: Forward, args: &[Fd, CStr, Int, CStr, Special, Int], note: "uargs: struct xattr_args (usize B) holding a guest pointer to value (size bytes, in)" },
+    Syscall { nr: 464, name: "getxattrat", class: Forward, args: &[Fd, CStr, Int, CStr, Special, Int], note: "uargs: struct xattr_args (usize B) holding a guest pointer to value (size bytes, out, min(ret, size) valid)" },
+    Syscall { nr: 465, name: "listxattrat", class: Forward, args: &[Fd, CStr, Int, OutBuf { len: 4, whole: false }, Int], note: "size 0 asks for the needed size: copy back min(ret, size)" },
+    Syscall { nr: 466, name: "removexattrat", class: Forward, args: &[Fd, CStr, Int, CStr], note: "" },
+    Syscall { nr: 467, name: "open_tree_attr", class: Forward, args: &[Fd, CStr, Int, InBuf { len: 4 }, Int], note: "uattr (struct mount_attr of usize bytes) may be NULL" },
+    Syscall { nr: 468, name: "file_getattr", class: Forward, args: &[Fd, CStr, OutBuf { len: 3, whole: true }, Int, Int], note: "the kernel zero-fills the rest of usize" },
+    Syscall { nr: 469, name: "file_setattr", class: Forward, args: &[Fd, CStr, InBuf { len: 3 }, Int, Int], note: "" },
+    Syscall { nr: 470, name: "listns", class: Forward, args: &[Special, Special, Int, Int], note: "req: struct ns_id_req whose first u32 gives its size, in; ns_ids: nr_ns_ids x u64, out, ret entries valid" },
+];
+
+/// The row for system call `nr`, if the x86-64 kernel defines one.
+pub fn lookup(nr: u32) -> Option<&'static Syscall> {
+    SYSCALLS
+        .binary_search_by_key(&nr, |s| s.nr)
+        .ok()
+        .map(|i| &SYSCALLS[i])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    fn int_at(row: &Syscall, i: u8) -> bool {
+        matches!(row.args.get(usize::from(i)), Some(Int))
+    }
+
+    #[test]
+    fn rows_strictly_ascending() {
+        for pair in SYSCALLS.windows(2) {
+            assert!(
+                pair[0].nr < pair[1].nr,
+                "{} ({}) then {} ({})",
+                pair[0].name,
+                pair[0].nr,
+                pair[1].name,
+                pair[1].nr
+            );
+        }
+        assert_eq!(SYSCALLS.first().map(|s| s.nr), Some(0));
+        assert!(SYSCALLS.iter().any(|s| s.nr == 462 && s.name == "mseal"));
+    }
+
+    #[test]
+    fn forward_rows_have_at_most_six_args() {
+        for s in SYSCALLS.iter().filter(|s| s.class == Forward) {
+            assert!(s.args.len() <= 6, "{} has {} args", s.name, s.args.len());
+        }
+    }
+
+    #[test]
+    fn non_forward_rows_have_no_args() {
+        for s in SYSCALLS.iter().filter(|s| s.class != Forward) {
+            assert!(
+                s.args.is_empty(),
+                "{} is {:?} but has args",
+                s.name,
+                s.class
+            );
+        }
+    }
+
+    #[test]
+    fn length_indices_point_to_int_args() {
+        for s in SYSCALLS {
+            for (pos, arg) in s.args.iter().enumerate() {
+                let idx = match *arg {
+                    InBuf { len } | OutBuf { len, .. } => len,
+                    Iovec { count, .. } => count,
+                    _ => continue,
+                };
+                assert!(
+                    usize::from(idx) < s.args.len(),
+                    "{} arg {pos}: index {idx} out of range",
+                    s.name
+                );
+                assert!(
+                    usize::from(idx) != pos,
+                    "{} arg {pos}: refers to itself",
+                    s.name
+                );
+                assert!(int_at(s, idx), "{} arg {pos}: arg {idx} is not Int", s.name);
+            }
+        }
+    }
+
+    #[test]
+    fn socklen_pairs_with_exactly_one_sockbuf() {
+        for s in SYSCALLS {
+            let lens: Vec<u8> = s
+                .args
+                .iter()
+                .filter_map(|a| match *a {
+                    SockLen { buf } => Some(buf),
+                    _ => None,
+                })
+                .collect();
+            let bufs: Vec<usize> = (0..s.args.len())
+                .filter(|&i| s.args[i] == SockBuf)
+                .collect();
+            assert_eq!(
+                lens.len(),
+                bufs.len(),
+                "{}: SockLen/SockBuf mismatch",
+                s.name
+            );
+            for buf in lens {
+                assert!(
+                    usize::from(buf) < s.args.len(),
+                    "{}: SockLen index out of range",
+                    s.name
+                );
+                assert_eq!(
+                    s.args[usize::from(buf)],
+                    SockBuf,
+                    "{}: SockLen must point to a SockBuf",
+                    s.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn names_unique_and_well_formed() {
+        let mut seen = HashSet::new();
+        for s in SYSCALLS {
+            assert!(seen.insert(s.name), "duplicate name {}", s.name);
+            assert!(
+                !s.name.is_empty()
+                    && s.name
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                "bad name {:?}",
+                s.name
+            );
+        }
+    }
+
+    #[test]
+    fn special_and_unsupported_rows_explain_themselves() {
+        for s in SYSCALLS {
+            if s.args.contains(&Special) || s.class == Unsupported {
+                assert!(!s.note.is_empty(), "{} needs a note", s.name);
+            }
+        }
+    }
+
+    #[test]
+    fn lookup_finds_rows_and_gaps() {
+        assert_eq!(lookup(0).map(|s| s.name), Some("read"));
+        for s in SYSCALLS {
+            assert_eq!(lookup(s.nr).map(|r| r.name), Some(s.name));
+        }
+        for gap in [337, 400, 423, 10_000, u32::MAX] {
+            assert!(lookup(gap).is_none(), "{gap} should be unassigned");
+        }
+    }
+
+    fn class_of(name: &str) -> Class {
+        SYSCALLS
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no row {name}"))
+            .class
+    }
+
+    #[test]
+    fn key_classes() {
+        for name in [
+            "fork",
+            "vfork",
+            "clone",
+            "clone3",
+            "execve",
+            "execveat",
+            "ptrace",
+            "shmget",
+            "shmat",
+            "unshare",
+            "setns",
+            "io_uring_setup",
+            "userfaultfd",
+        ] {
+            assert_eq!(class_of(name), BringHome, "{name}");
+        }
+        assert_eq!(class_of("exit_group"), Exit);
+        assert_eq!(class_of("exit"), Exit);
+        for name in [
+            "mmap",
+            "munmap",
+            "brk",
+            "rt_sigaction",
+            "rt_sigprocmask",
+            "clock_gettime",
+            "futex",
+            "arch_prctl",
+            "getrandom",
+            "sched_yield",
+        ] {
+            assert_eq!(class_of(name), Local, "{name}");
+        }
+        for name in [
+            "openat",
+            "read",
+            "write",
+            "getpid",
+            "uname",
+            "kill",
+            "wait4",
+            "ioctl",
+            "socket",
+            "chdir",
+            "umask",
+            "reboot",
+            "kexec_load",
+        ] {
+            assert_eq!(class_of(name), Forward, "{name}");
+        }
+    }
+
+    #[test]
+    fn some_marshalling() {
+        let args = |name: &str| lookup_name(name).args;
+        assert_eq!(
+            args("read"),
+            &[
+                Fd,
+                OutBuf {
+                    len: 2,
+                    whole: false
+                },
+                Int
+            ]
+        );
+        assert_eq!(args("write"), &[Fd, InBuf { len: 2 }, Int]);
+        assert_eq!(
+            args("readv"),
+            &[
+                Fd,
+                Iovec {
+                    count: 2,
+                    write: true
+                },
+                Int
+            ]
+        );
+        assert_eq!(
+            args("writev"),
+            &[
+                Fd,
+                Iovec {
+                    count: 2,
+                    write: false
+                },
+                Int
+            ]
+        );
+        assert_eq!(
+            args("newfstatat"),
+            &[Fd, CStr, OutStruct { size: 144 }, Int]
+        );
+        assert_eq!(args("statx")[4], OutStruct { size: 256 });
+        assert_eq!(args("uname"), &[OutStruct { size: 390 }]);
+        assert_eq!(args("kill"), &[Int, Int]);
+        assert!(args("getpid").is_empty());
+        assert_eq!(args("accept"), &[Fd, SockBuf, SockLen { buf: 1 }]);
+    }
+
+    fn lookup_name(name: &str) -> &'static Syscall {
+        SYSCALLS
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no row {name}"))
+    }
+
+    // BEGIN LIBC TEST
+    /// Every nr/name pair libc knows for x86-64 (its `SYS_*` constants) must
+    /// match the table. (libc omits a few the kernel has: create_module,
+    /// get_kernel_syms, query_module, io_pgetevents, uretprobe, uprobe,
+    /// cachestat, 453..=461 and everything after mseal.)
+    #[cfg(all(
+        target_os = "linux",
+        target_arch = "x86_64",
+        target_pointer_width = "64"
+    ))]
+    #[test]
+    fn numbers_match_libc() {
+        let pairs: &[(libc::c_long, &str)] = &[
+            (libc::SYS_read, "read"),
+            (libc::SYS_write, "write"),
+            (libc::SYS_open, "open"),
+            (libc::SYS_close, "close"),
+            (libc::SYS_stat, "stat"),
+            (libc::SYS_fstat, "fstat"),
+            (libc::SYS_lstat, "lstat"),
+            (libc::SYS_poll, "poll"),
+            (libc::SYS_lseek, "lseek"),
+            (libc::SYS_mmap, "mmap"),
+            (libc::SYS_mprotect, "mprotect"),
+            (libc::SYS_munmap, "munmap"),
+            (libc::SYS_brk, "brk"),
+            (libc::SYS_rt_sigaction, "rt_sigaction"),
+            (libc::SYS_rt_sigprocmask, "rt_sigprocmask"),
+            (libc::SYS_rt_sigreturn, "rt_sigreturn"),
+            (libc::SYS_ioctl, "ioctl"),
+            (libc::SYS_pread64, "pread64"),
+            (libc::SYS_pwrite64, "pwrite64"),
+            (libc::SYS_readv, "readv"),
+            (libc::SYS_writev, "writev"),
+            (libc::SYS_access, "access"),
+            (libc::SYS_pipe, "pipe"),
+            (libc::SYS_select, "select"),
+            (libc::SYS_sched_yield, "sched_yield"),
+            (libc::SYS_mremap, "mremap"),
+            (libc::SYS_msync, "msync"),
+            (libc::SYS_mincore, "mincore"),
+            (libc::SYS_madvise, "madvise"),
+            (libc::SYS_shmget, "shmget"),
+            (libc::SYS_shmat, "shmat"),
+            (libc::SYS_shmctl, "shmctl"),
+            (libc::SYS_dup, "dup"),
+            (libc::SYS_dup2, "dup2"),
+            (libc::SYS_pause, "pause"),
+            (libc::SYS_nanosleep, "nanosleep"),
+            (libc::SYS_getitimer, "getitimer"),
+            (libc::SYS_alarm, "alarm"),
+            (libc::SYS_setitimer, "setitimer"),
+            (libc::SYS_getpid, "getpid"),
+            (libc::SYS_sendfile, "sendfile"),
+            (libc::SYS_socket, "socket"),
+            (libc::SYS_connect, "connect"),
+            (libc::SYS_accept, "accept"),
+            (libc::SYS_sendto, "sendto"),
+            (libc::SYS_recvfrom, "recvfrom"),
+            (libc::SYS_sendmsg, "sendmsg"),
+            (libc::SYS_recvmsg, "recvmsg"),
+            (libc::SYS_shutdown, "shutdown"),
+            (libc::SYS_bind, "bind"),
+            (libc::SYS_listen, "listen"),
+            (libc::SYS_getsockname, "getsockname"),
+            (libc::SYS_getpeername, "getpeername"),
+            (libc::SYS_socketpair, "socketpair"),
+            (libc::SYS_setsockopt, "setsockopt"),
+            (libc::SYS_getsockopt, "getsockopt"),
+            (libc::SYS_clone, "clone"),
+            (libc::SYS_fork, "fork"),
+            (libc::SYS_vfork, "vfork"),
+            (libc::SYS_execve, "execve"),
+            (libc::SYS_exit, "exit"),
+            (libc::SYS_wait4, "wait4"),
+            (libc::SYS_kill, "kill"),
+            (libc::SYS_uname, "uname"),
+            (libc::SYS_semget, "semget"),
+            (libc::SYS_semop, "semop"),
+            (libc::SYS_semctl, "semctl"),
+            (libc::SYS_shmdt, "shmdt"),
+            (libc::SYS_msgget, "msgget"),
+            (libc::SYS_msgsnd, "msgsnd"),
+            (libc::SYS_msgrcv, "msgrcv"),
+            (libc::SYS_msgctl, "msgctl"),
+            (libc::SYS_fcntl, "fcntl"),
+            (libc::SYS_flock, "flock"),
+            (libc::SYS_fsync, "fsync"),
+            (libc::SYS_fdatasync, "fdatasync"),
+            (libc::SYS_truncate, "truncate"),
+            (libc::SYS_ftruncate, "ftruncate"),
+            (libc::SYS_getdents, "getdents"),
+            (libc::SYS_getcwd, "getcwd"),
+            (libc::SYS_chdir, "chdir"),
+            (libc::SYS_fchdir, "fchdir"),
+            (libc::SYS_rename, "rename"),
+            (libc::SYS_mkdir, "mkdir"),
+            (libc::SYS_rmdir, "rmdir"),
+            (libc::SYS_creat, "creat"),
+            (libc::SYS_link, "link"),
+            (libc::SYS_unlink, "unlink"),
+            (libc::SYS_symlink, "symlink"),
+            (libc::SYS_readlink, "readlink"),
+            (libc::SYS_chmod, "chmod"),
+            (libc::SYS_fchmod, "fchmod"),
+            (libc::SYS_chown, "chown"),
+            (libc::SYS_fchown, "fchown"),
+            (libc::SYS_lchown, "lchown"),
+            (libc::SYS_umask, "umask"),
+            (libc::SYS_gettimeofday, "gettimeofday"),
+            (libc::SYS_getrlimit, "getrlimit"),
+            (libc::SYS_getrusage, "getrusage"),
+            (libc::SYS_sysinfo, "sysinfo"),
+            (libc::SYS_times, "times"),
+            (libc::SYS_ptrace, "ptrace"),
+            (libc::SYS_getuid, "getuid"),
+            (libc::SYS_syslog, "syslog"),
+            (libc::SYS_getgid, "getgid"),
+            (libc::SYS_setuid, "setuid"),
+            (libc::SYS_setgid, "setgid"),
+            (libc::SYS_geteuid, "geteuid"),
+            (libc::SYS_getegid, "getegid"),
+            (libc::SYS_setpgid, "setpgid"),
+            (libc::SYS_getppid, "getppid"),
+            (libc::SYS_getpgrp, "getpgrp"),
+            (libc::SYS_setsid, "setsid"),
+            (libc::SYS_setreuid, "setreuid"),
+            (libc::SYS_setregid, "setregid"),
+            (libc::SYS_getgroups, "getgroups"),
+            (libc::SYS_setgroups, "setgroups"),
+            (libc::SYS_setresuid, "setresuid"),
+            (libc::SYS_getresuid, "getresuid"),
+            (libc::SYS_setresgid, "setresgid"),
+            (libc::SYS_getresgid, "getresgid"),
+            (libc::SYS_getpgid, "getpgid"),
+            (libc::SYS_setfsuid, "setfsuid"),
+            (libc::SYS_setfsgid, "setfsgid"),
+            (libc::SYS_getsid, "getsid"),
+            (libc::SYS_capget, "capget"),
+            (libc::SYS_capset, "capset"),
+            (libc::SYS_rt_sigpending, "rt_sigpending"),
+            (libc::SYS_rt_sigtimedwait, "rt_sigtimedwait"),
+            (libc::SYS_rt_sigqueueinfo, "rt_sigqueueinfo"),
+            (libc::SYS_rt_sigsuspend, "rt_sigsuspend"),
+            (libc::SYS_sigaltstack, "sigaltstack"),
+            (libc::SYS_utime, "utime"),
+            (libc::SYS_mknod, "mknod"),
+            (libc::SYS_uselib, "uselib"),
+            (libc::SYS_personality, "personality"),
+            (libc::SYS_ustat, "ustat"),
+            (libc::SYS_statfs, "statfs"),
+            (libc::SYS_fstatfs, "fstatfs"),
+            (libc::SYS_sysfs, "sysfs"),
+            (libc::SYS_getpriority, "getpriority"),
+            (libc::SYS_setpriority, "setpriority"),
+            (libc::SYS_sched_setparam, "sched_setparam"),
+            (libc::SYS_sched_getparam, "sched_getparam"),
+            (libc::SYS_sched_setscheduler, "sched_setscheduler"),
+            (libc::SYS_sched_getscheduler, "sched_getscheduler"),
+            (libc::SYS_sched_get_priority_max, "sched_get_priority_max"),
+            (libc::SYS_sched_get_priority_min, "sched_get_priority_min"),
+            (libc::SYS_sched_rr_get_interval, "sched_rr_get_interval"),
+            (libc::SYS_mlock, "mlock"),
+            (libc::SYS_munlock, "munlock"),
+            (libc::SYS_mlockall, "mlockall"),
+            (libc::SYS_munlockall, "munlockall"),
+            (libc::SYS_vhangup, "vhangup"),
+            (libc::SYS_modify_ldt, "modify_ldt"),
+            (libc::SYS_pivot_root, "pivot_root"),
+            (libc::SYS__sysctl, "_sysctl"),
+            (libc::SYS_prctl, "prctl"),
+            (libc::SYS_arch_prctl, "arch_prctl"),
+            (libc::SYS_adjtimex, "adjtimex"),
+            (libc::SYS_setrlimit, "setrlimit"),
+            (libc::SYS_chroot, "chroot"),
+            (libc::SYS_sync, "sync"),
+            (libc::SYS_acct, "acct"),
+            (libc::SYS_settimeofday, "settimeofday"),
+            (libc::SYS_mount, "mount"),
+            (libc::SYS_umount2, "umount2"),
+            (libc::SYS_swapon, "swapon"),
+            (libc::SYS_swapoff, "swapoff"),
+            (libc::SYS_reboot, "reboot"),
+            (libc::SYS_sethostname, "sethostname"),
+            (libc::SYS_setdomainname, "setdomainname"),
+            (libc::SYS_iopl, "iopl"),
+            (libc::SYS_ioperm, "ioperm"),
+            (libc::SYS_init_module, "init_module"),
+            (libc::SYS_delete_module, "delete_module"),
+            (libc::SYS_quotactl, "quotactl"),
+            (libc::SYS_nfsservctl, "nfsservctl"),
+            (libc::SYS_getpmsg, "getpmsg"),
+            (libc::SYS_putpmsg, "putpmsg"),
+            (libc::SYS_afs_syscall, "afs_syscall"),
+            (libc::SYS_tuxcall, "tuxcall"),
+            (libc::SYS_security, "security"),
+            (libc::SYS_gettid, "gettid"),
+            (libc::SYS_readahead, "readahead"),
+            (libc::SYS_setxattr, "setxattr"),
+            (libc::SYS_lsetxattr, "lsetxattr"),
+            (libc::SYS_fsetxattr, "fsetxattr"),
+            (libc::SYS_getxattr, "getxattr"),
+            (libc::SYS_lgetxattr, "lgetxattr"),
+            (libc::SYS_fgetxattr, "fgetxattr"),
+            (libc::SYS_listxattr, "listxattr"),
+            (libc::SYS_llistxattr, "llistxattr"),
+            (libc::SYS_flistxattr, "flistxattr"),
+            (libc::SYS_removexattr, "removexattr"),
+            (libc::SYS_lremovexattr, "lremovexattr"),
+            (libc::SYS_fremovexattr, "fremovexattr"),
+            (libc::SYS_tkill, "tkill"),
+            (libc::SYS_time, "time"),
+            (libc::SYS_futex, "futex"),
+            (libc::SYS_sched_setaffinity, "sched_setaffinity"),
+            (libc::SYS_sched_getaffinity, "sched_getaffinity"),
+            (libc::SYS_set_thread_area, "set_thread_area"),
+            (libc::SYS_io_setup, "io_setup"),
+            (libc::SYS_io_destroy, "io_destroy"),
+            (libc::SYS_io_getevents, "io_getevents"),
+            (libc::SYS_io_submit, "io_submit"),
+            (libc::SYS_io_cancel, "io_cancel"),
+            (libc::SYS_get_thread_area, "get_thread_area"),
+            (libc::SYS_lookup_dcookie, "lookup_dcookie"),
+            (libc::SYS_epoll_create, "epoll_create"),
+            (libc::SYS_epoll_ctl_old, "epoll_ctl_old"),
+            (libc::SYS_epoll_wait_old, "epoll_wait_old"),
+            (libc::SYS_remap_file_pages, "remap_file_pages"),
+            (libc::SYS_getdents64, "getdents64"),
+            (libc::SYS_set_tid_address, "set_tid_address"),
+            (libc::SYS_restart_syscall, "restart_syscall"),
+            (libc::SYS_semtimedop, "semtimedop"),
+            (libc::SYS_fadvise64, "fadvise64"),
+            (libc::SYS_timer_create, "timer_create"),
+            (libc::SYS_timer_settime, "timer_settime"),
+            (libc::SYS_timer_gettime, "timer_gettime"),
+            (libc::SYS_timer_getoverrun, "timer_getoverrun"),
+            (libc::SYS_timer_delete, "timer_delete"),
+            (libc::SYS_clock_settime, "clock_settime"),
+            (libc::SYS_clock_gettime, "clock_gettime"),
+            (libc::SYS_clock_getres, "clock_getres"),
+            (libc::SYS_clock_nanosleep, "clock_nanosleep"),
+            (libc::SYS_exit_group, "exit_group"),
+            (libc::SYS_epoll_wait, "epoll_wait"),
+            (libc::SYS_epoll_ctl, "epoll_ctl"),
+            (libc::SYS_tgkill, "tgkill"),
+            (libc::SYS_utimes, "utimes"),
+            (libc::SYS_vserver, "vserver"),
+            (libc::SYS_mbind, "mbind"),
+            (libc::SYS_set_mempolicy, "set_mempolicy"),
+            (libc::SYS_get_mempolicy, "get_mempolicy"),
+            (libc::SYS_mq_open, "mq_open"),
+            (libc::SYS_mq_unlink, "mq_unlink"),
+            (libc::SYS_mq_timedsend, "mq_timedsend"),
+            (libc::SYS_mq_timedreceive, "mq_timedreceive"),
+            (libc::SYS_mq_notify, "mq_notify"),
+            (libc::SYS_mq_getsetattr, "mq_getsetattr"),
+            (libc::SYS_kexec_load, "kexec_load"),
+            (libc::SYS_waitid, "waitid"),
+            (libc::SYS_add_key, "add_key"),
+            (libc::SYS_request_key, "request_key"),
+            (libc::SYS_keyctl, "keyctl"),
+            (libc::SYS_ioprio_set, "ioprio_set"),
+            (libc::SYS_ioprio_get, "ioprio_get"),
+            (libc::SYS_inotify_init, "inotify_init"),
+            (libc::SYS_inotify_add_watch, "inotify_add_watch"),
+            (libc::SYS_inotify_rm_watch, "inotify_rm_watch"),
+            (libc::SYS_migrate_pages, "migrate_pages"),
+            (libc::SYS_openat, "openat"),
+            (libc::SYS_mkdirat, "mkdirat"),
+            (libc::SYS_mknodat, "mknodat"),
+            (libc::SYS_fchownat, "fchownat"),
+            (libc::SYS_futimesat, "futimesat"),
+            (libc::SYS_newfstatat, "newfstatat"),
+            (libc::SYS_unlinkat, "unlinkat"),
+            (libc::SYS_renameat, "renameat"),
+            (libc::SYS_linkat, "linkat"),
+            (libc::SYS_symlinkat, "symlinkat"),
+            (libc::SYS_readlinkat, "readlinkat"),
+            (libc::SYS_fchmodat, "fchmodat"),
+            (libc::SYS_faccessat, "faccessat"),
+            (libc::SYS_pselect6, "pselect6"),
+            (libc::SYS_ppoll, "ppoll"),
+            (libc::SYS_unshare, "unshare"),
+            (libc::SYS_set_robust_list, "set_robust_list"),
+            (libc::SYS_get_robust_list, "get_robust_list"),
+            (libc::SYS_splice, "splice"),
+            (libc::SYS_tee, "tee"),
+            (libc::SYS_sync_file_range, "sync_file_range"),
+            (libc::SYS_vmsplice, "vmsplice"),
+            (libc::SYS_move_pages, "move_pages"),
+            (libc::SYS_utimensat, "utimensat"),
+            (libc::SYS_epoll_pwait, "epoll_pwait"),
+            (libc::SYS_signalfd, "signalfd"),
+            (libc::SYS_timerfd_create, "timerfd_create"),
+            (libc::SYS_eventfd, "eventfd"),
+            (libc::SYS_fallocate, "fallocate"),
+            (libc::SYS_timerfd_settime, "timerfd_settime"),
+            (libc::SYS_timerfd_gettime, "timerfd_gettime"),
+            (libc::SYS_accept4, "accept4"),
+            (libc::SYS_signalfd4, "signalfd4"),
+            (libc::SYS_eventfd2, "eventfd2"),
+            (libc::SYS_epoll_create1, "epoll_create1"),
+            (libc::SYS_dup3, "dup3"),
+            (libc::SYS_pipe2, "pipe2"),
+            (libc::SYS_inotify_init1, "inotify_init1"),
+            (libc::SYS_preadv, "preadv"),
+            (libc::SYS_pwritev, "pwritev"),
+            (libc::SYS_rt_tgsigqueueinfo, "rt_tgsigqueueinfo"),
+            (libc::SYS_perf_event_open, "perf_event_open"),
+            (libc::SYS_recvmmsg, "recvmmsg"),
+            (libc::SYS_fanotify_init, "fanotify_init"),
+            (libc::SYS_fanotify_mark, "fanotify_mark"),
+            (libc::SYS_prlimit64, "prlimit64"),
+            (libc::SYS_name_to_handle_at, "name_to_handle_at"),
+            (libc::SYS_open_by_handle_at, "open_by_handle_at"),
+            (libc::SYS_clock_adjtime, "clock_adjtime"),
+            (libc::SYS_syncfs, "syncfs"),
+            (libc::SYS_sendmmsg, "sendmmsg"),
+            (libc::SYS_setns, "setns"),
+            (libc::SYS_getcpu, "getcpu"),
+            (libc::SYS_process_vm_readv, "process_vm_readv"),
+            (libc::SYS_process_vm_writev, "process_vm_writev"),
+            (libc::SYS_kcmp, "kcmp"),
+            (libc::SYS_finit_module, "finit_module"),
+            (libc::SYS_sched_setattr, "sched_setattr"),
+            (libc::SYS_sched_getattr, "sched_getattr"),
+            (libc::SYS_renameat2, "renameat2"),
+            (libc::SYS_seccomp, "seccomp"),
+            (libc::SYS_getrandom, "getrandom"),
+            (libc::SYS_memfd_create, "memfd_create"),
+            (libc::SYS_kexec_file_load, "kexec_file_load"),
+            (libc::SYS_bpf, "bpf"),
+            (libc::SYS_execveat, "execveat"),
+            (libc::SYS_userfaultfd, "userfaultfd"),
+            (libc::SYS_membarrier, "membarrier"),
+            (libc::SYS_mlock2, "mlock2"),
+            (libc::SYS_copy_file_range, "copy_file_range"),
+            (libc::SYS_preadv2, "preadv2"),
+            (libc::SYS_pwritev2, "pwritev2"),
+            (libc::SYS_pkey_mprotect, "pkey_mprotect"),
+            (libc::SYS_pkey_alloc, "pkey_alloc"),
+            (libc::SYS_pkey_free, "pkey_free"),
+            (libc::SYS_statx, "statx"),
+            (libc::SYS_rseq, "rseq"),
+            (libc::SYS_pidfd_send_signal, "pidfd_send_signal"),
+            (libc::SYS_io_uring_setup, "io_uring_setup"),
+            (libc::SYS_io_uring_enter, "io_uring_enter"),
+            (libc::SYS_io_uring_register, "io_uring_register"),
+            (libc::SYS_open_tree, "open_tree"),
+            (libc::SYS_move_mount, "move_mount"),
+            (libc::SYS_fsopen, "fsopen"),
+            (libc::SYS_fsconfig, "fsconfig"),
+            (libc::SYS_fsmount, "fsmount"),
+            (libc::SYS_fspick, "fspick"),
+            (libc::SYS_pidfd_open, "pidfd_open"),
+            (libc::SYS_clone3, "clone3"),
+            (libc::SYS_close_range, "close_range"),
+            (libc::SYS_openat2, "openat2"),
+            (libc::SYS_pidfd_getfd, "pidfd_getfd"),
+            (libc::SYS_faccessat2, "faccessat2"),
+            (libc::SYS_process_madvise, "process_madvise"),
+            (libc::SYS_epoll_pwait2, "epoll_pwait2"),
+            (libc::SYS_mount_setattr, "mount_setattr"),
+            (libc::SYS_quotactl_fd, "quotactl_fd"),
+            (libc::SYS_landlock_create_ruleset, "landlock_create_ruleset"),
+            (libc::SYS_landlock_add_rule, "landlock_add_rule"),
+            (libc::SYS_landlock_restrict_self, "landlock_restrict_self"),
+            (libc::SYS_memfd_secret, "memfd_secret"),
+            (libc::SYS_process_mrelease, "process_mrelease"),
+            (libc::SYS_futex_waitv, "futex_waitv"),
+            (libc::SYS_set_mempolicy_home_node, "set_mempolicy_home_node"),
+            (libc::SYS_fchmodat2, "fchmodat2"),
+            (libc::SYS_mseal, "mseal"),
+        ];
+        assert!(pairs.len() >= 40);
+        for &(nr, name) in pairs {
+            let nr = u32::try_from(nr).expect("syscall numbers are small");
+            assert_eq!(lookup(nr).map(|s| s.name), Some(name), "SYS_{name} = {nr}");
+        }
+    }
+    // END LIBC TEST
+}
