@@ -46,6 +46,21 @@ pub enum Outcome {
 }
 
 const ENOSYS: i64 = -38;
+/// How often an idle placeholder is checked for signals.
+const WATCH_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Signals queued on process `pid` (thread and process queues).
+fn pending_signals(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("SigPnd:")
+                .or_else(|| l.strip_prefix("ShdPnd:"))
+        })
+        .filter_map(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .fold(0, |a, b| a | b)
+}
 /// Image frames on the link.
 const CHUNK: usize = 4 << 20;
 
@@ -133,36 +148,111 @@ impl Placeholder {
     /// Serves the guest's forwarded calls until it ends; the placeholder
     /// then ends the same way.
     pub fn serve(mut self, link: &mut dyn Link) -> Result<Outcome, DeputyError> {
+        // Set once the home PID was killed (SIGKILL reaches the placeholder
+        // itself): the guest is told and will report its death.
+        let mut died: Option<i32> = None;
         loop {
-            let msg = match link.recv_msg::<RemoteMsg>() {
+            let ready = link.readable(WATCH_EVERY);
+            if matches!(ready, Ok(false)) {
+                if died.is_none() {
+                    died = self.watch(link)?;
+                }
+                continue;
+            }
+            let msg = match ready.and_then(|_| link.recv_msg::<RemoteMsg>()) {
                 Ok(m) => m,
                 Err(e) => {
                     // The guest's node is gone: the process is lost with it.
                     warn!(pid = self.tracee.pid.as_raw(), error = %e, "lost the guest's node; killing the placeholder");
-                    self.die_by(Signal::SIGKILL);
+                    if died.is_none() {
+                        self.die_by(Signal::SIGKILL);
+                    }
                     return Err(DeputyError::GuestLost(e));
                 }
             };
             match msg {
+                RemoteMsg::Syscall { .. } if died.is_some() => {
+                    link.send_msg(&HomeMsg::SyscallResult {
+                        ret: -4,
+                        outbufs: Vec::new(),
+                    })?;
+                }
                 RemoteMsg::Syscall { nr, args, inbufs } => {
                     let (ret, outbufs) = self.execute(nr, args, &inbufs)?;
                     link.send_msg(&HomeMsg::SyscallResult { ret, outbufs })?;
+                    // Signals that arrived during the call are the guest's.
+                    for sig in std::mem::take(&mut self.tracee.deferred_signals) {
+                        link.send_msg(&HomeMsg::Signal { signal: sig as i32 })?;
+                    }
                 }
                 RemoteMsg::Exited { code } => {
-                    // exit_group inside the placeholder: its parent sees `code`.
-                    let _ = self
-                        .tracee
-                        .syscall(libc::SYS_exit_group, [code as u64, 0, 0, 0, 0, 0]);
+                    if died.is_none() {
+                        // exit_group inside the placeholder: its parent sees `code`.
+                        let _ = self
+                            .tracee
+                            .syscall(libc::SYS_exit_group, [code as u64, 0, 0, 0, 0, 0]);
+                    }
                     return Ok(Outcome::Exited(code));
                 }
                 RemoteMsg::Killed { signal } => {
-                    let sig = Signal::try_from(signal).unwrap_or(Signal::SIGKILL);
-                    self.die_by(sig);
+                    if died.is_none() {
+                        self.die_by(Signal::try_from(signal).unwrap_or(Signal::SIGKILL));
+                    }
                     return Ok(Outcome::Killed(signal));
                 }
                 other => return Err(DeputyError::Protocol(format!("unexpected {other:?}"))),
             }
         }
+    }
+
+    /// Between calls: relays signals queued on the placeholder to the
+    /// guest, and notices the placeholder's death (SIGKILL of the home PID).
+    /// Returns the killing signal if it died.
+    fn watch(&mut self, link: &mut dyn Link) -> Result<Option<i32>, DeputyError> {
+        use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+        let pid = self.tracee.pid;
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL)) {
+            Ok(WaitStatus::Signaled(_, sig, _)) => {
+                link.send_msg(&HomeMsg::Signal { signal: sig as i32 })?;
+                return Ok(Some(sig as i32));
+            }
+            Ok(WaitStatus::Exited(..)) | Err(_) => {
+                link.send_msg(&HomeMsg::Signal {
+                    signal: libc::SIGKILL,
+                })?;
+                return Ok(Some(libc::SIGKILL));
+            }
+            _ => {}
+        }
+        let pending = pending_signals(pid.as_raw());
+        for signo in 1..=64u32 {
+            if pending & (1 << (signo - 1)) == 0
+                || signo == libc::SIGKILL as u32
+                || signo == libc::SIGSTOP as u32
+            {
+                continue;
+            }
+            // Take it off the placeholder's queue: rt_sigtimedwait({sig}, NULL, {0, 0}).
+            let set = (1u64 << (signo - 1)).to_le_bytes();
+            self.scratch.begin(&mut self.tracee, 64)?;
+            let set_at = self.scratch.put(&mut self.tracee, &set)?;
+            let zero_at = self.scratch.put(&mut self.tracee, &[0u8; 16])?;
+            let r = self
+                .tracee
+                .syscall(libc::SYS_rt_sigtimedwait, [set_at, 0, zero_at, 8, 0, 0])?;
+            if r == i64::from(signo) {
+                self.tracee
+                    .deferred_signals
+                    .push(Signal::try_from(signo as i32).unwrap_or(Signal::SIGKILL));
+            }
+        }
+        // A pending signal also shows up as a stop while we inject (the
+        // injection then suppresses it): those are relayed too.
+        for sig in std::mem::take(&mut self.tracee.deferred_signals) {
+            info!(pid = pid.as_raw(), signal = %sig, "relaying a signal to the guest");
+            link.send_msg(&HomeMsg::Signal { signal: sig as i32 })?;
+        }
+        Ok(None)
     }
 
     /// Makes the placeholder die by `sig`, as its guest did.

@@ -154,12 +154,38 @@ fn link_error(e: ChannelError) -> LinkError {
     }
 }
 
-impl<S: Read + Write + Send> Link for AuthStream<S> {
+impl Link for AuthStream<TcpStream> {
     fn send_bytes(&mut self, frame: &[u8]) -> Result<(), LinkError> {
         self.send(frame).map_err(link_error)
     }
     fn recv_bytes(&mut self) -> Result<Vec<u8>, LinkError> {
         self.recv().map_err(link_error)
+    }
+    fn readable(&mut self, timeout: Duration) -> Result<bool, LinkError> {
+        use std::os::fd::AsFd;
+        let mut fds = [nix::poll::PollFd::new(
+            self.inner.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let ms = nix::poll::PollTimeout::try_from(timeout).unwrap_or(nix::poll::PollTimeout::MAX);
+        match nix::poll::poll(&mut fds, ms) {
+            Ok(n) => Ok(n > 0),
+            Err(nix::errno::Errno::EINTR) => Ok(false),
+            Err(e) => Err(LinkError::Io(e.to_string())),
+        }
+    }
+    fn split_receiver(&mut self) -> Result<Box<dyn Link>, LinkError> {
+        let inner = self
+            .inner
+            .try_clone()
+            .map_err(|e| LinkError::Io(e.to_string()))?;
+        Ok(Box::new(AuthStream {
+            inner,
+            key: self.key.clone(),
+            role: self.role,
+            send_seq: self.send_seq,
+            recv_seq: self.recv_seq,
+        }))
     }
 }
 

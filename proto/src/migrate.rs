@@ -36,6 +36,8 @@ pub enum HomeMsg {
     /// Result of a forwarded call: raw return value (negative errno) and
     /// the contents of its out-buffers.
     SyscallResult { ret: i64, outbufs: Vec<Buf> },
+    /// A signal was sent to the home PID: deliver it to the guest.
+    Signal { signal: i32 },
 }
 
 /// What the remote sends.
@@ -84,6 +86,12 @@ pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, LinkError> {
 pub trait Link: Send {
     fn send_bytes(&mut self, frame: &[u8]) -> Result<(), LinkError>;
     fn recv_bytes(&mut self) -> Result<Vec<u8>, LinkError>;
+    /// Whether a frame can be received within `timeout` (true if unsure).
+    fn readable(&mut self, _timeout: std::time::Duration) -> Result<bool, LinkError> {
+        Ok(true)
+    }
+    /// A second handle that only receives; from then on this one only sends.
+    fn split_receiver(&mut self) -> Result<Box<dyn Link>, LinkError>;
 }
 
 /// Typed helpers over a [`Link`].

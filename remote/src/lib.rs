@@ -176,11 +176,49 @@ pub fn serve(link: &mut dyn Link, policy: &GuestPolicy) -> Result<(), RemoteErro
     link.send_msg(&RemoteMsg::Started {
         guest_pid: t.pid.as_raw(),
     })?;
-    run_guest(&mut t, link)
+    // From here on a reader thread takes what home sends: signals for the
+    // guest go straight to it (they need no ptrace), results of forwarded
+    // calls go to the trap loop.
+    let mut receiver = link.split_receiver()?;
+    let (results_tx, results) = std::sync::mpsc::channel();
+    // A pidfd, so that a late signal can never hit a recycled PID.
+    // SAFETY: pidfd_open takes integers and returns a descriptor we own.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, t.pid.as_raw(), 0) } as i32;
+    std::thread::Builder::new()
+        .name("guest-link".into())
+        .spawn(move || {
+            loop {
+                match receiver.recv_msg::<HomeMsg>() {
+                    Ok(HomeMsg::Signal { signal }) => {
+                        // SAFETY: pidfd_send_signal with our pidfd and no siginfo.
+                        unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd, signal, 0, 0) };
+                    }
+                    Ok(HomeMsg::SyscallResult { ret, outbufs }) => {
+                        if results_tx.send((ret, outbufs)).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(other) => warn!(?other, "unexpected message from home"),
+                    Err(_) => {
+                        // Home is gone: nobody can answer for this process.
+                        // SAFETY: as above.
+                        unsafe {
+                            libc::syscall(libc::SYS_pidfd_send_signal, pidfd, libc::SIGKILL, 0, 0)
+                        };
+                        break;
+                    }
+                }
+            }
+            // SAFETY: our descriptor, closed once.
+            unsafe { libc::close(pidfd) };
+        })
+        .map_err(|e| RemoteError::Protocol(format!("cannot start the guest's link reader: {e}")))?;
+    // The reader ends when home closes the link.
+    run_guest(&mut t, link, &results)
 }
 
 /// The trap loop.
-fn run_guest(t: &mut Tracee, link: &mut dyn Link) -> Result<(), RemoteError> {
+fn run_guest(t: &mut Tracee, link: &mut dyn Link, results: &Results) -> Result<(), RemoteError> {
     let pid = t.pid;
     let mut deliver = None;
     loop {
@@ -190,7 +228,7 @@ fn run_guest(t: &mut Tracee, link: &mut dyn Link) -> Result<(), RemoteError> {
         {
             WaitStatus::PtraceEvent(_, _, ev) if ev == libc::PTRACE_EVENT_SECCOMP => {
                 let mut regs = t.regs()?;
-                let ret = match forward(t, link, &regs) {
+                let ret = match forward(t, link, results, &regs) {
                     Ok(r) => r,
                     Err(RemoteError::Link(e)) => {
                         // Home is gone: nobody can answer for this process.
@@ -228,9 +266,13 @@ fn read_buf(t: &Tracee, addr: u64, len: u64) -> Result<Vec<u8>, i64> {
 }
 
 /// Forwards the call the guest is stopped in; returns its result.
+/// Results of forwarded calls, from the link reader.
+type Results = std::sync::mpsc::Receiver<(i64, Vec<Buf>)>;
+
 fn forward(
     t: &mut Tracee,
     link: &mut dyn Link,
+    results: &Results,
     regs: &mosaic_proto::image::Regs,
 ) -> Result<i64, RemoteError> {
     let nr = regs.orig_rax as u32;
@@ -267,14 +309,7 @@ fn forward(
         }
     }
     link.send_msg(&RemoteMsg::Syscall { nr, args, inbufs })?;
-    let (ret, outbufs) = match link.recv_msg::<HomeMsg>()? {
-        HomeMsg::SyscallResult { ret, outbufs } => (ret, outbufs),
-        other => {
-            return Err(RemoteError::Protocol(format!(
-                "expected a result, got {other:?}"
-            )));
-        }
-    };
+    let (ret, outbufs) = results.recv().map_err(|_| LinkError::Closed)?;
     for (i, bytes) in outbufs {
         let Some(arg) = spec.args.get(i as usize) else {
             return Err(RemoteError::Protocol(format!(

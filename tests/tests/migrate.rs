@@ -115,3 +115,94 @@ fn a_migrated_process_keeps_its_home_view() {
     assert!(processes_of(65534, &prog).is_empty(), "no stray guest");
     c.down();
 }
+
+/// Starts `prog args` in node1 with piped output; returns the child, its
+/// stdout reader and its PID in node1 (after "pid N" and "waiting").
+fn start_in_node1(
+    c: &Cluster,
+    prog: &str,
+    args: &[&str],
+) -> (
+    std::process::Child,
+    BufReader<std::process::ChildStdout>,
+    i32,
+) {
+    let mut all = vec!["cluster", "exec", "node1", "--", prog];
+    all.extend_from_slice(args);
+    let mut run = c
+        .command(&all)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(run.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    let pid: i32 = first
+        .trim()
+        .strip_prefix("pid ")
+        .unwrap_or_else(|| panic!("{first}"))
+        .parse()
+        .unwrap();
+    let mut waiting = String::new();
+    out.read_line(&mut waiting).unwrap();
+    assert_eq!(waiting, "waiting\n");
+    (run, out, pid)
+}
+
+fn migrate(c: &Cluster, pid: i32, node: &str) {
+    let r = c.exec(
+        "node1",
+        &[
+            bin("mosaic").to_str().unwrap(),
+            "migrate",
+            &pid.to_string(),
+            node,
+        ],
+    );
+    assert!(r.status.success(), "migrate: {}", text(&r));
+}
+
+fn kill_in_node1(c: &Cluster, sig: &str, pid: i32) {
+    let r = c.exec("node1", &["kill", sig, &pid.to_string()]);
+    assert!(r.status.success(), "kill: {}", text(&r));
+}
+
+#[test]
+fn signals_on_the_home_pid_reach_the_guest_and_kill_9_ends_both() {
+    let mut c = Cluster::up("migrate-signals", 2, 21946);
+    let prog = build("signals", &c.dir);
+
+    // SIGUSR1: the handler runs on node2, the program finishes normally.
+    let (mut run, mut out, pid) = start_in_node1(&c, &prog, &[]);
+    migrate(&c, pid, "node2");
+    assert_eq!(processes_of(65534, &prog).len(), 1);
+    kill_in_node1(&c, "-USR1", pid);
+    let status = wait_for("exit after SIGUSR1", Duration::from_secs(30), || {
+        run.try_wait().unwrap().ok_or_else(|| "running".into())
+    });
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "got usr1\n");
+    assert_eq!(status.code(), Some(0));
+
+    // SIGKILL: the home PID dies, so does the guest; the parent sees 9.
+    let (mut run, _out, pid) = start_in_node1(&c, &prog, &["spin"]);
+    migrate(&c, pid, "node2");
+    kill_in_node1(&c, "-USR1", pid);
+    std::thread::sleep(Duration::from_millis(300));
+    kill_in_node1(&c, "-KILL", pid);
+    let status = wait_for("death after SIGKILL", Duration::from_secs(30), || {
+        run.try_wait().unwrap().ok_or_else(|| "running".into())
+    });
+    assert_eq!(status.code(), Some(128 + 9));
+    wait_for("no guest left on node2", Duration::from_secs(10), || {
+        let left = processes_of(65534, &prog);
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{left:?}"))
+        }
+    });
+    c.down();
+}
