@@ -62,18 +62,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
 
     let sampler = Arc::new(sampler);
+    let registry = crate::migration::Registry::default();
     let handler = {
         let membership = membership.clone();
         let sampler = sampler.clone();
         let name = config.name.clone();
         let addr = config.listen.to_string();
         let key = key.clone();
+        let registry = registry.clone();
         move |req: ControlRequest| {
             let membership = membership.clone();
             let sampler = sampler.clone();
             let name = name.clone();
             let addr = addr.clone();
             let key = key.clone();
+            let registry = registry.clone();
             async move {
                 match req {
                     ControlRequest::Nodes => ControlResponse::Nodes {
@@ -85,8 +88,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                         load: sampler.current(),
                     },
                     ControlRequest::Migrate { pid, node } => {
-                        crate::migration::start(&membership, &name, &key, pid, node).await
+                        crate::migration::start(&membership, &registry, &name, &key, pid, node)
+                            .await
                     }
+                    ControlRequest::Ps => ControlResponse::Ps {
+                        procs: membership.procs().await,
+                    },
                 }
             }
         }
@@ -103,7 +110,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(PUBLISH_EVERY);
     let why = loop {
         tokio::select! {
-            _ = tick.tick() => membership.publish_load(&sampler.current()).await,
+            _ = tick.tick() => {
+                membership.publish_load(&sampler.current()).await;
+                membership.publish_procs(&registry.list()).await;
+            }
             _ = term.recv() => break "SIGTERM",
             _ = int.recv() => break "SIGINT",
         }

@@ -27,6 +27,7 @@ pub const GOSSIP_INTERVAL: Duration = Duration::from_millis(250);
 const CLUSTER_ID: &str = "mosaic";
 const KEY_LOAD: &str = "load";
 const KEY_LEAVING: &str = "leaving";
+const KEY_PROCS: &str = "procs";
 /// Largest datagram we send or accept.
 const MAX_DATAGRAM: usize = 65_507;
 /// Minimum time between two refusal log lines for one peer address.
@@ -200,6 +201,35 @@ impl Membership {
         self.handle
             .with_chitchat(|c| c.self_node_state().set(KEY_LOAD, &value))
             .await;
+    }
+
+    /// Publishes this node's migrated processes.
+    pub async fn publish_procs(&self, procs: &[mosaic_proto::control::ProcInfo]) {
+        let value = serde_json::to_string(procs).expect("process list always serializes");
+        self.handle
+            .with_chitchat(|c| {
+                if c.self_node_state().get(KEY_PROCS) != Some(value.as_str()) {
+                    c.self_node_state().set(KEY_PROCS, &value);
+                }
+            })
+            .await;
+    }
+
+    /// Migrated processes of every live node, sorted by home and PID.
+    pub async fn procs(&self) -> Vec<mosaic_proto::control::ProcInfo> {
+        let chitchat = self.handle.chitchat();
+        let chitchat = chitchat.lock().await;
+        let live: HashSet<&ChitchatId> = chitchat.live_nodes().collect();
+        let mut out: Vec<mosaic_proto::control::ProcInfo> = chitchat
+            .node_states()
+            .iter()
+            .filter(|(id, _)| live.contains(id))
+            .filter_map(|(_, st)| st.get(KEY_PROCS))
+            .filter_map(|v| serde_json::from_str::<Vec<mosaic_proto::control::ProcInfo>>(v).ok())
+            .flatten()
+            .collect();
+        out.sort_by(|a, b| (&a.home, a.home_pid).cmp(&(&b.home, b.home_pid)));
+        out
     }
 
     /// Every node known, alive, left or dead, one row per name (latest

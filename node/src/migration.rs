@@ -5,6 +5,10 @@
 
 use std::net::{SocketAddr, TcpListener};
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use mosaic_proto::control::ProcInfo;
 use mosaic_proto::{ClusterKey, ControlResponse, NodeState};
 use tracing::{info, warn};
 
@@ -51,9 +55,40 @@ pub fn listen(
     Ok(())
 }
 
+/// This node's migrated processes, by home PID.
+#[derive(Clone, Default)]
+pub struct Registry(Arc<Mutex<BTreeMap<i32, ProcInfo>>>);
+
+impl Registry {
+    /// A snapshot, for publishing.
+    pub fn list(&self) -> Vec<ProcInfo> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    fn insert(&self, p: ProcInfo) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(p.home_pid, p);
+    }
+
+    fn remove(&self, pid: i32) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&pid);
+    }
+}
+
 /// Starts migrating `pid` to `node`; answers once the guest runs (or why not).
 pub async fn start(
     membership: &Membership,
+    registry: &Registry,
     me: &str,
     key: &ClusterKey,
     pid: i32,
@@ -78,7 +113,16 @@ pub async fn start(
         return error(format!("{node} has a bad address {}", target.addr));
     };
     let (tx, rx) = std::sync::mpsc::channel::<Result<i32, String>>();
-    let (me, key) = (me.to_string(), key.clone());
+    let (me, key, registry, target_name) =
+        (me.to_string(), key.clone(), registry.clone(), node.clone());
+    let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| {
+            String::from_utf8_lossy(&b)
+                .replace('\0', " ")
+                .trim()
+                .to_string()
+        })
+        .unwrap_or_default();
     let spawned = std::thread::Builder::new()
         .name(format!("deputy-{pid}"))
         .spawn(move || {
@@ -97,10 +141,18 @@ pub async fn start(
                 }
             };
             let _ = tx.send(Ok(placeholder.guest_pid));
+            registry.insert(ProcInfo {
+                home_pid: pid,
+                home: me.clone(),
+                node: target_name,
+                guest_pid: placeholder.guest_pid,
+                cmd,
+            });
             match placeholder.serve(&mut link) {
                 Ok(outcome) => info!(pid, ?outcome, "migrated process ended"),
                 Err(e) => warn!(pid, error = %e, "migrated process failed"),
             }
+            registry.remove(pid);
         });
     if let Err(e) = spawned {
         return error(format!("cannot start a deputy thread: {e}"));

@@ -17,6 +17,23 @@ pub enum ControlRequest {
     Status,
     /// Move process `pid` (of this node) to node `node` now.
     Migrate { pid: i32, node: String },
+    /// Every migrated process of the cluster.
+    Ps,
+}
+
+/// One migrated process, as its home node publishes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcInfo {
+    /// Its PID at home (in the home node's PID namespace).
+    pub home_pid: i32,
+    /// Its home node.
+    pub home: String,
+    /// The node it runs on now.
+    pub node: String,
+    /// Its PID on that node.
+    pub guest_pid: i32,
+    /// Its command line.
+    pub cmd: String,
 }
 
 /// What a daemon answers.
@@ -31,6 +48,8 @@ pub enum ControlResponse {
         addr: String,
         load: LoadVector,
     },
+    /// Answer to [`ControlRequest::Ps`], sorted by home node and PID.
+    Ps { procs: Vec<ProcInfo> },
     /// Answer to [`ControlRequest::Migrate`]: the guest runs.
     Migrated {
         pid: i32,

@@ -83,6 +83,30 @@ fn a_migrated_process_keeps_its_home_view() {
         std::fs::read_link(format!("/proc/{node2_init}/ns/pid")).unwrap(),
         "guest not in node2"
     );
+    // `mosaic ps` on either node shows where it runs (published by gossip).
+    let ps = |node: &str| -> Result<Vec<serde_json::Value>, String> {
+        let r = c.exec(node, &[bin("mosaic").to_str().unwrap(), "ps", "--json"]);
+        serde_json::from_slice(&r.stdout).map_err(|e| format!("{e}: {}", text(&r)))
+    };
+    let row = wait_for(
+        "the process in mosaic ps on node2",
+        Duration::from_secs(10),
+        || {
+            let rows = ps("node2")?;
+            rows.into_iter()
+                .find(|r| r["home_pid"] == home_pid)
+                .ok_or_else(|| "not listed yet".to_string())
+        },
+    );
+    assert_eq!(
+        (row["home"].as_str(), row["node"].as_str()),
+        (Some("node1"), Some("node2")),
+        "{row}"
+    );
+    assert!(
+        row["cmd"].as_str().unwrap().contains("transparency"),
+        "{row}"
+    );
 
     let status = wait_for(
         "the migrated process to finish",
@@ -113,6 +137,14 @@ fn a_migrated_process_keeps_its_home_view() {
     );
     assert!(!c.dir.join("node2/srv/written.txt").exists());
     assert!(processes_of(65534, &prog).is_empty(), "no stray guest");
+    wait_for("mosaic ps to forget it", Duration::from_secs(10), || {
+        let rows = ps("node1")?;
+        if rows.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{rows:?}"))
+        }
+    });
     c.down();
 }
 
@@ -204,5 +236,31 @@ fn signals_on_the_home_pid_reach_the_guest_and_kill_9_ends_both() {
             Err(format!("{left:?}"))
         }
     });
+    c.down();
+}
+
+#[test]
+fn when_the_guests_node_dies_the_home_pid_dies_killed_and_nothing_hangs() {
+    let mut c = Cluster::up("migrate-nodedeath", 2, 23946);
+    let prog = build("signals", &c.dir);
+    let (mut run, _out, pid) = start_in_node1(&c, &prog, &["spin"]);
+    migrate(&c, pid, "node2");
+    assert_eq!(processes_of(65534, &prog).len(), 1);
+    let daemon2 = c.pid_of("node2", "daemon_pid").unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon2),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let status = wait_for("the home process to die", Duration::from_secs(30), || {
+        run.try_wait().unwrap().ok_or_else(|| "running".into())
+    });
+    assert_eq!(status.code(), Some(128 + 9), "killed, as if by SIGKILL");
+    assert!(
+        processes_of(65534, &prog).is_empty(),
+        "no guest survives its node"
+    );
+    let log = c.log("node1");
+    assert!(log.contains("lost the guest's node"), "{log}");
     c.down();
 }

@@ -43,6 +43,12 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// List the migrated processes of the cluster and where they run.
+    Ps {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Move a running process of this node to another node now.
     Migrate {
         /// The process (a PID of this node).
@@ -186,6 +192,28 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             })?;
         }
         Command::Keygen { output, force } => keygen(&output, force)?,
+        Command::Ps { json } => {
+            let mut client = Client::find(socket, dir)?;
+            let procs = match client.request(&ControlRequest::Ps)? {
+                ControlResponse::Ps { procs } => procs,
+                ControlResponse::Error { message } => bail!("{message}"),
+                other => bail!("mosaicd answered something else: {other:?}"),
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&procs)?);
+            } else {
+                println!(
+                    "{:>8} {:<10} {:<10} {:>9}  COMMAND",
+                    "HOME PID", "HOME", "WHERE", "GUEST PID"
+                );
+                for p in procs {
+                    println!(
+                        "{:>8} {:<10} {:<10} {:>9}  {}",
+                        p.home_pid, p.home, p.node, p.guest_pid, p.cmd
+                    );
+                }
+            }
+        }
         Command::Migrate { pid, node } => {
             let mut client = Client::find(socket, dir)?;
             match client.request(&ControlRequest::Migrate { pid, node })? {
