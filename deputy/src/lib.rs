@@ -18,7 +18,7 @@ use std::io::Write;
 use mosaic_ckpt::ptrace::Tracee;
 use mosaic_ckpt::{CaptureOptions, CkptError};
 use mosaic_proto::migrate::{Buf, HomeMsg, Link, LinkError, LinkExt, RemoteMsg};
-use mosaic_proto::syscalls::{Arg, Class, lookup};
+use mosaic_proto::syscalls::{Arg, Class, args_for, lookup};
 use nix::sys::signal::Signal;
 use thiserror::Error;
 use tracing::{info, warn};
@@ -295,6 +295,9 @@ impl Placeholder {
         let Some(spec) = lookup(nr).filter(|s| s.class == Class::Forward) else {
             return Ok((ENOSYS, Vec::new()));
         };
+        let Some(marshal) = args_for(spec, &args) else {
+            return Ok((ENOSYS, Vec::new()));
+        };
         let inbuf = |i: usize| {
             inbufs
                 .iter()
@@ -302,11 +305,12 @@ impl Placeholder {
                 .map(|b| b.1.as_slice())
         };
         let t = &mut self.tracee;
-        self.scratch.begin(t, scratch_needed(spec, &args, inbufs))?;
+        self.scratch
+            .begin(t, scratch_needed(&marshal, &args, inbufs))?;
         let mut real = args;
         // Where each out-buffer lives in scratch, and how many bytes it may return.
         let mut outs: Vec<(usize, u64, u64)> = Vec::new();
-        for (i, arg) in spec.args.iter().enumerate() {
+        for (i, arg) in marshal.iter().enumerate() {
             if args[i] == 0 && !matches!(arg, Arg::Int | Arg::Fd) {
                 continue; // NULL stays NULL
             }
@@ -366,7 +370,7 @@ impl Placeholder {
         let mut outbufs = Vec::new();
         if ret >= 0 {
             for (i, addr, cap) in outs {
-                let n = match spec.args[i] {
+                let n = match marshal[i] {
                     Arg::OutBuf { whole: false, .. } | Arg::Iovec { .. } => (ret as u64).min(cap),
                     _ => cap,
                 };
@@ -442,12 +446,12 @@ impl Scratch {
 }
 
 /// Scratch bytes a call needs, generously (each piece rounded up).
-fn scratch_needed(spec: &mosaic_proto::syscalls::Syscall, args: &[u64; 6], inbufs: &[Buf]) -> u64 {
+fn scratch_needed(marshal: &[Arg], args: &[u64; 6], inbufs: &[Buf]) -> u64 {
     let mut n = 0;
     for b in inbufs {
         n += b.1.len() as u64 + ALIGN;
     }
-    for (i, arg) in spec.args.iter().enumerate() {
+    for (i, arg) in marshal.iter().enumerate() {
         n += match *arg {
             Arg::OutBuf { len, .. } => args[len as usize].min(mosaic_max_buf()) + ALIGN,
             Arg::OutStruct { size } | Arg::InOutStruct { size } => u64::from(size) + ALIGN,

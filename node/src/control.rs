@@ -85,6 +85,17 @@ impl Client {
         })
     }
 
+    /// Waits up to `timeout` for each answer (10 s by default).
+    pub fn set_timeout(&mut self, timeout: Duration) -> Result<(), ClientError> {
+        self.reader
+            .get_ref()
+            .set_read_timeout(Some(timeout))
+            .map_err(|e| ClientError::Protocol {
+                socket: self.socket.clone(),
+                detail: e.to_string(),
+            })
+    }
+
     /// Sends one request and reads its response.
     pub fn request(&mut self, req: &ControlRequest) -> Result<ControlResponse, ClientError> {
         let proto_err = |detail: String| ClientError::Protocol {

@@ -493,6 +493,117 @@ pub fn lookup(nr: u32) -> Option<&'static Syscall> {
         .map(|i| &SYSCALLS[i])
 }
 
+/// The concrete marshalling of one call with these argument values: the
+/// row's `args`, with a `Special` argument resolved where the other
+/// arguments say what it is (fcntl's command, ioctl's request). `None`: no
+/// marshaller for this case yet (the call fails with ENOSYS).
+pub fn args_for(spec: &Syscall, args: &[u64; 6]) -> Option<Vec<Arg>> {
+    if !spec.args.contains(&Special) {
+        return Some(spec.args.to_vec());
+    }
+    // struct pollfd arrays and fd_sets are sized by another argument.
+    let fds_bytes = |n: u64| -> Option<u32> { (n <= 4096).then_some((n * 8) as u32) };
+    match spec.name {
+        "poll" => {
+            return Some(vec![
+                InOutStruct {
+                    size: fds_bytes(args[1])?,
+                },
+                Int,
+                Int,
+            ]);
+        }
+        "ppoll" => {
+            return Some(vec![
+                InOutStruct {
+                    size: fds_bytes(args[1])?,
+                },
+                Int,
+                InOutStruct { size: 16 },
+                InStruct { size: 8 },
+                Int,
+            ]);
+        }
+        "select" => {
+            let set = InOutStruct {
+                size: (args[0].min(65536).div_ceil(64) * 8).max(8) as u32,
+            };
+            return Some(vec![Int, set, set, set, InOutStruct { size: 16 }]);
+        }
+        _ => {}
+    }
+    let third = match spec.name {
+        "fcntl" => match args[1] as i32 {
+            // F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW: struct flock
+            5..=7 | 36..=38 => InOutStruct { size: 32 },
+            // F_SETOWN_EX, F_GETOWN_EX: struct f_owner_ex
+            15 => InStruct { size: 8 },
+            16 => OutStruct { size: 8 },
+            // F_GET_RW_HINT, F_SET_RW_HINT, F_GET_FILE_RW_HINT, F_SET_FILE_RW_HINT: u64
+            1035 | 1037 => OutStruct { size: 8 },
+            1036 | 1038 => InStruct { size: 8 },
+            // Everything else takes an integer (or nothing).
+            _ => Int,
+        },
+        "ioctl" => match args[1] as u32 {
+            // TCGETS: struct termios
+            0x5401 => OutStruct { size: 60 },
+            // TCSETS, TCSETSW, TCSETSF
+            0x5402..=0x5404 => InStruct { size: 60 },
+            // TIOCGWINSZ / TIOCSWINSZ: struct winsize
+            0x5413 => OutStruct { size: 8 },
+            0x5414 => InStruct { size: 8 },
+            // TIOCGPGRP, FIONREAD: int out
+            0x540f | 0x541b => OutStruct { size: 4 },
+            // TIOCSPGRP, FIONBIO, FIOASYNC: int in
+            0x5410 | 0x5421 | 0x5452 => InStruct { size: 4 },
+            // FIOCLEX, FIONCLEX: no argument
+            0x5450 | 0x5451 => Int,
+            _ => return None,
+        },
+        _ => return None,
+    };
+    Some(vec![Fd, Int, third])
+}
+
+#[cfg(test)]
+mod special_tests {
+    use super::*;
+
+    #[test]
+    fn fcntl_and_ioctl_resolve_by_command() {
+        let fcntl = lookup(72).unwrap();
+        assert_eq!(args_for(fcntl, &[3, 4, 0o4000, 0, 0, 0]).unwrap()[2], Int); // F_SETFL
+        assert_eq!(
+            args_for(fcntl, &[3, 6, 0x1000, 0, 0, 0]).unwrap()[2],
+            InOutStruct { size: 32 }
+        );
+        let ioctl = lookup(16).unwrap();
+        assert_eq!(
+            args_for(ioctl, &[1, 0x5401, 0x1000, 0, 0, 0]).unwrap()[2],
+            OutStruct { size: 60 }
+        );
+        assert_eq!(args_for(ioctl, &[1, 0xdead, 0, 0, 0, 0]), None);
+        assert_eq!(
+            args_for(lookup(0).unwrap(), &[0; 6]).unwrap(),
+            lookup(0).unwrap().args.to_vec()
+        );
+        assert_eq!(
+            args_for(lookup(7).unwrap(), &[0x1000, 2, 0, 0, 0, 0]).unwrap()[0],
+            InOutStruct { size: 16 }
+        ); // poll
+        assert_eq!(
+            args_for(lookup(7).unwrap(), &[0x1000, 1 << 20, 0, 0, 0, 0]),
+            None
+        );
+        assert_eq!(
+            args_for(lookup(23).unwrap(), &[65, 1, 0, 0, 0, 0]).unwrap()[1],
+            InOutStruct { size: 16 }
+        ); // select
+        assert_eq!(args_for(lookup(232).unwrap(), &[0; 6]), None); // epoll_wait: not yet
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

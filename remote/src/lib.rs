@@ -27,7 +27,7 @@ use std::io::Read;
 use mosaic_ckpt::ptrace::Tracee;
 use mosaic_ckpt::{CkptError, RestoreOptions};
 use mosaic_proto::migrate::{Buf, HomeMsg, Link, LinkError, LinkExt, RemoteMsg};
-use mosaic_proto::syscalls::{Arg, Class, lookup};
+use mosaic_proto::syscalls::{Arg, Class, args_for, lookup};
 use nix::sys::ptrace;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use thiserror::Error;
@@ -284,8 +284,15 @@ fn forward(
         warn!(syscall = spec.name, class = ?spec.class, "guest call not supported yet (bring-home comes later)");
         return Ok(ENOSYS);
     }
+    let Some(marshal) = args_for(spec, &args) else {
+        warn!(
+            syscall = spec.name,
+            "forwarding of this call is not written yet"
+        );
+        return Ok(ENOSYS);
+    };
     let mut inbufs: Vec<Buf> = Vec::new();
-    for (i, arg) in spec.args.iter().enumerate() {
+    for (i, arg) in marshal.iter().enumerate() {
         let ptr = args[i];
         let got = match *arg {
             _ if ptr == 0 => continue,
@@ -311,7 +318,7 @@ fn forward(
     link.send_msg(&RemoteMsg::Syscall { nr, args, inbufs })?;
     let (ret, outbufs) = results.recv().map_err(|_| LinkError::Closed)?;
     for (i, bytes) in outbufs {
-        let Some(arg) = spec.args.get(i as usize) else {
+        let Some(arg) = marshal.get(i as usize) else {
             return Err(RemoteError::Protocol(format!(
                 "result for argument {i} of {}",
                 spec.name

@@ -264,3 +264,124 @@ fn when_the_guests_node_dies_the_home_pid_dies_killed_and_nothing_hangs() {
     assert!(log.contains("lost the guest's node"), "{log}");
     c.down();
 }
+
+/// PID, in its node, of the program a `cluster exec` child runs.
+fn program_pid_in_node(exec: &std::process::Child) -> i32 {
+    let e = exec.id();
+    wait_for("the program to start", Duration::from_secs(10), || {
+        let children =
+            std::fs::read_to_string(format!("/proc/{e}/task/{e}/children")).unwrap_or_default();
+        let host: u32 = children
+            .split_whitespace()
+            .next()
+            .and_then(|p| p.parse().ok())
+            .ok_or("no child yet")?;
+        let status =
+            std::fs::read_to_string(format!("/proc/{host}/status")).map_err(|e| e.to_string())?;
+        let nspid = status
+            .lines()
+            .find_map(|l| l.strip_prefix("NSpid:"))
+            .ok_or("no NSpid")?;
+        nspid
+            .split_whitespace()
+            .last()
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| "bad NSpid".to_string())
+    })
+}
+
+/// Deterministic incompressible bytes.
+fn pseudo_random_file(path: &Path, len: usize) {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut buf = Vec::with_capacity(len);
+    while buf.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        buf.extend_from_slice(&x.to_le_bytes());
+    }
+    buf.truncate(len);
+    std::fs::write(path, buf).unwrap();
+}
+
+#[test]
+fn real_programs_migrated_mid_run_give_the_native_output() {
+    let mut c = Cluster::up("migrate-real", 2, 25946);
+    let pi = c.dir.join("pi.bc");
+    std::fs::write(&pi, "scale=2200; 4*a(1)\n").unwrap();
+    let small = c.dir.join("small");
+    pseudo_random_file(&small, 3_000_000);
+    let big = c.dir.join("big");
+    pseudo_random_file(&big, 300 << 20);
+    let (pi, small, big) = (
+        pi.to_str().unwrap(),
+        small.to_str().unwrap(),
+        big.to_str().unwrap(),
+    );
+    let programs: Vec<Vec<&str>> = vec![
+        vec![
+            "mawk",
+            "BEGIN {for(i=0;i<10000;i++) for(j=0;j<10000;j++) s+=j%7; print s}",
+        ],
+        vec![
+            "python3",
+            "-c",
+            "n=[i for i in range(2,600000) if all(i%p for p in range(2,int(i**0.5)+1))]\nprint(len(n), sum(n))",
+        ],
+        vec!["bc", "-l", pi],
+        vec!["xz", "-9", "-c", small],
+        vec!["sha256sum", big],
+        vec![
+            "perl",
+            "-e",
+            "$s=0; for $i (1..3000000) { $x=\"abc$i\"x5; $s++ if $x =~ /(\\d+)abc\\1/ } print \"$s\\n\"",
+        ],
+    ];
+    for cmd in programs {
+        let native = Command::new(cmd[0])
+            .args(&cmd[1..])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            native.status.success(),
+            "{cmd:?} natively: {}",
+            text(&native)
+        );
+        let mut all = vec!["cluster", "exec", "node1", "--"];
+        all.extend_from_slice(&cmd);
+        let run = c
+            .command(&all)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = program_pid_in_node(&run);
+        std::thread::sleep(Duration::from_millis(400));
+        migrate(&c, pid, "node2");
+        let out = run.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{cmd:?} migrated: {}",
+            text(&out)
+        );
+        assert!(
+            out.stdout == native.stdout,
+            "{:?}: output differs from the native run ({} vs {} bytes)",
+            cmd[0],
+            out.stdout.len(),
+            native.stdout.len()
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&native.stderr)
+        );
+    }
+    let log = c.log("node2");
+    assert!(
+        !log.contains("not written yet"),
+        "a call was refused:\n{log}"
+    );
+    c.down();
+}

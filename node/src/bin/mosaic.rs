@@ -216,6 +216,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Migrate { pid, node } => {
             let mut client = Client::find(socket, dir)?;
+            // A large process takes a while to move.
+            client.set_timeout(std::time::Duration::from_secs(600))?;
             match client.request(&ControlRequest::Migrate { pid, node })? {
                 ControlResponse::Migrated {
                     pid,
