@@ -1,0 +1,310 @@
+//! The cost of a forwarded system call beside its floors, in one run.
+//!
+//! `cargo build --release && cargo run --release -p mosaic-bench --bin forward-bench` (root)
+//!
+//! A program on a 2-node local cluster times 20 000 `getppid()` and 20 000
+//! 4 KiB `pread()` calls, once at home (native) and once after being
+//! migrated to node2 (every call forwarded home). Beside them the floors
+//! measured here: a 64-byte loopback TCP round trip, one seccomp
+//! `RET_TRACE` trap with an immediate resume, and one system call injected
+//! into a stopped tracee (each across CPUs and on one CPU). Goal of the
+//! migration issue: a forwarded call within 1.5x the sum of the floors.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use nix::sys::ptrace;
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid};
+
+const ROUNDS: u32 = 5000;
+
+fn pin(cpu: usize) {
+    let mut set = nix::sched::CpuSet::new();
+    let _ = set.set(cpu);
+    let _ = nix::sched::sched_setaffinity(Pid::from_raw(0), &set);
+}
+
+fn unpin() {
+    let mut set = nix::sched::CpuSet::new();
+    for c in 0..nix::sched::CpuSet::count().min(1024) {
+        let _ = set.set(c);
+    }
+    let _ = nix::sched::sched_setaffinity(Pid::from_raw(0), &set);
+}
+
+/// µs per 64-byte round trip over loopback TCP; server on `server_cpu`.
+fn tcp_rtt(client_cpu: usize, server_cpu: usize) -> anyhow::Result<f64> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let server = std::thread::spawn(move || -> std::io::Result<()> {
+        pin(server_cpu);
+        let (mut s, _) = listener.accept()?;
+        s.set_nodelay(true)?;
+        let mut buf = [0u8; 64];
+        for _ in 0..ROUNDS {
+            s.read_exact(&mut buf)?;
+            s.write_all(&buf)?;
+        }
+        Ok(())
+    });
+    pin(client_cpu);
+    let mut c = std::net::TcpStream::connect(addr)?;
+    c.set_nodelay(true)?;
+    let mut buf = [0u8; 64];
+    let t = Instant::now();
+    for _ in 0..ROUNDS {
+        c.write_all(&buf)?;
+        c.read_exact(&mut buf)?;
+    }
+    let us = t.elapsed().as_secs_f64() * 1e6 / f64::from(ROUNDS);
+    server
+        .join()
+        .map_err(|_| anyhow::anyhow!("server panicked"))??;
+    unpin();
+    Ok(us)
+}
+
+/// A child stopped under our ptrace (it called PTRACE_TRACEME and stopped);
+/// `then` runs in the child after it is resumed.
+fn traced_child(then: impl FnOnce()) -> anyhow::Result<Pid> {
+    // SAFETY: the child only makes system calls and exits; the bench is
+    // single-threaded at this point.
+    match unsafe { nix::unistd::fork() }? {
+        ForkResult::Child => {
+            // SAFETY: plain system calls in the child.
+            unsafe {
+                libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0);
+                libc::raise(libc::SIGSTOP);
+            }
+            then();
+            // SAFETY: leave without running the parent's destructors.
+            unsafe { libc::_exit(0) }
+        }
+        ForkResult::Parent { child } => {
+            waitpid(child, None)?;
+            Ok(child)
+        }
+    }
+}
+
+/// µs per seccomp RET_TRACE trap of getppid with an immediate resume.
+fn trap_cost(child_cpu: usize, tracer_cpu: usize) -> anyhow::Result<f64> {
+    use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, TargetArch};
+    let filter = SeccompFilter::new(
+        [(libc::SYS_getppid, vec![])].into_iter().collect(),
+        SeccompAction::Allow,
+        SeccompAction::Trace(0),
+        TargetArch::x86_64,
+    )?;
+    let prog: BpfProgram = filter.try_into()?;
+    pin(child_cpu);
+    let child = traced_child(move || {
+        // SAFETY: installs a filter on ourselves; the program outlives the call.
+        unsafe {
+            libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+            let fprog = libc::sock_fprog {
+                len: prog.len() as u16,
+                filter: prog.as_ptr() as *mut libc::sock_filter,
+            };
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                0,
+                &fprog as *const _,
+            );
+            for _ in 0..ROUNDS {
+                libc::getppid();
+            }
+        }
+    })?;
+    pin(tracer_cpu);
+    ptrace::setoptions(
+        child,
+        ptrace::Options::PTRACE_O_TRACESECCOMP | ptrace::Options::PTRACE_O_EXITKILL,
+    )?;
+    let t = Instant::now();
+    let mut traps = 0u32;
+    loop {
+        ptrace::cont(child, None)?;
+        match waitpid(child, Some(WaitPidFlag::__WALL))? {
+            WaitStatus::PtraceEvent(..) => traps += 1,
+            WaitStatus::Exited(..) | WaitStatus::Signaled(..) => break,
+            _ => {}
+        }
+    }
+    let us = t.elapsed().as_secs_f64() * 1e6 / f64::from(traps.max(1));
+    unpin();
+    if traps < ROUNDS {
+        bail!("only {traps} traps");
+    }
+    Ok(us)
+}
+
+/// µs per getppid injected into a stopped tracee.
+fn injection_cost(child_cpu: usize, tracer_cpu: usize) -> anyhow::Result<f64> {
+    pin(child_cpu);
+    let child = traced_child(|| {})?;
+    pin(tracer_cpu);
+    let mut t = mosaic_ckpt::ptrace::Tracee::from_stopped_child(child)?;
+    // The child stopped right after the `syscall` of raise().
+    let rip = t.regs()?.rip;
+    t.set_syscall_insn(rip - 2);
+    let start = Instant::now();
+    for _ in 0..ROUNDS {
+        t.syscall(libc::SYS_getppid, [0; 6])?;
+    }
+    let us = start.elapsed().as_secs_f64() * 1e6 / f64::from(ROUNDS);
+    nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL)?;
+    waitpid(child, None)?;
+    unpin();
+    Ok(us)
+}
+
+struct Cluster {
+    mosaic: PathBuf,
+    dir: PathBuf,
+}
+
+impl Cluster {
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.mosaic);
+        c.env("MOSAIC_CLUSTER_DIR", &self.dir)
+            .args(args)
+            .stdin(Stdio::null());
+        c
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["cluster", "down"]).output();
+    }
+}
+
+/// Runs the workload in node1, migrated to node2 or not; returns (getppid ns, pread ns).
+fn workload(c: &Cluster, prog: &Path, file: &Path, migrate: bool) -> anyhow::Result<(f64, f64)> {
+    let mut run = c
+        .cmd(&[
+            "cluster",
+            "exec",
+            "node1",
+            "--",
+            prog.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut out = BufReader::new(run.stdout.take().context("stdout")?);
+    let mut line = String::new();
+    out.read_line(&mut line)?;
+    let pid = line
+        .trim()
+        .strip_prefix("pid ")
+        .context("no pid line")?
+        .to_string();
+    line.clear();
+    out.read_line(&mut line)?;
+    if migrate {
+        let r = c
+            .cmd(&[
+                "cluster",
+                "exec",
+                "node1",
+                "--",
+                c.mosaic.to_str().unwrap(),
+                "migrate",
+                &pid,
+                "node2",
+            ])
+            .output()?;
+        if !r.status.success() {
+            bail!("migrate failed: {}", String::from_utf8_lossy(&r.stderr));
+        }
+    }
+    let mut rest = String::new();
+    out.read_to_string(&mut rest)?;
+    run.wait()?;
+    let value = |name: &str| -> anyhow::Result<f64> {
+        rest.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .with_context(|| format!("no {name} in {rest:?}"))
+    };
+    Ok((value("getppid")?, value("pread4k")?))
+}
+
+fn main() -> anyhow::Result<()> {
+    let exe = std::env::current_exe()?;
+    let mosaic = exe.parent().context("target dir")?.join("mosaic");
+    if !mosaic.exists() {
+        bail!(
+            "{} is missing: run `cargo build --release` first",
+            mosaic.display()
+        );
+    }
+    let dir = std::env::temp_dir().join(format!("mosaic-forward-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let prog = dir.join("syscall_loop");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("programs/syscall_loop.c");
+    if !Command::new("gcc")
+        .args(["-O2", "-o"])
+        .arg(&prog)
+        .arg(&src)
+        .status()?
+        .success()
+    {
+        bail!("gcc failed");
+    }
+    let file = dir.join("data");
+    std::fs::write(&file, vec![7u8; 8192])?;
+
+    println!("floors (µs)              across CPUs   one CPU");
+    let rtt = (tcp_rtt(0, 1)?, tcp_rtt(0, 0)?);
+    println!("loopback TCP 64 B RTT    {:>11.1} {:>9.1}", rtt.0, rtt.1);
+    let trap = (trap_cost(0, 1)?, trap_cost(0, 0)?);
+    println!("seccomp RET_TRACE trap   {:>11.1} {:>9.1}", trap.0, trap.1);
+    let inj = (injection_cost(0, 1)?, injection_cost(0, 0)?);
+    println!("injected syscall         {:>11.1} {:>9.1}", inj.0, inj.1);
+    let floor = (rtt.0 + trap.0 + inj.0, rtt.1 + trap.1 + inj.1);
+    println!(
+        "sum                      {:>11.1} {:>9.1}",
+        floor.0, floor.1
+    );
+
+    let c = Cluster {
+        mosaic,
+        dir: dir.join("cluster"),
+    };
+    let up = c
+        .cmd(&["cluster", "up", "--nodes", "2", "--port", "27946"])
+        .output()?;
+    if !up.status.success() {
+        bail!("cluster up failed: {}", String::from_utf8_lossy(&up.stderr));
+    }
+    let native = workload(&c, &prog, &file, false)?;
+    let forwarded = workload(&c, &prog, &file, true)?;
+    println!();
+    println!(
+        "per call                 native µs  forwarded µs  forwarded / floor sum (across CPUs)"
+    );
+    println!(
+        "getppid                  {:>9.2} {:>13.1} {:>10.2}x",
+        native.0 / 1e3,
+        forwarded.0 / 1e3,
+        forwarded.0 / 1e3 / floor.0
+    );
+    println!(
+        "pread 4 KiB              {:>9.2} {:>13.1} {:>10.2}x",
+        native.1 / 1e3,
+        forwarded.1 / 1e3,
+        forwarded.1 / 1e3 / floor.0
+    );
+    println!("goal: forwarded within 1.5x of the floor sum");
+    drop(c);
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
