@@ -385,3 +385,26 @@ fn real_programs_migrated_mid_run_give_the_native_output() {
     );
     c.down();
 }
+
+#[test]
+fn mosaic_run_starts_at_home_moves_it_and_returns_its_status() {
+    let mut c = Cluster::up("migrate-run", 2, 26946);
+    let prog = build("transparency", &c.dir);
+    for placement in [&["--node", "node2"][..], &["--best"][..]] {
+        let mut args = vec![bin("mosaic").to_str().unwrap().to_string(), "run".into()];
+        args.extend(placement.iter().map(|s| s.to_string()));
+        args.extend(["--".to_string(), prog.clone()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let before = c.log("node2").matches("guest started").count();
+        let out = c.exec("node1", &args);
+        assert_eq!(out.status.code(), Some(42), "{placement:?}: {}", text(&out));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("hostname node1\nfile node1\n"), "{stdout}");
+        assert_eq!(
+            c.log("node2").matches("guest started").count(),
+            before + 1,
+            "{placement:?} did not move it"
+        );
+    }
+    c.down();
+}

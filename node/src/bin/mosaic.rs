@@ -49,6 +49,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run a command as this shell's child (same stdin, stdout, exit status),
+    /// moved to another node once it runs.
+    Run {
+        /// Send it to this node.
+        #[arg(long, conflicts_with = "best")]
+        node: Option<String>,
+        /// Send it to the least loaded other node.
+        #[arg(long)]
+        best: bool,
+        /// The command and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
     /// Move a running process of this node to another node now.
     Migrate {
         /// The process (a PID of this node).
@@ -214,6 +227,13 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 }
             }
         }
+        Command::Run {
+            node,
+            best,
+            command,
+        } => {
+            return run_command(socket, dir, node, best, &command);
+        }
         Command::Migrate { pid, node } => {
             let mut client = Client::find(socket, dir)?;
             // A large process takes a while to move.
@@ -330,6 +350,75 @@ fn cluster(command: ClusterCommand, dir: &Path) -> anyhow::Result<i32> {
         } => return local::node_init(&name, &node_dir, cpus.as_deref()),
     }
     Ok(0)
+}
+
+/// `mosaic run`: the command is our child, so the caller's shell sees its
+/// exit status; once it has exec'd it is moved to the chosen node.
+fn run_command(
+    socket: Option<&Path>,
+    dir: &Path,
+    node: Option<String>,
+    best: bool,
+    command: &[String],
+) -> anyhow::Result<i32> {
+    use mosaic_node::supervise;
+    let mut client = Client::find(socket, dir)?;
+    let target = match (node, best) {
+        (Some(n), _) => Some(n),
+        (None, true) => {
+            let nodes = request_nodes(&mut client)?;
+            nodes
+                .iter()
+                .filter(|n| !n.is_self && n.state == mosaic_proto::NodeState::Alive)
+                .filter(|n| n.load.as_ref().is_some_and(|l| l.accepts_guests))
+                .min_by(|a, b| {
+                    let la = a
+                        .load
+                        .as_ref()
+                        .map_or(f64::MAX, |l| l.normalized_load(1000));
+                    let lb = b
+                        .load
+                        .as_ref()
+                        .map_or(f64::MAX, |l| l.normalized_load(1000));
+                    la.total_cmp(&lb)
+                })
+                .map(|n| n.name.clone())
+        }
+        (None, false) => None,
+    };
+    let (program, args) = command.split_first().context("nothing to run")?;
+    let signals = supervise::forwarded_signals();
+    supervise::block(&signals)?;
+    let child = supervise::unblocked_in_child(&mut std::process::Command::new(program))
+        .args(args)
+        .spawn()
+        .with_context(|| format!("cannot run {program}"))?;
+    let pid = child.id() as i32;
+    if let Some(node) = target {
+        // Wait until it is the program (not our fork before exec).
+        let me = std::fs::read_link("/proc/self/exe").ok();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while std::fs::read_link(format!("/proc/{pid}/exe")).ok() == me
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        client.set_timeout(std::time::Duration::from_secs(600))?;
+        match client.request(&ControlRequest::Migrate {
+            pid,
+            node: node.clone(),
+        }) {
+            Ok(ControlResponse::Migrated { .. }) => {}
+            Ok(ControlResponse::Error { message }) => {
+                eprintln!("mosaic: {program} stays here: {message}")
+            }
+            Ok(other) => eprintln!("mosaic: {program} stays here: unexpected answer {other:?}"),
+            Err(e) => eprintln!("mosaic: {program} stays here: {e}"),
+        }
+    } else if best {
+        eprintln!("mosaic: no other node accepts guests; {program} runs here");
+    }
+    supervise::supervise(nix::unistd::Pid::from_raw(pid), &signals, false)
 }
 
 fn request_nodes(client: &mut Client) -> anyhow::Result<Vec<NodeInfo>> {
