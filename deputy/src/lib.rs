@@ -46,6 +46,11 @@ pub enum Outcome {
 }
 
 const ENOSYS: i64 = -38;
+const EINTR: i64 = -4;
+const ERESTARTSYS: i64 = -512;
+const ERESTARTNOINTR: i64 = -513;
+const ERESTARTNOHAND: i64 = -514;
+const ERESTART_RESTARTBLOCK: i64 = -516;
 /// How often an idle placeholder is checked for signals.
 const WATCH_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
 
@@ -366,7 +371,18 @@ impl Placeholder {
                 }
             }
         }
-        let ret = t.syscall(i64::from(nr), real)?;
+        // A signal for the home PID can interrupt a blocking call in the
+        // placeholder; the kernel's internal restart codes must not reach
+        // the guest. ERESTARTNOINTR means "always restart": do so. The
+        // others become EINTR (the signal is relayed right after the
+        // result); honouring SA_RESTART is still to do.
+        let ret = loop {
+            match t.syscall(i64::from(nr), real)? {
+                ERESTARTNOINTR => continue,
+                ERESTARTSYS | ERESTARTNOHAND | ERESTART_RESTARTBLOCK => break EINTR,
+                r => break r,
+            }
+        };
         let mut outbufs = Vec::new();
         if ret >= 0 {
             for (i, addr, cap) in outs {

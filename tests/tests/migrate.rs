@@ -408,3 +408,35 @@ fn mosaic_run_starts_at_home_moves_it_and_returns_its_status() {
     }
     c.down();
 }
+
+#[test]
+fn a_blocking_forwarded_read_is_interrupted_by_a_signal_with_eintr() {
+    let mut c = Cluster::up("migrate-eintr", 2, 27946);
+    let prog = build("blocked_read", &c.dir);
+    let mut run = c
+        .command(&["cluster", "exec", "node1", "--", &prog])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _stdin = run.stdin.take().unwrap(); // held open, never written
+    let mut out = BufReader::new(run.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let pid: i32 = line.trim().strip_prefix("pid ").unwrap().parse().unwrap();
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    migrate(&c, pid, "node2");
+    // Let it reach the read (it spins 2 s first), then interrupt it.
+    std::thread::sleep(Duration::from_millis(2800));
+    kill_in_node1(&c, "-USR1", pid);
+    let status = wait_for("the program to finish", Duration::from_secs(30), || {
+        run.try_wait().unwrap().ok_or_else(|| "running".into())
+    });
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "read -1 EINTR, handler ran\n");
+    assert_eq!(status.code(), Some(0));
+    c.down();
+}
