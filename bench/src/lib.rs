@@ -75,6 +75,37 @@ impl LocalCluster {
         c
     }
 
+    /// Starts `args` in node1 with piped stdout; the program must print
+    /// "pid N" and "waiting" first. Returns it, its stdout after those two
+    /// lines, and N (its PID in node1).
+    pub fn start_in_node1(
+        &self,
+        args: &[&str],
+    ) -> anyhow::Result<(
+        std::process::Child,
+        std::io::BufReader<std::process::ChildStdout>,
+        String,
+    )> {
+        use std::io::BufRead;
+        let mut all = vec!["cluster", "exec", "node1", "--"];
+        all.extend_from_slice(args);
+        let mut run = self.cmd(&all).stdout(Stdio::piped()).spawn()?;
+        let mut out = std::io::BufReader::new(run.stdout.take().context("stdout")?);
+        let mut line = String::new();
+        out.read_line(&mut line)?;
+        let pid = line
+            .trim()
+            .strip_prefix("pid ")
+            .context("no pid line")?
+            .to_string();
+        line.clear();
+        out.read_line(&mut line)?;
+        if line != "waiting\n" {
+            bail!("expected `waiting`, got {line:?}");
+        }
+        Ok((run, out, pid))
+    }
+
     /// `mosaic migrate PID NODE` run inside node1.
     pub fn migrate(&self, pid: &str, node: &str) -> anyhow::Result<()> {
         let r = self

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use mosaic_tests::{bin, text, wait_for};
+use mosaic_tests::{bin, pseudo_random_file, text, wait_for};
 
 /// Where the test programs are built, once per test binary.
 fn programs() -> &'static Path {
@@ -463,20 +463,6 @@ fn corrupt_and_truncated_images_fail_cleanly() {
         .filter(|c| c.contains(&program("loop_regs")))
         .count();
     assert_eq!(stray, 0, "a stray restored process remains");
-}
-
-/// Deterministic incompressible bytes.
-fn pseudo_random_file(path: &Path, len: usize) {
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut buf = Vec::with_capacity(len);
-    while buf.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        buf.extend_from_slice(&x.to_le_bytes());
-    }
-    buf.truncate(len);
-    std::fs::write(path, buf).unwrap();
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use mosaic_tests::{Cluster, bin, text, wait_for};
+use mosaic_tests::{Cluster, bin, pseudo_random_file, text, wait_for};
 
 fn build(name: &str, dir: &Path) -> String {
     let src = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -288,20 +288,6 @@ fn program_pid_in_node(exec: &std::process::Child) -> i32 {
             .and_then(|p| p.parse().ok())
             .ok_or_else(|| "bad NSpid".to_string())
     })
-}
-
-/// Deterministic incompressible bytes.
-fn pseudo_random_file(path: &Path, len: usize) {
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut buf = Vec::with_capacity(len);
-    while buf.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        buf.extend_from_slice(&x.to_le_bytes());
-    }
-    buf.truncate(len);
-    std::fs::write(path, buf).unwrap();
 }
 
 #[test]

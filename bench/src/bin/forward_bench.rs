@@ -10,11 +10,10 @@
 //! into a stopped tracee (each across CPUs and on one CPU). Goal of the
 //! migration issue: a forwarded call within 1.5x the sum of the floors.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::Path;
 
 use mosaic_bench::LocalCluster;
-use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -173,43 +172,10 @@ fn workload(
     file: &Path,
     migrate: bool,
 ) -> anyhow::Result<(f64, f64)> {
-    let mut run = c
-        .cmd(&[
-            "cluster",
-            "exec",
-            "node1",
-            "--",
-            prog.to_str().unwrap(),
-            file.to_str().unwrap(),
-        ])
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let mut out = BufReader::new(run.stdout.take().context("stdout")?);
-    let mut line = String::new();
-    out.read_line(&mut line)?;
-    let pid = line
-        .trim()
-        .strip_prefix("pid ")
-        .context("no pid line")?
-        .to_string();
-    line.clear();
-    out.read_line(&mut line)?;
+    let (mut run, mut out, pid) =
+        c.start_in_node1(&[prog.to_str().unwrap(), file.to_str().unwrap()])?;
     if migrate {
-        let r = c
-            .cmd(&[
-                "cluster",
-                "exec",
-                "node1",
-                "--",
-                c.mosaic.to_str().unwrap(),
-                "migrate",
-                &pid,
-                "node2",
-            ])
-            .output()?;
-        if !r.status.success() {
-            bail!("migrate failed: {}", String::from_utf8_lossy(&r.stderr));
-        }
+        c.migrate(&pid, "node2")?;
     }
     let mut rest = String::new();
     out.read_to_string(&mut rest)?;
@@ -224,27 +190,9 @@ fn workload(
 }
 
 fn main() -> anyhow::Result<()> {
-    let exe = std::env::current_exe()?;
-    let mosaic = exe.parent().context("target dir")?.join("mosaic");
-    if !mosaic.exists() {
-        bail!(
-            "{} is missing: run `cargo build --release` first",
-            mosaic.display()
-        );
-    }
     let dir = std::env::temp_dir().join(format!("mosaic-forward-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let prog = dir.join("syscall_loop");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("programs/syscall_loop.c");
-    if !Command::new("gcc")
-        .args(["-O2", "-o"])
-        .arg(&prog)
-        .arg(&src)
-        .status()?
-        .success()
-    {
-        bail!("gcc failed");
-    }
+    let prog = mosaic_bench::build_c("syscall_loop", &dir)?;
     let file = dir.join("data");
     std::fs::write(&file, vec![7u8; 8192])?;
 

@@ -12,11 +12,8 @@
 //! migrated to node2 right after start (nodes pinned one CPU each, so the
 //! two runs get the same CPU share).
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
 use std::time::Instant;
 
-use anyhow::Context;
 use mosaic_bench::LocalCluster;
 
 const LOOP: &str = "BEGIN {for(i=0;i<10000;i++) for(j=0;j<10000;j++);}";
@@ -31,27 +28,8 @@ fn main() -> anyhow::Result<()> {
 
     println!("(a) migration node1 -> node2, request to guest running (= freeze time)");
     for mib in [1u64, 64, 512] {
-        let mut run = c
-            .cmd(&[
-                "cluster",
-                "exec",
-                "node1",
-                "--",
-                toucher.to_str().unwrap(),
-                &mib.to_string(),
-            ])
-            .stdout(Stdio::piped())
-            .spawn()?;
-        let mut out = BufReader::new(run.stdout.take().context("stdout")?);
-        let mut line = String::new();
-        out.read_line(&mut line)?;
-        let pid = line
-            .trim()
-            .strip_prefix("pid ")
-            .context("pid line")?
-            .to_string();
-        line.clear();
-        out.read_line(&mut line)?;
+        let (mut run, _out, pid) =
+            c.start_in_node1(&[toucher.to_str().unwrap(), &mib.to_string()])?;
         let t = Instant::now();
         c.migrate(&pid, "node2")?;
         let secs = t.elapsed().as_secs_f64();
