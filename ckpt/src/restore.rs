@@ -361,8 +361,9 @@ fn fill<R: Read + Send>(
             let mut done = 0;
             let mut cur: Vec<u8> = Vec::new();
             let mut pos = 0;
+            let mut open_files = OpenFiles::new();
             for v in &meta.vmas {
-                map_area(t, v, data)?;
+                map_area(t, v, data, &mut open_files)?;
                 for &(addr, n) in &v.pages {
                     let mut off = 0;
                     while off < n * PAGE_SIZE {
@@ -380,7 +381,7 @@ fn fill<R: Read + Send>(
                     }
                 }
             }
-            Ok(())
+            close_mapped_files(t, &mut open_files)
         })();
         drop(full_rx);
         drop(empty_tx);
@@ -427,7 +428,22 @@ fn put_path(t: &Tracee, data: u64, path: &str) -> Result<(), CkptError> {
     t.write_mem(data, &bytes)
 }
 
-fn map_area(t: &mut Tracee, v: &Vma, data: u64) -> Result<(), CkptError> {
+/// Descriptors the stub holds open on mapped files, by path.
+type OpenFiles = std::collections::HashMap<String, u64>;
+
+fn close_mapped_files(t: &mut Tracee, open_files: &mut OpenFiles) -> Result<(), CkptError> {
+    for (_, fd) in open_files.drain() {
+        t.syscall_ok("close", libc::SYS_close, [fd, 0, 0, 0, 0, 0])?;
+    }
+    Ok(())
+}
+
+fn map_area(
+    t: &mut Tracee,
+    v: &Vma,
+    data: u64,
+    open_files: &mut OpenFiles,
+) -> Result<(), CkptError> {
     let prot = (v.prot & 7) as u64;
     let len = v.end - v.start;
     let fixed = libc::MAP_FIXED as u64;
@@ -451,24 +467,31 @@ fn map_area(t: &mut Tracee, v: &Vma, data: u64) -> Result<(), CkptError> {
             )?;
         }
         Backing::File { file, offset } => {
-            put_path(t, data, &file.path)?;
-            let fd = t.syscall_ok(
-                "open of a mapped file",
-                libc::SYS_openat,
-                [libc::AT_FDCWD as u64, data, libc::O_RDONLY as u64, 0, 0, 0],
-            )?;
+            // One open per file, however many areas map it (a library has
+            // four or five); closed by `close_mapped_files`.
+            let fd = match open_files.get(&file.path) {
+                Some(fd) => *fd,
+                None => {
+                    put_path(t, data, &file.path)?;
+                    let fd = t.syscall_ok(
+                        "open of a mapped file",
+                        libc::SYS_openat,
+                        [libc::AT_FDCWD as u64, data, libc::O_RDONLY as u64, 0, 0, 0],
+                    )?;
+                    open_files.insert(file.path.clone(), fd);
+                    fd
+                }
+            };
             let share = if v.prot & SHARED_FLAG != 0 {
                 libc::MAP_SHARED
             } else {
                 libc::MAP_PRIVATE
             } as u64;
-            let r = t.syscall_ok(
+            t.syscall_ok(
                 "mmap of a file",
                 libc::SYS_mmap,
                 [v.start, len, prot, share | fixed, fd, *offset],
-            );
-            t.syscall_ok("close", libc::SYS_close, [fd, 0, 0, 0, 0, 0])?;
-            r?;
+            )?;
         }
     }
     Ok(())
