@@ -9,6 +9,8 @@
 //! speed = 1000                        # optional: skip calibration
 //! cpus = 2                            # optional: override the CPU count
 //! accept_guests = true
+//! guest_uid = 65534                   # the unprivileged user guests run as
+//! guest_gid = 65534
 //! ```
 
 use std::net::SocketAddr;
@@ -42,6 +44,15 @@ pub struct Config {
     /// Whether this node accepts guests.
     #[serde(default = "default_true")]
     pub accept_guests: bool,
+    /// The unprivileged user and group guests run as on this node.
+    #[serde(default = "default_guest_id")]
+    pub guest_uid: u32,
+    #[serde(default = "default_guest_id")]
+    pub guest_gid: u32,
+}
+
+fn default_guest_id() -> u32 {
+    65534 // nobody / nogroup
 }
 
 fn default_socket() -> PathBuf {
@@ -91,6 +102,12 @@ impl Config {
                 "node name {:?} must be non-empty, without '/', spaces or newlines",
                 self.name
             ));
+        }
+        if self.guest_uid == 0 || self.guest_gid == 0 {
+            return Err(
+                "guests must not run as root: set guest_uid and guest_gid to an unprivileged user"
+                    .into(),
+            );
         }
         if self.speed == Some(0) || self.cpus == Some(0) {
             return Err("speed and cpus must be positive when set".into());

@@ -313,6 +313,8 @@ fn start_node(
             distinct.len() as u32
         }),
         accept_guests: true,
+        guest_uid: 65534,
+        guest_gid: 65534,
     };
     let config_path = node_dir.join("mosaicd.toml");
     std::fs::write(&config_path, config.to_toml())?;

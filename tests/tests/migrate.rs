@@ -76,6 +76,23 @@ fn a_migrated_process_keeps_its_home_view() {
     // The guest runs on node2 as the unprivileged guest user.
     let guests = processes_of(65534, &prog);
     assert_eq!(guests.len(), 1, "exactly one guest: {guests:?}");
+    // Unprivileged: all ids nobody, no capabilities, no new privileges.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", guests[0])).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(field("Uid:"), ["65534"; 4], "{status}");
+    assert_eq!(field("Gid:"), ["65534"; 4], "{status}");
+    for cap in ["CapPrm:", "CapEff:", "CapInh:", "CapAmb:"] {
+        assert_eq!(field(cap), ["0000000000000000"], "{cap} {status}");
+    }
+    assert_eq!(field("NoNewPrivs:"), ["1"], "{status}");
+    assert_eq!(field("Seccomp:"), ["2"], "a seccomp filter: {status}");
     let guest_ns = std::fs::read_link(format!("/proc/{}/ns/pid", guests[0])).unwrap();
     let node2_init = c.pid_of("node2", "init_pid").unwrap();
     assert_eq!(

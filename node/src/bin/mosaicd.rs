@@ -61,6 +61,8 @@ fn config_from(args: &Args) -> anyhow::Result<Config> {
             speed: None,
             cpus: None,
             accept_guests: true,
+            guest_uid: 65534,
+            guest_gid: 65534,
         },
     };
     if let Some(n) = &args.name {
