@@ -324,18 +324,8 @@ struct Injected {
 impl Injected {
     fn ask(t: &mut Tracee) -> Result<Injected, CkptError> {
         let pid = t.pid.as_raw();
-        let scratch = t.syscall_ok(
-            "mmap of a scratch page",
-            libc::SYS_mmap,
-            [
-                0,
-                PAGE_SIZE,
-                (libc::PROT_READ | libc::PROT_WRITE) as u64,
-                (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64,
-                u64::MAX,
-                0,
-            ],
-        )?;
+        let rw = libc::PROT_READ | libc::PROT_WRITE;
+        let scratch = t.mmap_anon("mmap of a scratch page", 0, PAGE_SIZE, rw, 0)?;
         let result = Self::ask_with(t, pid, scratch);
         let unmapped = t.syscall_ok(
             "munmap of the scratch page",

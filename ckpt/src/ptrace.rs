@@ -305,6 +305,24 @@ impl Tracee {
         Ok(r as u64)
     }
 
+    /// Maps private anonymous memory inside the tracee (`flags` adds to
+    /// MAP_PRIVATE | MAP_ANONYMOUS, e.g. MAP_FIXED) and returns its address.
+    pub fn mmap_anon(
+        &mut self,
+        what: &'static str,
+        addr: u64,
+        len: u64,
+        prot: i32,
+        flags: u64,
+    ) -> Result<u64, CkptError> {
+        let flags = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64 | flags;
+        self.syscall_ok(
+            what,
+            libc::SYS_mmap,
+            [addr, len, prot as u64, flags, u64::MAX, 0],
+        )
+    }
+
     /// Detaches, letting the process run; deferred signals are re-sent.
     pub fn release(self) -> Result<(), CkptError> {
         ptrace::detach(self.pid, None).map_err(|e| CkptError::Ptrace("PTRACE_DETACH", e))?;

@@ -241,17 +241,13 @@ fn build<R: Read + Send>(
         )?;
     }
     let tramp = find_hole(meta, &procfs::maps(pid)?, TRAMPOLINE_PAGES * PAGE_SIZE)?;
-    t.syscall_ok(
+    let rwx = libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC;
+    t.mmap_anon(
         "mmap of the trampoline",
-        libc::SYS_mmap,
-        [
-            tramp,
-            TRAMPOLINE_PAGES * PAGE_SIZE,
-            (libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC) as u64,
-            (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64 | MAP_FIXED_NOREPLACE,
-            u64::MAX,
-            0,
-        ],
+        tramp,
+        TRAMPOLINE_PAGES * PAGE_SIZE,
+        rwx,
+        MAP_FIXED_NOREPLACE,
     )?;
     t.write_mem(tramp, &[0x0f, 0x05, 0xcc])?;
     t.set_syscall_insn(tramp);
@@ -450,20 +446,22 @@ fn map_area(
     match &v.backing {
         Backing::Vdso | Backing::Vvar | Backing::VvarVclock => return Ok(()),
         Backing::Anon | Backing::EmbeddedFile { .. } => {
-            let flags = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64 | fixed;
-            t.syscall_ok(
+            t.mmap_anon(
                 "mmap of an anonymous area",
-                libc::SYS_mmap,
-                [v.start, len, prot, flags, u64::MAX, 0],
+                v.start,
+                len,
+                prot as i32,
+                fixed,
             )?;
         }
         Backing::Stack => {
-            let flags =
-                (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_GROWSDOWN) as u64 | fixed;
-            t.syscall_ok(
+            let growsdown = libc::MAP_GROWSDOWN as u64;
+            t.mmap_anon(
                 "mmap of the stack",
-                libc::SYS_mmap,
-                [v.start, len, prot, flags, u64::MAX, 0],
+                v.start,
+                len,
+                prot as i32,
+                fixed | growsdown,
             )?;
         }
         Backing::File { file, offset } => {

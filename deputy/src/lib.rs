@@ -418,18 +418,8 @@ impl Scratch {
             return Ok(());
         }
         let new_cap = len.max(1 << 20).next_power_of_two();
-        let addr = t.syscall_ok(
-            "mmap of the deputy's scratch",
-            libc::SYS_mmap,
-            [
-                0,
-                new_cap,
-                (libc::PROT_READ | libc::PROT_WRITE) as u64,
-                (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64,
-                u64::MAX,
-                0,
-            ],
-        )?;
+        let rw = libc::PROT_READ | libc::PROT_WRITE;
+        let addr = t.mmap_anon("mmap of the deputy's scratch", 0, new_cap, rw, 0)?;
         if self.cap > 0 {
             t.syscall_ok(
                 "munmap of the old scratch",
