@@ -325,7 +325,13 @@ impl Tracee {
 
     /// Detaches, letting the process run; deferred signals are re-sent.
     pub fn release(self) -> Result<(), CkptError> {
-        ptrace::detach(self.pid, None).map_err(|e| CkptError::Ptrace("PTRACE_DETACH", e))?;
+        self.release_with(None)
+    }
+
+    /// Detaches, delivering `sig` on the way (SIGSTOP leaves it stopped);
+    /// deferred signals are re-sent.
+    pub fn release_with(self, sig: Option<Signal>) -> Result<(), CkptError> {
+        ptrace::detach(self.pid, sig).map_err(|e| CkptError::Ptrace("PTRACE_DETACH", e))?;
         for sig in &self.deferred_signals {
             let _ = nix::sys::signal::kill(self.pid, *sig);
         }

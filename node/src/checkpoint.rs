@@ -77,7 +77,10 @@ pub fn checkpoint(pid: i32, output: &Path, after: After, embed_files: bool) -> a
     match after {
         After::LeaveRunning => tracee.release()?,
         After::Stop => {
-            nix::sys::ptrace::detach(pid_, Some(Signal::SIGSTOP))
+            // Through the tracee, so signals that came during the capture
+            // are not lost.
+            tracee
+                .release_with(Some(Signal::SIGSTOP))
                 .context("cannot leave the process stopped")?;
         }
         After::Kill => {
