@@ -30,6 +30,9 @@ pub struct CaptureOptions {
     /// Carry clean pages of private file mappings in the image instead of
     /// referring to the files.
     pub embed_files: bool,
+    /// Queued signals (raw siginfo) to leave out of the image: a tracer's
+    /// own wake-up signal.
+    pub drop_queued: Option<fn(&[u8]) -> bool>,
 }
 
 /// What a capture measured.
@@ -78,6 +81,20 @@ pub fn capture<W: Write + Send>(
     }
 }
 
+/// Captures a process that is already stopped under our ptrace (a guest
+/// being sent on or home; it must be in a signal-delivery or interrupt stop,
+/// not inside a seccomp or syscall stop). On failure the process stays as
+/// it was, stopped, and still ours.
+pub fn capture_traced<W: Write + Send>(
+    tracee: &mut Tracee,
+    opts: &CaptureOptions,
+    out: W,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<CaptureStats, CkptError> {
+    let meta = describe(tracee, opts)?;
+    write_image(tracee, &meta, out, progress)
+}
+
 /// Everything but the page contents, read from the stopped process.
 fn describe(t: &mut Tracee, opts: &CaptureOptions) -> Result<ImageMeta, CkptError> {
     let pid = t.pid.as_raw();
@@ -95,6 +112,9 @@ fn describe(t: &mut Tracee, opts: &CaptureOptions) -> Result<ImageMeta, CkptErro
     let mut pending = Vec::new();
     for shared in [false, true] {
         for siginfo in t.pending(shared)? {
+            if opts.drop_queued.is_some_and(|drop| drop(&siginfo)) {
+                continue;
+            }
             pending.push(PendingSignal { shared, siginfo });
         }
     }

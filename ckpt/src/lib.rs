@@ -29,8 +29,8 @@ pub mod restore;
 
 use thiserror::Error;
 
-pub use capture::{CaptureOptions, capture};
-pub use restore::{RestoreOptions, StdioMode, restore, restore_traced};
+pub use capture::{CaptureOptions, capture, capture_traced};
+pub use restore::{RestoreOptions, StdioMode, restore, restore_into, restore_traced};
 
 /// What went wrong while capturing or restoring.
 #[derive(Debug, Error)]

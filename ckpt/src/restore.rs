@@ -1,7 +1,10 @@
-//! Restore: bring an image back to life in a fresh stub process.
+//! Restore: bring an image back to life in a fresh stub process, or
+//! (`restore_into`) in a process we already trace: a placeholder taking its
+//! guest back.
 //!
-//! The stub is a fork of the caller that stops itself under our ptrace. Its
-//! own `syscall` instruction (it stopped right after one) maps a trampoline
+//! The stub is a fork of the caller sleeping in `pause()`, seized and
+//! interrupted there. Its own `syscall` instruction (it stopped right after
+//! one) maps a trampoline
 //! page in a hole of the image; from there everything else of the stub is
 //! unmapped, each area of the image is mapped at its address and filled,
 //! the vDSO is placed where the image had it, the mm fields are set with
@@ -18,7 +21,7 @@ use std::os::unix::fs::MetadataExt;
 use mosaic_proto::image::{Backing, FdKind, ImageMeta, ImageReader, PAGE_SIZE, Vma};
 use nix::sys::ptrace;
 use nix::sys::signal::Signal;
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
 use crate::CkptError;
@@ -43,8 +46,15 @@ pub struct RestoreOptions {
     pub stdio: StdioMode,
     /// Restore no descriptor at all (a guest: its files stay home).
     pub no_files: bool,
+    /// Leave the process's own descriptors alone (a placeholder taking its
+    /// guest back: its descriptors are the process's).
+    pub keep_files: bool,
     /// Drop to this uid and gid, without supplementary groups, before it runs.
     pub drop_to: Option<(u32, u32)>,
+    /// Put it in a process group of its own (a guest: stop signals from
+    /// the terminal are discarded in an orphaned process group, and the
+    /// restorer's may be one).
+    pub own_process_group: bool,
     /// Install this seccomp filter (classic BPF, 8 bytes an instruction),
     /// last, with `no_new_privs`.
     pub seccomp: Option<Vec<u8>>,
@@ -89,9 +99,9 @@ pub fn restore_traced<R: Read + Send>(
     // The stub is born on our CPU and we stay there while we build it; it
     // gets our former CPU set back before it runs.
     let pin = crate::ptrace::SameCpu::pin(None);
-    let pid = spawn_stub()?;
-    let mut t = Tracee::from_stopped_child(pid)?;
-    match build(&mut t, reader, &meta, opts, pin.previous(), progress) {
+    let mut t = spawn_stub()?;
+    let pid = t.pid;
+    match build(&mut t, reader, &meta, opts, pin.previous(), true, progress) {
         Ok(()) => {
             // The image's CPUs where this machine has them, else ours.
             let mut set = nix::sched::CpuSet::new();
@@ -143,7 +153,11 @@ fn preflight(meta: &ImageMeta, opts: &RestoreOptions) -> Result<(), CkptError> {
             }
         }
     }
-    for f in meta.fds.iter().filter(|_| !opts.no_files) {
+    for f in meta
+        .fds
+        .iter()
+        .filter(|_| !opts.no_files && !opts.keep_files)
+    {
         if opts.stdio == StdioMode::Inherit && f.fd <= 2 {
             continue;
         }
@@ -165,30 +179,65 @@ fn preflight(meta: &ImageMeta, opts: &RestoreOptions) -> Result<(), CkptError> {
     Ok(())
 }
 
-/// Forks a child that stops itself under our ptrace.
-fn spawn_stub() -> Result<Pid, CkptError> {
-    // SAFETY: the child only makes async-signal-safe system calls (ptrace,
-    // raise, _exit) before it is taken over, so forking a multi-threaded
-    // caller is fine too.
+/// Restores the image into `t`, a process already stopped under our ptrace
+/// that has a `syscall` instruction to inject with: a placeholder taking its
+/// guest back. Its memory, registers and signal state become the image's;
+/// what the kernel keeps for it (PID, parent, descriptors unless the options
+/// say otherwise, credentials, cwd) stays. On success it is left stopped,
+/// for the caller to release. On failure it may have lost its memory and
+/// must not run user code again; it is still stopped and ours.
+pub fn restore_into<R: Read + Send>(
+    t: &mut Tracee,
+    input: R,
+    opts: &RestoreOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(), CkptError> {
+    let (reader, meta) = ImageReader::new(input)?;
+    preflight(&meta, opts)?;
+    let cpu = procfs::stat_fields(t.pid.as_raw())?
+        .get(39)
+        .and_then(|c| c.parse().ok());
+    let pin = crate::ptrace::SameCpu::pin(cpu);
+    build(t, reader, &meta, opts, pin.previous(), false, progress)
+}
+
+/// Forks a child that sleeps in `pause()`, seizes it and stops it there
+/// (seized, not `PTRACE_TRACEME`: only a seized tracee can be kept in a
+/// group-stop with `PTRACE_LISTEN`, which job control of guests needs).
+fn spawn_stub() -> Result<Tracee, CkptError> {
+    // SAFETY: the child only calls pause() and _exit (async-signal-safe)
+    // until it is taken over, so forking a multi-threaded caller is fine.
     match unsafe { nix::unistd::fork() }.map_err(|e| CkptError::Ptrace("fork", e))? {
         nix::unistd::ForkResult::Child => {
-            // SAFETY: async-signal-safe system calls only, then _exit.
+            // SAFETY: async-signal-safe system calls only.
             unsafe {
-                libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0);
-                libc::raise(libc::SIGSTOP);
+                for _ in 0..100 {
+                    libc::pause();
+                }
                 libc::_exit(127)
             }
         }
         nix::unistd::ForkResult::Parent { child } => {
-            match waitpid(child, Some(WaitPidFlag::__WALL))
-                .map_err(|e| CkptError::Ptrace("waitpid", e))?
+            let kill = |why: String| {
+                let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
+                let _ = waitpid(child, None);
+                CkptError::Restore(why)
+            };
+            // Interrupted inside pause(), its rip is right after a
+            // `syscall` instruction, which build() uses.
+            let start = std::time::Instant::now();
+            while !std::fs::read_to_string(format!("/proc/{child}/syscall"))
+                .is_ok_and(|s| s.starts_with(&format!("{} ", libc::SYS_pause)))
             {
-                WaitStatus::Stopped(_, Signal::SIGSTOP) => {}
-                other => return Err(CkptError::Restore(format!("stub did not stop: {other:?}"))),
+                if start.elapsed() > std::time::Duration::from_secs(5) {
+                    return Err(kill("the restore stub did not start".into()));
+                }
+                std::thread::yield_now();
             }
+            let t = Tracee::seize(child).map_err(|e| kill(e.to_string()))?;
             ptrace::setoptions(child, ptrace::Options::PTRACE_O_EXITKILL)
-                .map_err(|e| CkptError::Ptrace("PTRACE_SETOPTIONS", e))?;
-            Ok(child)
+                .map_err(|e| kill(format!("PTRACE_SETOPTIONS: {e}")))?;
+            Ok(t)
         }
     }
 }
@@ -219,19 +268,22 @@ fn build<R: Read + Send>(
     meta: &ImageMeta,
     opts: &RestoreOptions,
     unpinned: Option<&nix::sched::CpuSet>,
+    fresh_stub: bool,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<(), CkptError> {
     let pid = t.pid.as_raw();
-    // The stub stopped right after the `syscall` of raise().
-    let here = t.regs()?.rip;
-    let mut two = [0u8; 2];
-    t.read_mem(here - 2, &mut two)?;
-    if two != [0x0f, 0x05] {
-        return Err(CkptError::Restore(
-            "stub did not stop after a syscall instruction".into(),
-        ));
+    if fresh_stub {
+        // The stub stopped right after the `syscall` of pause().
+        let here = t.regs()?.rip;
+        let mut two = [0u8; 2];
+        t.read_mem(here - 2, &mut two)?;
+        if two != [0x0f, 0x05] {
+            return Err(CkptError::Restore(
+                "stub did not stop after a syscall instruction".into(),
+            ));
+        }
+        t.set_syscall_insn(here - 2);
     }
-    t.set_syscall_insn(here - 2);
     // Our own rseq area is about to disappear: unregister it first.
     if let Some((addr, len, sig)) = t.rseq()? {
         t.syscall_ok(
@@ -290,6 +342,9 @@ fn build<R: Read + Send>(
     set_files(t, meta, opts, data)?;
     queue_pending(t, meta, data)?;
     set_itimers(t, meta, data)?;
+    if opts.own_process_group {
+        t.syscall_ok("setpgid", libc::SYS_setpgid, [0, 0, 0, 0, 0, 0])?;
+    }
     if let Some((uid, gid)) = opts.drop_to {
         t.syscall_ok("setgroups", libc::SYS_setgroups, [0, 0, 0, 0, 0, 0])?;
         t.syscall_ok(
@@ -562,7 +617,9 @@ fn set_mm(t: &mut Tracee, meta: &ImageMeta, data: u64) -> Result<(), CkptError> 
     };
     // Point /proc/PID/exe at the original executable when it still exists.
     let mut exe_fd = u32::MAX;
-    if !meta.exe.is_empty() {
+    let same_exe = std::fs::read_link(format!("/proc/{}/exe", t.pid))
+        .is_ok_and(|p| p.to_string_lossy() == meta.exe);
+    if !meta.exe.is_empty() && !same_exe {
         put_path(t, data + 2048, &meta.exe)?;
         if let Ok(fd) = t.syscall_ok(
             "open of the executable",
@@ -648,6 +705,9 @@ fn set_files(
     opts: &RestoreOptions,
     data: u64,
 ) -> Result<(), CkptError> {
+    if opts.keep_files {
+        return Ok(());
+    }
     if opts.no_files {
         t.syscall_ok(
             "close_range",

@@ -10,14 +10,18 @@
 //! the placeholder's death by the same signal, so the parent's `wait` is
 //! exact. The deputy never restores memory it did not dump.
 //!
-//! Status: thin slice. Not yet: releasing the placeholder's memory, relaying
-//! signals sent to the home PID, stop/continue, taking the guest back.
-
-use std::io::Write;
+//! Signals sent to the home PID are relayed to the guest; when the guest
+//! stops (job control) the placeholder enters group-stop by the same signal
+//! (so the shell sees it) and a SIGCONT is relayed back. Coming home: the
+//! guest's image is restored into the placeholder itself (same PID, same
+//! descriptors), which is then released to run natively.
+//!
+//! Not yet: releasing the placeholder's memory while its guest is away.
+//! A request to come home waits while a forwarded call blocks at home.
 
 use mosaic_ckpt::ptrace::Tracee;
-use mosaic_ckpt::{CaptureOptions, CkptError};
-use mosaic_proto::migrate::{Buf, HomeMsg, Link, LinkError, LinkExt, RemoteMsg};
+use mosaic_ckpt::{CaptureOptions, CkptError, RestoreOptions};
+use mosaic_proto::migrate::{Buf, HomeMsg, ImageIn, ImageOut, Link, LinkError, LinkExt, RemoteMsg};
 use mosaic_proto::syscalls::{Arg, Class, args_for, lookup};
 use nix::sys::signal::Signal;
 use thiserror::Error;
@@ -38,11 +42,28 @@ pub enum DeputyError {
     Protocol(String),
 }
 
-/// How a migrated process ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+/// Where an answer to a [`Command`] goes: where the process runs
+/// afterwards (`None`: at home) and its PID there, or why it could not move.
+pub type Reply = std::sync::mpsc::Sender<Result<(Option<String>, i32), String>>;
+
+/// What the node asks of a deputy while its guest runs.
+pub enum Command<T> {
+    /// Take the process back. `then` is passed through to the caller in
+    /// [`Outcome::Home`] (where to send it next); without it, the deputy
+    /// answers `reply` itself once the process runs at home.
+    ComeHome { then: Option<T>, reply: Reply },
+}
+
+/// How serving a migrated process ended.
+#[derive(Debug)]
+pub enum Outcome<T> {
     Exited(i32),
     Killed(i32),
+    /// The process runs at home again (restored into the placeholder).
+    Home {
+        reason: String,
+        then: Option<(T, Reply)>,
+    },
 }
 
 const ENOSYS: i64 = -38;
@@ -66,60 +87,34 @@ fn pending_signals(pid: i32) -> u64 {
         .filter_map(|v| u64::from_str_radix(v.trim(), 16).ok())
         .fold(0, |a, b| a | b)
 }
-/// Image frames on the link.
-const CHUNK: usize = 4 << 20;
-
-/// Streams the image into `ImageChunk` messages.
-struct ImageSender<'a> {
-    link: &'a mut dyn Link,
-    buf: Vec<u8>,
-}
-
-impl Write for ImageSender<'_> {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= CHUNK {
-            self.flush()?;
-        }
-        Ok(data.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        if !self.buf.is_empty() {
-            let chunk = std::mem::take(&mut self.buf);
-            self.link
-                .send_msg(&HomeMsg::ImageChunk(chunk.into()))
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
-        }
-        Ok(())
-    }
-}
-
 /// A migrated process's placeholder, once its guest runs.
-pub struct Placeholder {
+pub struct Placeholder<T> {
     tracee: Tracee,
     scratch: Scratch,
     pub guest_pid: i32,
+    /// In group-stop because its guest stopped (`PTRACE_LISTEN`).
+    stopped: bool,
+    /// A pending request to come home.
+    asked: Option<(Option<T>, Reply)>,
 }
 
 /// Sends process `pid` over `link`. On success the process is a placeholder
 /// and its guest runs on the other side; on any failure before that it goes
 /// on running at home as if nothing happened.
-pub fn migrate(pid: i32, home: &str, link: &mut dyn Link) -> Result<Placeholder, DeputyError> {
+pub fn migrate<T>(
+    pid: i32,
+    home: &str,
+    link: &mut dyn Link,
+) -> Result<Placeholder<T>, DeputyError> {
     link.send_msg(&HomeMsg::Begin {
         home: home.to_string(),
         home_pid: pid,
         image_len: 0,
     })?;
-    let mut sender = ImageSender {
-        link: &mut *link,
-        buf: Vec::with_capacity(CHUNK),
-    };
+    let mut sender = ImageOut::<HomeMsg>::new(&mut *link);
     let (tracee, stats) =
         mosaic_ckpt::capture(pid, &CaptureOptions::default(), &mut sender, &mut |_, _| {})?;
-    let sent = sender
-        .flush()
-        .map_err(|e| LinkError::Io(e.to_string()))
-        .and_then(|()| link.send_msg(&HomeMsg::ImageEnd));
+    let sent = sender.finish();
     let answer = sent.and_then(|()| link.recv_msg::<RemoteMsg>());
     match answer {
         Ok(RemoteMsg::Started { guest_pid }) => {
@@ -129,11 +124,15 @@ pub fn migrate(pid: i32, home: &str, link: &mut dyn Link) -> Result<Placeholder,
                 pages = stats.pages,
                 "migrated; the process is a placeholder now"
             );
-            Ok(Placeholder {
+            let mut p = Placeholder {
                 tracee,
                 scratch: Scratch::default(),
                 guest_pid,
-            })
+                stopped: false,
+                asked: None,
+            };
+            p.quiet_timers();
+            Ok(p)
         }
         other => {
             // Never lose a process: it goes on at home.
@@ -149,19 +148,68 @@ pub fn migrate(pid: i32, home: &str, link: &mut dyn Link) -> Result<Placeholder,
     }
 }
 
-impl Placeholder {
-    /// Serves the guest's forwarded calls until it ends; the placeholder
-    /// then ends the same way.
-    pub fn serve(mut self, link: &mut dyn Link) -> Result<Outcome, DeputyError> {
+/// What the serving loop ends with.
+enum Next<T> {
+    Done(Outcome<T>),
+    /// Restored at home: release it, then deliver these signals.
+    Release(Outcome<T>, Vec<i32>),
+}
+
+impl<T> Placeholder<T> {
+    /// Serves the guest's forwarded calls until it ends (the placeholder
+    /// then ends the same way) or comes home (the placeholder is then the
+    /// process again, running).
+    pub fn serve(
+        mut self,
+        link: &mut dyn Link,
+        commands: &std::sync::mpsc::Receiver<Command<T>>,
+    ) -> Result<Outcome<T>, DeputyError> {
+        let served = self.serve_until_done(link, commands);
+        if let Some((_, reply)) = self.asked.take() {
+            let _ = reply.send(Err("the process ended before it could come home".into()));
+        }
+        match served? {
+            Next::Done(outcome) => Ok(outcome),
+            Next::Release(outcome, signals) => {
+                let pid = self.tracee.pid;
+                self.tracee.release()?;
+                for sig in signals {
+                    if let Ok(sig) = Signal::try_from(sig) {
+                        let _ = nix::sys::signal::kill(pid, sig);
+                    }
+                }
+                Ok(outcome)
+            }
+        }
+    }
+
+    fn serve_until_done(
+        &mut self,
+        link: &mut dyn Link,
+        commands: &std::sync::mpsc::Receiver<Command<T>>,
+    ) -> Result<Next<T>, DeputyError> {
         // Set once the home PID was killed (SIGKILL reaches the placeholder
         // itself): the guest is told and will report its death.
         let mut died: Option<i32> = None;
+        let mut watched = std::time::Instant::now();
         loop {
-            let ready = link.readable(WATCH_EVERY);
-            if matches!(ready, Ok(false)) {
+            // Signals and requests are looked at every WATCH_EVERY, also
+            // while the guest keeps us busy with calls.
+            if watched.elapsed() >= WATCH_EVERY {
+                watched = std::time::Instant::now();
                 if died.is_none() {
                     died = self.watch(link)?;
                 }
+                if died.is_none()
+                    && self.asked.is_none()
+                    && let Ok(Command::ComeHome { then, reply }) = commands.try_recv()
+                {
+                    link.send_msg(&HomeMsg::ComeHome)?;
+                    self.asked = Some((then, reply));
+                }
+            }
+            let ready = link.readable(WATCH_EVERY);
+            if matches!(ready, Ok(false)) {
                 continue;
             }
             let msg = match ready.and_then(|_| link.recv_msg::<RemoteMsg>()) {
@@ -170,6 +218,7 @@ impl Placeholder {
                     // The guest's node is gone: the process is lost with it.
                     warn!(pid = self.tracee.pid.as_raw(), error = %e, "lost the guest's node; killing the placeholder");
                     if died.is_none() {
+                        self.trap();
                         self.die_by(Signal::SIGKILL);
                     }
                     return Err(DeputyError::GuestLost(e));
@@ -178,44 +227,201 @@ impl Placeholder {
             match msg {
                 RemoteMsg::Syscall { .. } if died.is_some() => {
                     link.send_msg(&HomeMsg::SyscallResult {
-                        ret: -4,
+                        ret: EINTR,
                         outbufs: Vec::new(),
                     })?;
                 }
                 RemoteMsg::Syscall { nr, args, inbufs } => {
+                    self.trap();
                     let (ret, outbufs) = self.execute(nr, args, &inbufs)?;
-                    link.send_msg(&HomeMsg::SyscallResult { ret, outbufs })?;
-                    // Signals that arrived during the call are the guest's.
+                    if matches!(ret, ERESTARTSYS | ERESTARTNOHAND) {
+                        // Interrupted by a signal still queued (the
+                        // injection's own trap came first): it goes along.
+                        self.take_pending()?;
+                    }
+                    // Signals that arrived during the call are the guest's,
+                    // and go first: an interrupted call restarts or fails
+                    // by the handler of the signal that interrupted it.
                     for sig in std::mem::take(&mut self.tracee.deferred_signals) {
                         link.send_msg(&HomeMsg::Signal { signal: sig as i32 })?;
                     }
+                    link.send_msg(&HomeMsg::SyscallResult { ret, outbufs })?;
                 }
                 RemoteMsg::Exited { code } => {
                     if died.is_none() {
+                        self.trap();
                         // exit_group inside the placeholder: its parent sees `code`.
                         let _ = self
                             .tracee
                             .syscall(libc::SYS_exit_group, [code as u64, 0, 0, 0, 0, 0]);
                     }
-                    return Ok(Outcome::Exited(code));
+                    return Ok(Next::Done(Outcome::Exited(code)));
                 }
                 RemoteMsg::Killed { signal } => {
                     if died.is_none() {
+                        self.trap();
                         self.die_by(Signal::try_from(signal).unwrap_or(Signal::SIGKILL));
                     }
-                    return Ok(Outcome::Killed(signal));
+                    return Ok(Next::Done(Outcome::Killed(signal)));
+                }
+                RemoteMsg::Stopped { signal } => {
+                    if died.is_none() {
+                        self.group_stop(signal)?;
+                    }
+                }
+                RemoteMsg::Returning { reason } => {
+                    if let Some(next) = self.take_back(link, reason, died.is_some())? {
+                        return Ok(next);
+                    }
                 }
                 other => return Err(DeputyError::Protocol(format!("unexpected {other:?}"))),
             }
         }
     }
 
+    /// Restores the returning guest into the placeholder. `None` if it
+    /// could not (the guest then goes on where it was).
+    fn take_back(
+        &mut self,
+        link: &mut dyn Link,
+        reason: String,
+        died: bool,
+    ) -> Result<Option<Next<T>>, DeputyError> {
+        let pid = self.tracee.pid.as_raw();
+        self.trap();
+        let restored = if died {
+            Err(DeputyError::Protocol("the home process was killed".into()))
+        } else {
+            let opts = RestoreOptions {
+                keep_files: true,
+                ..Default::default()
+            };
+            let mut input = ImageIn::<RemoteMsg>::new(&mut *link);
+            let r = mosaic_ckpt::restore_into(&mut self.tracee, &mut input, &opts, &mut |_, _| {});
+            let drained = input.drain();
+            r.map_err(DeputyError::from)
+                .and_then(|()| drained.map_err(DeputyError::from))
+        };
+        if let Err(e) = restored {
+            if died {
+                let _ = ImageIn::<RemoteMsg>::new(&mut *link).drain();
+            }
+            warn!(pid, error = %e, "could not take the process back; its guest goes on");
+            // Its memory may be gone: a new scratch on the next call.
+            self.scratch = Scratch::default();
+            link.send_msg(&HomeMsg::Stay {
+                error: e.to_string(),
+            })?;
+            if let Some((_, reply)) = self.asked.take() {
+                let _ = reply.send(Err(format!("could not take it back: {e}")));
+            }
+            return Ok(None);
+        }
+        link.send_msg(&HomeMsg::Arrived)?;
+        // The guest is ended over there; signals it caught meanwhile are ours.
+        let signals = match link.recv_msg::<RemoteMsg>() {
+            Ok(RemoteMsg::Gone { signals }) => signals,
+            Ok(other) => {
+                warn!(pid, ?other, "expected Gone");
+                Vec::new()
+            }
+            // The remote ends its guest when the link closes.
+            Err(_) => Vec::new(),
+        };
+        info!(pid, %reason, "the process came home and runs here again");
+        let then = match self.asked.take() {
+            Some((None, reply)) => {
+                let _ = reply.send(Ok((None, pid)));
+                None
+            }
+            Some((Some(next), reply)) => Some((next, reply)),
+            None => None,
+        };
+        Ok(Some(Next::Release(Outcome::Home { reason, then }, signals)))
+    }
+
+    /// Its guest stopped by `signal`: the placeholder enters group-stop by
+    /// the same signal, so its parent (the shell) sees the stop, and stays
+    /// there under `PTRACE_LISTEN` until a SIGCONT, which `watch` relays.
+    fn group_stop(&mut self, signal: i32) -> Result<(), DeputyError> {
+        use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+        let Ok(sig) = Signal::try_from(signal) else {
+            return Ok(());
+        };
+        if self.stopped {
+            return Ok(());
+        }
+        let pid = self.tracee.pid;
+        // Its own disposition and mask are stale while the guest is away
+        // (the guest's come back with it): default, unblocked.
+        self.scratch.begin(&mut self.tracee, 64)?;
+        let act = self.scratch.put(&mut self.tracee, &[0u8; 32])?;
+        self.tracee
+            .syscall(libc::SYS_rt_sigaction, [signal as u64, act, 0, 8, 0, 0])?;
+        let mask = self.tracee.sigmask()?;
+        self.tracee.set_sigmask(mask & !(1u64 << (signal - 1)))?;
+        let _ = nix::sys::signal::kill(pid, sig);
+        let ptrace_err = |what, e| DeputyError::Ckpt(CkptError::Ptrace(what, e));
+        // With the signal queued, resuming stops again at its delivery
+        // before any user instruction runs.
+        nix::sys::ptrace::cont(pid, None).map_err(|e| ptrace_err("PTRACE_CONT", e))?;
+        loop {
+            match waitpid(pid, Some(WaitPidFlag::__WALL)).map_err(|e| ptrace_err("waitpid", e))? {
+                WaitStatus::Stopped(_, s) if s == sig => {
+                    nix::sys::ptrace::cont(pid, Some(sig))
+                        .map_err(|e| ptrace_err("PTRACE_CONT", e))?;
+                }
+                WaitStatus::Stopped(_, other) => {
+                    // Another signal first: the guest's; ours is still queued.
+                    self.tracee.deferred_signals.push(other);
+                    nix::sys::ptrace::cont(pid, None).map_err(|e| ptrace_err("PTRACE_CONT", e))?;
+                }
+                WaitStatus::PtraceEvent(_, _, libc::PTRACE_EVENT_STOP) => {
+                    // SAFETY: PTRACE_LISTEN takes no pointers.
+                    let r = unsafe { libc::ptrace(libc::PTRACE_LISTEN, pid.as_raw(), 0, 0) };
+                    if r < 0 {
+                        return Err(ptrace_err("PTRACE_LISTEN", nix::errno::Errno::last()));
+                    }
+                    self.stopped = true;
+                    info!(pid = pid.as_raw(), signal = %sig, "stopped with its guest");
+                    return Ok(());
+                }
+                WaitStatus::Exited(..) | WaitStatus::Signaled(..) => {
+                    return Err(DeputyError::Ckpt(CkptError::Gone(pid.as_raw())));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Back from group-stop into a ptrace stop we can inject from.
+    fn trap(&mut self) {
+        use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+        if !self.stopped {
+            return;
+        }
+        self.stopped = false;
+        let pid = self.tracee.pid;
+        if nix::sys::ptrace::interrupt(pid).is_ok() {
+            while let Ok(st) = waitpid(pid, Some(WaitPidFlag::__WALL)) {
+                if matches!(
+                    st,
+                    WaitStatus::PtraceEvent(..) | WaitStatus::Exited(..) | WaitStatus::Signaled(..)
+                ) {
+                    break;
+                }
+            }
+        }
+    }
+
     /// Between calls: relays signals queued on the placeholder to the
-    /// guest, and notices the placeholder's death (SIGKILL of the home PID).
-    /// Returns the killing signal if it died.
+    /// guest, notices a SIGCONT that ended its group-stop, and notices its
+    /// death (SIGKILL of the home PID). Returns the killing signal if it
+    /// died.
     fn watch(&mut self, link: &mut dyn Link) -> Result<Option<i32>, DeputyError> {
         use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
         let pid = self.tracee.pid;
+        let mut continued = false;
         match waitpid(pid, Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL)) {
             Ok(WaitStatus::Signaled(_, sig, _)) => {
                 link.send_msg(&HomeMsg::Signal { signal: sig as i32 })?;
@@ -227,9 +433,40 @@ impl Placeholder {
                 })?;
                 return Ok(Some(libc::SIGKILL));
             }
+            Ok(WaitStatus::PtraceEvent(..)) if self.stopped => {
+                // SIGCONT woke it out of group-stop; it is in a trap stop.
+                self.stopped = false;
+                continued = true;
+            }
             _ => {}
         }
-        let pending = pending_signals(pid.as_raw());
+        if self.stopped {
+            return Ok(None);
+        }
+        self.take_pending()?;
+        if continued && !self.tracee.deferred_signals.contains(&Signal::SIGCONT) {
+            self.tracee.deferred_signals.push(Signal::SIGCONT);
+        }
+        // A pending signal also shows up as a stop while we inject (the
+        // injection then suppresses it): those are relayed too.
+        for sig in std::mem::take(&mut self.tracee.deferred_signals) {
+            info!(pid = pid.as_raw(), signal = %sig, "relaying a signal to the guest");
+            link.send_msg(&HomeMsg::Signal { signal: sig as i32 })?;
+        }
+        Ok(None)
+    }
+
+    /// Takes the signals queued on the placeholder off its queue, into
+    /// `deferred_signals` (the guest's).
+    fn take_pending(&mut self) -> Result<(), DeputyError> {
+        let pid = self.tracee.pid;
+        let mut pending = pending_signals(pid.as_raw());
+        if pending & (1 << (libc::SIGSTOP - 1)) != 0 {
+            // SIGSTOP cannot be waited for: any injection meets it at its
+            // delivery stop, which suppresses and keeps it for the guest.
+            self.tracee.syscall(libc::SYS_getpid, [0; 6])?;
+            pending = pending_signals(pid.as_raw());
+        }
         for signo in 1..=64u32 {
             if pending & (1 << (signo - 1)) == 0
                 || signo == libc::SIGKILL as u32
@@ -251,13 +488,22 @@ impl Placeholder {
                     .push(Signal::try_from(signo as i32).unwrap_or(Signal::SIGKILL));
             }
         }
-        // A pending signal also shows up as a stop while we inject (the
-        // injection then suppresses it): those are relayed too.
-        for sig in std::mem::take(&mut self.tracee.deferred_signals) {
-            info!(pid = pid.as_raw(), signal = %sig, "relaying a signal to the guest");
-            link.send_msg(&HomeMsg::Signal { signal: sig as i32 })?;
+        Ok(())
+    }
+
+    /// Disarms the placeholder's interval timers: they travelled with the
+    /// guest and fire there (a second SIGALRM from home would be relayed).
+    fn quiet_timers(&mut self) {
+        let t = &mut self.tracee;
+        let zero = self
+            .scratch
+            .begin(t, 64)
+            .and_then(|()| self.scratch.put(t, &[0u8; 32]));
+        if let Ok(zero) = zero {
+            for which in 0..3u64 {
+                let _ = t.syscall(libc::SYS_setitimer, [which, zero, 0, 0, 0, 0]);
+            }
         }
-        Ok(None)
     }
 
     /// Makes the placeholder die by `sig`, as its guest did.
@@ -372,14 +618,14 @@ impl Placeholder {
             }
         }
         // A signal for the home PID can interrupt a blocking call in the
-        // placeholder; the kernel's internal restart codes must not reach
-        // the guest. ERESTARTNOINTR means "always restart": do so. The
-        // others become EINTR (the signal is relayed right after the
-        // result); honouring SA_RESTART is still to do.
+        // placeholder. ERESTARTNOINTR means "always restart": done here.
+        // ERESTARTSYS and ERESTARTNOHAND go to the remote with the signal,
+        // whose kernel then restarts or fails the call by the guest's own
+        // handler flags (SA_RESTART). A restart block cannot travel: EINTR.
         let ret = loop {
             match t.syscall(i64::from(nr), real)? {
                 ERESTARTNOINTR => continue,
-                ERESTARTSYS | ERESTARTNOHAND | ERESTART_RESTARTBLOCK => break EINTR,
+                ERESTART_RESTARTBLOCK => break EINTR,
                 r => break r,
             }
         };

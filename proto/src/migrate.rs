@@ -11,6 +11,18 @@
 //!                                <-     Exited { code } | Killed { signal }
 //! ```
 //!
+//! Job control and coming home:
+//!
+//! ```text
+//!                                <-     Stopped { signal }   (the guest stopped: stop at home too)
+//! ComeHome                       ->                          (or the guest calls fork, execve, ...)
+//!                                <-     Returning { reason }, ImageChunk.., ImageEnd
+//!                                         | CannotReturn { error }
+//! Arrived                        ->                          (it runs at home again)
+//!                                <-     Gone { signals }     (guest ended; signals caught in between)
+//! Stay { error }                 ->                          (home failed: the guest goes on)
+//! ```
+//!
 //! Which arguments are buffers, and in which direction, is the syscall
 //! table's business (`crate::syscalls`); this module only carries bytes.
 
@@ -42,6 +54,12 @@ pub enum HomeMsg {
     SyscallResult { ret: i64, outbufs: Vec<Buf> },
     /// A signal was sent to the home PID: deliver it to the guest.
     Signal { signal: i32 },
+    /// Send the guest home.
+    ComeHome,
+    /// The process runs at home again: end the guest.
+    Arrived,
+    /// Home could not take the process back: the guest goes on.
+    Stay { error: String },
 }
 
 /// What the remote sends.
@@ -61,6 +79,178 @@ pub enum RemoteMsg {
     Exited { code: i32 },
     /// The guest was killed by `signal`.
     Killed { signal: i32 },
+    /// The guest stopped (job control) by `signal`.
+    Stopped { signal: i32 },
+    /// The guest is captured and comes home; its image follows.
+    Returning { reason: String },
+    /// Part of the returning image.
+    ImageChunk(ByteBuf),
+    /// The returning image is complete.
+    ImageEnd,
+    /// The guest could not be captured; it goes on where it is.
+    CannotReturn { error: String },
+    /// The guest is gone; these signals reached it after its capture.
+    Gone { signals: Vec<i32> },
+}
+
+/// One message of an image stream.
+pub enum Frame {
+    Chunk(ByteBuf),
+    End,
+    /// Anything else: the stream is broken, for this reason.
+    Broken(String),
+}
+
+/// Messages that can carry an image: [`HomeMsg`] going out, [`RemoteMsg`]
+/// coming home.
+pub trait CarriesImage: Serialize + for<'a> Deserialize<'a> {
+    fn chunk(bytes: ByteBuf) -> Self;
+    fn end() -> Self;
+    fn frame(self) -> Frame;
+}
+
+impl CarriesImage for HomeMsg {
+    fn chunk(bytes: ByteBuf) -> Self {
+        HomeMsg::ImageChunk(bytes)
+    }
+    fn end() -> Self {
+        HomeMsg::ImageEnd
+    }
+    fn frame(self) -> Frame {
+        match self {
+            HomeMsg::ImageChunk(b) => Frame::Chunk(b),
+            HomeMsg::ImageEnd => Frame::End,
+            other => Frame::Broken(format!("unexpected {other:?} inside the image")),
+        }
+    }
+}
+
+impl CarriesImage for RemoteMsg {
+    fn chunk(bytes: ByteBuf) -> Self {
+        RemoteMsg::ImageChunk(bytes)
+    }
+    fn end() -> Self {
+        RemoteMsg::ImageEnd
+    }
+    fn frame(self) -> Frame {
+        match self {
+            RemoteMsg::ImageChunk(b) => Frame::Chunk(b),
+            RemoteMsg::ImageEnd => Frame::End,
+            RemoteMsg::CannotReturn { error } => Frame::Broken(error),
+            other => Frame::Broken(format!("unexpected {other:?} inside the image")),
+        }
+    }
+}
+
+/// Image frames on the link.
+const CHUNK: usize = 4 << 20;
+
+/// Writes an image into `M::chunk` messages (call [`ImageOut::finish`]).
+pub struct ImageOut<'a, M> {
+    link: &'a mut dyn Link,
+    buf: Vec<u8>,
+    _m: std::marker::PhantomData<M>,
+}
+
+impl<'a, M: CarriesImage> ImageOut<'a, M> {
+    pub fn new(link: &'a mut dyn Link) -> Self {
+        ImageOut {
+            link,
+            buf: Vec::with_capacity(CHUNK),
+            _m: std::marker::PhantomData,
+        }
+    }
+
+    /// Sends what is left and the end of the image.
+    pub fn finish(mut self) -> Result<(), LinkError> {
+        self.send_buf()?;
+        self.link.send_msg(&M::end())
+    }
+
+    fn send_buf(&mut self) -> Result<(), LinkError> {
+        if !self.buf.is_empty() {
+            let chunk = std::mem::take(&mut self.buf);
+            self.link.send_msg(&M::chunk(chunk.into()))?;
+        }
+        Ok(())
+    }
+}
+
+impl<M: CarriesImage> std::io::Write for ImageOut<'_, M> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send_buf()
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    }
+}
+
+/// Reads an image from `M` messages, up to its end message.
+pub struct ImageIn<'a, M> {
+    link: &'a mut dyn Link,
+    buf: Vec<u8>,
+    pos: usize,
+    ended: bool,
+    _m: std::marker::PhantomData<M>,
+}
+
+impl<'a, M: CarriesImage> ImageIn<'a, M> {
+    pub fn new(link: &'a mut dyn Link) -> Self {
+        ImageIn {
+            link,
+            buf: Vec::new(),
+            pos: 0,
+            ended: false,
+            _m: std::marker::PhantomData,
+        }
+    }
+
+    /// Reads up to the end of the image (what a reader left unread).
+    pub fn drain(&mut self) -> Result<(), LinkError> {
+        while !self.ended {
+            match self.link.recv_msg::<M>()?.frame() {
+                Frame::Chunk(_) => {}
+                Frame::End => self.ended = true,
+                Frame::Broken(why) => return Err(LinkError::Malformed(why)),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<M: CarriesImage> std::io::Read for ImageIn<'_, M> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.buf.len() {
+            if self.ended {
+                return Ok(0);
+            }
+            let msg = self
+                .link
+                .recv_msg::<M>()
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            match msg.frame() {
+                Frame::Chunk(c) => {
+                    self.buf = c.into_vec();
+                    self.pos = 0;
+                }
+                Frame::End => self.ended = true,
+                Frame::Broken(why) => {
+                    // Nothing more of this image will come.
+                    self.ended = true;
+                    return Err(std::io::Error::other(why));
+                }
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 /// Why the channel failed.

@@ -17,18 +17,19 @@
 //! is one function, so user notification can replace it behind the same
 //! link protocol.
 //!
-//! Status: thin slice. Forwarded: calls whose arguments are integers, fds,
-//! strings, buffers, fixed structs and iovecs. Not yet: `Special`
-//! arguments and bring-home (they fail with ENOSYS and a log line), signals
-//! sent to the home PID, stop/continue, migrating on.
-
-use std::io::Read;
+//! Forwarded: calls whose arguments are integers, fds, strings, buffers,
+//! fixed structs and iovecs. Bring-home calls (fork, execve, clone, mmap of
+//! a file or of shared memory, ...) send the guest home just before the
+//! call, which home then makes natively. Job control: a guest in group-stop
+//! is held with `PTRACE_LISTEN` and home is told. Not yet: `Special`
+//! arguments the table has no marshaller for (ENOSYS and a log line).
 
 use mosaic_ckpt::ptrace::Tracee;
 use mosaic_ckpt::{CkptError, RestoreOptions};
-use mosaic_proto::migrate::{Buf, HomeMsg, Link, LinkError, LinkExt, RemoteMsg};
+use mosaic_proto::migrate::{Buf, HomeMsg, ImageIn, Link, LinkError, LinkExt, RemoteMsg};
 use mosaic_proto::syscalls::{Arg, Class, args_for, lookup};
 use nix::sys::ptrace;
+use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use thiserror::Error;
 use tracing::{debug, warn};
@@ -71,11 +72,37 @@ const E2BIG: i64 = -7;
 /// The seccomp program for guests: local and exit calls run, every other
 /// call stops the guest for its tracer.
 pub fn guest_filter() -> Result<Vec<u8>, RemoteError> {
-    use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, TargetArch};
+    use seccompiler::{
+        BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+        SeccompRule, TargetArch,
+    };
+    let bad = |e: seccompiler::BackendError| RemoteError::Protocol(format!("seccomp filter: {e}"));
+    // mmap runs here only for private anonymous memory; a file or shared
+    // mapping traps and brings the process home (`brings_home`).
+    let flags = |mask: u64, value: u64| {
+        SeccompCondition::new(
+            3,
+            SeccompCmpArgLen::Dword,
+            SeccompCmpOp::MaskedEq(mask),
+            value,
+        )
+    };
+    let anon_private = SeccompRule::new(vec![
+        flags(libc::MAP_TYPE as u64, libc::MAP_PRIVATE as u64).map_err(bad)?,
+        flags(libc::MAP_ANONYMOUS as u64, libc::MAP_ANONYMOUS as u64).map_err(bad)?,
+    ])
+    .map_err(bad)?;
     let rules = mosaic_proto::syscalls::SYSCALLS
         .iter()
         .filter(|s| matches!(s.class, Class::Local | Class::Exit))
-        .map(|s| (i64::from(s.nr), Vec::new()))
+        .map(|s| {
+            let conditions = if i64::from(s.nr) == libc::SYS_mmap {
+                vec![anon_private.clone()]
+            } else {
+                Vec::new()
+            };
+            (i64::from(s.nr), conditions)
+        })
         .collect();
     let filter = SeccompFilter::new(
         rules,
@@ -97,44 +124,99 @@ pub fn guest_filter() -> Result<Vec<u8>, RemoteError> {
     Ok(bytes)
 }
 
-/// Reads the image stream of a migration from the link.
-struct ImageStream<'a> {
-    link: &'a mut dyn Link,
-    buf: Vec<u8>,
-    pos: usize,
-    ended: bool,
+/// What the link reader hands to the trap loop.
+enum Incoming {
+    Result(i64, Vec<Buf>),
+    Arrived,
+    Stay(String),
 }
 
-impl Read for ImageStream<'_> {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        while self.pos == self.buf.len() {
-            if self.ended {
-                return Ok(0);
-            }
-            match self.link.recv_msg::<HomeMsg>() {
-                Ok(HomeMsg::ImageChunk(c)) => {
-                    self.buf = c.into_vec();
-                    self.pos = 0;
-                }
-                Ok(HomeMsg::ImageEnd) => self.ended = true,
-                Ok(other) => {
-                    return Err(std::io::Error::other(format!(
-                        "unexpected {other:?} inside the image"
-                    )));
-                }
-                Err(e) => return Err(std::io::Error::other(e.to_string())),
-            }
+/// The link reader's and the trap loop's common view of the guest.
+struct Shared {
+    /// A pidfd, so that a late signal can never hit a recycled PID.
+    pidfd: std::os::fd::OwnedFd,
+    /// While the guest is being taken home: signals from home are held
+    /// here (and go back home) instead of reaching a guest that is already
+    /// captured.
+    held: std::sync::Mutex<Option<Vec<i32>>>,
+    /// Home asked for the guest back.
+    come_home: std::sync::atomic::AtomicBool,
+}
+
+/// `si_value` of the trap loop's wake-up signal.
+const WAKE_MAGIC: u64 = 0x6d6f_7361_6963_0001;
+const SI_QUEUE: i32 = -1;
+
+impl Shared {
+    fn send(&self, signal: i32, info: Option<&[u8; 128]>) {
+        use std::os::fd::AsRawFd;
+        let info = info.map_or(std::ptr::null(), |i| i.as_ptr());
+        // SAFETY: pidfd_send_signal with our pidfd and either no siginfo or
+        // a 128-byte siginfo that lives across the call.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.pidfd.as_raw_fd(),
+                signal,
+                info,
+                0,
+            )
+        };
+    }
+
+    /// A signal from home: delivered now, or held while the guest leaves.
+    fn signal(&self, signal: i32) {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        match held.as_mut() {
+            Some(v) => v.push(signal),
+            None => self.send(signal, None),
         }
-        let n = out.len().min(self.buf.len() - self.pos);
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
+    }
+
+    /// Stops the guest where it is for the trap loop: a SIGSTOP queued
+    /// with a mark ([`is_wakeup`]), which the trap loop suppresses. Only the
+    /// tracing thread may ptrace, and it may be blocked in `waitpid`; this
+    /// is our `PTRACE_INTERRUPT` from another thread.
+    fn wake(&self) {
+        let mut info = [0u8; 128];
+        info[0..4].copy_from_slice(&libc::SIGSTOP.to_le_bytes());
+        info[8..12].copy_from_slice(&SI_QUEUE.to_le_bytes());
+        info[16..20].copy_from_slice(&std::process::id().to_le_bytes());
+        info[24..32].copy_from_slice(&WAKE_MAGIC.to_le_bytes());
+        self.send(libc::SIGSTOP, Some(&info));
+    }
+
+    fn hold(&self) {
+        *self.held.lock().unwrap_or_else(|e| e.into_inner()) = Some(Vec::new());
+    }
+
+    /// Stops holding; returns what was held.
+    fn unhold(&self) -> Vec<i32> {
+        self.held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .unwrap_or_default()
     }
 }
 
+/// Whether a raw siginfo is the trap loop's wake-up.
+fn is_wakeup(info: &[u8]) -> bool {
+    let word = |at: usize| {
+        info.get(at..at + 4)
+            .map(|b| i32::from_le_bytes(b.try_into().unwrap_or([0; 4])))
+    };
+    word(0) == Some(libc::SIGSTOP)
+        && word(8) == Some(SI_QUEUE)
+        && info
+            .get(24..32)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+            == Some(WAKE_MAGIC)
+}
+
 /// Serves one migration: receives the image, starts the guest, forwards
-/// its calls until it ends. If anything fails before the guest runs, home
-/// is told (`Failed`) and keeps the process.
+/// its calls until it ends or goes home. If anything fails before the guest
+/// runs, home is told (`Failed`) and keeps the process.
 pub fn serve(link: &mut dyn Link, policy: &GuestPolicy) -> Result<(), RemoteError> {
     let (home, home_pid) = match link.recv_msg::<HomeMsg>()? {
         HomeMsg::Begin { home, home_pid, .. } => (home, home_pid),
@@ -147,20 +229,15 @@ pub fn serve(link: &mut dyn Link, policy: &GuestPolicy) -> Result<(), RemoteErro
     let started = (|| -> Result<Tracee, RemoteError> {
         let opts = RestoreOptions {
             no_files: true,
+            own_process_group: true,
             drop_to: Some((policy.uid, policy.gid)),
             seccomp: Some(guest_filter()?),
             ..Default::default()
         };
-        let mut stream = ImageStream {
-            link: &mut *link,
-            buf: Vec::new(),
-            pos: 0,
-            ended: false,
-        };
+        let mut stream = ImageIn::<HomeMsg>::new(&mut *link);
         let t = mosaic_ckpt::restore_traced(&mut stream, &opts, &mut |_, _| {})?;
-        // Drain anything left of the stream (the trailer was read by restore).
-        let mut rest = Vec::new();
-        let _ = stream.read_to_end(&mut rest);
+        // The trailer was read by restore; take the end of the stream.
+        stream.drain()?;
         Ok(t)
     })();
     let mut t = match started {
@@ -176,73 +253,159 @@ pub fn serve(link: &mut dyn Link, policy: &GuestPolicy) -> Result<(), RemoteErro
     link.send_msg(&RemoteMsg::Started {
         guest_pid: t.pid.as_raw(),
     })?;
-    // From here on a reader thread takes what home sends: signals for the
-    // guest go straight to it (they need no ptrace), results of forwarded
-    // calls go to the trap loop.
-    let mut receiver = link.split_receiver()?;
-    let (results_tx, results) = std::sync::mpsc::channel();
-    // A pidfd, so that a late signal can never hit a recycled PID.
     // SAFETY: pidfd_open takes integers and returns a descriptor we own.
-    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, t.pid.as_raw(), 0) } as i32;
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, t.pid.as_raw(), 0) } as i32;
+    if raw < 0 {
+        let _ = nix::sys::signal::kill(t.pid, nix::sys::signal::Signal::SIGKILL);
+        return Err(RemoteError::Protocol(
+            "pidfd_open of the guest failed".into(),
+        ));
+    }
+    // SAFETY: a fresh descriptor that nothing else owns.
+    let pidfd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
+    let shared = std::sync::Arc::new(Shared {
+        pidfd,
+        held: std::sync::Mutex::new(None),
+        come_home: std::sync::atomic::AtomicBool::new(false),
+    });
+    // From here on a reader thread takes what home sends: signals for the
+    // guest go straight to it (they need no ptrace), the rest to the trap
+    // loop.
+    let mut receiver = link.split_receiver()?;
+    let (tx, incoming) = std::sync::mpsc::channel();
+    let reader_shared = shared.clone();
     std::thread::Builder::new()
         .name("guest-link".into())
         .spawn(move || {
+            let shared = reader_shared;
             loop {
-                match receiver.recv_msg::<HomeMsg>() {
+                let to_loop = match receiver.recv_msg::<HomeMsg>() {
                     Ok(HomeMsg::Signal { signal }) => {
-                        // SAFETY: pidfd_send_signal with our pidfd and no siginfo.
-                        unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd, signal, 0, 0) };
+                        shared.signal(signal);
+                        continue;
                     }
-                    Ok(HomeMsg::SyscallResult { ret, outbufs }) => {
-                        if results_tx.send((ret, outbufs)).is_err() {
-                            break;
-                        }
+                    Ok(HomeMsg::ComeHome) => {
+                        shared
+                            .come_home
+                            .store(true, std::sync::atomic::Ordering::SeqCst);
+                        shared.wake();
+                        continue;
                     }
-                    Ok(other) => warn!(?other, "unexpected message from home"),
+                    Ok(HomeMsg::SyscallResult { ret, outbufs }) => Incoming::Result(ret, outbufs),
+                    Ok(HomeMsg::Arrived) => Incoming::Arrived,
+                    Ok(HomeMsg::Stay { error }) => Incoming::Stay(error),
+                    Ok(other) => {
+                        warn!(?other, "unexpected message from home");
+                        continue;
+                    }
                     Err(_) => {
                         // Home is gone: nobody can answer for this process.
-                        // SAFETY: as above.
-                        unsafe {
-                            libc::syscall(libc::SYS_pidfd_send_signal, pidfd, libc::SIGKILL, 0, 0)
-                        };
+                        shared.send(libc::SIGKILL, None);
                         break;
                     }
+                };
+                if tx.send(to_loop).is_err() {
+                    break;
                 }
             }
-            // SAFETY: our descriptor, closed once.
-            unsafe { libc::close(pidfd) };
         })
         .map_err(|e| RemoteError::Protocol(format!("cannot start the guest's link reader: {e}")))?;
     // The reader ends when home closes the link.
-    run_guest(&mut t, link, &results)
+    run_guest(&mut t, link, &incoming, &shared)
+}
+
+const ERESTARTSYS: i64 = -512;
+const ERESTARTNOINTR: i64 = -513;
+const ERESTARTNOHAND: i64 = -514;
+const EAGAIN: i64 = -11;
+
+/// How the trap loop lets the guest go on after a stop.
+enum Resume {
+    Cont(Option<Signal>),
+    /// Stay in group-stop, but report `SIGCONT` (`PTRACE_LISTEN`).
+    Listen,
+}
+
+fn is_stop_signal(sig: Signal) -> bool {
+    matches!(
+        sig,
+        Signal::SIGSTOP | Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU
+    )
+}
+
+/// Why a call must be run at home, natively: `None` if it may be forwarded
+/// or run here.
+fn brings_home(regs: &mosaic_proto::image::Regs) -> Option<&'static str> {
+    let spec = lookup(regs.orig_rax as u32)?;
+    match spec.class {
+        Class::BringHome => Some(spec.name),
+        // Only anonymous private mmaps pass the filter (guest_filter).
+        Class::Local if regs.orig_rax == libc::SYS_mmap as u64 => {
+            Some("mmap of a file or of shared memory")
+        }
+        _ => None,
+    }
 }
 
 /// The trap loop.
-fn run_guest(t: &mut Tracee, link: &mut dyn Link, results: &Results) -> Result<(), RemoteError> {
+fn run_guest(
+    t: &mut Tracee,
+    link: &mut dyn Link,
+    incoming: &Receiver,
+    shared: &Shared,
+) -> Result<(), RemoteError> {
     let pid = t.pid;
-    let mut deliver = None;
+    let mut resume = Resume::Cont(None);
     loop {
-        ptrace::cont(pid, deliver.take()).map_err(|e| CkptError::Ptrace("PTRACE_CONT", e))?;
+        match std::mem::replace(&mut resume, Resume::Cont(None)) {
+            Resume::Cont(sig) => {
+                ptrace::cont(pid, sig).map_err(|e| CkptError::Ptrace("PTRACE_CONT", e))?
+            }
+            Resume::Listen => listen(pid)?,
+        }
         match waitpid(pid, Some(WaitPidFlag::__WALL))
             .map_err(|e| CkptError::Ptrace("waitpid", e))?
         {
             WaitStatus::PtraceEvent(_, _, ev) if ev == libc::PTRACE_EVENT_SECCOMP => {
-                let mut regs = t.regs()?;
-                let ret = match forward(t, link, results, &regs) {
+                let regs = t.regs()?;
+                if let Some(reason) = brings_home(&regs) {
+                    if go_home(t, link, incoming, shared, Some(regs), reason)? {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                let ret = match forward(t, link, incoming, &regs) {
                     Ok(r) => r,
                     Err(RemoteError::Link(e)) => {
                         // Home is gone: nobody can answer for this process.
-                        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                        let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
                         return Err(e.into());
                     }
                     Err(e) => return Err(e),
                 };
-                // Skip the real call; its result is home's.
-                regs.orig_rax = u64::MAX;
-                regs.rax = ret as u64;
-                t.set_regs(&regs)?;
+                finish_call(t, regs, ret)?;
             }
-            WaitStatus::Stopped(_, sig) => deliver = Some(sig),
+            WaitStatus::PtraceEvent(_, sig, libc::PTRACE_EVENT_STOP) => {
+                if is_stop_signal(sig) {
+                    // Job control: the guest is in group-stop. Home stops
+                    // the placeholder the same way, so the parent sees it;
+                    // SIGCONT (relayed from home) wakes us.
+                    link.send_msg(&RemoteMsg::Stopped { signal: sig as i32 })?;
+                    resume = Resume::Listen;
+                }
+            }
+            WaitStatus::Stopped(_, Signal::SIGSTOP)
+                if ptrace_siginfo(pid).is_some_and(|i| is_wakeup(&i)) =>
+            {
+                if shared
+                    .come_home
+                    .swap(false, std::sync::atomic::Ordering::SeqCst)
+                    && go_home(t, link, incoming, shared, None, "asked by home")?
+                {
+                    return Ok(());
+                }
+            }
+            WaitStatus::Stopped(_, sig) => resume = Resume::Cont(Some(sig)),
             WaitStatus::Exited(_, code) => {
                 link.send_msg(&RemoteMsg::Exited { code })?;
                 return Ok(());
@@ -256,6 +419,184 @@ fn run_guest(t: &mut Tracee, link: &mut dyn Link, results: &Results) -> Result<(
     }
 }
 
+/// `PTRACE_LISTEN`: stay stopped, report the next SIGCONT.
+fn listen(pid: nix::unistd::Pid) -> Result<(), CkptError> {
+    // SAFETY: PTRACE_LISTEN takes no pointers.
+    let r = unsafe { libc::ptrace(libc::PTRACE_LISTEN, pid.as_raw(), 0, 0) };
+    if r < 0 {
+        return Err(CkptError::Ptrace(
+            "PTRACE_LISTEN",
+            nix::errno::Errno::last(),
+        ));
+    }
+    Ok(())
+}
+
+/// The siginfo of a signal-delivery stop, raw.
+fn ptrace_siginfo(pid: nix::unistd::Pid) -> Option<[u8; 128]> {
+    let mut info = [0u8; 128];
+    // SAFETY: PTRACE_GETSIGINFO writes one siginfo (128 bytes) into `info`.
+    let r = unsafe { libc::ptrace(libc::PTRACE_GETSIGINFO, pid.as_raw(), 0, info.as_mut_ptr()) };
+    (r == 0).then_some(info)
+}
+
+/// Gives the guest the result of a forwarded call and lets it go on. An
+/// interrupted call (home's kernel said "restart") is made to look
+/// interrupted here too, at the syscall-exit stop: the guest's kernel then
+/// restarts it or fails it with EINTR by the guest's own `SA_RESTART`, as
+/// for a call of its own.
+fn finish_call(
+    t: &mut Tracee,
+    mut regs: mosaic_proto::image::Regs,
+    ret: i64,
+) -> Result<(), RemoteError> {
+    let nr = regs.orig_rax;
+    // Skip the real call; its result is home's.
+    regs.orig_rax = u64::MAX;
+    regs.rax = ret as u64;
+    t.set_regs(&regs)?;
+    if !matches!(ret, ERESTARTSYS | ERESTARTNOINTR | ERESTARTNOHAND) {
+        return Ok(());
+    }
+    if !deliverable_signal(t.pid.as_raw()) {
+        // No signal will be delivered, so the kernel would not look at the
+        // restart code: restart the call ourselves, as it does when no
+        // handler runs.
+        regs.rip -= 2;
+        regs.rax = nr;
+        t.set_regs(&regs)?;
+        return Ok(());
+    }
+    ptrace::syscall(t.pid, None).map_err(|e| CkptError::Ptrace("PTRACE_SYSCALL", e))?;
+    match waitpid(t.pid, Some(WaitPidFlag::__WALL)).map_err(|e| CkptError::Ptrace("waitpid", e))? {
+        WaitStatus::Stopped(_, Signal::SIGTRAP) => {}
+        other => {
+            return Err(RemoteError::Protocol(format!(
+                "expected the guest's syscall-exit stop, got {other:?}"
+            )));
+        }
+    }
+    let mut at_exit = t.regs()?;
+    at_exit.orig_rax = nr;
+    at_exit.rax = ret as u64;
+    t.set_regs(&at_exit)?;
+    Ok(())
+}
+
+/// Whether a signal is queued for `pid` and not blocked.
+fn deliverable_signal(pid: i32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .unwrap_or(0)
+    };
+    (field("SigPnd:") | field("ShdPnd:")) & !field("SigBlk:") != 0
+}
+
+/// Sends the guest home: captured where it stopped (for a call that must
+/// run at home, just before that call, so home redoes it) and streamed to
+/// the deputy, which restores it into the placeholder. Returns true once
+/// home has it (the guest is then ended here), false if home could not
+/// take it back (the guest goes on here; a call that needed home fails with
+/// EAGAIN).
+fn go_home(
+    t: &mut Tracee,
+    link: &mut dyn Link,
+    incoming: &Receiver,
+    shared: &Shared,
+    at_call: Option<mosaic_proto::image::Regs>,
+    reason: &str,
+) -> Result<bool, RemoteError> {
+    let pid = t.pid;
+    if let Some(mut regs) = at_call {
+        // The state just before the `syscall` instruction, then a clean
+        // signal-delivery stop (the single-step trap) to capture from.
+        regs.rax = regs.orig_rax;
+        regs.orig_rax = u64::MAX;
+        regs.rip -= 2;
+        t.set_regs(&regs)?;
+        step_out(t, regs.rip)?;
+    }
+    tracing::info!(guest_pid = pid.as_raw(), reason, "sending the guest home");
+    shared.hold();
+    link.send_msg(&RemoteMsg::Returning {
+        reason: reason.to_string(),
+    })?;
+    let opts = mosaic_ckpt::CaptureOptions {
+        drop_queued: Some(is_wakeup),
+        ..Default::default()
+    };
+    let mut out = mosaic_proto::migrate::ImageOut::<RemoteMsg>::new(&mut *link);
+    let captured = mosaic_ckpt::capture_traced(t, &opts, &mut out, &mut |_, _| {});
+    match captured {
+        Ok(_) => out.finish()?,
+        Err(e) => {
+            drop(out);
+            warn!(error = %e, "could not capture the guest to send it home");
+            link.send_msg(&RemoteMsg::CannotReturn {
+                error: e.to_string(),
+            })?;
+        }
+    }
+    loop {
+        match incoming.recv().map_err(|_| LinkError::Closed)? {
+            Incoming::Arrived => {
+                let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+                while !matches!(
+                    waitpid(pid, Some(WaitPidFlag::__WALL)),
+                    Ok(WaitStatus::Signaled(..) | WaitStatus::Exited(..)) | Err(_)
+                ) {}
+                let mut signals = shared.unhold();
+                signals.extend(t.deferred_signals.drain(..).map(|s| s as i32));
+                link.send_msg(&RemoteMsg::Gone { signals })?;
+                tracing::info!(guest_pid = pid.as_raw(), "the guest went home");
+                return Ok(true);
+            }
+            Incoming::Stay(error) => {
+                warn!(%error, "home could not take the guest back; it goes on here");
+                for sig in shared.unhold() {
+                    shared.send(sig, None);
+                }
+                for sig in t.deferred_signals.drain(..) {
+                    shared.send(sig as i32, None);
+                }
+                if at_call.is_some() {
+                    let mut regs = t.regs()?;
+                    regs.rip += 2;
+                    regs.rax = EAGAIN as u64;
+                    t.set_regs(&regs)?;
+                }
+                return Ok(false);
+            }
+            Incoming::Result(..) => warn!("a call result while going home; ignored"),
+        }
+    }
+}
+
+/// From a seccomp stop whose call was turned into "not yet made" (`rip` at
+/// the `syscall` instruction), to a signal-delivery stop there, which is
+/// a clean point to capture from.
+fn step_out(t: &mut Tracee, at: u64) -> Result<(), RemoteError> {
+    ptrace::step(t.pid, None).map_err(|e| CkptError::Ptrace("PTRACE_SINGLESTEP", e))?;
+    match waitpid(t.pid, Some(WaitPidFlag::__WALL)).map_err(|e| CkptError::Ptrace("waitpid", e))? {
+        WaitStatus::Stopped(_, sig) => {
+            if sig != Signal::SIGTRAP {
+                t.deferred_signals.push(sig);
+            }
+            if t.regs()?.rip != at {
+                return Err(RemoteError::Protocol("the guest ran past its call".into()));
+            }
+            Ok(())
+        }
+        other => Err(RemoteError::Protocol(format!(
+            "the guest did not stop before its call: {other:?}"
+        ))),
+    }
+}
+
 fn read_buf(t: &Tracee, addr: u64, len: u64) -> Result<Vec<u8>, i64> {
     if len > MAX_BUF {
         return Err(E2BIG);
@@ -265,14 +606,14 @@ fn read_buf(t: &Tracee, addr: u64, len: u64) -> Result<Vec<u8>, i64> {
     Ok(b)
 }
 
-/// Forwards the call the guest is stopped in; returns its result.
-/// Results of forwarded calls, from the link reader.
-type Results = std::sync::mpsc::Receiver<(i64, Vec<Buf>)>;
+/// What the link reader passes on.
+type Receiver = std::sync::mpsc::Receiver<Incoming>;
 
+/// Forwards the call the guest is stopped in; returns its result.
 fn forward(
     t: &mut Tracee,
     link: &mut dyn Link,
-    results: &Results,
+    incoming: &Receiver,
     regs: &mosaic_proto::image::Regs,
 ) -> Result<i64, RemoteError> {
     let nr = regs.orig_rax as u32;
@@ -281,7 +622,7 @@ fn forward(
         return Ok(ENOSYS);
     };
     if spec.class != Class::Forward {
-        warn!(syscall = spec.name, class = ?spec.class, "guest call not supported yet (bring-home comes later)");
+        warn!(syscall = spec.name, class = ?spec.class, "guest call has no implementation");
         return Ok(ENOSYS);
     }
     let Some(marshal) = args_for(spec, &args) else {
@@ -316,7 +657,12 @@ fn forward(
         }
     }
     link.send_msg(&RemoteMsg::Syscall { nr, args, inbufs })?;
-    let (ret, outbufs) = results.recv().map_err(|_| LinkError::Closed)?;
+    let (ret, outbufs) = loop {
+        match incoming.recv().map_err(|_| LinkError::Closed)? {
+            Incoming::Result(ret, outbufs) => break (ret, outbufs),
+            _ => warn!("home answered a call with something else; ignored"),
+        }
+    };
     for (i, bytes) in outbufs {
         let Some(arg) = marshal.get(i as usize) else {
             return Err(RemoteError::Protocol(format!(

@@ -474,7 +474,7 @@ fn corrupt_and_truncated_images_fail_cleanly() {
 fn xz_9_with_its_self_pipe() {
     let dir = scratch("xz-input");
     let input = dir.join("data");
-    pseudo_random_file(&input, 4_000_000);
+    pseudo_random_file(&input, 12_000_000);
     real_program("xz", &["xz", "-9", "-c", input.to_str().unwrap()]);
 }
 

@@ -1,7 +1,7 @@
 //! Migration end to end on a local cluster: a process started on node1 and
 //! moved to node2 mid-run keeps its home view of the world.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -308,14 +308,14 @@ fn program_pid_in_node(exec: &std::process::Child) -> i32 {
 }
 
 #[test]
-fn real_programs_migrated_mid_run_give_the_native_output() {
-    let mut c = Cluster::up("migrate-real", 2, 25946);
+fn real_programs_migrated_node1_node2_node3_home_give_the_native_output() {
+    let mut c = Cluster::up("migrate-real", 3, 25946);
     let pi = c.dir.join("pi.bc");
-    std::fs::write(&pi, "scale=2200; 4*a(1)\n").unwrap();
+    std::fs::write(&pi, "scale=3000; 4*a(1)\n").unwrap();
     let small = c.dir.join("small");
-    pseudo_random_file(&small, 3_000_000);
+    pseudo_random_file(&small, 6_000_000);
     let big = c.dir.join("big");
-    pseudo_random_file(&big, 300 << 20);
+    pseudo_random_file(&big, 700 << 20);
     let (pi, small, big) = (
         pi.to_str().unwrap(),
         small.to_str().unwrap(),
@@ -329,7 +329,7 @@ fn real_programs_migrated_mid_run_give_the_native_output() {
         vec![
             "python3",
             "-c",
-            "n=[i for i in range(2,600000) if all(i%p for p in range(2,int(i**0.5)+1))]\nprint(len(n), sum(n))",
+            "n=[i for i in range(2,1000000) if all(i%p for p in range(2,int(i**0.5)+1))]\nprint(len(n), sum(n))",
         ],
         vec!["bc", "-l", pi],
         vec!["xz", "-9", "-c", small],
@@ -337,7 +337,7 @@ fn real_programs_migrated_mid_run_give_the_native_output() {
         vec![
             "perl",
             "-e",
-            "$s=0; for $i (1..3000000) { $x=\"abc$i\"x5; $s++ if $x =~ /(\\d+)abc\\1/ } print \"$s\\n\"",
+            "$s=0; for $i (1..7000000) { $x=\"abc$i\"x5; $s++ if $x =~ /(\\d+)abc\\1/ } print \"$s\\n\"",
         ],
     ];
     for cmd in programs {
@@ -353,16 +353,36 @@ fn real_programs_migrated_mid_run_give_the_native_output() {
         );
         let mut all = vec!["cluster", "exec", "node1", "--"];
         all.extend_from_slice(&cmd);
-        let run = c
+        let mut run = c
             .command(&all)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let pid = program_pid_in_node(&run);
-        std::thread::sleep(Duration::from_millis(400));
-        migrate(&c, pid, "node2");
-        let out = run.wait_with_output().unwrap();
+        // Drained all along: a process blocked in a forwarded write (a full
+        // pipe) moves only once the write returns.
+        let mut stdout = run.stdout.take().unwrap();
+        let mut stderr = run.stderr.take().unwrap();
+        let outs = std::thread::spawn(move || {
+            let mut o = Vec::new();
+            stdout.read_to_end(&mut o).unwrap();
+            o
+        });
+        let errs = std::thread::spawn(move || {
+            let mut e = Vec::new();
+            stderr.read_to_end(&mut e).unwrap();
+            e
+        });
+        for node in ["node2", "node3", "home"] {
+            std::thread::sleep(Duration::from_millis(300));
+            migrate(&c, pid, node);
+        }
+        let out = std::process::Output {
+            status: run.wait().unwrap(),
+            stdout: outs.join().unwrap(),
+            stderr: errs.join().unwrap(),
+        };
         assert_eq!(
             out.status.code(),
             Some(0),
@@ -413,33 +433,206 @@ fn mosaic_run_starts_at_home_moves_it_and_returns_its_status() {
 }
 
 #[test]
-fn a_blocking_forwarded_read_is_interrupted_by_a_signal_with_eintr() {
+fn a_blocking_forwarded_read_interrupted_by_a_signal_fails_or_restarts_per_sa_restart() {
     let mut c = Cluster::up("migrate-eintr", 2, 27946);
     let prog = build("blocked_read", &c.dir);
+    for (mode, expected) in [
+        ("eintr", "read -1 EINTR, handler ran\n"),
+        ("restart", "read 1 'x', handler ran\n"),
+    ] {
+        let mut run = c
+            .command(&["cluster", "exec", "node1", "--", &prog, mode])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdin = run.stdin.take().unwrap(); // nothing written yet
+        let mut out = BufReader::new(run.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        let pid: i32 = line.trim().strip_prefix("pid ").unwrap().parse().unwrap();
+        line.clear();
+        out.read_line(&mut line).unwrap();
+        migrate(&c, pid, "node2");
+        // Let it reach the read (it spins 2 s first), then interrupt it.
+        std::thread::sleep(Duration::from_millis(2800));
+        kill_in_node1(&c, "-USR1", pid);
+        std::thread::sleep(Duration::from_millis(500));
+        // (Without SA_RESTART it may have finished already.)
+        let _ = stdin.write_all(b"x");
+        let status = wait_for("the program to finish", Duration::from_secs(30), || {
+            run.try_wait().unwrap().ok_or_else(|| "running".into())
+        });
+        let mut rest = String::new();
+        out.read_to_string(&mut rest).unwrap();
+        assert_eq!(rest, expected, "{mode}");
+        assert_eq!(status.code(), Some(0));
+    }
+    c.down();
+}
+
+/// Reads one line.
+fn line_of(out: &mut impl BufRead) -> String {
+    let mut l = String::new();
+    out.read_line(&mut l).unwrap();
+    l
+}
+
+/// The tick count the ticker program last wrote.
+fn ticks(path: &Path) -> u32 {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+#[test]
+fn stop_and_continue_on_the_home_pid_stop_the_guest_and_the_parent_sees_it() {
+    let mut c = Cluster::up("migrate-jobctl", 2, 22946);
+    let parent = build("parent", &c.dir);
+    let ticker = build("ticker", &c.dir);
+    let tick_file = c.dir.join("node1/srv/ticks");
     let mut run = c
-        .command(&["cluster", "exec", "node1", "--", &prog])
+        .command(&[
+            "cluster",
+            "exec",
+            "node1",
+            "--",
+            &parent,
+            &ticker,
+            "/srv/mosaic-node/ticks",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(run.stdout.take().unwrap());
+    let pid: i32 = line_of(&mut out)
+        .trim()
+        .strip_prefix("pid ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(line_of(&mut out), "waiting\n");
+    migrate(&c, pid, "node2");
+    let guest = processes_of(65534, &ticker);
+    assert_eq!(guest.len(), 1, "one guest: {guest:?}");
+    wait_for("ticks", Duration::from_secs(10), || {
+        (ticks(&tick_file) > 2)
+            .then_some(())
+            .ok_or("no ticks".into())
+    });
+
+    for (sig, number) in [("-STOP", 19), ("-TSTP", 20)] {
+        kill_in_node1(&c, sig, pid);
+        // The parent sees the stop, as a shell would.
+        assert_eq!(line_of(&mut out), format!("stopped {number}\n"));
+        // The guest on node2 is stopped too: no tick for a while.
+        let state = std::fs::read_to_string(format!("/proc/{}/status", guest[0])).unwrap();
+        assert!(
+            state.contains("State:\tt (tracing stop)") || state.contains("State:\tT (stopped)"),
+            "{state}"
+        );
+        let before = ticks(&tick_file);
+        std::thread::sleep(Duration::from_millis(700));
+        assert_eq!(ticks(&tick_file), before, "it ran while stopped by {sig}");
+        kill_in_node1(&c, "-CONT", pid);
+        assert_eq!(line_of(&mut out), "continued\n");
+        wait_for("ticks after SIGCONT", Duration::from_secs(10), || {
+            (ticks(&tick_file) > before)
+                .then_some(())
+                .ok_or("no ticks".into())
+        });
+    }
+    // It was never lost on the way: it finishes its 80 ticks and exits 5.
+    assert_eq!(line_of(&mut out), "exited 5\n");
+    assert_eq!(ticks(&tick_file), 80);
+    assert!(run.wait().unwrap().success());
+    c.down();
+}
+
+#[test]
+fn death_by_sigsegv_and_stdin_from_a_pipe_are_exact_after_migration() {
+    let mut c = Cluster::up("migrate-segv", 2, 24946);
+    let parent = build("parent", &c.dir);
+    let segv = build("segv", &c.dir);
+    let (mut run, mut out, pid) = start_in_node1(&c, &parent, &[&segv]);
+    migrate(&c, pid, "node2");
+    assert_eq!(line_of(&mut out), "killed 11\n");
+    assert!(run.wait().unwrap().success());
+
+    let sum = build("stdin_sum", &c.dir);
+    let mut run = c
+        .command(&["cluster", "exec", "node1", "--", &sum])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let _stdin = run.stdin.take().unwrap(); // held open, never written
+    let mut stdin = run.stdin.take().unwrap();
     let mut out = BufReader::new(run.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let pid: i32 = line.trim().strip_prefix("pid ").unwrap().parse().unwrap();
-    line.clear();
-    out.read_line(&mut line).unwrap();
+    let pid: i32 = line_of(&mut out)
+        .trim()
+        .strip_prefix("pid ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(line_of(&mut out), "waiting\n");
     migrate(&c, pid, "node2");
-    // Let it reach the read (it spins 2 s first), then interrupt it.
-    std::thread::sleep(Duration::from_millis(2800));
-    kill_in_node1(&c, "-USR1", pid);
-    let status = wait_for("the program to finish", Duration::from_secs(30), || {
-        run.try_wait().unwrap().ok_or_else(|| "running".into())
-    });
-    let mut rest = String::new();
-    out.read_to_string(&mut rest).unwrap();
-    assert_eq!(rest, "read -1 EINTR, handler ran\n");
-    assert_eq!(status.code(), Some(0));
+    let data: Vec<u8> = (0..1_000_000u32)
+        .map(|i| (i * 7 + i / 1000) as u8)
+        .collect();
+    stdin.write_all(&data).unwrap();
+    drop(stdin);
+    let expected = data
+        .iter()
+        .fold(0u64, |s, &b| s.wrapping_mul(31).wrapping_add(u64::from(b)));
+    assert_eq!(
+        line_of(&mut out),
+        format!("bytes {} sum {expected}\n", data.len())
+    );
+    assert!(run.wait().unwrap().success());
+    c.down();
+}
+
+#[test]
+fn a_python3_that_forks_after_migrating_comes_home_and_forks() {
+    let mut c = Cluster::up("migrate-fork", 2, 28946);
+    let script = "import os, sys, time\n\
+        me = os.getpid()\n\
+        t = time.time()\n\
+        while time.time() - t < 2.0: pass\n\
+        print('forking', flush=True)\n\
+        pid = os.fork()\n\
+        if pid == 0:\n    print('child of me:', os.getppid() == me, flush=True)\n    os._exit(7)\n\
+        _, st = os.waitpid(pid, 0)\n\
+        print('parent saw', os.WEXITSTATUS(st), 'same pid:', os.getpid() == me)\n";
+    let native = Command::new("python3")
+        .args(["-c", script])
+        .output()
+        .unwrap();
+    assert!(native.status.success(), "{}", text(&native));
+    let run = c
+        .command(&["cluster", "exec", "node1", "--", "python3", "-c", script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = program_pid_in_node(&run);
+    std::thread::sleep(Duration::from_millis(600));
+    migrate(&c, pid, "node2");
+    let out = run.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&native.stdout)
+    );
+    let log = c.log("node1");
+    assert!(
+        log.contains("came home") && log.contains("clone"),
+        "it came home to fork:\n{log}"
+    );
     c.down();
 }
