@@ -323,6 +323,54 @@ impl Tracee {
         )
     }
 
+    /// Unmaps all of the tracee's memory but the vDSO (and the area of
+    /// the `syscall` instruction used for injection) and the pages of its
+    /// arguments and environment (so `ps` still shows its command line),
+    /// after unregistering its rseq area: a placeholder whose user context
+    /// left. Returns the bytes unmapped. It must never run user code again
+    /// (it may still be injected into, restored into, or made to die by a
+    /// signal).
+    pub fn release_memory(&mut self) -> Result<u64, CkptError> {
+        let stat = crate::procfs::stat_fields(self.pid.as_raw())?;
+        let field = |i: usize| stat.get(i).and_then(|s| s.parse::<u64>().ok());
+        let page = mosaic_proto::image::PAGE_SIZE;
+        let keep = match (field(48), field(51)) {
+            (Some(a), Some(e)) if a > 0 && e > a => (a / page * page, e.div_ceil(page) * page),
+            _ => (0, 0),
+        };
+        if let Some((addr, len, sig)) = self.rseq()? {
+            self.syscall_ok(
+                "rseq unregister",
+                libc::SYS_rseq,
+                [addr, u64::from(len), 1, u64::from(sig), 0, 0],
+            )?;
+        }
+        let insn = self.syscall_insn.ok_or(CkptError::NoSyscallInsn)?;
+        let mut freed = 0;
+        for m in crate::procfs::maps(self.pid.as_raw())? {
+            let special = m.name.starts_with("[v");
+            if special || (m.start..m.end).contains(&insn) {
+                continue;
+            }
+            // The area minus the kept range: up to two pieces.
+            let pieces = [
+                (m.start, m.end.min(keep.0).max(m.start)),
+                (m.start.max(keep.1).min(m.end), m.end),
+            ];
+            for (start, end) in pieces {
+                if end > start {
+                    self.syscall_ok(
+                        "munmap of the placeholder's memory",
+                        libc::SYS_munmap,
+                        [start, end - start, 0, 0, 0, 0],
+                    )?;
+                    freed += end - start;
+                }
+            }
+        }
+        Ok(freed)
+    }
+
     /// Detaches, letting the process run; deferred signals are re-sent.
     pub fn release(self) -> Result<(), CkptError> {
         self.release_with(None)

@@ -16,8 +16,9 @@
 //! guest's image is restored into the placeholder itself (same PID, same
 //! descriptors), which is then released to run natively.
 //!
-//! Not yet: releasing the placeholder's memory while its guest is away.
-//! A request to come home waits while a forwarded call blocks at home.
+//! Once the guest runs, the placeholder's memory is unmapped (all but the
+//! vDSO, where injections find their `syscall` instruction). A request to
+//! come home waits while a forwarded call blocks at home.
 
 use mosaic_ckpt::ptrace::Tracee;
 use mosaic_ckpt::{CaptureOptions, CkptError, RestoreOptions};
@@ -131,6 +132,11 @@ pub fn migrate<T>(
                 stopped: false,
                 asked: None,
             };
+            // Its memory travelled: give it back to the home node.
+            match p.tracee.release_memory() {
+                Ok(bytes) => info!(pid, bytes, "released the placeholder's memory"),
+                Err(e) => warn!(pid, error = %e, "could not release the placeholder's memory"),
+            }
             p.quiet_timers();
             Ok(p)
         }

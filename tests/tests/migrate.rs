@@ -93,6 +93,17 @@ fn a_migrated_process_keeps_its_home_view() {
     }
     assert_eq!(field("NoNewPrivs:"), ["1"], "{status}");
     assert_eq!(field("Seccomp:"), ["2"], "a seccomp filter: {status}");
+    // The placeholder at home gave its memory back (a C program maps a
+    // megabyte or more of libc) but still shows its command line.
+    let home = processes_of(0, &prog);
+    assert_eq!(home.len(), 1, "one placeholder: {home:?}");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", home[0])).unwrap();
+    let rss: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap();
+    assert!(rss < 200, "placeholder still holds {rss} kB: {status}");
     let guest_ns = std::fs::read_link(format!("/proc/{}/ns/pid", guests[0])).unwrap();
     let node2_init = c.pid_of("node2", "init_pid").unwrap();
     assert_eq!(
