@@ -93,8 +93,9 @@ pub struct Placeholder<T> {
     tracee: Tracee,
     scratch: Scratch,
     pub guest_pid: i32,
-    /// In group-stop because its guest stopped (`PTRACE_LISTEN`).
-    stopped: bool,
+    /// In group-stop because its guest stopped (`PTRACE_LISTEN`); shared
+    /// with whoever asked for [`Placeholder::stopped_flag`].
+    stopped: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// A pending request to come home.
     asked: Option<(Option<T>, Reply)>,
 }
@@ -129,7 +130,7 @@ pub fn migrate<T>(
                 tracee,
                 scratch: Scratch::default(),
                 guest_pid,
-                stopped: false,
+                stopped: Default::default(),
                 asked: None,
             };
             // Its memory travelled: give it back to the home node.
@@ -162,6 +163,20 @@ enum Next<T> {
 }
 
 impl<T> Placeholder<T> {
+    /// A flag that is set while the process is stopped (job control).
+    pub fn stopped_flag(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+        self.stopped.clone()
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.stopped.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn set_stopped(&self, stopped: bool) {
+        self.stopped
+            .store(stopped, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Serves the guest's forwarded calls until it ends (the placeholder
     /// then ends the same way) or comes home (the placeholder is then the
     /// process again, running).
@@ -354,7 +369,7 @@ impl<T> Placeholder<T> {
         let Ok(sig) = Signal::try_from(signal) else {
             return Ok(());
         };
-        if self.stopped {
+        if self.is_stopped() {
             return Ok(());
         }
         let pid = self.tracee.pid;
@@ -388,7 +403,7 @@ impl<T> Placeholder<T> {
                     if r < 0 {
                         return Err(ptrace_err("PTRACE_LISTEN", nix::errno::Errno::last()));
                     }
-                    self.stopped = true;
+                    self.set_stopped(true);
                     info!(pid = pid.as_raw(), signal = %sig, "stopped with its guest");
                     return Ok(());
                 }
@@ -403,10 +418,10 @@ impl<T> Placeholder<T> {
     /// Back from group-stop into a ptrace stop we can inject from.
     fn trap(&mut self) {
         use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-        if !self.stopped {
+        if !self.is_stopped() {
             return;
         }
-        self.stopped = false;
+        self.set_stopped(false);
         let pid = self.tracee.pid;
         if nix::sys::ptrace::interrupt(pid).is_ok() {
             while let Ok(st) = waitpid(pid, Some(WaitPidFlag::__WALL)) {
@@ -439,14 +454,14 @@ impl<T> Placeholder<T> {
                 })?;
                 return Ok(Some(libc::SIGKILL));
             }
-            Ok(WaitStatus::PtraceEvent(..)) if self.stopped => {
+            Ok(WaitStatus::PtraceEvent(..)) if self.is_stopped() => {
                 // SIGCONT woke it out of group-stop; it is in a trap stop.
-                self.stopped = false;
+                self.set_stopped(false);
                 continued = true;
             }
             _ => {}
         }
-        if self.stopped {
+        if self.is_stopped() {
             return Ok(None);
         }
         self.take_pending()?;

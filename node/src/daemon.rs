@@ -63,6 +63,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let sampler = Arc::new(sampler);
     let registry = crate::migration::Registry::default();
+    let guests = crate::migration::Guests::default();
     let handler = {
         let membership = membership.clone();
         let sampler = sampler.clone();
@@ -94,6 +95,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                     ControlRequest::Ps => ControlResponse::Ps {
                         procs: membership.procs().await,
                     },
+                    ControlRequest::Manage { pid, lock } => match registry.manage(pid, lock) {
+                        Ok(()) => ControlResponse::Managed { pid },
+                        Err(message) => ControlResponse::Error { message },
+                    },
                 }
             }
         }
@@ -102,7 +107,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     crate::migration::listen(
         config.listen,
         key.clone(),
-        mosaic_remote::GuestPolicy::default(),
+        mosaic_remote::GuestPolicy {
+            uid: config.guest_uid,
+            gid: config.guest_gid,
+        },
+        guests.clone(),
     )?;
 
     let mut term = signal(SignalKind::terminate())?;
@@ -112,7 +121,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tokio::select! {
             _ = tick.tick() => {
                 membership.publish_load(&sampler.current()).await;
-                membership.publish_procs(&registry.list()).await;
+                let (me, registry, guests) = (config.name.clone(), registry.clone(), guests.clone());
+                if let Ok((procs, guests)) =
+                    tokio::task::spawn_blocking(move || (registry.list(&me), guests.list())).await
+                {
+                    membership.publish_procs(&procs, &guests).await;
+                }
             }
             _ = term.recv() => break "SIGTERM",
             _ = int.recv() => break "SIGINT",

@@ -28,6 +28,7 @@ const CLUSTER_ID: &str = "mosaic";
 const KEY_LOAD: &str = "load";
 const KEY_LEAVING: &str = "leaving";
 const KEY_PROCS: &str = "procs";
+const KEY_GUESTS: &str = "guests";
 /// Largest datagram we send or accept.
 const MAX_DATAGRAM: usize = 65_507;
 /// Minimum time between two refusal log lines for one peer address.
@@ -203,31 +204,63 @@ impl Membership {
             .await;
     }
 
-    /// Publishes this node's migrated processes.
-    pub async fn publish_procs(&self, procs: &[mosaic_proto::control::ProcInfo]) {
-        let value = serde_json::to_string(procs).expect("process list always serializes");
+    /// Publishes this node's managed processes and the guests it runs.
+    pub async fn publish_procs(
+        &self,
+        procs: &[mosaic_proto::control::ProcInfo],
+        guests: &[mosaic_proto::control::GuestInfo],
+    ) {
+        let procs = serde_json::to_string(procs).expect("process list always serializes");
+        let guests = serde_json::to_string(guests).expect("guest list always serializes");
         self.handle
             .with_chitchat(|c| {
-                if c.self_node_state().get(KEY_PROCS) != Some(value.as_str()) {
-                    c.self_node_state().set(KEY_PROCS, &value);
+                for (key, value) in [(KEY_PROCS, &procs), (KEY_GUESTS, &guests)] {
+                    if c.self_node_state().get(key) != Some(value.as_str()) {
+                        c.self_node_state().set(key, value);
+                    }
                 }
             })
             .await;
     }
 
-    /// Migrated processes of every live node, sorted by home and PID.
+    /// Managed processes of every live node, sorted by home and PID; for
+    /// those that run elsewhere, state, CPU and memory as the node they run
+    /// on reports them.
     pub async fn procs(&self) -> Vec<mosaic_proto::control::ProcInfo> {
+        use mosaic_proto::control::{GuestInfo, ProcInfo};
         let chitchat = self.handle.chitchat();
         let chitchat = chitchat.lock().await;
         let live: HashSet<&ChitchatId> = chitchat.live_nodes().collect();
-        let mut out: Vec<mosaic_proto::control::ProcInfo> = chitchat
+        let states: Vec<_> = chitchat
             .node_states()
             .iter()
             .filter(|(id, _)| live.contains(id))
-            .filter_map(|(_, st)| st.get(KEY_PROCS))
-            .filter_map(|v| serde_json::from_str::<Vec<mosaic_proto::control::ProcInfo>>(v).ok())
+            .map(|(_, st)| st)
+            .collect();
+        let mut out: Vec<ProcInfo> = states
+            .iter()
+            .filter_map(|st| st.get(KEY_PROCS))
+            .filter_map(|v| serde_json::from_str::<Vec<ProcInfo>>(v).ok())
             .flatten()
             .collect();
+        let guests: Vec<GuestInfo> = states
+            .iter()
+            .filter_map(|st| st.get(KEY_GUESTS))
+            .filter_map(|v| serde_json::from_str::<Vec<GuestInfo>>(v).ok())
+            .flatten()
+            .collect();
+        for p in out.iter_mut().filter(|p| p.node != p.home) {
+            if let Some(g) = guests
+                .iter()
+                .find(|g| g.home == p.home && g.home_pid == p.home_pid)
+            {
+                if p.state.is_empty() {
+                    p.state = g.state.clone();
+                }
+                p.cpu = g.cpu;
+                p.mem_kb = g.mem_kb;
+            }
+        }
         out.sort_by(|a, b| (&a.home, a.home_pid).cmp(&(&b.home, b.home_pid)));
         out
     }

@@ -40,6 +40,7 @@ pub mod local;
 pub mod migration;
 pub mod mon;
 pub mod net;
+pub mod procstat;
 pub mod supervise;
 
 /// Default path of the control socket.

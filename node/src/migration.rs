@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use mosaic_proto::control::ProcInfo;
+use mosaic_proto::control::{GuestInfo, ProcInfo};
 use mosaic_proto::{ClusterKey, ControlResponse, NodeState};
 use tracing::{info, warn};
 
@@ -20,6 +20,7 @@ pub fn listen(
     addr: SocketAddr,
     key: ClusterKey,
     policy: mosaic_remote::GuestPolicy,
+    guests: Guests,
 ) -> anyhow::Result<()> {
     use anyhow::Context;
     let listener = TcpListener::bind(addr)
@@ -32,6 +33,7 @@ pub fn listen(
                 let peer = conn.peer_addr().map(|a| a.to_string()).unwrap_or_default();
                 let key = key.clone();
                 let policy = policy.clone();
+                let guests = guests.clone();
                 let spawned = std::thread::Builder::new()
                     .name("guest".into())
                     .spawn(move || {
@@ -42,7 +44,16 @@ pub fn listen(
                                 return;
                             }
                         };
-                        match mosaic_remote::serve(&mut link, &policy) {
+                        let mut guest = None;
+                        let served =
+                            mosaic_remote::serve(&mut link, &policy, &mut |home, home_pid, pid| {
+                                guests.insert(pid, home, home_pid);
+                                guest = Some(pid);
+                            });
+                        if let Some(pid) = guest {
+                            guests.remove(pid);
+                        }
+                        match served {
                             Ok(()) => info!(from = %peer, "guest ended"),
                             Err(e) => warn!(from = %peer, error = %e, "guest failed"),
                         }
@@ -59,35 +70,189 @@ pub fn listen(
 pub type Target = (String, SocketAddr);
 type Commands = std::sync::mpsc::Sender<mosaic_deputy::Command<Target>>;
 
-/// This node's migrated processes, by home PID, with a line to each one's
-/// deputy thread.
+/// A process of this node that runs elsewhere.
+struct Away {
+    info: ProcInfo,
+    commands: Commands,
+    stopped: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// A process `mosaic run` handed to this node.
+struct Managed {
+    lock: bool,
+    /// Start time, so that a recycled PID is not taken for it.
+    start: u64,
+}
+
+#[derive(Default)]
+struct Tables {
+    away: BTreeMap<i32, Away>,
+    managed: BTreeMap<i32, Managed>,
+}
+
+/// This node's managed processes (by home PID), those that run elsewhere
+/// with a line to each one's deputy thread.
 #[derive(Clone, Default)]
-pub struct Registry(Arc<Mutex<BTreeMap<i32, (ProcInfo, Commands)>>>);
+pub struct Registry(Arc<Mutex<Tables>>);
 
 impl Registry {
-    /// A snapshot, for publishing.
-    pub fn list(&self) -> Vec<ProcInfo> {
-        self.lock().values().map(|(p, _)| p.clone()).collect()
+    /// A snapshot, for publishing: processes at home with their state,
+    /// processes away as far as home knows (the node they run on reports
+    /// the rest, see [`Guests`]).
+    pub fn list(&self, me: &str) -> Vec<ProcInfo> {
+        let mut t = self.lock();
+        // Forget processes that ended (or whose PID was reused).
+        t.managed.retain(|pid, m| {
+            crate::procstat::stat(*pid).is_some_and(|s| s.start == m.start && s.state != 'Z')
+        });
+        let mut out: Vec<ProcInfo> = t
+            .away
+            .values()
+            .map(|a| {
+                let mut p = a.info.clone();
+                p.lock = t.managed.get(&p.home_pid).is_some_and(|m| m.lock);
+                if a.stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                    p.state = "stopped".into();
+                }
+                p
+            })
+            .collect();
+        for (&pid, m) in t
+            .managed
+            .iter()
+            .filter(|(pid, _)| !t.away.contains_key(pid))
+        {
+            let Some(st) = crate::procstat::stat(pid) else {
+                continue;
+            };
+            out.push(ProcInfo {
+                home_pid: pid,
+                home: me.to_string(),
+                node: me.to_string(),
+                guest_pid: pid,
+                cmd: cmdline(pid),
+                state: crate::procstat::state_name(st.state).into(),
+                cpu: st.cpu,
+                mem_kb: st.mem_kb,
+                cantmove: mosaic_ckpt::cantmove::reasons(pid)
+                    .map(|r| r.join("; "))
+                    .unwrap_or_default(),
+                lock: m.lock,
+            });
+        }
+        out
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<i32, (ProcInfo, Commands)>> {
+    /// Manages `pid` from now on.
+    pub fn manage(&self, pid: i32, lock: bool) -> Result<(), String> {
+        let st = crate::procstat::stat(pid).ok_or_else(|| format!("no process {pid} here"))?;
+        self.lock().managed.insert(
+            pid,
+            Managed {
+                lock,
+                start: st.start,
+            },
+        );
+        Ok(())
+    }
+
+    /// Whether `pid` is locked (never moved automatically).
+    pub fn locked(&self, pid: i32) -> bool {
+        self.lock().managed.get(&pid).is_some_and(|m| m.lock)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Tables> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn insert(&self, p: ProcInfo, commands: Commands) {
-        self.lock().insert(p.home_pid, (p, commands));
+    fn insert(
+        &self,
+        info: ProcInfo,
+        commands: Commands,
+        stopped: Arc<std::sync::atomic::AtomicBool>,
+    ) {
+        let pid = info.home_pid;
+        let mut t = self.lock();
+        if let std::collections::btree_map::Entry::Vacant(e) = t.managed.entry(pid) {
+            // A process sent away by hand is managed from then on.
+            if let Some(st) = crate::procstat::stat(pid) {
+                e.insert(Managed {
+                    lock: false,
+                    start: st.start,
+                });
+            }
+        }
+        t.away.insert(
+            pid,
+            Away {
+                info,
+                commands,
+                stopped,
+            },
+        );
     }
 
     fn remove(&self, pid: i32) {
-        self.lock().remove(&pid);
+        self.lock().away.remove(&pid);
     }
 
     /// Where `pid` runs now and its deputy's line, if it is away.
     fn away(&self, pid: i32) -> Option<(String, Commands)> {
         self.lock()
+            .away
             .get(&pid)
-            .map(|(p, c)| (p.node.clone(), c.clone()))
+            .map(|a| (a.info.node.clone(), a.commands.clone()))
     }
+}
+
+/// The guests running on this node, by guest PID.
+#[derive(Clone, Default)]
+pub struct Guests(Arc<Mutex<BTreeMap<i32, (String, i32)>>>);
+
+impl Guests {
+    /// A snapshot with their state, for publishing.
+    pub fn list(&self) -> Vec<GuestInfo> {
+        let g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        g.iter()
+            .filter_map(|(&guest_pid, (home, home_pid))| {
+                let st = crate::procstat::stat(guest_pid)?;
+                Some(GuestInfo {
+                    home: home.clone(),
+                    home_pid: *home_pid,
+                    guest_pid,
+                    state: crate::procstat::state_name(st.state).into(),
+                    cpu: st.cpu,
+                    mem_kb: st.mem_kb,
+                })
+            })
+            .collect()
+    }
+
+    fn insert(&self, guest_pid: i32, home: &str, home_pid: i32) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(guest_pid, (home.to_string(), home_pid));
+    }
+
+    fn remove(&self, guest_pid: i32) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&guest_pid);
+    }
+}
+
+/// Its command line, as `ps` shows it.
+fn cmdline(pid: i32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| {
+            String::from_utf8_lossy(&b)
+                .replace('\0', " ")
+                .trim()
+                .to_string()
+        })
+        .unwrap_or_default()
 }
 
 /// Resolves `node` to a live node's migration address, or says why not.
@@ -176,14 +341,7 @@ fn deputy(
     key: &ClusterKey,
     registry: &Registry,
 ) {
-    let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|b| {
-            String::from_utf8_lossy(&b)
-                .replace('\0', " ")
-                .trim()
-                .to_string()
-        })
-        .unwrap_or_default();
+    let cmd = cmdline(pid);
     loop {
         let (name, addr) = target;
         let mut link = match AuthStream::connect_tcp(addr, key) {
@@ -209,8 +367,14 @@ fn deputy(
                 node: name,
                 guest_pid: placeholder.guest_pid,
                 cmd: cmd.clone(),
+                state: String::new(),
+                cpu: 0.0,
+                mem_kb: 0,
+                cantmove: String::new(),
+                lock: false,
             },
             commands,
+            placeholder.stopped_flag(),
         );
         let served = placeholder.serve(&mut link, &incoming);
         registry.remove(pid);

@@ -17,12 +17,16 @@ pub enum ControlRequest {
     Status,
     /// Move process `pid` (of this node) to node `node` now.
     Migrate { pid: i32, node: String },
-    /// Every migrated process of the cluster.
+    /// Every managed process of the cluster.
     Ps,
+    /// Manage process `pid` of this node (`mosaic run` does this for the
+    /// program it starts); `lock`: no automatic migration.
+    Manage { pid: i32, lock: bool },
 }
 
-/// One migrated process, as its home node publishes it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One managed process, as its home node publishes it (and, for the
+/// fields marked so, as the node it runs on reports it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProcInfo {
     /// Its PID at home (in the home node's PID namespace).
     pub home_pid: i32,
@@ -34,6 +38,34 @@ pub struct ProcInfo {
     pub guest_pid: i32,
     /// Its command line.
     pub cmd: String,
+    /// running, sleeping, stopped, in a call (a guest waiting for home), ...
+    /// (where it runs).
+    #[serde(default)]
+    pub state: String,
+    /// CPU share since it last arrived where it runs, in percent of one
+    /// CPU (where it runs).
+    #[serde(default)]
+    pub cpu: f64,
+    /// Resident memory in KiB (where it runs).
+    #[serde(default)]
+    pub mem_kb: u64,
+    /// Why it cannot migrate now (empty: it can).
+    #[serde(default)]
+    pub cantmove: String,
+    /// Locked: never moved automatically.
+    #[serde(default)]
+    pub lock: bool,
+}
+
+/// A guest, as the node it runs on publishes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuestInfo {
+    pub home: String,
+    pub home_pid: i32,
+    pub guest_pid: i32,
+    pub state: String,
+    pub cpu: f64,
+    pub mem_kb: u64,
 }
 
 /// What a daemon answers.
@@ -56,6 +88,8 @@ pub enum ControlResponse {
         node: String,
         guest_pid: i32,
     },
+    /// Answer to [`ControlRequest::Manage`].
+    Managed { pid: i32 },
     /// The request could not be served; `message` says why, for a human.
     Error { message: String },
 }

@@ -217,7 +217,12 @@ fn is_wakeup(info: &[u8]) -> bool {
 /// Serves one migration: receives the image, starts the guest, forwards
 /// its calls until it ends or goes home. If anything fails before the guest
 /// runs, home is told (`Failed`) and keeps the process.
-pub fn serve(link: &mut dyn Link, policy: &GuestPolicy) -> Result<(), RemoteError> {
+/// `on_started(home, home_pid, guest_pid)` is called once the guest runs.
+pub fn serve(
+    link: &mut dyn Link,
+    policy: &GuestPolicy,
+    on_started: &mut dyn FnMut(&str, i32, i32),
+) -> Result<(), RemoteError> {
     let (home, home_pid) = match link.recv_msg::<HomeMsg>()? {
         HomeMsg::Begin { home, home_pid, .. } => (home, home_pid),
         other => {
@@ -250,6 +255,7 @@ pub fn serve(link: &mut dyn Link, policy: &GuestPolicy) -> Result<(), RemoteErro
         }
     };
     tracing::info!(home = %home, home_pid, guest_pid = t.pid.as_raw(), "guest started");
+    on_started(&home, home_pid, t.pid.as_raw());
     link.send_msg(&RemoteMsg::Started {
         guest_pid: t.pid.as_raw(),
     })?;

@@ -647,3 +647,63 @@ fn a_python3_that_forks_after_migrating_comes_home_and_forks() {
     );
     c.down();
 }
+
+#[test]
+fn mosaic_ps_shows_where_state_cpu_memory_and_lock() {
+    let mut c = Cluster::up("migrate-ps", 2, 29946);
+    let ticker = build("ticker", &c.dir);
+    let mut run = c
+        .command(&[
+            "cluster",
+            "exec",
+            "node1",
+            "--",
+            bin("mosaic").to_str().unwrap(),
+            "run",
+            "--lock",
+            "--",
+            &ticker,
+            "/srv/mosaic-node/ticks",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(run.stdout.take().unwrap());
+    let pid: i32 = line_of(&mut out)
+        .trim()
+        .strip_prefix("pid ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let row_on = |node: &str, want: &dyn Fn(&serde_json::Value) -> bool| {
+        wait_for("the row in mosaic ps", Duration::from_secs(10), || {
+            let r = c.exec(node, &[bin("mosaic").to_str().unwrap(), "ps", "--json"]);
+            let rows: Vec<serde_json::Value> =
+                serde_json::from_slice(&r.stdout).map_err(|e| format!("{e}: {}", text(&r)))?;
+            rows.into_iter()
+                .find(|r| r["home_pid"] == pid && want(r))
+                .ok_or_else(|| "no such row yet".to_string())
+        })
+    };
+    // At home: managed because `mosaic run` started it, locked, running.
+    let row = row_on("node2", &|r| {
+        r["node"] == "node1" && r["state"] == "running"
+    });
+    assert_eq!(row["lock"], true, "{row}");
+    assert_eq!(row["cantmove"], "", "{row}");
+    assert!(row["mem_kb"].as_u64().unwrap() > 0, "{row}");
+    // Away: where it runs, and its CPU share and memory there.
+    migrate(&c, pid, "node2");
+    let row = row_on("node1", &|r| {
+        r["node"] == "node2" && r["cpu"].as_f64().unwrap() > 10.0
+    });
+    assert!(row["mem_kb"].as_u64().unwrap() > 0, "{row}");
+    assert_eq!(row["lock"], true, "{row}");
+    kill_in_node1(&c, "-STOP", pid);
+    row_on("node1", &|r| r["state"] == "stopped");
+    kill_in_node1(&c, "-KILL", pid);
+    let status = run.wait().unwrap();
+    assert_eq!(status.code(), Some(128 + 9));
+    c.down();
+}

@@ -43,7 +43,8 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// List the migrated processes of the cluster and where they run.
+    /// List the managed processes of the cluster: where each runs, its
+    /// state, CPU share, memory, lock, and why it cannot move.
     Ps {
         /// Print JSON instead of a table.
         #[arg(long)]
@@ -58,15 +59,20 @@ enum Command {
         /// Send it to the least loaded other node.
         #[arg(long)]
         best: bool,
+        /// Lock it: never moved automatically (by the balancer); `mosaic
+        /// migrate` still moves it.
+        #[arg(long)]
+        lock: bool,
         /// The command and its arguments.
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
-    /// Move a running process of this node to another node now.
+    /// Move a process of this node to another node now, on to a third, or
+    /// back home.
     Migrate {
-        /// The process (a PID of this node).
+        /// The process (its PID on this node, its home).
         pid: i32,
-        /// The node to move it to.
+        /// The node to move it to, or `home`.
         node: String,
     },
     /// Save a running process to an image file.
@@ -216,13 +222,26 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 println!("{}", serde_json::to_string_pretty(&procs)?);
             } else {
                 println!(
-                    "{:>8} {:<10} {:<10} {:>9}  COMMAND",
-                    "HOME PID", "HOME", "WHERE", "GUEST PID"
+                    "{:>8} {:<8} {:<8} {:>9} {:<10} {:>6} {:>9} {:<4}  COMMAND",
+                    "HOME PID", "HOME", "WHERE", "PID THERE", "STATE", "%CPU", "MEM KiB", "LOCK"
                 );
                 for p in procs {
                     println!(
-                        "{:>8} {:<10} {:<10} {:>9}  {}",
-                        p.home_pid, p.home, p.node, p.guest_pid, p.cmd
+                        "{:>8} {:<8} {:<8} {:>9} {:<10} {:>6.1} {:>9} {:<4}  {}{}",
+                        p.home_pid,
+                        p.home,
+                        p.node,
+                        p.guest_pid,
+                        p.state,
+                        p.cpu,
+                        p.mem_kb,
+                        if p.lock { "yes" } else { "" },
+                        p.cmd,
+                        if p.cantmove.is_empty() {
+                            String::new()
+                        } else {
+                            format!("  (cannot move: {})", p.cantmove)
+                        }
                     );
                 }
             }
@@ -230,9 +249,10 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Run {
             node,
             best,
+            lock,
             command,
         } => {
-            return run_command(socket, dir, node, best, &command);
+            return run_command(socket, dir, node, best, lock, &command);
         }
         Command::Migrate { pid, node } => {
             let mut client = Client::find(socket, dir)?;
@@ -359,6 +379,7 @@ fn run_command(
     dir: &Path,
     node: Option<String>,
     best: bool,
+    lock: bool,
     command: &[String],
 ) -> anyhow::Result<i32> {
     use mosaic_node::supervise;
@@ -394,6 +415,14 @@ fn run_command(
         .spawn()
         .with_context(|| format!("cannot run {program}"))?;
     let pid = child.id() as i32;
+    match client.request(&ControlRequest::Manage { pid, lock }) {
+        Ok(ControlResponse::Managed { .. }) => {}
+        Ok(ControlResponse::Error { message }) => {
+            eprintln!("mosaic: {program} is not managed: {message}")
+        }
+        Ok(other) => eprintln!("mosaic: {program} is not managed: unexpected answer {other:?}"),
+        Err(e) => eprintln!("mosaic: {program} is not managed: {e}"),
+    }
     if let Some(node) = target {
         // Wait until it is the program (not our fork before exec).
         let me = std::fs::read_link("/proc/self/exe").ok();

@@ -1,0 +1,74 @@
+//! What `/proc` says about one process, for `mosaic ps`.
+
+/// State, CPU share and memory of a process.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcStat {
+    /// The state letter of `/proc/PID/stat` (R, S, D, T, t, Z, ...).
+    pub state: char,
+    /// CPU time over its lifetime, in percent of one CPU.
+    pub cpu: f64,
+    /// Resident memory in KiB.
+    pub mem_kb: u64,
+    /// Start time in clock ticks after boot (with the PID, its identity).
+    pub start: u64,
+}
+
+/// Reads `/proc/PID/stat` and `status`; `None` if the process is gone.
+pub fn stat(pid: i32) -> Option<ProcStat> {
+    let raw = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command (which may contain spaces and parentheses).
+    let rest = &raw[raw.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let num = |i: usize| f.get(i - 3).and_then(|v| v.parse::<u64>().ok());
+    let state = f.first()?.chars().next()?;
+    let (utime, stime, start) = (num(14)?, num(15)?, num(22)?);
+    // SAFETY: sysconf takes an integer and returns one.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let uptime: f64 = std::fs::read_to_string("/proc/uptime")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let alive = (uptime - start as f64 / hz).max(0.01);
+    let cpu = ((utime + stime) as f64 / hz / alive * 100.0).min(100.0 * 1024.0);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let mem_kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    Some(ProcStat {
+        state,
+        cpu: (cpu * 10.0).round() / 10.0,
+        mem_kb,
+        start,
+    })
+}
+
+/// A word for a state letter.
+pub fn state_name(state: char) -> &'static str {
+    match state {
+        'R' => "running",
+        'S' | 'D' | 'I' => "sleeping",
+        'T' => "stopped",
+        // A guest is in a trace stop while home runs a call for it.
+        't' => "in a call",
+        'Z' | 'X' => "ended",
+        _ => "unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_own_stat_reads() {
+        let me = stat(std::process::id() as i32).expect("we exist");
+        assert_eq!(state_name(me.state), "running");
+        assert!(me.mem_kb > 0);
+        assert!(me.start > 0);
+        assert!(stat(i32::MAX).is_none());
+    }
+}
