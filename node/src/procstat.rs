@@ -66,7 +66,8 @@ mod tests {
     #[test]
     fn our_own_stat_reads() {
         let me = stat(std::process::id() as i32).expect("we exist");
-        assert_eq!(state_name(me.state), "running");
+        // (The main thread of a test binary waits for the test threads.)
+        assert!(["running", "sleeping"].contains(&state_name(me.state)));
         assert!(me.mem_kb > 0);
         assert!(me.start > 0);
         assert!(stat(i32::MAX).is_none());
