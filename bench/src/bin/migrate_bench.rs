@@ -3,14 +3,15 @@
 //!
 //! `cargo build --release && cargo run --release -p mosaic-bench --bin migrate-bench` (root)
 //!
-//! (a) A process with 1, 64 and 512 MiB touched is migrated node1 -> node2;
-//! reported: the time of `mosaic migrate` from request to the guest
-//! running, which is also how long the process is frozen (it is stopped
-//! from capture until the guest runs). Idle guest memory is returned to the
-//! host after ~2 s on these VMs, so each size runs right after its touch.
+//! (a) A process with 1, 64 and 512 MiB touched is migrated node1 -> node2
+//! and back home; reported: the time of `mosaic migrate` from request to
+//! the process running at its destination, and the freeze as the process
+//! itself saw it (the longest gap between two clock readings of its busy
+//! loop). Idle guest memory is returned to the host after ~2 s on these
+//! VMs, so each size runs right after its touch.
 //! (c) `mawk` running the openMosix loop, wall time natively in node1 and
 //! migrated to node2 right after start (nodes pinned one CPU each, so the
-//! two runs get the same CPU share).
+//! two runs get the same CPU share), five runs each, alternating; medians.
 
 use std::time::Instant;
 
@@ -21,27 +22,40 @@ const LOOP: &str = "BEGIN {for(i=0;i<10000;i++) for(j=0;j<10000;j++);}";
 fn main() -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("mosaic-migrate-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let toucher = mosaic_bench::build_c("toucher_pid", &dir)?;
+    let freezer = mosaic_bench::build_c("freeze_gap", &dir)?;
     // node1 and node2 pinned to their own CPUs, so that the loop gets the
     // same CPU share at home and away.
     let c = LocalCluster::up(&dir.join("cluster"), 2, 28946, &["--cpus-per-node", "1"])?;
 
-    println!("(a) migration node1 -> node2, request to guest running (= freeze time)");
+    println!("(a) migration of a busy process, request to running / freeze seen by the process");
+    println!("   touched   node1 -> node2            node2 -> home");
     for mib in [1u64, 64, 512] {
-        let (mut run, _out, pid) =
-            c.start_in_node1(&[toucher.to_str().unwrap(), &mib.to_string()])?;
+        let (mut run, mut out, pid) =
+            c.start_in_node1(&[freezer.to_str().unwrap(), &mib.to_string()])?;
         let t = Instant::now();
         c.migrate(&pid, "node2")?;
-        let secs = t.elapsed().as_secs_f64();
-        println!(
-            "{mib:>6} MiB  {:>8.1} ms  {:>6.2} GB/s",
-            secs * 1e3,
-            mib as f64 * 1.048_576e-3 / secs
-        );
+        let away = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        c.migrate(&pid, "home")?;
+        let back = t.elapsed().as_secs_f64();
         let _ = c
-            .cmd(&["cluster", "exec", "node1", "--", "kill", "-9", &pid])
+            .cmd(&["cluster", "exec", "node1", "--", "kill", "-TERM", &pid])
             .output()?;
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut out, &mut rest)?;
         run.wait()?;
+        let gap: f64 = rest
+            .trim()
+            .strip_prefix("gap ")
+            .and_then(|g| g.parse().ok())
+            .ok_or_else(|| anyhow::anyhow!("no gap in {rest:?}"))?;
+        println!(
+            "{mib:>6} MiB  {:>8.1} ms ({:>5.2} GB/s)   {:>8.1} ms   longest freeze {:>8.1} ms",
+            away * 1e3,
+            mib as f64 * 1.048_576e-3 / away,
+            back * 1e3,
+            gap / 1e6
+        );
     }
 
     println!("(c) openMosix loop in mawk: native in node1 vs migrated to node2");
@@ -69,11 +83,19 @@ fn main() -> anyhow::Result<()> {
         anyhow::ensure!(run.wait()?.success(), "mawk failed");
         Ok(t.elapsed().as_secs_f64())
     };
-    let native = time_loop(false)?;
-    let migrated = time_loop(true)?;
+    let (mut native, mut migrated) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        native.push(time_loop(false)?);
+        migrated.push(time_loop(true)?);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (n, m) = (median(&mut native), median(&mut migrated));
     println!(
-        "native {native:.3} s   migrated {migrated:.3} s   overhead {:+.2}% (goal < 1%)",
-        (migrated / native - 1.0) * 100.0
+        "native {n:.3} s   migrated {m:.3} s (median of 5; all: {native:.3?} / {migrated:.3?})   overhead {:+.2}% (goal < 1%)",
+        (m / n - 1.0) * 100.0
     );
     drop(c);
     std::fs::remove_dir_all(&dir)?;
