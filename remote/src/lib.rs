@@ -345,9 +345,10 @@ fn brings_home(regs: &mosaic_proto::image::Regs) -> Option<&'static str> {
     let spec = lookup(regs.orig_rax as u32)?;
     match spec.class {
         Class::BringHome => Some(spec.name),
-        // Only anonymous private mmaps pass the filter (guest_filter).
+        // Only anonymous private mmaps pass the filter (guest_filter);
+        // private file mappings are filled from home (map_private_file).
         Class::Local if regs.orig_rax == libc::SYS_mmap as u64 => {
-            Some("mmap of a file or of shared memory")
+            Some("mmap of shared memory (or of a very large file)")
         }
         _ => None,
     }
@@ -374,6 +375,16 @@ fn run_guest(
         {
             WaitStatus::PtraceEvent(_, _, ev) if ev == libc::PTRACE_EVENT_SECCOMP => {
                 let regs = t.regs()?;
+                if private_file_map(&regs) {
+                    match map_private_file(t, link, incoming, regs) {
+                        Ok(()) => continue,
+                        Err(RemoteError::Link(e)) => {
+                            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+                            return Err(e.into());
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
                 if let Some(reason) = brings_home(&regs) {
                     if go_home(t, link, incoming, shared, Some(regs), reason)? {
                         return Ok(());
@@ -421,6 +432,94 @@ fn run_guest(
                 return Ok(());
             }
             other => debug!(?other, "guest stop ignored"),
+        }
+    }
+}
+
+/// Largest private file mapping filled from home (larger ones bring the
+/// process home).
+const FILL_MAX: u64 = 256 << 20;
+
+/// Whether the guest stopped in an `mmap` of a file, private, that we fill
+/// from home.
+fn private_file_map(regs: &mosaic_proto::image::Regs) -> bool {
+    let flags = regs.r10;
+    regs.orig_rax == libc::SYS_mmap as u64
+        && flags & libc::MAP_TYPE as u64 == libc::MAP_PRIVATE as u64
+        && flags & libc::MAP_ANONYMOUS as u64 == 0
+        && regs.rsi > 0
+        && regs.rsi <= FILL_MAX
+}
+
+/// A private file mapping made while away: the file's bytes are read at
+/// home (`pread64` on the home descriptor, forwarded like any call), the
+/// guest's own `mmap` is turned into an anonymous one at the same place
+/// with the same protection, and the bytes are written into it. The
+/// mapping then holds what a private mapping of the file would have held
+/// (bytes past the end of the file are zeros, as in the file's last page).
+fn map_private_file(
+    t: &mut Tracee,
+    link: &mut dyn Link,
+    incoming: &Receiver,
+    mut regs: mosaic_proto::image::Regs,
+) -> Result<(), RemoteError> {
+    let (len, flags, fd, offset) = (regs.rsi, regs.r10, regs.r8, regs.r9);
+    let mut data: Vec<u8> = Vec::with_capacity(len as usize);
+    while (data.len() as u64) < len {
+        let want = (len - data.len() as u64).min(MAX_BUF);
+        let at = offset + data.len() as u64;
+        link.send_msg(&RemoteMsg::Syscall {
+            nr: libc::SYS_pread64 as u32,
+            // The buffer pointer only has to be non-null: home allocates.
+            args: [fd, 1, want, at, 0, 0],
+            inbufs: Vec::new(),
+        })?;
+        let (ret, outbufs) = result_of(incoming)?;
+        if ret < 0 {
+            // EBADF and friends, as mmap would say (EACCES for a
+            // write-only descriptor becomes EBADF).
+            return finish_call(t, regs, ret);
+        }
+        let got = outbufs
+            .into_iter()
+            .next()
+            .map(|b| b.1.into_vec())
+            .unwrap_or_default();
+        let short = (got.len() as u64) < want;
+        data.extend_from_slice(&got);
+        if short {
+            break; // end of file
+        }
+    }
+    regs.r10 =
+        (flags & !(libc::MAP_TYPE as u64)) | (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64;
+    regs.r8 = u64::MAX;
+    regs.r9 = 0;
+    t.set_regs(&regs)?;
+    // The changed call runs (seccomp re-checks it: now allowed); at its
+    // exit stop, the mapping is there.
+    ptrace::syscall(t.pid, None).map_err(|e| CkptError::Ptrace("PTRACE_SYSCALL", e))?;
+    match waitpid(t.pid, Some(WaitPidFlag::__WALL)).map_err(|e| CkptError::Ptrace("waitpid", e))? {
+        WaitStatus::Stopped(_, Signal::SIGTRAP) => {}
+        other => {
+            return Err(RemoteError::Protocol(format!(
+                "expected the guest's mmap exit stop, got {other:?}"
+            )));
+        }
+    }
+    let mapped = t.regs()?.rax as i64;
+    if mapped >= 0 && !data.is_empty() {
+        t.write_mem(mapped as u64, &data)?;
+    }
+    Ok(())
+}
+
+/// The next call result from home.
+fn result_of(incoming: &Receiver) -> Result<(i64, Vec<Buf>), RemoteError> {
+    loop {
+        match incoming.recv().map_err(|_| LinkError::Closed)? {
+            Incoming::Result(ret, outbufs) => return Ok((ret, outbufs)),
+            _ => warn!("home answered a call with something else; ignored"),
         }
     }
 }
@@ -663,12 +762,7 @@ fn forward(
         }
     }
     link.send_msg(&RemoteMsg::Syscall { nr, args, inbufs })?;
-    let (ret, outbufs) = loop {
-        match incoming.recv().map_err(|_| LinkError::Closed)? {
-            Incoming::Result(ret, outbufs) => break (ret, outbufs),
-            _ => warn!("home answered a call with something else; ignored"),
-        }
-    };
+    let (ret, outbufs) = result_of(incoming)?;
     for (i, bytes) in outbufs {
         let Some(arg) = marshal.get(i as usize) else {
             return Err(RemoteError::Protocol(format!(

@@ -707,3 +707,49 @@ fn mosaic_ps_shows_where_state_cpu_memory_and_lock() {
     assert_eq!(status.code(), Some(128 + 9));
     c.down();
 }
+
+#[test]
+fn private_file_mappings_made_while_away_are_filled_from_home() {
+    let mut c = Cluster::up("migrate-mmap", 2, 30946);
+    let prog = build("mmap_file", &c.dir);
+    let (mut run, mut out, pid) = start_in_node1(&c, &prog, &[]);
+    migrate(&c, pid, "node2");
+    let status = run.wait().unwrap();
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    assert_eq!(
+        rest,
+        "mapped node1\nfile still starts with n, mapping with X\noffset map bb cc\nbad fd fails\n"
+    );
+    assert_eq!(status.code(), Some(0));
+
+    // python3 loading C extensions (dlopen maps them) after migrating.
+    let script = "import time\n\
+        t = time.time()\n\
+        while time.time() - t < 1.5: pass\n\
+        import decimal, bz2, lzma\n\
+        print(decimal.Decimal(1) / 7, len(bz2.compress(b'x' * 1000)), len(lzma.compress(b'y' * 1000)))\n";
+    let native = Command::new("python3")
+        .args(["-c", script])
+        .output()
+        .unwrap();
+    assert!(native.status.success(), "{}", text(&native));
+    let run = c
+        .command(&["cluster", "exec", "node1", "--", "python3", "-c", script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = program_pid_in_node(&run);
+    std::thread::sleep(Duration::from_millis(500));
+    migrate(&c, pid, "node2");
+    let out = run.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(out.stdout, native.stdout);
+    let log = c.log("node2");
+    assert!(
+        !log.contains("sending the guest home"),
+        "it stayed on node2:\n{log}"
+    );
+    c.down();
+}
