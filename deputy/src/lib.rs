@@ -588,8 +588,14 @@ impl<T> Placeholder<T> {
             }
             match *arg {
                 Arg::Int | Arg::Fd => {}
-                // Not marshalled yet (sockaddr buffers sized by a socklen_t).
-                Arg::Special | Arg::SockBuf => return Ok((ENOSYS, Vec::new())),
+                Arg::Special => return Ok((ENOSYS, Vec::new())),
+                // Its capacity is what the guest sent (the u32 behind the
+                // SockLen); copied back up to the length the kernel set.
+                Arg::SockBuf => {
+                    let data = inbuf(i).unwrap_or(&[]);
+                    real[i] = self.scratch.put(t, data)?;
+                    outs.push((i, real[i], data.len() as u64));
+                }
                 Arg::CStr | Arg::InBuf { .. } | Arg::InStruct { .. } => {
                     real[i] = self.scratch.put(t, inbuf(i).unwrap_or(&[]))?;
                 }
@@ -655,6 +661,17 @@ impl<T> Placeholder<T> {
             for (i, addr, cap) in outs {
                 let n = match marshal[i] {
                     Arg::OutBuf { whole: false, .. } | Arg::Iovec { .. } => (ret as u64).min(cap),
+                    Arg::SockBuf => {
+                        let len_at = marshal
+                            .iter()
+                            .position(|a| *a == Arg::SockLen { buf: i as u8 })
+                            .map(|j| real[j]);
+                        let mut len = [0u8; 4];
+                        if let Some(at) = len_at {
+                            t.read_mem(at, &mut len)?;
+                        }
+                        u64::from(u32::from_le_bytes(len)).min(cap)
+                    }
                     _ => cap,
                 };
                 let mut b = vec![0u8; n as usize];

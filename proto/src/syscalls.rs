@@ -532,6 +532,37 @@ pub fn args_for(spec: &Syscall, args: &[u64; 6]) -> Option<Vec<Arg>> {
         }
         _ => {}
     }
+    // Arrays whose length another argument gives: `count` elements of
+    // `size` bytes, the kernel writing (`out`) or reading them. The whole
+    // array travels (for the written ones only the first `ret` elements
+    // are meaningful; the rest is what home's scratch held).
+    let array = |count: u64, size: u64, out: bool| -> Option<Arg> {
+        let bytes = u32::try_from(count.checked_mul(size)?)
+            .ok()
+            .filter(|&b| b <= 64 << 20)?;
+        Some(if out {
+            OutStruct { size: bytes }
+        } else {
+            InStruct { size: bytes }
+        })
+    };
+    let mut resolved = spec.args.to_vec();
+    let (i, arg) = match spec.name {
+        // struct epoll_event is 12 bytes (packed) on x86-64.
+        "epoll_wait" | "epoll_pwait" | "epoll_pwait2" => (1, array(args[2], 12, true)?),
+        "getgroups" => (1, array(args[0], 4, true)?),
+        "setgroups" => (1, array(args[0], 4, false)?),
+        // struct sembuf: 6 bytes.
+        "semop" | "semtimedop" => (1, array(args[2], 6, false)?),
+        // long mtype, then the text.
+        "msgsnd" => (1, array(args[2].checked_add(8)?, 1, false)?),
+        "msgrcv" => (1, array(args[2].checked_add(8)?, 1, true)?),
+        _ => (usize::MAX, Int),
+    };
+    if i != usize::MAX {
+        resolved[i] = arg;
+        return (!resolved.contains(&Special)).then_some(resolved);
+    }
     let third = match spec.name {
         "fcntl" => match args[1] as i32 {
             // F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW: struct flock
@@ -584,6 +615,21 @@ mod special_tests {
             OutStruct { size: 60 }
         );
         assert_eq!(args_for(ioctl, &[1, 0xdead, 0, 0, 0, 0]), None);
+        // Arrays sized by another argument.
+        let epoll_wait = lookup(232).unwrap();
+        assert_eq!(
+            args_for(epoll_wait, &[3, 0x1000, 10, 0, 0, 0]).unwrap()[1],
+            OutStruct { size: 120 }
+        );
+        assert_eq!(args_for(epoll_wait, &[3, 0x1000, u64::MAX, 0, 0, 0]), None);
+        assert_eq!(
+            args_for(lookup(116).unwrap(), &[2, 0x1000, 0, 0, 0, 0]).unwrap()[1],
+            InStruct { size: 8 }
+        ); // setgroups
+        assert_eq!(
+            args_for(lookup(70).unwrap(), &[1, 0x1000, 100, 0, 0, 0]).unwrap()[1],
+            OutStruct { size: 108 }
+        ); // msgrcv
         assert_eq!(
             args_for(lookup(0).unwrap(), &[0; 6]).unwrap(),
             lookup(0).unwrap().args.to_vec()
@@ -600,7 +646,7 @@ mod special_tests {
             args_for(lookup(23).unwrap(), &[65, 1, 0, 0, 0, 0]).unwrap()[1],
             InOutStruct { size: 16 }
         ); // select
-        assert_eq!(args_for(lookup(232).unwrap(), &[0; 6]), None); // epoll_wait: not yet
+        assert_eq!(args_for(lookup(46).unwrap(), &[0; 6]), None); // sendmsg: not yet
     }
 }
 

@@ -65,6 +65,8 @@ impl Default for GuestPolicy {
 
 /// Largest buffer a forwarded call may carry each way.
 pub const MAX_BUF: u64 = 64 << 20;
+/// Largest buffer behind a socklen_t (addresses, socket options).
+const SOCKBUF_MAX: u64 = 64 << 10;
 const ENOSYS: i64 = -38;
 const EFAULT: i64 = -14;
 const E2BIG: i64 = -7;
@@ -742,12 +744,28 @@ fn forward(
         let ptr = args[i];
         let got = match *arg {
             _ if ptr == 0 => continue,
-            Arg::Special | Arg::SockBuf => {
+            Arg::Special => {
                 warn!(
                     syscall = spec.name,
                     "forwarding of this call is not written yet"
                 );
                 return Ok(ENOSYS);
+            }
+            // Its capacity is the u32 behind the row's SockLen pointer;
+            // copied in too (getsockopt reads it).
+            Arg::SockBuf => {
+                let len_ptr = marshal
+                    .iter()
+                    .position(|a| *a == Arg::SockLen { buf: i as u8 })
+                    .map(|j| args[j])
+                    .unwrap_or(0);
+                if len_ptr == 0 {
+                    continue;
+                }
+                read_buf(t, len_ptr, 4).and_then(|cap| {
+                    let cap = u32::from_le_bytes(cap.try_into().unwrap_or([0; 4]));
+                    read_buf(t, ptr, u64::from(cap).min(SOCKBUF_MAX))
+                })
             }
             Arg::CStr => t.read_cstr(ptr, 4096).map_err(|_| EFAULT),
             Arg::InBuf { len } => read_buf(t, ptr, args[len as usize]),

@@ -753,3 +753,23 @@ fn private_file_mappings_made_while_away_are_filled_from_home() {
     );
     c.down();
 }
+
+#[test]
+fn sockets_epoll_and_address_buffers_work_while_away() {
+    let mut c = Cluster::up("migrate-sockets", 2, 31946);
+    let prog = build("sockets", &c.dir);
+    let native = Command::new(&prog).output().unwrap();
+    assert!(native.status.success(), "{}", text(&native));
+    let native = String::from_utf8_lossy(&native.stdout);
+    let native_rest: String = native.lines().skip(2).map(|l| format!("{l}\n")).collect();
+    let (mut run, mut out, pid) = start_in_node1(&c, &prog, &[]);
+    migrate(&c, pid, "node2");
+    let status = run.wait().unwrap();
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, native_rest);
+    assert_eq!(status.code(), Some(0));
+    let log = c.log("node2");
+    assert!(!log.contains("not written yet"), "{log}");
+    c.down();
+}

@@ -1,0 +1,76 @@
+/* Sockets and epoll while migrated: after "waiting" the test moves it to
+ * node2; then, at home through forwarded calls, it serves itself over
+ * loopback TCP and UDP and prints what it sees (nothing that differs from
+ * run to run: no port numbers). Exercises the socket-address buffers
+ * behind a socklen_t (accept, getsockname, getpeername, getsockopt,
+ * recvfrom), epoll_wait's event array, getgroups' list. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+int main(void)
+{
+    printf("pid %d\nwaiting\n", getpid());
+    fflush(stdout);
+    time_t start = time(0);
+    while (time(0) - start < 2)
+        ;
+    int srv = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (srv < 0 || bind(srv, (struct sockaddr *)&a, sizeof a) < 0 || listen(srv, 1) < 0)
+        return 1;
+    socklen_t len = sizeof a;
+    if (getsockname(srv, (struct sockaddr *)&a, &len) < 0)
+        return 2;
+    printf("bound %s len %u port %s\n", inet_ntoa(a.sin_addr), len, a.sin_port ? "set" : "zero");
+    int cli = socket(AF_INET, SOCK_STREAM, 0);
+    if (connect(cli, (struct sockaddr *)&a, sizeof a) < 0)
+        return 3;
+    struct sockaddr_in peer;
+    len = sizeof peer;
+    int conn = accept(srv, (struct sockaddr *)&peer, &len);
+    printf("accepted from %s len %u\n", inet_ntoa(peer.sin_addr), len);
+    struct sockaddr_in p2;
+    len = sizeof p2;
+    getpeername(cli, (struct sockaddr *)&p2, &len);
+    printf("peer port matches %d\n", p2.sin_port == a.sin_port);
+    int err = -1;
+    len = sizeof err;
+    getsockopt(conn, SOL_SOCKET, SO_ERROR, &err, &len);
+    printf("so_error %d len %u\n", err, len);
+
+    int ep = epoll_create1(0);
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 0x1234};
+    epoll_ctl(ep, EPOLL_CTL_ADD, conn, &ev);
+    struct epoll_event got[4];
+    int n0 = epoll_wait(ep, got, 4, 0);
+    if (write(cli, "hello", 5) != 5)
+        return 4;
+    int n = epoll_wait(ep, got, 4, 1000);
+    printf("epoll %d then %d: events %x data %llx\n", n0, n, got[0].events,
+           (unsigned long long)got[0].data.u64);
+    char buf[16] = {0};
+    printf("read %zd %s\n", read(conn, buf, sizeof buf - 1), buf);
+
+    int u1 = socket(AF_INET, SOCK_DGRAM, 0), u2 = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in ua = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bind(u1, (struct sockaddr *)&ua, sizeof ua);
+    len = sizeof ua;
+    getsockname(u1, (struct sockaddr *)&ua, &len);
+    sendto(u2, "datagram", 8, 0, (struct sockaddr *)&ua, sizeof ua);
+    struct sockaddr_in from;
+    len = sizeof from;
+    memset(buf, 0, sizeof buf);
+    ssize_t r = recvfrom(u1, buf, sizeof buf - 1, 0, (struct sockaddr *)&from, &len);
+    printf("recvfrom %zd %s from %s len %u\n", r, buf, inet_ntoa(from.sin_addr), len);
+
+    gid_t groups[64];
+    int ng = getgroups(64, groups);
+    printf("groups %d first %d\n", ng, ng > 0 ? (int)groups[0] : -1);
+    return 0;
+}
