@@ -240,6 +240,19 @@ impl Tracee {
         })
     }
 
+    /// A second handle on its memory, usable without a ptrace stop and
+    /// after we detach.
+    pub fn mem(&self) -> Result<ProcMem, CkptError> {
+        let file = self
+            .mem
+            .try_clone()
+            .map_err(|e| CkptError::Io(format!("/proc/{}/mem", self.pid), e))?;
+        Ok(ProcMem {
+            pid: self.pid.as_raw(),
+            file,
+        })
+    }
+
     /// Uses the `syscall` instruction at `addr` for injections.
     pub fn set_syscall_insn(&mut self, addr: u64) {
         self.syscall_insn = Some(addr);
@@ -471,11 +484,15 @@ impl Drop for SameCpu {
     }
 }
 
-impl Tracee {
+/// Reading and writing a process's memory (any protection).
+pub trait Memory {
+    fn read_mem(&self, addr: u64, buf: &mut [u8]) -> Result<(), CkptError>;
+    fn write_mem(&self, addr: u64, data: &[u8]) -> Result<(), CkptError>;
+
     /// Reads a NUL-terminated string of at most `max` bytes (NUL included
     /// in the result), page by page so that it never reads past the end of
     /// a mapping it does not need.
-    pub fn read_cstr(&self, addr: u64, max: usize) -> Result<Vec<u8>, CkptError> {
+    fn read_cstr(&self, addr: u64, max: usize) -> Result<Vec<u8>, CkptError> {
         let mut out = Vec::new();
         let mut at = addr;
         while out.len() < max {
@@ -492,5 +509,39 @@ impl Tracee {
         Err(CkptError::Restore(format!(
             "string at {addr:#x} longer than {max} bytes"
         )))
+    }
+}
+
+impl Memory for Tracee {
+    fn read_mem(&self, addr: u64, buf: &mut [u8]) -> Result<(), CkptError> {
+        Tracee::read_mem(self, addr, buf)
+    }
+    fn write_mem(&self, addr: u64, data: &[u8]) -> Result<(), CkptError> {
+        Tracee::write_mem(self, addr, data)
+    }
+}
+
+/// A process's memory through `/proc/PID/mem`, without ptrace.
+pub struct ProcMem {
+    pid: i32,
+    file: File,
+}
+
+impl Memory for ProcMem {
+    fn read_mem(&self, addr: u64, buf: &mut [u8]) -> Result<(), CkptError> {
+        self.file.read_exact_at(buf, addr).map_err(|e| {
+            CkptError::Io(
+                format!("reading {} bytes at {addr:#x} of {}", buf.len(), self.pid),
+                e,
+            )
+        })
+    }
+    fn write_mem(&self, addr: u64, data: &[u8]) -> Result<(), CkptError> {
+        self.file.write_all_at(data, addr).map_err(|e| {
+            CkptError::Io(
+                format!("writing {} bytes at {addr:#x} of {}", data.len(), self.pid),
+                e,
+            )
+        })
     }
 }

@@ -58,6 +58,11 @@ pub struct RestoreOptions {
     /// Install this seccomp filter (classic BPF, 8 bytes an instruction),
     /// last, with `no_new_privs`.
     pub seccomp: Option<Vec<u8>>,
+    /// The filter notifies a listener (`SECCOMP_RET_USER_NOTIF`): it is
+    /// installed with `NEW_LISTENER` and `WAIT_KILLABLE_RECV`, and the
+    /// listener is left in the process as a descriptor for the caller to
+    /// take (`pidfd_getfd`) and close there.
+    pub seccomp_listener: bool,
 }
 
 /// Pages of the trampoline area: one of code, the rest for data
@@ -359,7 +364,7 @@ fn build<R: Read + Send>(
         )?;
     }
     if let Some(prog) = &opts.seccomp {
-        install_seccomp(t, prog, data)?;
+        install_seccomp(t, prog, data, opts.seccomp_listener)?;
     }
     t.set_regs(&resume_regs(&meta.regs))?;
     t.set_xstate(&meta.xstate)?;
@@ -442,7 +447,14 @@ fn fill<R: Read + Send>(
     })
 }
 
-fn install_seccomp(t: &mut Tracee, prog: &[u8], data: u64) -> Result<(), CkptError> {
+fn install_seccomp(
+    t: &mut Tracee,
+    prog: &[u8],
+    data: u64,
+    listener: bool,
+) -> Result<(), CkptError> {
+    // SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+    let flags = if listener { 8 | 32 } else { 0 };
     let room = (TRAMPOLINE_PAGES - 1) * PAGE_SIZE - 16;
     if !prog.len().is_multiple_of(8) || prog.is_empty() || prog.len() as u64 > room {
         return Err(CkptError::Restore(format!(
@@ -464,7 +476,7 @@ fn install_seccomp(t: &mut Tracee, prog: &[u8], data: u64) -> Result<(), CkptErr
     t.syscall_ok(
         "seccomp(SET_MODE_FILTER)",
         libc::SYS_seccomp,
-        [libc::SECCOMP_SET_MODE_FILTER as u64, 0, data, 0, 0, 0],
+        [libc::SECCOMP_SET_MODE_FILTER as u64, flags, data, 0, 0, 0],
     )?;
     Ok(())
 }

@@ -185,6 +185,10 @@ impl Link for AuthStream<TcpStream> {
             Err(e) => Err(LinkError::Io(e.to_string())),
         }
     }
+    fn raw_fd(&self) -> Option<i32> {
+        use std::os::fd::AsRawFd;
+        Some(self.inner.as_raw_fd())
+    }
     fn split_receiver(&mut self) -> Result<Box<dyn Link>, LinkError> {
         let inner = self
             .inner

@@ -286,6 +286,11 @@ pub trait Link: Send {
     }
     /// A second handle that only receives; from then on this one only sends.
     fn split_receiver(&mut self) -> Result<Box<dyn Link>, LinkError>;
+    /// The descriptor to poll for incoming frames, if there is one (frames
+    /// are never buffered ahead of it).
+    fn raw_fd(&self) -> Option<i32> {
+        None
+    }
 }
 
 /// Typed helpers over a [`Link`].
