@@ -70,6 +70,7 @@ pub enum Outcome<T> {
 }
 
 const ENOSYS: i64 = -38;
+const EFAULT: i64 = -14;
 const EINTR: i64 = -4;
 const ERESTARTSYS: i64 = -512;
 const ERESTARTNOINTR: i64 = -513;
@@ -648,6 +649,9 @@ impl<T> Placeholder<T> {
         let mut real = args;
         // Where each out-buffer lives in scratch, and how many bytes it may return.
         let mut outs: Vec<(usize, u64, u64)> = Vec::new();
+        // A recvmsg's pieces in scratch: (argument, header, name, its room,
+        // control, its room, data).
+        let mut msg_out: Option<(usize, u64, u64, u64, u64, u64, u64)> = None;
         for (i, arg) in marshal.iter().enumerate() {
             if args[i] == 0 && !matches!(arg, Arg::Int | Arg::Fd) {
                 continue; // NULL stays NULL
@@ -684,6 +688,62 @@ impl<T> Placeholder<T> {
                 Arg::OutStruct { size } => {
                     real[i] = self.scratch.alloc(u64::from(size))?;
                     outs.push((i, real[i], u64::from(size)));
+                }
+                Arg::MsgHdr { recv } => {
+                    use mosaic_proto::syscalls::msghdr;
+                    let blob = inbuf(i).unwrap_or(&[]);
+                    let Some(mut f) = msghdr::parse(blob) else {
+                        return Ok((EFAULT, Vec::new()));
+                    };
+                    let (name_n, control_n) = (f.namelen as usize, f.controllen as usize);
+                    let rest = &blob[msghdr::SIZE..];
+                    if rest.len() < name_n + control_n {
+                        return Ok((EFAULT, Vec::new()));
+                    }
+                    let (name, rest) = rest.split_at(name_n);
+                    let (control, payload) = rest.split_at(control_n);
+                    let name_at = if f.name != 0 {
+                        self.scratch.put(t, name)?
+                    } else {
+                        0
+                    };
+                    let control_at = if f.control != 0 {
+                        self.scratch.put(t, control)?
+                    } else {
+                        0
+                    };
+                    let (data_at, total) = if recv {
+                        let total = u64::from_le_bytes(
+                            payload
+                                .get(..8)
+                                .and_then(|b| b.try_into().ok())
+                                .unwrap_or([0; 8]),
+                        );
+                        if total > mosaic_max_buf() {
+                            return Ok((-7, Vec::new())); // E2BIG
+                        }
+                        (self.scratch.alloc(total)?, total)
+                    } else {
+                        (self.scratch.put(t, payload)?, payload.len() as u64)
+                    };
+                    let mut iov = data_at.to_le_bytes().to_vec();
+                    iov.extend_from_slice(&total.to_le_bytes());
+                    f.iov = self.scratch.put(t, &iov)?;
+                    f.iovlen = 1;
+                    f.name = name_at;
+                    f.control = control_at;
+                    real[i] = self.scratch.put(t, &msghdr::build(&f))?;
+                    if recv {
+                        msg_out = Some((
+                            i,
+                            real[i],
+                            name_at,
+                            name_n as u64,
+                            control_at,
+                            control_n as u64,
+                            data_at,
+                        ));
+                    }
                 }
                 Arg::Iovec { count, write } => {
                     let data = inbuf(i).unwrap_or(&[]);
@@ -743,6 +803,26 @@ impl<T> Placeholder<T> {
                 let mut b = vec![0u8; n as usize];
                 t.read_mem(addr, &mut b)?;
                 outbufs.push((i as u8, b.into()));
+            }
+            if let Some((i, hdr_at, name_at, name_room, control_at, control_room, data_at)) =
+                msg_out
+            {
+                use mosaic_proto::syscalls::msghdr;
+                let mut blob = vec![0u8; msghdr::SIZE];
+                t.read_mem(hdr_at, &mut blob)?;
+                let after = msghdr::parse(&blob).unwrap_or_default();
+                for (at, n) in [
+                    (name_at, u64::from(after.namelen).min(name_room)),
+                    (control_at, after.controllen.min(control_room)),
+                    (data_at, ret as u64),
+                ] {
+                    if n > 0 && at != 0 {
+                        let start = blob.len();
+                        blob.resize(start + n as usize, 0);
+                        t.read_mem(at, &mut blob[start..])?;
+                    }
+                }
+                outbufs.push((i as u8, blob.into()));
             }
         }
         Ok((ret, outbufs))
@@ -812,6 +892,18 @@ fn scratch_needed(marshal: &[Arg], args: &[u64; 6], inbufs: &[Buf]) -> u64 {
             Arg::OutBuf { len, .. } => args[len as usize].min(mosaic_max_buf()) + ALIGN,
             Arg::OutStruct { size } | Arg::InOutStruct { size } => u64::from(size) + ALIGN,
             Arg::SockLen { .. } => 2 * ALIGN,
+            Arg::MsgHdr { recv: false } => 6 * ALIGN,
+            Arg::MsgHdr { recv: true } => {
+                // The blob ends with the data capacity.
+                let total = inbufs
+                    .iter()
+                    .find(|b| b.0 as usize == i)
+                    .and_then(|b| b.1.len().checked_sub(8).map(|at| &b.1[at..]))
+                    .and_then(|b| b.try_into().ok())
+                    .map(u64::from_le_bytes)
+                    .unwrap_or(0);
+                total.min(mosaic_max_buf()) + 6 * ALIGN
+            }
             Arg::Iovec { write: true, .. } => {
                 // The inbuf carries the total capacity of the guest's buffers.
                 let total = inbufs

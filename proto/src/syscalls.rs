@@ -63,6 +63,86 @@ pub enum Arg {
     /// Anything that needs a hand-written marshaller (msghdr, epoll events,
     /// poll fds arrays sized by another arg, ...): named in `note`.
     Special,
+    /// A `struct msghdr` (sendmsg, recvmsg; resolved by [`args_for`]): its
+    /// name, its iovec buffers and its control bytes travel as one blob
+    /// ([`msghdr`]); `recv`: the kernel writes them and the lengths.
+    MsgHdr { recv: bool },
+}
+
+/// The blob that carries a `struct msghdr` (x86-64, 56 bytes): the header
+/// as the guest had it (lengths capped to what travels), then the name, the
+/// control bytes, then for sending the gathered data, for receiving the
+/// total capacity of the buffers as 8 bytes. The answer of a recvmsg is the
+/// header as the kernel left it, the name and control bytes it wrote (up to
+/// what travelled) and the data received.
+pub mod msghdr {
+    /// Size of `struct msghdr`.
+    pub const SIZE: usize = 56;
+    /// Largest name that travels (`struct sockaddr_storage`).
+    pub const MAX_NAME: u64 = 128;
+    /// Largest control buffer that travels.
+    pub const MAX_CONTROL: u64 = 64 << 10;
+
+    /// The fields of a `struct msghdr`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub struct Fields {
+        pub name: u64,
+        pub namelen: u32,
+        pub iov: u64,
+        pub iovlen: u64,
+        pub control: u64,
+        pub controllen: u64,
+        pub flags: i32,
+    }
+
+    fn u64_at(h: &[u8], at: usize) -> u64 {
+        u64::from_le_bytes(h[at..at + 8].try_into().expect("8 bytes"))
+    }
+
+    fn u32_at(h: &[u8], at: usize) -> u32 {
+        u32::from_le_bytes(h[at..at + 4].try_into().expect("4 bytes"))
+    }
+
+    /// Reads the fields; `None` if `h` is shorter than a msghdr.
+    pub fn parse(h: &[u8]) -> Option<Fields> {
+        (h.len() >= SIZE).then(|| Fields {
+            name: u64_at(h, 0),
+            namelen: u32_at(h, 8),
+            iov: u64_at(h, 16),
+            iovlen: u64_at(h, 24),
+            control: u64_at(h, 32),
+            controllen: u64_at(h, 40),
+            flags: u32_at(h, 48) as i32,
+        })
+    }
+
+    /// A msghdr with these fields.
+    pub fn build(f: &Fields) -> [u8; SIZE] {
+        let mut h = [0u8; SIZE];
+        h[0..8].copy_from_slice(&f.name.to_le_bytes());
+        h[8..12].copy_from_slice(&f.namelen.to_le_bytes());
+        h[16..24].copy_from_slice(&f.iov.to_le_bytes());
+        h[24..32].copy_from_slice(&f.iovlen.to_le_bytes());
+        h[32..40].copy_from_slice(&f.control.to_le_bytes());
+        h[40..48].copy_from_slice(&f.controllen.to_le_bytes());
+        h[48..52].copy_from_slice(&f.flags.to_le_bytes());
+        h
+    }
+
+    /// How many name and control bytes travel for these fields.
+    pub fn travelling(f: &Fields) -> (u64, u64) {
+        let name = if f.name == 0 {
+            0
+        } else {
+            u64::from(f.namelen).min(MAX_NAME)
+        };
+        let control = if f.control == 0 {
+            0
+        } else {
+            f.controllen.min(MAX_CONTROL)
+        };
+        (name, control)
+    }
 }
 
 /// One row of the table.
@@ -548,6 +628,8 @@ pub fn args_for(spec: &Syscall, args: &[u64; 6]) -> Option<Vec<Arg>> {
     };
     let mut resolved = spec.args.to_vec();
     let (i, arg) = match spec.name {
+        "sendmsg" => (1, MsgHdr { recv: false }),
+        "recvmsg" => (1, MsgHdr { recv: true }),
         // struct epoll_event is 12 bytes (packed) on x86-64.
         "epoll_wait" | "epoll_pwait" | "epoll_pwait2" => (1, array(args[2], 12, true)?),
         "getgroups" => (1, array(args[0], 4, true)?),
@@ -646,7 +728,21 @@ mod special_tests {
             args_for(lookup(23).unwrap(), &[65, 1, 0, 0, 0, 0]).unwrap()[1],
             InOutStruct { size: 16 }
         ); // select
-        assert_eq!(args_for(lookup(46).unwrap(), &[0; 6]), None); // sendmsg: not yet
+        assert_eq!(
+            args_for(lookup(47).unwrap(), &[0; 6]).unwrap()[1],
+            MsgHdr { recv: true }
+        ); // recvmsg
+        assert_eq!(args_for(lookup(299).unwrap(), &[0; 6]), None); // recvmmsg: not yet
+        let f = msghdr::Fields {
+            name: 1,
+            namelen: 2,
+            iov: 3,
+            iovlen: 4,
+            control: 5,
+            controllen: 6,
+            flags: -7,
+        };
+        assert_eq!(msghdr::parse(&msghdr::build(&f)), Some(f));
     }
 }
 

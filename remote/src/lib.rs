@@ -739,6 +739,7 @@ fn forward(
             Arg::InStruct { size } | Arg::InOutStruct { size } => read_buf(t, ptr, u64::from(size)),
             Arg::SockLen { .. } => read_buf(t, ptr, 4),
             Arg::Iovec { count, write } => gather(t, ptr, args[count as usize], write),
+            Arg::MsgHdr { recv } => msghdr_in(t, ptr, recv),
             _ => continue,
         };
         match got {
@@ -758,11 +759,71 @@ fn forward(
         let ptr = args[i as usize];
         if let Arg::Iovec { count, .. } = *arg {
             scatter(t, ptr, args[count as usize], &bytes)?;
+        } else if let Arg::MsgHdr { .. } = *arg {
+            if msghdr_out(t, ptr, &bytes).is_err() {
+                return Ok(EFAULT);
+            }
         } else if t.write_mem(ptr, &bytes).is_err() {
             return Ok(EFAULT);
         }
     }
     Ok(ret)
+}
+
+/// The blob of a guest's `struct msghdr` at `ptr` (`proto::syscalls::msghdr`).
+fn msghdr_in(t: &dyn Memory, ptr: u64, recv: bool) -> Result<Vec<u8>, i64> {
+    use mosaic_proto::syscalls::msghdr;
+    let mut f = msghdr::parse(&read_buf(t, ptr, msghdr::SIZE as u64)?).ok_or(EFAULT)?;
+    let (name_len, control_len) = msghdr::travelling(&f);
+    let name = if name_len > 0 {
+        read_buf(t, f.name, name_len)?
+    } else {
+        Vec::new()
+    };
+    let control = if control_len > 0 {
+        read_buf(t, f.control, control_len)?
+    } else {
+        Vec::new()
+    };
+    let payload = gather(t, f.iov, f.iovlen, recv)?;
+    f.namelen = name_len as u32;
+    f.controllen = control_len;
+    let mut blob = msghdr::build(&f).to_vec();
+    blob.extend_from_slice(&name);
+    blob.extend_from_slice(&control);
+    blob.extend_from_slice(&payload);
+    Ok(blob)
+}
+
+/// Writes a recvmsg's answer into the guest: name, control bytes, data,
+/// and the lengths and flags of its `struct msghdr` at `ptr`.
+fn msghdr_out(t: &dyn Memory, ptr: u64, blob: &[u8]) -> Result<(), RemoteError> {
+    use mosaic_proto::syscalls::msghdr;
+    let bad = || RemoteError::Protocol("malformed recvmsg answer".into());
+    let sent = read_buf(t, ptr, msghdr::SIZE as u64)
+        .ok()
+        .and_then(|h| msghdr::parse(&h))
+        .ok_or_else(bad)?;
+    let after = msghdr::parse(blob).ok_or_else(bad)?;
+    let (name_cap, control_cap) = msghdr::travelling(&sent);
+    let name_n = u64::from(after.namelen).min(name_cap) as usize;
+    let control_n = after.controllen.min(control_cap) as usize;
+    let rest = &blob[msghdr::SIZE..];
+    if rest.len() < name_n + control_n {
+        return Err(bad());
+    }
+    if name_n > 0 {
+        t.write_mem(sent.name, &rest[..name_n])?;
+    }
+    if control_n > 0 {
+        t.write_mem(sent.control, &rest[name_n..name_n + control_n])?;
+    }
+    scatter(t, sent.iov, sent.iovlen, &rest[name_n + control_n..])?;
+    // The lengths and flags the kernel set, in the guest's own header.
+    t.write_mem(ptr + 8, &after.namelen.to_le_bytes())?;
+    t.write_mem(ptr + 40, &after.controllen.to_le_bytes())?;
+    t.write_mem(ptr + 48, &after.flags.to_le_bytes())?;
+    Ok(())
 }
 
 /// The guest's iovec array at `ptr`: (base, len) pairs.

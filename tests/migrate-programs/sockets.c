@@ -3,13 +3,16 @@
  * loopback TCP and UDP and prints what it sees (nothing that differs from
  * run to run: no port numbers). Exercises the socket-address buffers
  * behind a socklen_t (accept, getsockname, getpeername, getsockopt,
- * recvfrom), epoll_wait's event array, getgroups' list. */
+ * recvfrom), epoll_wait's event array, getgroups' list, and sendmsg/
+ * recvmsg with a name, two buffers and a descriptor passed (SCM_RIGHTS). */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -68,6 +71,46 @@ int main(void)
     memset(buf, 0, sizeof buf);
     ssize_t r = recvfrom(u1, buf, sizeof buf - 1, 0, (struct sockaddr *)&from, &len);
     printf("recvfrom %zd %s from %s len %u\n", r, buf, inet_ntoa(from.sin_addr), len);
+
+    /* sendmsg/recvmsg over a socketpair, passing a descriptor along. */
+    int sv[2];
+    socketpair(AF_UNIX, SOCK_DGRAM, 0, sv);
+    int f = open("/tmp/mosaic-sockets-scm", O_CREAT | O_RDWR | O_TRUNC, 0644);
+    if (f < 0 || write(f, "passed along\n", 13) != 13)
+        return 5;
+    lseek(f, 0, SEEK_SET);
+    char part1[] = "two ", part2[] = "parts";
+    struct iovec out[2] = {{part1, 4}, {part2, 5}};
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } c = {0};
+    struct msghdr m = {.msg_iov = out, .msg_iovlen = 2, .msg_control = c.buf, .msg_controllen = sizeof c.buf};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &f, sizeof f);
+    printf("sendmsg %zd\n", sendmsg(sv[0], &m, 0));
+    char in1[5] = {0}, in2[16] = {0};
+    struct iovec in[2] = {{in1, 4}, {in2, sizeof in2 - 1}};
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } rc = {0};
+    struct sockaddr_storage from_addr;
+    struct msghdr rm = {.msg_name = &from_addr, .msg_namelen = sizeof from_addr, .msg_iov = in,
+                       .msg_iovlen = 2, .msg_control = rc.buf, .msg_controllen = sizeof rc.buf};
+    ssize_t rgot = recvmsg(sv[1], &rm, 0);
+    struct cmsghdr *rcm = CMSG_FIRSTHDR(&rm);
+    int passed = -1;
+    if (rcm && rcm->cmsg_type == SCM_RIGHTS)
+        memcpy(&passed, CMSG_DATA(rcm), sizeof passed);
+    memset(buf, 0, sizeof buf);
+    ssize_t pr = passed >= 0 ? read(passed, buf, sizeof buf - 1) : -1;
+    printf("recvmsg %zd '%s|%s' controllen %zu flags %d passed fd reads %zd %s", rgot, in1, in2,
+           (size_t)rm.msg_controllen, rm.msg_flags, pr, buf);
+    unlink("/tmp/mosaic-sockets-scm");
 
     gid_t groups[64];
     int ng = getgroups(64, groups);
