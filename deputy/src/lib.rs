@@ -28,7 +28,7 @@ use mosaic_proto::migrate::{Buf, HomeMsg, ImageIn, ImageOut, Link, LinkError, Li
 use mosaic_proto::syscalls::{Arg, Class, args_for, lookup};
 use nix::sys::signal::Signal;
 use thiserror::Error;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// Why a migration or a placeholder failed.
 #[derive(Debug, Error)]
@@ -118,10 +118,16 @@ pub fn migrate<T>(
         home_pid: pid,
         image_len: 0,
     })?;
+    let started = std::time::Instant::now();
     let mut sender = ImageOut::<HomeMsg>::new(&mut *link);
     let (tracee, stats) =
         mosaic_ckpt::capture(pid, &CaptureOptions::default(), &mut sender, &mut |_, _| {})?;
     let sent = sender.finish();
+    debug!(
+        pid,
+        ms = started.elapsed().as_secs_f64() * 1e3,
+        "captured and sent"
+    );
     let answer = sent.and_then(|()| link.recv_msg::<RemoteMsg>());
     match answer {
         Ok(RemoteMsg::Started { guest_pid }) => {
@@ -129,6 +135,7 @@ pub fn migrate<T>(
                 pid,
                 guest_pid,
                 pages = stats.pages,
+                ms = started.elapsed().as_secs_f64() * 1e3,
                 "migrated; the process is a placeholder now"
             );
             let mut p = Placeholder {

@@ -281,6 +281,7 @@ pub fn serve(
             )));
         }
     };
+    let begun = std::time::Instant::now();
     let started = (|| -> Result<Guest, RemoteError> {
         let opts = RestoreOptions {
             no_files: true,
@@ -292,6 +293,7 @@ pub fn serve(
         };
         let mut stream = ImageIn::<HomeMsg>::new(&mut *link);
         let mut t = mosaic_ckpt::restore_traced(&mut stream, &opts, &mut |_, _| {})?;
+        tracing::debug!(ms = begun.elapsed().as_secs_f64() * 1e3, "restored");
         // The trailer was read by restore; take the end of the stream.
         let guest = stream
             .drain()
@@ -317,7 +319,13 @@ pub fn serve(
             return Err(e);
         }
     };
-    tracing::info!(home = %home, home_pid, guest_pid = guest.pid.as_raw(), "guest started");
+    tracing::info!(
+        home = %home,
+        home_pid,
+        guest_pid = guest.pid.as_raw(),
+        ms = begun.elapsed().as_secs_f64() * 1e3,
+        "guest started"
+    );
     on_started(&home, home_pid, guest.pid.as_raw());
     link.send_msg(&RemoteMsg::Started {
         guest_pid: guest.pid.as_raw(),
