@@ -30,6 +30,7 @@
 //!
 //! This crate holds no migration logic: that belongs to ckpt/deputy/remote.
 
+pub mod balancer;
 pub mod checkpoint;
 pub mod config;
 pub mod control;
