@@ -1,10 +1,11 @@
 //! The balancer's rule, the openMosix way: which process, if any, this
 //! node should send where, from the gossiped load vectors.
 //!
-//! Status (issue 5, first part): the decision alone, as a pure function
-//! with its tests; mosaicd does not call it yet. Wiring it in needs the
-//! per-process statistics (CPU share decayed over time, forwarded calls per
-//! second, time since the last move) and the node controls.
+//! Status (issue 5, first part): the decision as a pure function with its
+//! tests, and [`Balancer`], which mosaicd runs every second: it samples the
+//! CPU share of this node's processes, asks [`decide`] and starts the
+//! migrations. Not yet: forwarded-call rates, guests moved on or home by
+//! their host, memory ushering, the node and process controls.
 //!
 //! The rule. Loads are compared in *processes per CPU of this node's speed*
 //! (`LoadVector::normalized_load` with this node's speed as reference). A
@@ -43,7 +44,8 @@ pub struct Peer {
 #[derive(Debug, Clone, Default)]
 pub struct Candidate {
     pub pid: i32,
-    /// Its share of one CPU lately (0..1).
+    /// How much of one CPU it wants lately (0..1): its share, or how often
+    /// it was found runnable, whichever is more.
     pub cpu_share: f64,
     pub mem_bytes: u64,
     /// Forwarded system calls per second while it was away (an I/O-heavy
@@ -102,6 +104,134 @@ pub fn decide(me: &LoadVector, peers: &[Peer], candidates: &[Candidate]) -> Opti
         })
         .min_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, name)| (best.pid, name))
+}
+
+/// Moves sent to a node count on it this long (its smoothed load rises
+/// 30% of the way per second).
+const IN_FLIGHT_FOR: std::time::Duration = std::time::Duration::from_secs(5);
+/// At most this many moves per interval.
+const MOVES_PER_TICK: usize = 4;
+
+/// The balancer of one node: per-process CPU samples and moves in flight.
+#[derive(Default)]
+pub struct Balancer {
+    /// pid -> (start time, CPU ticks at the last sample, decayed CPU
+    /// share, decayed runnable fraction).
+    seen: std::collections::HashMap<i32, (u64, u64, f64, f64)>,
+    last: Option<std::time::Instant>,
+    /// node -> moves sent there and when the last one was.
+    in_flight: std::collections::HashMap<String, (f64, std::time::Instant)>,
+}
+
+impl Balancer {
+    /// One interval: sample, decide, and return the moves to start.
+    pub fn tick(
+        &mut self,
+        me: &LoadVector,
+        peers: Vec<(String, LoadVector)>,
+        pinned: &dyn Fn(i32) -> bool,
+    ) -> Vec<(i32, String)> {
+        let now = std::time::Instant::now();
+        let dt = self.last.map(|t| now - t).unwrap_or_default().as_secs_f64();
+        self.last = Some(now);
+        let candidates = self.sample(dt, pinned);
+        self.in_flight
+            .retain(|_, (_, when)| now.duration_since(*when) < IN_FLIGHT_FOR);
+        let mut peers: Vec<Peer> = peers
+            .into_iter()
+            .map(|(name, load)| Peer {
+                in_flight: self.in_flight.get(&name).map_or(0.0, |f| f.0),
+                name,
+                load,
+            })
+            .collect();
+        let mut me = me.clone();
+        let mut candidates = candidates;
+        let mut moves = Vec::new();
+        while moves.len() < MOVES_PER_TICK {
+            let Some((pid, node)) = decide(&me, &peers, &candidates) else {
+                break;
+            };
+            candidates.retain(|c| c.pid != pid);
+            me.load = (me.load - 1.0).max(0.0);
+            if let Some(p) = peers.iter_mut().find(|p| p.name == node) {
+                p.in_flight += 1.0;
+            }
+            let f = self.in_flight.entry(node.clone()).or_insert((0.0, now));
+            *f = (f.0 + 1.0, now);
+            moves.push((pid, node));
+        }
+        moves
+    }
+
+    /// The processes of this node's PID namespace with their CPU share
+    /// (decayed: half the old value, half the last interval's).
+    fn sample(&mut self, dt: f64, pinned: &dyn Fn(i32) -> bool) -> Vec<Candidate> {
+        // SAFETY: sysconf takes an integer and returns one.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        let uptime: f64 = std::fs::read_to_string("/proc/uptime")
+            .ok()
+            .and_then(|u| u.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0.0);
+        let me = std::process::id() as i32;
+        let mut seen = std::collections::HashMap::new();
+        let mut out = Vec::new();
+        for pid in std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|&p| p != 1 && p != me)
+        {
+            let Ok(raw) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            let Some(close) = raw.rfind(')') else {
+                continue;
+            };
+            let comm = raw.get(raw.find('(').unwrap_or(0) + 1..close).unwrap_or("");
+            let f: Vec<&str> = raw[close + 2..].split_whitespace().collect();
+            let num = |i: usize| f.get(i - 3).and_then(|v| v.parse::<u64>().ok());
+            let (Some(utime), Some(stime), Some(start), Some(rss)) =
+                (num(14), num(15), num(22), num(24))
+            else {
+                continue;
+            };
+            // Kernel threads have no memory; mosaic's own tools stay.
+            if rss == 0 || comm.starts_with("mosaic") {
+                continue;
+            }
+            let ticks = utime + stime;
+            // Runnable now: on a crowded CPU a CPU-bound process gets a
+            // small share but is always runnable, and that is what counts.
+            let running = if f.first() == Some(&"R") { 1.0 } else { 0.0 };
+            let (share, runnable) = match self.seen.get(&pid) {
+                Some(&(s, before, old, old_runnable)) if s == start && dt > 0.0 => {
+                    let now = (ticks.saturating_sub(before) as f64 / hz / dt).min(1.0);
+                    (0.5 * old + 0.5 * now, 0.5 * old_runnable + 0.5 * running)
+                }
+                _ => (0.0, 0.5 * running),
+            };
+            seen.insert(pid, (start, ticks, share, runnable));
+            let demand = share.max(runnable);
+            if demand < BUSY {
+                continue;
+            }
+            let resident =
+                std::time::Duration::from_secs_f64((uptime - start as f64 / hz).max(0.0));
+            out.push(Candidate {
+                pid,
+                cpu_share: demand,
+                mem_bytes: rss * 4096,
+                forwarded_per_s: 0.0,
+                resident,
+                pinned: pinned(pid),
+                cantmove: mosaic_ckpt::cantmove::reasons(pid).map_or(true, |r| !r.is_empty()),
+            });
+        }
+        self.seen = seen;
+        out
+    }
 }
 
 #[cfg(test)]

@@ -117,10 +117,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut tick = tokio::time::interval(PUBLISH_EVERY);
+    let balancer = Arc::new(std::sync::Mutex::new(crate::balancer::Balancer::default()));
     let why = loop {
         tokio::select! {
             _ = tick.tick() => {
                 membership.publish_load(&sampler.current()).await;
+                balance(&membership, &registry, &balancer, &config.name, &key, sampler.current()).await;
                 let (me, registry, guests) = (config.name.clone(), registry.clone(), guests.clone());
                 if let Ok((procs, guests)) =
                     tokio::task::spawn_blocking(move || (registry.list(&me), guests.list())).await
@@ -138,4 +140,46 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     membership.leave().await;
     info!(node = %config.name, "mosaicd stopped");
     Ok(())
+}
+
+/// One interval of the balancer: the moves it decides are started in the
+/// background (each answers when its guest runs, or why not).
+async fn balance(
+    membership: &Arc<crate::gossip::Membership>,
+    registry: &crate::migration::Registry,
+    balancer: &Arc<std::sync::Mutex<crate::balancer::Balancer>>,
+    me: &str,
+    key: &mosaic_proto::ClusterKey,
+    load: mosaic_proto::LoadVector,
+) {
+    let peers: Vec<(String, mosaic_proto::LoadVector)> = membership
+        .nodes()
+        .await
+        .into_iter()
+        .filter(|n| !n.is_self && n.state == mosaic_proto::NodeState::Alive)
+        .filter_map(|n| Some((n.name, n.load?)))
+        .collect();
+    let (balancer, pins) = (balancer.clone(), registry.clone());
+    let moves = tokio::task::spawn_blocking(move || {
+        let mut b = balancer.lock().unwrap_or_else(|e| e.into_inner());
+        b.tick(&load, peers, &|pid| pins.locked(pid) || pins.is_away(pid))
+    })
+    .await
+    .unwrap_or_default();
+    for (pid, node) in moves {
+        info!(pid, to = %node, "balancer: moving a busy process");
+        let (membership, registry, me, key) = (
+            membership.clone(),
+            registry.clone(),
+            me.to_string(),
+            key.clone(),
+        );
+        tokio::spawn(async move {
+            let answer =
+                crate::migration::start(&membership, &registry, &me, &key, pid, node.clone()).await;
+            if let mosaic_proto::ControlResponse::Error { message } = answer {
+                info!(pid, to = %node, %message, "balancer: the move did not happen");
+            }
+        });
+    }
 }

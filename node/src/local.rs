@@ -305,7 +305,9 @@ fn start_node(
             .collect(),
         key_file: key_file.unwrap_or_else(|| state.key_file.clone()),
         control_socket: Path::new(RUN_MOUNT).join("mosaicd.sock"),
-        speed: None,
+        // Nodes of one machine share its CPUs: the same speed (calibrating
+        // each would only measure noise, and the balancer would chase it).
+        speed: Some(1000),
         cpus: cpus.as_ref().map(|c| {
             let mut distinct = c.clone();
             distinct.sort_unstable();

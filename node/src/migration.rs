@@ -156,6 +156,11 @@ impl Registry {
         Ok(())
     }
 
+    /// Whether `pid` runs elsewhere now.
+    pub fn is_away(&self, pid: i32) -> bool {
+        self.lock().away.contains_key(&pid)
+    }
+
     /// Whether `pid` is locked (never moved automatically).
     pub fn locked(&self, pid: i32) -> bool {
         self.lock().managed.get(&pid).is_some_and(|m| m.lock)

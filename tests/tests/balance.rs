@@ -1,0 +1,40 @@
+//! Automatic load balancing on a local cluster: jobs flow to idle nodes
+//! on their own.
+
+use std::time::Duration;
+
+use mosaic_tests::{Cluster, text};
+
+/// The openMosix HOWTO test: ten CPU-bound awk jobs started together on
+/// node1 of a two-node cluster (one CPU each) spread over both nodes
+/// without anyone naming a node, and every one exits 0.
+#[test]
+fn ten_awk_jobs_started_on_node1_spread_over_both_nodes() {
+    let mut c = Cluster::up_with("balance-howto", 2, 32946, &["--cpus-per-node", "1"]);
+    let script = r#"pids=""
+for i in $(seq 1 10); do
+  awk 'BEGIN {for(i=0;i<10000;i++) for(j=0;j<10000;j++);}' &
+  pids="$pids $!"
+done
+for p in $pids; do wait $p || echo "FAILED $p"; done
+echo all done"#;
+    let started = std::time::Instant::now();
+    let out = c.exec("node1", &["sh", "-c", script]);
+    let took = started.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(stdout, "all done\n", "every job exits 0: {}", text(&out));
+    let moved = c
+        .log("node1")
+        .matches("balancer: moving a busy process")
+        .count();
+    let guests = c.log("node2").matches("guest started").count();
+    assert!(
+        moved >= 1 && guests >= 1,
+        "node2 ran guests ({moved} moves, {guests} guests, {took:?}):\n{}",
+        c.log("node1")
+    );
+    eprintln!("ten jobs: {moved} moved, {guests} guests on node2, {took:?}");
+    std::thread::sleep(Duration::from_millis(100));
+    c.down();
+}
