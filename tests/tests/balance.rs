@@ -38,3 +38,41 @@ echo all done"#;
     std::thread::sleep(Duration::from_millis(100));
     c.down();
 }
+
+/// Starts `n` copies of a CPU-bound loop in `node` (each runs `secs`
+/// seconds of wall time), optionally through `mosaic run --lock`.
+fn spin(c: &Cluster, node: &str, n: u32, secs: u32, lock: bool) -> std::process::Child {
+    let runner = if lock {
+        format!("{} run --lock -- ", mosaic_tests::bin("mosaic").display())
+    } else {
+        String::new()
+    };
+    let awk = format!("mawk 'BEGIN {{ t = systime(); while (systime() - t < {secs}) ; }}'");
+    let script = format!("for i in $(seq 1 {n}); do {runner}{awk} & done; wait");
+    c.command(&["cluster", "exec", node, "--", "sh", "-c", &script])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// No ping-pong: two nodes with the same load trade nothing for 30 s; and
+/// a busy node whose jobs are all locked keeps them.
+#[test]
+fn equal_nodes_trade_nothing_and_locked_jobs_stay() {
+    let mut c = Cluster::up_with("balance-steady", 2, 34946, &["--cpus-per-node", "1"]);
+    let mut a = spin(&c, "node1", 2, 30, false);
+    let mut b = spin(&c, "node2", 2, 30, false);
+    a.wait().unwrap();
+    b.wait().unwrap();
+    let mut locked = spin(&c, "node1", 3, 8, true);
+    locked.wait().unwrap();
+    for node in ["node1", "node2"] {
+        let log = c.log(node);
+        assert!(
+            !log.contains("balancer: moving"),
+            "{node} moved a process:\n{log}"
+        );
+    }
+    c.down();
+}
