@@ -20,7 +20,8 @@ pub enum ControlRequest {
     /// Every managed process of the cluster.
     Ps,
     /// Manage process `pid` of this node (`mosaic run` does this for the
-    /// program it starts); `lock`: no automatic migration.
+    /// program it starts; `mosaic lock`/`unlock` too); `lock`: no automatic
+    /// migration.
     Manage { pid: i32, lock: bool },
 }
 

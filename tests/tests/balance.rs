@@ -65,8 +65,8 @@ fn equal_nodes_trade_nothing_and_locked_jobs_stay() {
     let mut b = spin(&c, "node2", 2, 30, false);
     a.wait().unwrap();
     b.wait().unwrap();
-    let mut locked = spin(&c, "node1", 3, 8, true);
-    locked.wait().unwrap();
+    let mut locked = spin(&c, "node1", 3, 14, true);
+    std::thread::sleep(Duration::from_secs(6));
     for node in ["node1", "node2"] {
         let log = c.log(node);
         assert!(
@@ -74,5 +74,26 @@ fn equal_nodes_trade_nothing_and_locked_jobs_stay() {
             "{node} moved a process:\n{log}"
         );
     }
+    // `mosaic unlock`: now they may go.
+    let mosaic = mosaic_tests::bin("mosaic");
+    let ps = c.exec("node1", &[mosaic.to_str().unwrap(), "ps", "--json"]);
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&ps.stdout).unwrap();
+    let pids: Vec<String> = rows
+        .iter()
+        .filter(|r| r["lock"] == true)
+        .map(|r| r["home_pid"].to_string())
+        .collect();
+    assert_eq!(pids.len(), 3, "{rows:?}");
+    for pid in &pids {
+        let r = c.exec("node1", &[mosaic.to_str().unwrap(), "unlock", pid]);
+        assert!(r.status.success(), "{}", text(&r));
+    }
+    mosaic_tests::wait_for("an unlocked job to move", Duration::from_secs(6), || {
+        c.log("node1")
+            .contains("balancer: moving")
+            .then_some(())
+            .ok_or_else(|| "not yet".to_string())
+    });
+    locked.wait().unwrap();
     c.down();
 }

@@ -75,6 +75,16 @@ enum Command {
         /// The node to move it to, or `home`.
         node: String,
     },
+    /// Lock a process of this node: the balancer never moves it.
+    Lock {
+        /// The process (its PID on this node, its home).
+        pid: i32,
+    },
+    /// Unlock a process: the balancer may move it again.
+    Unlock {
+        /// The process (its PID on this node, its home).
+        pid: i32,
+    },
     /// Save a running process to an image file.
     Checkpoint {
         /// The process.
@@ -253,6 +263,17 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             command,
         } => {
             return run_command(socket, dir, node, best, lock, &command);
+        }
+        Command::Lock { pid } | Command::Unlock { pid } => {
+            let lock = matches!(cli.command, Command::Lock { .. });
+            let mut client = Client::find(socket, dir)?;
+            match client.request(&ControlRequest::Manage { pid, lock })? {
+                ControlResponse::Managed { pid } => {
+                    println!("process {pid} {}", if lock { "locked" } else { "unlocked" });
+                }
+                ControlResponse::Error { message } => bail!("{message}"),
+                other => bail!("mosaicd answered something else: {other:?}"),
+            }
         }
         Command::Migrate { pid, node } => {
             let mut client = Client::find(socket, dir)?;
