@@ -719,23 +719,11 @@ impl<T> Placeholder<T> {
                     } else {
                         0
                     };
-                    let (data_at, total) = if recv {
-                        let total = u64::from_le_bytes(
-                            payload
-                                .get(..8)
-                                .and_then(|b| b.try_into().ok())
-                                .unwrap_or([0; 8]),
-                        );
-                        if total > mosaic_max_buf() {
-                            return Ok((-7, Vec::new())); // E2BIG
-                        }
-                        (self.scratch.alloc(total)?, total)
-                    } else {
-                        (self.scratch.put(t, payload)?, payload.len() as u64)
+                    let Some((iov_at, data_at, _)) = self.scratch.one_iovec(t, payload, recv)?
+                    else {
+                        return Ok((-7, Vec::new())); // E2BIG
                     };
-                    let mut iov = data_at.to_le_bytes().to_vec();
-                    iov.extend_from_slice(&total.to_le_bytes());
-                    f.iov = self.scratch.put(t, &iov)?;
+                    f.iov = iov_at;
                     f.iovlen = 1;
                     f.name = name_at;
                     f.control = control_at;
@@ -754,22 +742,11 @@ impl<T> Placeholder<T> {
                 }
                 Arg::Iovec { count, write } => {
                     let data = inbuf(i).unwrap_or(&[]);
-                    let (base, total) = if write {
-                        let total = u64::from_le_bytes(
-                            data.get(..8)
-                                .and_then(|b| b.try_into().ok())
-                                .unwrap_or([0; 8]),
-                        );
-                        if total > mosaic_max_buf() {
-                            return Ok((-7, Vec::new())); // E2BIG
-                        }
-                        (self.scratch.alloc(total)?, total)
-                    } else {
-                        (self.scratch.put(t, data)?, data.len() as u64)
+                    let Some((iov_at, base, total)) = self.scratch.one_iovec(t, data, write)?
+                    else {
+                        return Ok((-7, Vec::new())); // E2BIG
                     };
-                    let mut iov = base.to_le_bytes().to_vec();
-                    iov.extend_from_slice(&total.to_le_bytes());
-                    real[i] = self.scratch.put(t, &iov)?;
+                    real[i] = iov_at;
                     real[count as usize] = 1;
                     if write {
                         outs.push((i, base, total));
@@ -877,6 +854,34 @@ impl Scratch {
         let at = self.base + self.used;
         self.used += len;
         Ok(at)
+    }
+
+    /// One iovec in scratch over the bytes of a gathering call (`data`)
+    /// or, for a scattering one (`kernel_writes`), over room for the total
+    /// capacity `data` carries as 8 bytes. Returns (iovec address, buffer,
+    /// length), or `None` if that is more than a forwarded call may carry.
+    fn one_iovec(
+        &mut self,
+        t: &mut Tracee,
+        data: &[u8],
+        kernel_writes: bool,
+    ) -> Result<Option<(u64, u64, u64)>, CkptError> {
+        let (base, total) = if kernel_writes {
+            let total = u64::from_le_bytes(
+                data.get(..8)
+                    .and_then(|b| b.try_into().ok())
+                    .unwrap_or([0; 8]),
+            );
+            if total > mosaic_max_buf() {
+                return Ok(None);
+            }
+            (self.alloc(total)?, total)
+        } else {
+            (self.put(t, data)?, data.len() as u64)
+        };
+        let mut iov = base.to_le_bytes().to_vec();
+        iov.extend_from_slice(&total.to_le_bytes());
+        Ok(Some((self.put(t, &iov)?, base, total)))
     }
 
     fn put(&mut self, t: &mut Tracee, data: &[u8]) -> Result<u64, CkptError> {

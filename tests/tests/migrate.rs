@@ -608,18 +608,13 @@ fn death_by_sigsegv_and_stdin_from_a_pipe_are_exact_after_migration() {
     c.down();
 }
 
-#[test]
-fn a_python3_that_forks_after_migrating_comes_home_and_forks() {
-    let mut c = Cluster::up("migrate-fork", 2, 28946);
-    let script = "import os, sys, time\n\
-        me = os.getpid()\n\
-        t = time.time()\n\
-        while time.time() - t < 2.0: pass\n\
-        print('forking', flush=True)\n\
-        pid = os.fork()\n\
-        if pid == 0:\n    print('child of me:', os.getppid() == me, flush=True)\n    os._exit(7)\n\
-        _, st = os.waitpid(pid, 0)\n\
-        print('parent saw', os.WEXITSTATUS(st), 'same pid:', os.getpid() == me)\n";
+/// Runs `python3 -c script` natively, then in node1 moved to node2 `after`
+/// its start; both must succeed. Returns both outputs.
+fn python3_native_and_migrated(
+    c: &Cluster,
+    script: &str,
+    after: Duration,
+) -> (std::process::Output, std::process::Output) {
     let native = Command::new("python3")
         .args(["-c", script])
         .output()
@@ -632,10 +627,26 @@ fn a_python3_that_forks_after_migrating_comes_home_and_forks() {
         .spawn()
         .unwrap();
     let pid = program_pid_in_node(&run);
-    std::thread::sleep(Duration::from_millis(600));
-    migrate(&c, pid, "node2");
+    std::thread::sleep(after);
+    migrate(c, pid, "node2");
     let out = run.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
+    (native, out)
+}
+
+#[test]
+fn a_python3_that_forks_after_migrating_comes_home_and_forks() {
+    let mut c = Cluster::up("migrate-fork", 2, 28946);
+    let script = "import os, sys, time\n\
+        me = os.getpid()\n\
+        t = time.time()\n\
+        while time.time() - t < 2.0: pass\n\
+        print('forking', flush=True)\n\
+        pid = os.fork()\n\
+        if pid == 0:\n    print('child of me:', os.getppid() == me, flush=True)\n    os._exit(7)\n\
+        _, st = os.waitpid(pid, 0)\n\
+        print('parent saw', os.WEXITSTATUS(st), 'same pid:', os.getpid() == me)\n";
+    let (native, out) = python3_native_and_migrated(&c, script, Duration::from_millis(600));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&native.stdout)
@@ -729,22 +740,7 @@ fn private_file_mappings_made_while_away_are_filled_from_home() {
         while time.time() - t < 1.5: pass\n\
         import decimal, bz2, lzma\n\
         print(decimal.Decimal(1) / 7, len(bz2.compress(b'x' * 1000)), len(lzma.compress(b'y' * 1000)))\n";
-    let native = Command::new("python3")
-        .args(["-c", script])
-        .output()
-        .unwrap();
-    assert!(native.status.success(), "{}", text(&native));
-    let run = c
-        .command(&["cluster", "exec", "node1", "--", "python3", "-c", script])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = program_pid_in_node(&run);
-    std::thread::sleep(Duration::from_millis(500));
-    migrate(&c, pid, "node2");
-    let out = run.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    let (native, out) = python3_native_and_migrated(&c, script, Duration::from_millis(500));
     assert_eq!(out.stdout, native.stdout);
     let log = c.log("node2");
     assert!(
