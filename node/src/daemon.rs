@@ -110,6 +110,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         mosaic_remote::GuestPolicy {
             uid: config.guest_uid,
             gid: config.guest_gid,
+            accept: config.accept_guests,
         },
         guests.clone(),
     )?;

@@ -56,6 +56,10 @@ pub struct GuestPolicy {
     /// The unprivileged user and group guests run as.
     pub uid: u32,
     pub gid: u32,
+    /// Whether this node takes guests at all (`accept_guests` in
+    /// mosaicd.toml); if not, every migration here is refused before any
+    /// of its image is read, and the process goes on at home.
+    pub accept: bool,
 }
 
 impl Default for GuestPolicy {
@@ -64,6 +68,7 @@ impl Default for GuestPolicy {
         GuestPolicy {
             uid: 65534,
             gid: 65534,
+            accept: true,
         }
     }
 }
@@ -281,6 +286,13 @@ pub fn serve(
             )));
         }
     };
+    if !policy.accept {
+        let error = "this node accepts no guests (accept_guests = false)".to_string();
+        link.send_msg(&RemoteMsg::Failed {
+            error: error.clone(),
+        })?;
+        return Err(RemoteError::Protocol(error));
+    }
     let begun = std::time::Instant::now();
     let started = (|| -> Result<Guest, RemoteError> {
         let opts = RestoreOptions {
@@ -881,4 +893,70 @@ fn scatter(t: &dyn Memory, ptr: u64, count: u64, mut bytes: &[u8]) -> Result<(),
         bytes = &bytes[n..];
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mosaic_proto::migrate::{decode, encode};
+
+    /// A link fed from a list of frames, keeping what is sent.
+    struct Script {
+        incoming: std::collections::VecDeque<Vec<u8>>,
+        sent: Vec<Vec<u8>>,
+    }
+
+    impl Link for Script {
+        fn send_bytes(&mut self, frame: &[u8]) -> Result<(), LinkError> {
+            self.sent.push(frame.to_vec());
+            Ok(())
+        }
+        fn recv_bytes(&mut self) -> Result<Vec<u8>, LinkError> {
+            self.incoming.pop_front().ok_or(LinkError::Closed)
+        }
+        fn split_receiver(&mut self) -> Result<Box<dyn Link>, LinkError> {
+            Err(LinkError::Closed)
+        }
+    }
+
+    #[test]
+    fn a_node_that_accepts_no_guests_refuses_before_reading_the_image() {
+        let begin = HomeMsg::Begin {
+            home: "node1".into(),
+            home_pid: 42,
+            image_len: 0,
+        };
+        let mut link = Script {
+            incoming: [
+                encode(&begin),
+                encode(&HomeMsg::ImageChunk(vec![1, 2, 3].into())),
+            ]
+            .into(),
+            sent: Vec::new(),
+        };
+        let policy = GuestPolicy {
+            accept: false,
+            ..Default::default()
+        };
+        let mut started = false;
+        assert!(serve(&mut link, &policy, &mut |_, _, _| started = true).is_err());
+        assert!(!started);
+        assert_eq!(link.incoming.len(), 1, "the image was not read");
+        match decode::<RemoteMsg>(&link.sent[0]).unwrap() {
+            RemoteMsg::Failed { error } => assert!(error.contains("accepts no guests"), "{error}"),
+            other => panic!("expected Failed, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_filter_notifies_instead_of_tracing() {
+        let prog = guest_filter().unwrap();
+        let returns: Vec<u32> = prog
+            .chunks_exact(8)
+            .filter(|i| u16::from_le_bytes([i[0], i[1]]) == BPF_RET_K)
+            .map(|i| u32::from_le_bytes([i[4], i[5], i[6], i[7]]))
+            .collect();
+        assert!(returns.contains(&SECCOMP_RET_USER_NOTIF));
+        assert!(!returns.contains(&SECCOMP_RET_TRACE));
+    }
 }
