@@ -30,9 +30,6 @@ pub struct CaptureOptions {
     /// Carry clean pages of private file mappings in the image instead of
     /// referring to the files.
     pub embed_files: bool,
-    /// Queued signals (raw siginfo) to leave out of the image: a tracer's
-    /// own wake-up signal.
-    pub drop_queued: Option<fn(&[u8]) -> bool>,
 }
 
 /// What a capture measured.
@@ -114,9 +111,6 @@ fn describe(t: &mut Tracee, opts: &CaptureOptions) -> Result<ImageMeta, CkptErro
     let mut pending = Vec::new();
     for shared in [false, true] {
         for siginfo in t.pending(shared)? {
-            if opts.drop_queued.is_some_and(|drop| drop(&siginfo)) {
-                continue;
-            }
             pending.push(PendingSignal { shared, siginfo });
         }
     }

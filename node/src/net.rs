@@ -189,19 +189,6 @@ impl Link for AuthStream<TcpStream> {
         use std::os::fd::AsRawFd;
         Some(self.inner.as_raw_fd())
     }
-    fn split_receiver(&mut self) -> Result<Box<dyn Link>, LinkError> {
-        let inner = self
-            .inner
-            .try_clone()
-            .map_err(|e| LinkError::Io(e.to_string()))?;
-        Ok(Box::new(AuthStream {
-            inner,
-            key: self.key.clone(),
-            role: self.role,
-            send_seq: self.send_seq,
-            recv_seq: self.recv_seq,
-        }))
-    }
 }
 
 #[cfg(test)]

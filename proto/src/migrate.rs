@@ -284,8 +284,6 @@ pub trait Link: Send {
     fn readable(&mut self, _timeout: std::time::Duration) -> Result<bool, LinkError> {
         Ok(true)
     }
-    /// A second handle that only receives; from then on this one only sends.
-    fn split_receiver(&mut self) -> Result<Box<dyn Link>, LinkError>;
     /// The descriptor to poll for incoming frames, if there is one (frames
     /// are never buffered ahead of it).
     fn raw_fd(&self) -> Option<i32> {

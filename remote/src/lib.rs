@@ -914,9 +914,6 @@ mod tests {
         fn recv_bytes(&mut self) -> Result<Vec<u8>, LinkError> {
             self.incoming.pop_front().ok_or(LinkError::Closed)
         }
-        fn split_receiver(&mut self) -> Result<Box<dyn Link>, LinkError> {
-            Err(LinkError::Closed)
-        }
     }
 
     #[test]

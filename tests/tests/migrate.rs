@@ -505,28 +505,7 @@ fn stop_and_continue_on_the_home_pid_stop_the_guest_and_the_parent_sees_it() {
     let parent = build("parent", &c.dir);
     let ticker = build("ticker", &c.dir);
     let tick_file = c.dir.join("node1/srv/ticks");
-    let mut run = c
-        .command(&[
-            "cluster",
-            "exec",
-            "node1",
-            "--",
-            &parent,
-            &ticker,
-            "/srv/mosaic-node/ticks",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(run.stdout.take().unwrap());
-    let pid: i32 = line_of(&mut out)
-        .trim()
-        .strip_prefix("pid ")
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert_eq!(line_of(&mut out), "waiting\n");
+    let (mut run, mut out, pid) = start_in_node1(&c, &parent, &[&ticker, "/srv/mosaic-node/ticks"]);
     migrate(&c, pid, "node2");
     let guest = processes_of(65534, &ticker);
     assert_eq!(guest.len(), 1, "one guest: {guest:?}");
@@ -663,30 +642,12 @@ fn a_python3_that_forks_after_migrating_comes_home_and_forks() {
 fn mosaic_ps_shows_where_state_cpu_memory_and_lock() {
     let mut c = Cluster::up("migrate-ps", 2, 29946);
     let ticker = build("ticker", &c.dir);
-    let mut run = c
-        .command(&[
-            "cluster",
-            "exec",
-            "node1",
-            "--",
-            bin("mosaic").to_str().unwrap(),
-            "run",
-            "--lock",
-            "--",
-            &ticker,
-            "/srv/mosaic-node/ticks",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(run.stdout.take().unwrap());
-    let pid: i32 = line_of(&mut out)
-        .trim()
-        .strip_prefix("pid ")
-        .unwrap()
-        .parse()
-        .unwrap();
+    let mosaic = bin("mosaic");
+    let (mut run, _out, pid) = start_in_node1(
+        &c,
+        mosaic.to_str().unwrap(),
+        &["run", "--lock", "--", &ticker, "/srv/mosaic-node/ticks"],
+    );
     let row_on = |node: &str, want: &dyn Fn(&serde_json::Value) -> bool| {
         wait_for("the row in mosaic ps", Duration::from_secs(10), || {
             let r = c.exec(node, &[bin("mosaic").to_str().unwrap(), "ps", "--json"]);
