@@ -3,6 +3,12 @@
 use crate::CkptError;
 use crate::procfs;
 
+/// The reason given for a process under a seccomp filter: a capture would
+/// not carry the filter (the sandbox would be lost), and mosaic's own
+/// guests run under one (a guest is moved by the node it runs on, through
+/// its deputy, never captured as a process of that node).
+pub const SECCOMP: &str = "it runs under a seccomp filter (a sandbox, or a guest of another node) that a capture would not carry";
+
 /// Reasons `pid` cannot be captured; empty if it can.
 pub fn reasons(pid: i32) -> Result<Vec<String>, CkptError> {
     if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
@@ -18,6 +24,17 @@ pub fn reasons(pid: i32) -> Result<Vec<String>, CkptError> {
     let tracer = procfs::status_field(pid, "TracerPid")?;
     if tracer != "0" {
         why.push(format!("it is traced by process {tracer} (a debugger?)"));
+    }
+    // Filters beyond those every process here inherits (a container's own
+    // profile applies to us as well and to wherever the process goes).
+    let filters = |pid: i32| -> u32 {
+        procfs::status_field(pid, "Seccomp_filters")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    if filters(pid) > filters(std::process::id() as i32) {
+        why.push(SECCOMP.into());
     }
     let state = procfs::stat_fields(pid)?[3].clone();
     if state == "Z" || state == "X" {

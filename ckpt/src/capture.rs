@@ -97,10 +97,12 @@ pub fn capture_traced<W: Write + Send>(
 /// Everything but the page contents, read from the stopped process.
 fn describe(t: &mut Tracee, opts: &CaptureOptions) -> Result<ImageMeta, CkptError> {
     let pid = t.pid.as_raw();
-    // A thread may have been born between the check and the stop.
+    // A thread may have been born between the check and the stop. (We
+    // trace it now; a guest captured by its host carries mosaic's filter,
+    // which is not part of the image.)
     let reasons = cantmove::reasons(pid)?
         .into_iter()
-        .filter(|r| !r.starts_with("it is traced by"))
+        .filter(|r| !r.starts_with("it is traced by") && r != cantmove::SECCOMP)
         .collect::<Vec<_>>();
     if !reasons.is_empty() {
         return Err(CkptError::CantMove { pid, reasons });

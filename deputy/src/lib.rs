@@ -24,7 +24,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use mosaic_ckpt::ptrace::Tracee;
 use mosaic_ckpt::{CaptureOptions, CkptError, RestoreOptions};
-use mosaic_proto::migrate::{Buf, HomeMsg, ImageIn, ImageOut, Link, LinkError, LinkExt, RemoteMsg};
+use mosaic_proto::migrate::{
+    Buf, HomeMsg, ImageIn, ImageOut, Link, LinkError, LinkExt, RemoteMsg, STALL,
+};
 use mosaic_proto::syscalls::{Arg, Class, args_for, lookup};
 use nix::sys::signal::Signal;
 use thiserror::Error;
@@ -91,6 +93,35 @@ fn pending_signals(pid: i32) -> u64 {
         .filter_map(|v| u64::from_str_radix(v.trim(), 16).ok())
         .fold(0, |a, b| a | b)
 }
+/// Whether the process group of `pid` is orphaned: no member has a parent
+/// in another group of the same session (POSIX). The kernel
+/// discards SIGTSTP, SIGTTIN and SIGTTOU sent to such a group.
+fn pgrp_orphaned(pid: i32) -> bool {
+    // (pgrp, session, ppid) from /proc/PID/stat.
+    let ids = |pid: i32| -> Option<(i32, i32, i32)> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let f: Vec<&str> = stat.get(stat.rfind(')')? + 2..)?.split(' ').collect();
+        Some((
+            f.get(2)?.parse().ok()?,
+            f.get(3)?.parse().ok()?,
+            f.get(1)?.parse().ok()?,
+        ))
+    };
+    let Some((pgrp, session, _)) = ids(pid) else {
+        return false;
+    };
+    let members = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(ids)
+        .filter(|&(g, _, _)| g == pgrp);
+    !members
+        .filter_map(|(_, _, ppid)| ids(ppid))
+        .any(|(g, s, _)| g != pgrp && s == session)
+}
+
 /// A migrated process's placeholder, once its guest runs.
 pub struct Placeholder<T> {
     tracee: Tracee,
@@ -113,6 +144,7 @@ pub fn migrate<T>(
     home: &str,
     link: &mut dyn Link,
 ) -> Result<Placeholder<T>, DeputyError> {
+    link.set_stall_timeout(Some(STALL))?;
     link.send_msg(&HomeMsg::Begin {
         home: home.to_string(),
         home_pid: pid,
@@ -129,6 +161,11 @@ pub fn migrate<T>(
         "captured and sent"
     );
     let answer = sent.and_then(|()| link.recv_msg::<RemoteMsg>());
+    let answer = match answer {
+        // Served by polling from now on.
+        Ok(started @ RemoteMsg::Started { .. }) => link.set_stall_timeout(None).map(|()| started),
+        other => other,
+    };
     match answer {
         Ok(RemoteMsg::Started { guest_pid }) => {
             info!(
@@ -300,7 +337,7 @@ impl<T> Placeholder<T> {
                 }
                 RemoteMsg::Stopped { signal } => {
                     if died.is_none() {
-                        self.group_stop(signal)?;
+                        self.group_stop(link, signal)?;
                     }
                 }
                 RemoteMsg::Returning { reason } => {
@@ -330,11 +367,15 @@ impl<T> Placeholder<T> {
                 keep_files: true,
                 ..Default::default()
             };
+            link.set_stall_timeout(Some(STALL))?;
             let mut input = ImageIn::<RemoteMsg>::new(&mut *link);
             let r = mosaic_ckpt::restore_into(&mut self.tracee, &mut input, &opts, &mut |_, _| {});
             let drained = input.drain();
-            r.map_err(DeputyError::from)
-                .and_then(|()| drained.map_err(DeputyError::from))
+            let r = r
+                .map_err(DeputyError::from)
+                .and_then(|()| drained.map_err(DeputyError::from));
+            link.set_stall_timeout(None)?;
+            r
         };
         if let Err(e) = restored {
             if died {
@@ -377,7 +418,7 @@ impl<T> Placeholder<T> {
     /// Its guest stopped by `signal`: the placeholder enters group-stop by
     /// the same signal, so its parent (the shell) sees the stop, and stays
     /// there under `PTRACE_LISTEN` until a SIGCONT, which `watch` relays.
-    fn group_stop(&mut self, signal: i32) -> Result<(), DeputyError> {
+    fn group_stop(&mut self, link: &mut dyn Link, signal: i32) -> Result<(), DeputyError> {
         use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
         let Ok(sig) = Signal::try_from(signal) else {
             return Ok(());
@@ -386,6 +427,15 @@ impl<T> Placeholder<T> {
             return Ok(());
         }
         let pid = self.tracee.pid;
+        if sig != Signal::SIGSTOP && pgrp_orphaned(pid.as_raw()) {
+            // At home the kernel discards SIGTSTP/TTIN/TTOU in an orphaned
+            // process group (nobody could continue it): so do we.
+            info!(pid = pid.as_raw(), signal = %sig, "stop discarded: orphaned process group");
+            link.send_msg(&HomeMsg::Signal {
+                signal: libc::SIGCONT,
+            })?;
+            return Ok(());
+        }
         // Its own disposition and mask are stale while the guest is away
         // (the guest's come back with it): default, unblocked.
         self.scratch.begin(&mut self.tracee, 64)?;
@@ -404,6 +454,20 @@ impl<T> Placeholder<T> {
                 WaitStatus::Stopped(_, s) if s == sig => {
                     nix::sys::ptrace::cont(pid, Some(sig))
                         .map_err(|e| ptrace_err("PTRACE_CONT", e))?;
+                }
+                WaitStatus::Stopped(
+                    _,
+                    fault @ (Signal::SIGSEGV | Signal::SIGBUS | Signal::SIGILL),
+                ) => {
+                    // It ran an instruction of its released memory: the
+                    // stop signal was discarded after all. It faulted before
+                    // executing anything, and stays in this stop (where
+                    // injections work); the guest goes on, as it would here.
+                    warn!(pid = pid.as_raw(), signal = %sig, %fault, "the stop signal was discarded; the guest goes on");
+                    link.send_msg(&HomeMsg::Signal {
+                        signal: libc::SIGCONT,
+                    })?;
+                    return Ok(());
                 }
                 WaitStatus::Stopped(_, other) => {
                     // Another signal first: the guest's; ours is still queued.

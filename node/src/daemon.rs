@@ -123,7 +123,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tokio::select! {
             _ = tick.tick() => {
                 membership.publish_load(&sampler.current()).await;
-                balance(&membership, &registry, &balancer, &config.name, &key, sampler.current()).await;
+                balance(&membership, &registry, &guests, &balancer, &config.name, &key, sampler.current()).await;
                 let (me, registry, guests) = (config.name.clone(), registry.clone(), guests.clone());
                 if let Ok((procs, guests)) =
                     tokio::task::spawn_blocking(move || (registry.list(&me), guests.list())).await
@@ -148,6 +148,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 async fn balance(
     membership: &Arc<crate::gossip::Membership>,
     registry: &crate::migration::Registry,
+    guests: &crate::migration::Guests,
     balancer: &Arc<std::sync::Mutex<crate::balancer::Balancer>>,
     me: &str,
     key: &mosaic_proto::ClusterKey,
@@ -160,10 +161,13 @@ async fn balance(
         .filter(|n| !n.is_self && n.state == mosaic_proto::NodeState::Alive)
         .filter_map(|n| Some((n.name, n.load?)))
         .collect();
-    let (balancer, pins) = (balancer.clone(), registry.clone());
+    let (balancer, pins, guests) = (balancer.clone(), registry.clone(), guests.clone());
     let moves = tokio::task::spawn_blocking(move || {
         let mut b = balancer.lock().unwrap_or_else(|e| e.into_inner());
-        b.tick(&load, peers, &|pid| pins.locked(pid) || pins.is_away(pid))
+        // Guests are not this node's processes: their deputies move them.
+        b.tick(&load, peers, &|pid| {
+            pins.locked(pid) || pins.is_away(pid) || guests.contains(pid)
+        })
     })
     .await
     .unwrap_or_default();

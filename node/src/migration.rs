@@ -233,6 +233,14 @@ impl Guests {
             .collect()
     }
 
+    /// Whether `pid` is a guest of this node.
+    pub fn contains(&self, pid: i32) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&pid)
+    }
+
     fn insert(&self, guest_pid: i32, home: &str, home_pid: i32) {
         self.0
             .lock()

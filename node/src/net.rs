@@ -158,19 +158,25 @@ impl<S: Read + Write> AuthStream<S> {
     }
 }
 
-fn link_error(e: ChannelError) -> LinkError {
+fn link_error(e: ChannelError, stall: Option<Duration>) -> LinkError {
+    use std::io::ErrorKind::{TimedOut, UnexpectedEof, WouldBlock};
     match e {
-        ChannelError::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => LinkError::Closed,
+        ChannelError::Io(io) if io.kind() == UnexpectedEof => LinkError::Closed,
+        ChannelError::Io(io) if matches!(io.kind(), WouldBlock | TimedOut) => {
+            LinkError::Stalled(stall.unwrap_or_default())
+        }
         other => LinkError::Io(other.to_string()),
     }
 }
 
 impl Link for AuthStream<TcpStream> {
     fn send_bytes(&mut self, frame: &[u8]) -> Result<(), LinkError> {
-        self.send(frame).map_err(link_error)
+        let sent = self.send(frame);
+        sent.map_err(|e| link_error(e, self.inner.write_timeout().ok().flatten()))
     }
     fn recv_bytes(&mut self) -> Result<Vec<u8>, LinkError> {
-        self.recv().map_err(link_error)
+        let got = self.recv();
+        got.map_err(|e| link_error(e, self.inner.read_timeout().ok().flatten()))
     }
     fn readable(&mut self, timeout: Duration) -> Result<bool, LinkError> {
         use std::os::fd::AsFd;
@@ -188,6 +194,11 @@ impl Link for AuthStream<TcpStream> {
     fn raw_fd(&self) -> Option<i32> {
         use std::os::fd::AsRawFd;
         Some(self.inner.as_raw_fd())
+    }
+    fn set_stall_timeout(&mut self, stall: Option<Duration>) -> Result<(), LinkError> {
+        let io = |e: std::io::Error| LinkError::Io(e.to_string());
+        self.inner.set_read_timeout(stall).map_err(io)?;
+        self.inner.set_write_timeout(stall).map_err(io)
     }
 }
 
@@ -268,5 +279,25 @@ mod tests {
             .unwrap();
         let r = AuthStream::connect(a, &key(5));
         assert!(matches!(r, Err(ChannelError::Io(_))), "{:?}", r.err());
+    }
+
+    #[test]
+    fn a_migration_link_that_stalls_fails_with_a_clear_error() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (s, _) = listener.accept().unwrap();
+            let link = AuthStream::accept_tcp(s, &key(6)).unwrap();
+            // Says nothing, and holds the connection open.
+            std::thread::sleep(Duration::from_millis(800));
+            drop(link);
+        });
+        let mut link = AuthStream::connect_tcp(addr, &key(6)).unwrap();
+        link.set_stall_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let r = link.recv_bytes();
+        assert!(matches!(r, Err(LinkError::Stalled(_))), "{r:?}");
+        assert!(r.unwrap_err().to_string().contains("no progress"));
+        server.join().unwrap();
     }
 }

@@ -262,6 +262,8 @@ pub enum LinkError {
     Io(String),
     #[error("malformed migration message: {0}")]
     Malformed(String),
+    #[error("the peer made no progress for {0:?} (stuck or overloaded)")]
+    Stalled(std::time::Duration),
 }
 
 /// Encodes a message.
@@ -289,7 +291,18 @@ pub trait Link: Send {
     fn raw_fd(&self) -> Option<i32> {
         None
     }
+    /// From now on, a send or receive that makes no progress for `stall`
+    /// fails instead of waiting (`None`: wait as long as it takes). A
+    /// migration sets it so that a stuck peer cannot freeze a process.
+    fn set_stall_timeout(&mut self, _stall: Option<std::time::Duration>) -> Result<(), LinkError> {
+        Ok(())
+    }
 }
+
+/// While an image travels, a peer that makes no progress for this long is
+/// given up (the process stays or goes on where it was) rather than
+/// waited for: generous, since a loaded node restores slowly.
+pub const STALL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Typed helpers over a [`Link`].
 pub trait LinkExt: Link {

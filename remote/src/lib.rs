@@ -278,6 +278,9 @@ pub fn serve(
     policy: &GuestPolicy,
     on_started: &mut dyn FnMut(&str, i32, i32),
 ) -> Result<(), RemoteError> {
+    // A home node that stops sending mid-image must not keep a half-built
+    // stub here; once the guest runs, the link is polled instead.
+    link.set_stall_timeout(Some(mosaic_proto::migrate::STALL))?;
     let (home, home_pid) = match link.recv_msg::<HomeMsg>()? {
         HomeMsg::Begin { home, home_pid, .. } => (home, home_pid),
         other => {
@@ -342,6 +345,7 @@ pub fn serve(
     link.send_msg(&RemoteMsg::Started {
         guest_pid: guest.pid.as_raw(),
     })?;
+    link.set_stall_timeout(None)?;
     let served = run_guest(&guest, link);
     if served.is_err() {
         // Nobody can answer for this process any more.
@@ -637,8 +641,24 @@ fn go_home(
     reason: &str,
 ) -> Result<bool, RemoteError> {
     let pid = g.pid;
-    let mut t = g.stop(at_call)?;
+    let t = g.stop(at_call)?;
     tracing::info!(guest_pid = pid.as_raw(), reason, "sending the guest home");
+    // A home that stops answering must not keep this thread forever: the
+    // error ends the guest here, and home, if it took the image, runs it.
+    link.set_stall_timeout(Some(mosaic_proto::migrate::STALL))?;
+    let went = go_home_stopped(g, t, link, at_call, reason);
+    link.set_stall_timeout(None)?;
+    went
+}
+
+fn go_home_stopped(
+    g: &Guest,
+    mut t: Tracee,
+    link: &mut dyn Link,
+    at_call: Option<u64>,
+    reason: &str,
+) -> Result<bool, RemoteError> {
+    let pid = g.pid;
     link.send_msg(&RemoteMsg::Returning {
         reason: reason.to_string(),
     })?;

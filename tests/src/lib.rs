@@ -54,6 +54,53 @@ pub struct Cluster {
     pub dir: PathBuf,
     pub port: u16,
     up: bool,
+    /// Dropping this sender tells the watchdog the test is over.
+    _watchdog: std::sync::mpsc::Sender<()>,
+}
+
+/// How long one test may keep a cluster before the watchdog stops it. A
+/// hung migration must fail the test with the nodes' logs, not hang CI.
+pub const TEST_LIMIT: Duration = Duration::from_secs(300);
+
+/// Stops the cluster in `dir` if the test still holds it after `limit`:
+/// prints what every node was doing, then kills the nodes (which ends
+/// every process in them, so whatever the test waits for returns and the
+/// test fails on its own assertions).
+fn watchdog(dir: PathBuf, limit: Duration) -> std::sync::mpsc::Sender<()> {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if rx.recv_timeout(limit) != Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+            return;
+        }
+        eprintln!("WATCHDOG: the test held its cluster for {limit:?}; stopping it");
+        let mosaic = |args: &[&str]| {
+            // `timeout`: a hung daemon must not hang the watchdog too.
+            Command::new("timeout")
+                .arg("20")
+                .arg(bin("mosaic"))
+                .env("MOSAIC_CLUSTER_DIR", &dir)
+                .args(args)
+                .stdin(Stdio::null())
+                .output()
+        };
+        if let Ok(o) = mosaic(&["ps"]) {
+            eprintln!("mosaic ps:\n{}", text(&o));
+        }
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for e in entries.flatten() {
+                let log = e.path().join("mosaicd.log");
+                if let Ok(s) = std::fs::read_to_string(&log) {
+                    let tail: Vec<&str> = s.lines().rev().take(60).collect();
+                    eprintln!("--- {} (last 60 lines)", log.display());
+                    for l in tail.iter().rev() {
+                        eprintln!("{l}");
+                    }
+                }
+            }
+        }
+        let _ = mosaic(&["cluster", "down"]);
+    });
+    tx
 }
 
 /// The output of a command as text, for assertions and messages.
@@ -83,6 +130,7 @@ impl Cluster {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let mut c = Cluster {
+            _watchdog: watchdog(dir.clone(), TEST_LIMIT),
             dir,
             port,
             up: false,
@@ -133,9 +181,16 @@ impl Cluster {
 
     /// `cluster status --json`.
     pub fn status(&self) -> Vec<serde_json::Value> {
+        self.try_status()
+            .unwrap_or_else(|e| panic!("cluster status: {e}"))
+    }
+
+    fn try_status(&self) -> Result<Vec<serde_json::Value>, String> {
         let out = self.mosaic(&["cluster", "status", "--json"]);
-        assert!(out.status.success(), "{}", text(&out));
-        serde_json::from_slice(&out.stdout).unwrap()
+        if !out.status.success() {
+            return Err(text(&out));
+        }
+        serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
     }
 
     /// Host PID of a field (`init_pid`, `daemon_pid`) of a node in `cluster status`.
@@ -154,10 +209,12 @@ impl Cluster {
         self.mosaic(&all)
     }
 
-    /// Stops the cluster and reaps the nodes' init processes.
+    /// Stops the cluster and reaps the nodes' init processes (never
+    /// panics: it also runs while a failed test unwinds).
     pub fn down(&mut self) -> Output {
         let inits: Vec<i32> = self
-            .status()
+            .try_status()
+            .unwrap_or_default()
             .iter()
             .filter_map(|n| n["init_pid"].as_i64())
             .map(|p| p as i32)
@@ -190,6 +247,11 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         if self.up {
             let _ = self.down();
+        }
+        // A passing test leaves nothing behind; a failing one keeps the
+        // nodes' logs for whoever reads the failure.
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
 }

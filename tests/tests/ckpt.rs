@@ -382,6 +382,11 @@ fn shared_writable_mapping_is_refused_and_keeps_running() {
     refused_and_unharmed("shared_map", "writable shared mapping");
 }
 
+#[test]
+fn sandboxed_process_is_refused_and_keeps_running() {
+    refused_and_unharmed("seccomp_sandbox", "seccomp filter");
+}
+
 fn refused_and_unharmed(name: &str, reason: &str) {
     let dir = scratch(name);
     let out = dir.join("out");

@@ -540,6 +540,30 @@ fn stop_and_continue_on_the_home_pid_stop_the_guest_and_the_parent_sees_it() {
     assert_eq!(line_of(&mut out), "exited 5\n");
     assert_eq!(ticks(&tick_file), 80);
     assert!(run.wait().unwrap().success());
+
+    // In an orphaned process group (its own session: nobody could continue
+    // it) the kernel discards SIGTSTP; migrated, it goes on just the same.
+    let orphan_ticks = c.dir.join("node1/srv/orphan-ticks");
+    let (mut run, _out, pid) =
+        start_in_node1(&c, "setsid", &[&ticker, "/srv/mosaic-node/orphan-ticks"]);
+    migrate(&c, pid, "node2");
+    kill_in_node1(&c, "-TSTP", pid);
+    let before = ticks(&orphan_ticks);
+    wait_for(
+        "ticks after a discarded SIGTSTP",
+        Duration::from_secs(20),
+        || {
+            (ticks(&orphan_ticks) > before + 3)
+                .then_some(())
+                .ok_or("no ticks".into())
+        },
+    );
+    wait_for("the orphan's 80 ticks", Duration::from_secs(60), || {
+        (ticks(&orphan_ticks) == 80)
+            .then_some(())
+            .ok_or(format!("{} ticks", ticks(&orphan_ticks)))
+    });
+    let _ = run.wait();
     c.down();
 }
 
