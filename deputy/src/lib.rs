@@ -65,9 +65,12 @@ pub enum Outcome<T> {
     Exited(i32),
     Killed(i32),
     /// The process runs at home again (restored into the placeholder).
+    /// `then`: where home asked it to go next; `next`: the node its host
+    /// suggested when it sent it back (home decides whether to follow).
     Home {
         reason: String,
         then: Option<(T, Reply)>,
+        next: Option<String>,
     },
 }
 
@@ -340,9 +343,9 @@ impl<T> Placeholder<T> {
                         self.group_stop(link, signal)?;
                     }
                 }
-                RemoteMsg::Returning { reason } => {
-                    if let Some(next) = self.take_back(link, reason, died.is_some())? {
-                        return Ok(next);
+                RemoteMsg::Returning { reason, next } => {
+                    if let Some(done) = self.take_back(link, reason, next, died.is_some())? {
+                        return Ok(done);
                     }
                 }
                 other => return Err(DeputyError::Protocol(format!("unexpected {other:?}"))),
@@ -356,6 +359,7 @@ impl<T> Placeholder<T> {
         &mut self,
         link: &mut dyn Link,
         reason: String,
+        next: Option<String>,
         died: bool,
     ) -> Result<Option<Next<T>>, DeputyError> {
         let pid = self.tracee.pid.as_raw();
@@ -412,7 +416,10 @@ impl<T> Placeholder<T> {
             Some((Some(next), reply)) => Some((next, reply)),
             None => None,
         };
-        Ok(Some(Next::Release(Outcome::Home { reason, then }, signals)))
+        Ok(Some(Next::Release(
+            Outcome::Home { reason, then, next },
+            signals,
+        )))
     }
 
     /// Its guest stopped by `signal`: the placeholder enters group-stop by

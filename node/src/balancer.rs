@@ -58,6 +58,20 @@ pub struct Candidate {
     pub pinned: bool,
     /// It cannot be captured now (threads, shared memory, ...).
     pub cantmove: bool,
+    /// Known CPU-bound (`mosaic run --cpu-bound`): it may move at once.
+    pub eager: bool,
+}
+
+/// What the node knows of a process, beyond what `/proc` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Nothing: the balancer watches it.
+    Free,
+    /// Never moved by the balancer: locked, stay'd, I/O-bound by hint, away
+    /// already, or a guest (its deputy moves it, not this node).
+    Pinned,
+    /// CPU-bound by hint: busy from the start, no residency wait.
+    CpuBound,
 }
 
 /// Effective speed a process gets on a node with `load` other processes
@@ -78,7 +92,7 @@ pub fn decide(me: &LoadVector, peers: &[Peer], candidates: &[Candidate]) -> Opti
     let best = candidates
         .iter()
         .filter(|c| !c.pinned && !c.cantmove)
-        .filter(|c| c.resident >= MIN_RESIDENCY && c.cpu_share >= BUSY)
+        .filter(|c| c.eager || (c.resident >= MIN_RESIDENCY && c.cpu_share >= BUSY))
         // Ties go to the oldest (lowest) PID, so the choice is stable.
         .max_by(|a, b| score(a).total_cmp(&score(b)).then(b.pid.cmp(&a.pid)))?;
     let reference = me.speed.max(1);
@@ -129,12 +143,12 @@ impl Balancer {
         &mut self,
         me: &LoadVector,
         peers: Vec<(String, LoadVector)>,
-        pinned: &dyn Fn(i32) -> bool,
+        kind: &dyn Fn(i32) -> Kind,
     ) -> Vec<(i32, String)> {
         let now = std::time::Instant::now();
         let dt = self.last.map(|t| now - t).unwrap_or_default().as_secs_f64();
         self.last = Some(now);
-        let candidates = self.sample(dt, pinned);
+        let candidates = self.sample(dt, kind);
         self.in_flight
             .retain(|_, (_, when)| now.duration_since(*when) < IN_FLIGHT_FOR);
         let mut peers: Vec<Peer> = peers
@@ -166,7 +180,7 @@ impl Balancer {
 
     /// The processes of this node's PID namespace with their CPU share
     /// (decayed: half the old value, half the last interval's).
-    fn sample(&mut self, dt: f64, pinned: &dyn Fn(i32) -> bool) -> Vec<Candidate> {
+    fn sample(&mut self, dt: f64, kind: &dyn Fn(i32) -> Kind) -> Vec<Candidate> {
         // SAFETY: sysconf takes an integer and returns one.
         let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
         let uptime: f64 = std::fs::read_to_string("/proc/uptime")
@@ -213,7 +227,9 @@ impl Balancer {
                 _ => (0.0, 0.5 * running),
             };
             seen.insert(pid, (start, ticks, share, runnable));
-            let demand = share.max(runnable);
+            let kind = kind(pid);
+            let eager = kind == Kind::CpuBound;
+            let demand = if eager { 1.0 } else { share.max(runnable) };
             if demand < BUSY {
                 continue;
             }
@@ -225,8 +241,9 @@ impl Balancer {
                 mem_bytes: rss * 4096,
                 forwarded_per_s: 0.0,
                 resident,
-                pinned: pinned(pid),
+                pinned: kind == Kind::Pinned,
                 cantmove: mosaic_ckpt::cantmove::reasons(pid).map_or(true, |r| !r.is_empty()),
+                eager,
             });
         }
         self.seen = seen;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use mosaic_proto::{ClusterKey, ControlRequest, ControlResponse};
 use tokio::signal::unix::{SignalKind, signal};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::gossip::{Membership, MembershipConfig};
@@ -64,6 +64,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let sampler = Arc::new(sampler);
     let registry = crate::migration::Registry::default();
     let guests = crate::migration::Guests::default();
+    let controls = Arc::new(crate::controls::Controls::default());
     let handler = {
         let membership = membership.clone();
         let sampler = sampler.clone();
@@ -71,6 +72,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let addr = config.listen.to_string();
         let key = key.clone();
         let registry = registry.clone();
+        let (guests, controls) = (guests.clone(), controls.clone());
         move |req: ControlRequest| {
             let membership = membership.clone();
             let sampler = sampler.clone();
@@ -78,6 +80,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             let addr = addr.clone();
             let key = key.clone();
             let registry = registry.clone();
+            let (guests, controls) = (guests.clone(), controls.clone());
             async move {
                 match req {
                     ControlRequest::Nodes => ControlResponse::Nodes {
@@ -86,7 +89,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                     ControlRequest::Status => ControlResponse::Status {
                         name,
                         addr,
-                        load: sampler.current(),
+                        load: controls.apply(sampler.current()),
                     },
                     ControlRequest::Migrate { pid, node } => {
                         crate::migration::start(&membership, &registry, &name, &key, pid, node)
@@ -95,10 +98,39 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                     ControlRequest::Ps => ControlResponse::Ps {
                         procs: membership.procs().await,
                     },
-                    ControlRequest::Manage { pid, lock } => match registry.manage(pid, lock) {
-                        Ok(()) => ControlResponse::Managed { pid },
-                        Err(message) => ControlResponse::Error { message },
-                    },
+                    ControlRequest::Manage { pid, lock, hint } => {
+                        match registry.manage(pid, lock, hint) {
+                            Ok(()) => ControlResponse::Managed { pid },
+                            Err(message) => ControlResponse::Error { message },
+                        }
+                    }
+                    ControlRequest::Node { action } => {
+                        controls.set(&action);
+                        let message = match action {
+                            mosaic_proto::control::NodeAction::Expel => {
+                                let n = guests.send_all_home();
+                                info!(guests = n, "expel: sending every guest home");
+                                format!("{n} guests sent home; no new guests accepted")
+                            }
+                            mosaic_proto::control::NodeAction::Bring => {
+                                let n = registry.call_all_home();
+                                info!(processes = n, "bring: calling every process home");
+                                format!("{n} processes called home")
+                            }
+                            other => {
+                                info!(action = ?other, "node control");
+                                String::new()
+                            }
+                        };
+                        ControlResponse::Node {
+                            controls: controls.snapshot(
+                                &sampler.current(),
+                                guests.len(),
+                                registry.away_count(),
+                            ),
+                            message,
+                        }
+                    }
                 }
             }
         }
@@ -113,6 +145,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             accept: config.accept_guests,
         },
         guests.clone(),
+        controls.clone(),
     )?;
 
     let mut term = signal(SignalKind::terminate())?;
@@ -122,8 +155,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let why = loop {
         tokio::select! {
             _ = tick.tick() => {
-                membership.publish_load(&sampler.current()).await;
-                balance(&membership, &registry, &guests, &balancer, &config.name, &key, sampler.current()).await;
+                let load = controls.apply(sampler.current());
+                if controls.quiet() {
+                    membership.publish_quiet().await;
+                } else {
+                    membership.publish_load(&load).await;
+                }
+                let ctx = Ctx {
+                    membership: &membership,
+                    registry: &registry,
+                    guests: &guests,
+                    controls: &controls,
+                    me: &config.name,
+                    key: &key,
+                };
+                balance(&ctx, &balancer, load).await;
                 let (me, registry, guests) = (config.name.clone(), registry.clone(), guests.clone());
                 if let Ok((procs, guests)) =
                     tokio::task::spawn_blocking(move || (registry.list(&me), guests.list())).await
@@ -135,7 +181,54 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             _ = int.recv() => break "SIGINT",
         }
     };
-    info!(node = %config.name, signal = why, "mosaicd stopping; saying goodbye");
+    info!(node = %config.name, signal = why, "mosaicd stopping");
+    // Leaving cleanly: no newcomers, guests go home, and this node's own
+    // processes that run elsewhere are served until they end (or, on a
+    // second signal, called home first). No process is lost by a stop.
+    controls.set(&mosaic_proto::control::NodeAction::Expel);
+    membership
+        .publish_load(&controls.apply(sampler.current()))
+        .await;
+    let sent = guests.send_all_home();
+    if sent > 0 {
+        info!(guests = sent, "sending every guest home");
+        let left = wait_until(LEAVE_WAIT, || guests.len()).await;
+        if left > 0 {
+            warn!(
+                guests = left,
+                "guests did not leave in time; they end with this node"
+            );
+        }
+    }
+    if registry.away_count() > 0 {
+        info!(
+            processes = registry.away_count(),
+            "processes of this node run elsewhere: serving them until they end (signal again to call them home)"
+        );
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                    if registry.away_count() == 0 {
+                        break;
+                    }
+                }
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+            }
+        }
+        let called = registry.call_all_home();
+        if called > 0 {
+            info!(processes = called, "calling this node's processes home");
+            let left = wait_until(LEAVE_WAIT, || registry.away_count()).await;
+            if left > 0 {
+                warn!(
+                    processes = left,
+                    "processes did not come home in time; they end with this node"
+                );
+            }
+        }
+    }
+    info!(node = %config.name, "saying goodbye");
     server.abort();
     let _ = std::fs::remove_file(&config.control_socket);
     membership.leave().await;
@@ -143,17 +236,47 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How long a stopping node waits for its guests to leave, and for its
+/// processes to come home.
+const LEAVE_WAIT: Duration = Duration::from_secs(15);
+
+/// Polls `count` until it is 0 or `limit` passes; returns the last count.
+async fn wait_until(limit: Duration, count: impl Fn() -> usize) -> usize {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let n = count();
+        if n == 0 || tokio::time::Instant::now() > deadline {
+            return n;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// What the balancer works with.
+struct Ctx<'a> {
+    membership: &'a Arc<crate::gossip::Membership>,
+    registry: &'a crate::migration::Registry,
+    guests: &'a crate::migration::Guests,
+    controls: &'a Arc<crate::controls::Controls>,
+    me: &'a str,
+    key: &'a mosaic_proto::ClusterKey,
+}
+
 /// One interval of the balancer: the moves it decides are started in the
 /// background (each answers when its guest runs, or why not).
 async fn balance(
-    membership: &Arc<crate::gossip::Membership>,
-    registry: &crate::migration::Registry,
-    guests: &crate::migration::Guests,
+    ctx: &Ctx<'_>,
     balancer: &Arc<std::sync::Mutex<crate::balancer::Balancer>>,
-    me: &str,
-    key: &mosaic_proto::ClusterKey,
     load: mosaic_proto::LoadVector,
 ) {
+    let Ctx {
+        membership,
+        registry,
+        guests,
+        controls,
+        me,
+        key,
+    } = *ctx;
     let peers: Vec<(String, mosaic_proto::LoadVector)> = membership
         .nodes()
         .await
@@ -162,11 +285,21 @@ async fn balance(
         .filter_map(|n| Some((n.name, n.load?)))
         .collect();
     let (balancer, pins, guests) = (balancer.clone(), registry.clone(), guests.clone());
+    let stay = controls.stay();
     let moves = tokio::task::spawn_blocking(move || {
+        use crate::balancer::Kind;
+        use mosaic_proto::control::Hint;
         let mut b = balancer.lock().unwrap_or_else(|e| e.into_inner());
-        // Guests are not this node's processes: their deputies move them.
         b.tick(&load, peers, &|pid| {
-            pins.locked(pid) || pins.is_away(pid) || guests.contains(pid)
+            // Guests are not this node's processes: their deputies move them.
+            if stay || pins.locked(pid) || pins.is_away(pid) || guests.contains(pid) {
+                return Kind::Pinned;
+            }
+            match pins.hint(pid) {
+                Hint::IoBound => Kind::Pinned,
+                Hint::CpuBound => Kind::CpuBound,
+                Hint::None => Kind::Free,
+            }
         })
     })
     .await

@@ -204,6 +204,18 @@ impl Membership {
             .await;
     }
 
+    /// Withdraws this node's load (`mosaic node quiet`): the others see no
+    /// load and send it no work.
+    pub async fn publish_quiet(&self) {
+        self.handle
+            .with_chitchat(|c| {
+                if c.self_node_state().get(KEY_LOAD) != Some("") {
+                    c.self_node_state().set(KEY_LOAD, "");
+                }
+            })
+            .await;
+    }
+
     /// Publishes this node's managed processes and the guests it runs.
     pub async fn publish_procs(
         &self,

@@ -34,6 +34,7 @@ pub mod balancer;
 pub mod checkpoint;
 pub mod config;
 pub mod control;
+pub mod controls;
 pub mod daemon;
 pub mod gossip;
 pub mod load;

@@ -21,6 +21,7 @@ pub fn listen(
     key: ClusterKey,
     policy: mosaic_remote::GuestPolicy,
     guests: Guests,
+    controls: Arc<crate::controls::Controls>,
 ) -> anyhow::Result<()> {
     use anyhow::Context;
     let listener = TcpListener::bind(addr)
@@ -32,7 +33,9 @@ pub fn listen(
                 let Ok(conn) = conn else { continue };
                 let peer = conn.peer_addr().map(|a| a.to_string()).unwrap_or_default();
                 let key = key.clone();
-                let policy = policy.clone();
+                let mut policy = policy.clone();
+                // `mosaic node block` refuses newcomers, like accept_guests = false.
+                policy.accept &= !controls.blocked();
                 let guests = guests.clone();
                 let spawned = std::thread::Builder::new()
                     .name("guest".into())
@@ -45,11 +48,14 @@ pub fn listen(
                             }
                         };
                         let mut guest = None;
-                        let served =
-                            mosaic_remote::serve(&mut link, &policy, &mut |home, home_pid, pid| {
-                                guests.insert(pid, home, home_pid);
+                        let served = mosaic_remote::serve(
+                            &mut link,
+                            &policy,
+                            &mut |home, home_pid, pid, handle| {
+                                guests.insert(pid, home, home_pid, handle);
                                 guest = Some(pid);
-                            });
+                            },
+                        );
                         if let Some(pid) = guest {
                             guests.remove(pid);
                         }
@@ -80,6 +86,7 @@ struct Away {
 /// A process `mosaic run` handed to this node.
 struct Managed {
     lock: bool,
+    hint: mosaic_proto::control::Hint,
     /// Start time, so that a recycled PID is not taken for it.
     start: u64,
 }
@@ -144,16 +151,37 @@ impl Registry {
     }
 
     /// Manages `pid` from now on.
-    pub fn manage(&self, pid: i32, lock: bool) -> Result<(), String> {
+    pub fn manage(
+        &self,
+        pid: i32,
+        lock: bool,
+        hint: mosaic_proto::control::Hint,
+    ) -> Result<(), String> {
         let st = crate::procstat::stat(pid).ok_or_else(|| format!("no process {pid} here"))?;
-        self.lock().managed.insert(
+        let mut t = self.lock();
+        // `mosaic lock`/`unlock` keep what `mosaic run` said of it.
+        let hint = match t.managed.get(&pid) {
+            Some(m) if m.start == st.start && hint == Default::default() => m.hint,
+            _ => hint,
+        };
+        t.managed.insert(
             pid,
             Managed {
                 lock,
+                hint,
                 start: st.start,
             },
         );
         Ok(())
+    }
+
+    /// What `mosaic run` said of `pid` (`--cpu-bound`, `--io-bound`).
+    pub fn hint(&self, pid: i32) -> mosaic_proto::control::Hint {
+        self.lock()
+            .managed
+            .get(&pid)
+            .map(|m| m.hint)
+            .unwrap_or_default()
     }
 
     /// Whether `pid` runs elsewhere now.
@@ -183,6 +211,7 @@ impl Registry {
             if let Some(st) = crate::procstat::stat(pid) {
                 e.insert(Managed {
                     lock: false,
+                    hint: Default::default(),
                     start: st.start,
                 });
             }
@@ -201,6 +230,24 @@ impl Registry {
         self.lock().away.remove(&pid);
     }
 
+    /// Asks every process of this node that runs elsewhere to come home
+    /// (`mosaic node bring`); returns how many were asked.
+    pub fn call_all_home(&self) -> usize {
+        let t = self.lock();
+        for a in t.away.values() {
+            let (reply, _) = std::sync::mpsc::channel();
+            let _ = a
+                .commands
+                .send(mosaic_deputy::Command::ComeHome { then: None, reply });
+        }
+        t.away.len()
+    }
+
+    /// How many processes of this node run elsewhere.
+    pub fn away_count(&self) -> usize {
+        self.lock().away.len()
+    }
+
     /// Where `pid` runs now and its deputy's line, if it is away.
     fn away(&self, pid: i32) -> Option<(String, Commands)> {
         self.lock()
@@ -210,20 +257,31 @@ impl Registry {
     }
 }
 
+/// One guest of this node.
+struct GuestEntry {
+    home: String,
+    home_pid: i32,
+    handle: mosaic_remote::GuestHandle,
+}
+
 /// The guests running on this node, by guest PID.
 #[derive(Clone, Default)]
-pub struct Guests(Arc<Mutex<BTreeMap<i32, (String, i32)>>>);
+pub struct Guests(Arc<Mutex<BTreeMap<i32, GuestEntry>>>);
 
 impl Guests {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<i32, GuestEntry>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// A snapshot with their state, for publishing.
     pub fn list(&self) -> Vec<GuestInfo> {
-        let g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let g = self.lock();
         g.iter()
-            .filter_map(|(&guest_pid, (home, home_pid))| {
+            .filter_map(|(&guest_pid, e)| {
                 let st = crate::procstat::stat(guest_pid)?;
                 Some(GuestInfo {
-                    home: home.clone(),
-                    home_pid: *home_pid,
+                    home: e.home.clone(),
+                    home_pid: e.home_pid,
                     guest_pid,
                     state: crate::procstat::state_name(st.state).into(),
                     cpu: st.cpu,
@@ -235,24 +293,68 @@ impl Guests {
 
     /// Whether `pid` is a guest of this node.
     pub fn contains(&self, pid: i32) -> bool {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains_key(&pid)
+        self.lock().contains_key(&pid)
     }
 
-    fn insert(&self, guest_pid: i32, home: &str, home_pid: i32) {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(guest_pid, (home.to_string(), home_pid));
+    /// How many guests run here.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no guest runs here.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    /// The home node of guest `pid`, if it is one.
+    pub fn home_of(&self, pid: i32) -> Option<String> {
+        self.lock().get(&pid).map(|e| e.home.clone())
+    }
+
+    /// System calls guest `pid` has forwarded home so far.
+    pub fn forwarded(&self, pid: i32) -> Option<u64> {
+        self.lock().get(&pid).map(|e| e.handle.forwarded())
+    }
+
+    /// Sends guest `pid` home, or on to `node` (through its home).
+    pub fn order(&self, pid: i32, order: mosaic_remote::HostOrder) -> bool {
+        match self.lock().get(&pid) {
+            Some(e) => {
+                e.handle.order(order);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Sends every guest home; returns how many were asked.
+    pub fn send_all_home(&self) -> usize {
+        let g = self.lock();
+        for e in g.values() {
+            e.handle.order(mosaic_remote::HostOrder::Home);
+        }
+        g.len()
+    }
+
+    fn insert(
+        &self,
+        guest_pid: i32,
+        home: &str,
+        home_pid: i32,
+        handle: mosaic_remote::GuestHandle,
+    ) {
+        self.lock().insert(
+            guest_pid,
+            GuestEntry {
+                home: home.to_string(),
+                home_pid,
+                handle,
+            },
+        );
     }
 
     fn remove(&self, guest_pid: i32) {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&guest_pid);
+        self.lock().remove(&guest_pid);
     }
 }
 
@@ -291,7 +393,7 @@ async fn resolve(membership: &Membership, node: &str) -> Result<Target, String> 
 /// Moves `pid` to `node` (`home` or this node's name: back home); answers
 /// once it runs there (or why not).
 pub async fn start(
-    membership: &Membership,
+    membership: &Arc<Membership>,
     registry: &Registry,
     me: &str,
     key: &ClusterKey,
@@ -326,9 +428,13 @@ pub async fn start(
             Err(e) => return error(e),
         };
         let (me, key, registry) = (me.to_string(), key.clone(), registry.clone());
+        let (membership, runtime) = (membership.clone(), tokio::runtime::Handle::current());
         let spawned = std::thread::Builder::new()
             .name(format!("deputy-{pid}"))
-            .spawn(move || deputy(pid, target, reply, &me, &key, &registry));
+            .spawn(move || {
+                let resolve = |name: &str| runtime.block_on(resolve(&membership, name));
+                deputy(pid, target, reply, &me, &key, &registry, &resolve)
+            });
         if let Err(e) = spawned {
             return error(format!("cannot start a deputy thread: {e}"));
         }
@@ -353,6 +459,7 @@ fn deputy(
     me: &str,
     key: &ClusterKey,
     registry: &Registry,
+    resolve: &dyn Fn(&str) -> Result<Target, String>,
 ) {
     let cmd = cmdline(pid);
     loop {
@@ -395,11 +502,27 @@ fn deputy(
             Ok(mosaic_deputy::Outcome::Home {
                 reason,
                 then: Some((next, next_reply)),
+                ..
             }) => {
                 info!(pid, %reason, to = %next.0, "came home; sending it on");
                 target = next;
                 reply = next_reply;
             }
+            Ok(mosaic_deputy::Outcome::Home {
+                reason,
+                then: None,
+                next: Some(node),
+            }) if node != me => match resolve(&node) {
+                Ok(next) => {
+                    info!(pid, %reason, to = %node, "came home; its host sends it on");
+                    target = next;
+                    reply = std::sync::mpsc::channel().0;
+                }
+                Err(why) => {
+                    info!(pid, %reason, %why, "came home; it stays (cannot send it on)");
+                    return;
+                }
+            },
             Ok(outcome) => {
                 info!(pid, ?outcome, "migrated process ended or came home");
                 return;

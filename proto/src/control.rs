@@ -21,8 +21,69 @@ pub enum ControlRequest {
     Ps,
     /// Manage process `pid` of this node (`mosaic run` does this for the
     /// program it starts; `mosaic lock`/`unlock` too); `lock`: no automatic
-    /// migration.
-    Manage { pid: i32, lock: bool },
+    /// migration; `hint`: what kind of work it does (`mosaic run
+    /// --cpu-bound | --io-bound`).
+    Manage {
+        pid: i32,
+        lock: bool,
+        #[serde(default)]
+        hint: Hint,
+    },
+    /// A node control (`mosaic node ...`), in the spirit of openMosix's
+    /// `mosctl`.
+    Node { action: NodeAction },
+}
+
+/// What a process is known to do, as `mosrun -c` / `-i` told openMosix.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Hint {
+    /// Nothing known: the balancer watches it.
+    #[default]
+    None,
+    /// It computes: it may move as soon as it starts.
+    CpuBound,
+    /// It does I/O: it stays home, near its files.
+    IoBound,
+}
+
+/// `mosaic node ACTION`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum NodeAction {
+    /// Show the node's controls.
+    Show,
+    /// This node's processes stay here (the balancer moves none of them).
+    Stay,
+    NoStay,
+    /// Accept no new guests.
+    Block,
+    NoBlock,
+    /// Send every guest home; implies `block`.
+    Expel,
+    /// Call every process of this node that runs elsewhere home.
+    Bring,
+    /// Stop publishing this node's load (others stop sending work here).
+    Quiet,
+    NoQuiet,
+    /// Publish this CPU speed instead of the calibrated one.
+    Speed {
+        speed: u32,
+    },
+}
+
+/// A node's controls, as `mosaic node` shows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeControls {
+    pub stay: bool,
+    pub block: bool,
+    pub quiet: bool,
+    /// The speed published (calibrated or set by `mosaic node speed`).
+    pub speed: u32,
+    /// Guests running here now.
+    pub guests: usize,
+    /// Processes of this node running elsewhere now.
+    pub away: usize,
 }
 
 /// One managed process, as its home node publishes it (and, for the
@@ -91,6 +152,12 @@ pub enum ControlResponse {
     },
     /// Answer to [`ControlRequest::Manage`].
     Managed { pid: i32 },
+    /// Answer to [`ControlRequest::Node`]: the controls after the action,
+    /// and what it set in motion, for a human.
+    Node {
+        controls: NodeControls,
+        message: String,
+    },
     /// The request could not be served; `message` says why, for a human.
     Error { message: String },
 }

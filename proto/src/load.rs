@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 /// `load` is in units of "single-process loads": one CPU-bound process on
 /// the node adds about 1.0, whatever the node's CPU count or speed. A
 /// balancer normalises it with [`LoadVector::normalized_load`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LoadVector {
     /// Smoothed run-queue length, the openMosix way: rises slowly, drops at once.
     pub load: f64,

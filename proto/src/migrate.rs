@@ -15,8 +15,9 @@
 //!
 //! ```text
 //!                                <-     Stopped { signal }   (the guest stopped: stop at home too)
-//! ComeHome                       ->                          (or the guest calls fork, execve, ...)
-//!                                <-     Returning { reason }, ImageChunk.., ImageEnd
+//! ComeHome                       ->                          (or the guest calls fork, execve, ...,
+//!                                                            or its host sends it home or on)
+//!                                <-     Returning { reason, next }, ImageChunk.., ImageEnd
 //!                                         | CannotReturn { error }
 //! Arrived                        ->                          (it runs at home again)
 //!                                <-     Gone { signals }     (guest ended; signals caught in between)
@@ -82,7 +83,11 @@ pub enum RemoteMsg {
     /// The guest stopped (job control) by `signal`.
     Stopped { signal: i32 },
     /// The guest is captured and comes home; its image follows.
-    Returning { reason: String },
+    /// `next`: the node its host would rather it ran on (home decides).
+    Returning {
+        reason: String,
+        next: Option<String>,
+    },
     /// Part of the returning image.
     ImageChunk(ByteBuf),
     /// The returning image is complete.

@@ -50,6 +50,41 @@ pub enum RemoteError {
     Protocol(String),
 }
 
+/// What the node a guest runs on wants done with it (expel, a node that
+/// leaves, the balancer). The guest is captured between two of its calls
+/// and its image goes to its home, which runs it or sends it on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostOrder {
+    /// Back to its home node.
+    Home,
+    /// On to this node (through home, which may refuse and keep it).
+    MoveTo(String),
+}
+
+/// The node's handle on one guest: orders for it, and its forwarded-call
+/// count (an I/O-heavy guest is better at home).
+#[derive(Debug, Clone, Default)]
+pub struct GuestHandle {
+    order: std::sync::Arc<std::sync::Mutex<Option<HostOrder>>>,
+    forwarded: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl GuestHandle {
+    /// Asks for the guest to leave (acted on within 50 ms, between calls).
+    pub fn order(&self, order: HostOrder) {
+        *self.order.lock().unwrap_or_else(|e| e.into_inner()) = Some(order);
+    }
+
+    fn take_order(&self) -> Option<HostOrder> {
+        self.order.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// System calls forwarded home so far.
+    pub fn forwarded(&self) -> u64 {
+        self.forwarded.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// How guests run on this node.
 #[derive(Debug, Clone)]
 pub struct GuestPolicy {
@@ -183,6 +218,7 @@ struct Guest {
     listener: OwnedFd,
     /// Home asked for it back while a call was being answered.
     asked: std::cell::Cell<bool>,
+    handle: GuestHandle,
 }
 
 impl Guest {
@@ -276,7 +312,7 @@ impl Guest {
 pub fn serve(
     link: &mut dyn Link,
     policy: &GuestPolicy,
-    on_started: &mut dyn FnMut(&str, i32, i32),
+    on_started: &mut dyn FnMut(&str, i32, i32, GuestHandle),
 ) -> Result<(), RemoteError> {
     // A home node that stops sending mid-image must not keep a half-built
     // stub here; once the guest runs, the link is polled instead.
@@ -341,7 +377,7 @@ pub fn serve(
         ms = begun.elapsed().as_secs_f64() * 1e3,
         "guest started"
     );
-    on_started(&home, home_pid, guest.pid.as_raw());
+    on_started(&home, home_pid, guest.pid.as_raw(), guest.handle.clone());
     link.send_msg(&RemoteMsg::Started {
         guest_pid: guest.pid.as_raw(),
     })?;
@@ -416,6 +452,7 @@ fn take_guest(t: &mut Tracee) -> Result<Guest, RemoteError> {
         pidfd,
         listener,
         asked: Default::default(),
+        handle: GuestHandle::default(),
     })
 }
 
@@ -448,7 +485,17 @@ fn run_guest(g: &Guest, link: &mut dyn Link) -> Result<(), RemoteError> {
         .raw_fd()
         .ok_or_else(|| RemoteError::Protocol("the link has no descriptor to poll".into()))?;
     loop {
-        if g.asked.take() && go_home(g, link, None, "asked by home")? {
+        if g.asked.take() && go_home(g, link, None, "asked by home", None)? {
+            return Ok(());
+        }
+        let went = match g.handle.take_order() {
+            Some(HostOrder::Home) => go_home(g, link, None, "sent home by its host", None)?,
+            Some(HostOrder::MoveTo(node)) => {
+                go_home(g, link, None, "moved on by its host", Some(node))?
+            }
+            None => false,
+        };
+        if went {
             return Ok(());
         }
         // SAFETY: the link's descriptor lives as long as `link`, beyond this poll.
@@ -474,7 +521,7 @@ fn run_guest(g: &Guest, link: &mut dyn Link) -> Result<(), RemoteError> {
             match link.recv_msg::<HomeMsg>()? {
                 HomeMsg::Signal { signal } => g.signal(signal),
                 HomeMsg::ComeHome => {
-                    if go_home(g, link, None, "asked by home")? {
+                    if go_home(g, link, None, "asked by home", None)? {
                         return Ok(());
                     }
                 }
@@ -507,7 +554,7 @@ fn run_guest(g: &Guest, link: &mut dyn Link) -> Result<(), RemoteError> {
 /// One call of the guest. Returns true if the guest went home.
 fn call(g: &Guest, link: &mut dyn Link, n: Notif) -> Result<bool, RemoteError> {
     if let Some(reason) = brings_home(&n) {
-        return go_home(g, link, Some(n.id), reason);
+        return go_home(g, link, Some(n.id), reason, None);
     }
     if private_file_map(&n) {
         map_private_file(g, link, &n)?;
@@ -639,6 +686,7 @@ fn go_home(
     link: &mut dyn Link,
     at_call: Option<u64>,
     reason: &str,
+    next: Option<String>,
 ) -> Result<bool, RemoteError> {
     let pid = g.pid;
     let t = g.stop(at_call)?;
@@ -646,7 +694,7 @@ fn go_home(
     // A home that stops answering must not keep this thread forever: the
     // error ends the guest here, and home, if it took the image, runs it.
     link.set_stall_timeout(Some(mosaic_proto::migrate::STALL))?;
-    let went = go_home_stopped(g, t, link, at_call, reason);
+    let went = go_home_stopped(g, t, link, at_call, reason, next);
     link.set_stall_timeout(None)?;
     went
 }
@@ -657,10 +705,12 @@ fn go_home_stopped(
     link: &mut dyn Link,
     at_call: Option<u64>,
     reason: &str,
+    next: Option<String>,
 ) -> Result<bool, RemoteError> {
     let pid = g.pid;
     link.send_msg(&RemoteMsg::Returning {
         reason: reason.to_string(),
+        next,
     })?;
     let mut out = mosaic_proto::migrate::ImageOut::<RemoteMsg>::new(&mut *link);
     let captured = mosaic_ckpt::capture_traced(
@@ -735,6 +785,9 @@ fn forward(
     let Some(spec) = lookup(nr) else {
         return Ok(ENOSYS);
     };
+    g.handle
+        .forwarded
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     if spec.class != Class::Forward {
         warn!(syscall = spec.name, class = ?spec.class, "guest call has no implementation");
         return Ok(ENOSYS);
@@ -956,7 +1009,7 @@ mod tests {
             ..Default::default()
         };
         let mut started = false;
-        assert!(serve(&mut link, &policy, &mut |_, _, _| started = true).is_err());
+        assert!(serve(&mut link, &policy, &mut |_, _, _, _| started = true).is_err());
         assert!(!started);
         assert_eq!(link.incoming.len(), 1, "the image was not read");
         match decode::<RemoteMsg>(&link.sent[0]).unwrap() {

@@ -97,3 +97,139 @@ fn equal_nodes_trade_nothing_and_locked_jobs_stay() {
     locked.wait().unwrap();
     c.down();
 }
+
+/// `mosaic node ARGS...` run in `node`; panics unless it succeeds.
+fn node_ctl(c: &Cluster, node: &str, args: &[&str]) -> String {
+    let mosaic = mosaic_tests::bin("mosaic");
+    let mut all = vec![mosaic.to_str().unwrap(), "node"];
+    all.extend_from_slice(args);
+    let out = c.exec(node, &all);
+    assert!(out.status.success(), "mosaic node {args:?}: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A number `mosaic node` shows, e.g. "guests here".
+fn shown(c: &Cluster, node: &str, what: &str) -> usize {
+    let out = node_ctl(c, node, &[]);
+    out.split(&format!("{what}: "))
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {what} in {out}"))
+}
+
+/// `n` busy jobs of `secs` seconds on `node` through `mosaic run OPTS`;
+/// the script prints one line per job that failed, then "done".
+fn jobs(c: &Cluster, node: &str, n: u32, secs: u32, opts: &str) -> std::process::Child {
+    let mosaic = mosaic_tests::bin("mosaic");
+    let awk = format!("mawk 'BEGIN {{ t = systime(); while (systime() - t < {secs}) ; }}'");
+    let script = format!(
+        "for i in $(seq 1 {n}); do ({} run {opts} -- {awk} || echo FAILED) & done; wait; echo done",
+        mosaic.display()
+    );
+    c.command(&["cluster", "exec", node, "--", "sh", "-c", &script])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn moves(c: &Cluster, node: &str) -> usize {
+    c.log(node).matches("balancer: moving").count()
+}
+
+/// I/O-bound and stay'd processes never move; `expel` empties a node of its
+/// guests and `block` keeps it empty; `bring` calls every process home.
+#[test]
+fn io_bound_and_stayed_jobs_stay_expel_and_bring_empty_a_node() {
+    let c = Cluster::up_with("balance-controls", 2, 35946, &["--cpus-per-node", "1"]);
+    let io = jobs(&c, "node1", 3, 8, "--io-bound");
+    node_ctl(&c, "node1", &["stay"]);
+    let stayed = jobs(&c, "node1", 3, 60, "");
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(moves(&c, "node1"), 0, "{}", c.log("node1"));
+    let io = io.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&io.stdout), "done\n");
+
+    // nostay: they may go now, and some do.
+    node_ctl(&c, "node1", &["nostay"]);
+    mosaic_tests::wait_for("guests on node2", Duration::from_secs(20), || {
+        match shown(&c, "node2", "guests here") {
+            0 => Err("none yet".to_string()),
+            n => Ok(n),
+        }
+    });
+    // expel: node2 is empty when the command returns, and stays empty.
+    let out = node_ctl(&c, "node2", &["expel"]);
+    assert!(
+        out.contains("guests here: 0") && out.contains("block: yes"),
+        "{out}"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(shown(&c, "node2", "guests here"), 0);
+    assert!(c.log("node1").contains("came home"), "{}", c.log("node1"));
+
+    // noblock: work flows again; bring: node1 calls it all home.
+    node_ctl(&c, "node2", &["noblock"]);
+    mosaic_tests::wait_for(
+        "guests on node2 again",
+        Duration::from_secs(20),
+        || match shown(&c, "node2", "guests here") {
+            0 => Err("none yet".to_string()),
+            n => Ok(n),
+        },
+    );
+    node_ctl(&c, "node1", &["stay"]);
+    let out = node_ctl(&c, "node1", &["bring"]);
+    assert!(out.contains("processes away: 0"), "{out}");
+    assert_eq!(shown(&c, "node2", "guests here"), 0);
+    let stayed = stayed.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&stayed.stdout),
+        "done\n",
+        "every job exits 0"
+    );
+}
+
+/// A node that leaves cleanly (its daemon stopped) sends its guests home,
+/// where they finish; a node that joins during the run receives work.
+#[test]
+fn a_leaving_node_sends_guests_home_and_a_joining_node_gets_work() {
+    let c = Cluster::up_with("balance-leave", 1, 36946, &["--cpus-per-node", "1"]);
+    let running = jobs(&c, "node1", 4, 30, "");
+    std::thread::sleep(Duration::from_secs(2));
+    let out = c.mosaic(&["cluster", "add"]);
+    assert!(out.status.success(), "{}", text(&out));
+    mosaic_tests::wait_for(
+        "work on the new node2",
+        Duration::from_secs(30),
+        || match shown(&c, "node2", "guests here") {
+            0 => Err("none yet".to_string()),
+            n => Ok(n),
+        },
+    );
+    let daemon = c.pid_of("node2", "daemon_pid").expect("node2's daemon");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    mosaic_tests::wait_for("node2's guests home", Duration::from_secs(30), || {
+        let log = c.log("node2");
+        log.contains("saying goodbye")
+            .then_some(())
+            .ok_or_else(|| log.lines().last().unwrap_or("").to_string())
+    });
+    assert!(
+        !c.log("node2").contains("did not leave in time"),
+        "{}",
+        c.log("node2")
+    );
+    assert!(c.log("node1").contains("came home"), "{}", c.log("node1"));
+    let out = running.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "done\n",
+        "every job exits 0"
+    );
+}

@@ -63,6 +63,13 @@ enum Command {
         /// migrate` still moves it.
         #[arg(long)]
         lock: bool,
+        /// It computes: the balancer may move it as soon as it starts
+        /// (openMosix's `mosrun -c`).
+        #[arg(long, conflicts_with = "io_bound")]
+        cpu_bound: bool,
+        /// It does I/O: it stays home, near its files (`mosrun -i`).
+        #[arg(long)]
+        io_bound: bool,
         /// The command and its arguments.
         #[arg(last = true, required = true)]
         command: Vec<String>,
@@ -84,6 +91,11 @@ enum Command {
     Unlock {
         /// The process (its PID on this node, its home).
         pid: i32,
+    },
+    /// Node controls, as openMosix's mosctl: without an action, show them.
+    Node {
+        #[command(subcommand)]
+        action: Option<NodeCmd>,
     },
     /// Save a running process to an image file.
     Checkpoint {
@@ -121,6 +133,51 @@ enum Command {
         #[command(subcommand)]
         command: ClusterCommand,
     },
+}
+
+#[derive(Subcommand, Debug, Clone, Copy)]
+enum NodeCmd {
+    /// This node's processes stay here: the balancer moves none of them.
+    Stay,
+    /// Undo `stay`.
+    #[command(name = "nostay")]
+    NoStay,
+    /// Accept no new guests.
+    Block,
+    /// Undo `block`.
+    #[command(name = "noblock")]
+    NoBlock,
+    /// Send every guest home (and accept no new ones); waits until they left.
+    Expel,
+    /// Call every process of this node home; waits until they are back.
+    Bring,
+    /// Stop publishing this node's load: the others send it no work.
+    Quiet,
+    /// Undo `quiet`.
+    #[command(name = "noquiet")]
+    NoQuiet,
+    /// Publish this CPU speed (relative; 1000 is the reference).
+    Speed {
+        /// The speed.
+        speed: u32,
+    },
+}
+
+impl NodeCmd {
+    fn action(self) -> mosaic_proto::control::NodeAction {
+        use mosaic_proto::control::NodeAction as A;
+        match self {
+            NodeCmd::Stay => A::Stay,
+            NodeCmd::NoStay => A::NoStay,
+            NodeCmd::Block => A::Block,
+            NodeCmd::NoBlock => A::NoBlock,
+            NodeCmd::Expel => A::Expel,
+            NodeCmd::Bring => A::Bring,
+            NodeCmd::Quiet => A::Quiet,
+            NodeCmd::NoQuiet => A::NoQuiet,
+            NodeCmd::Speed { speed } => A::Speed { speed },
+        }
+    }
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -260,14 +317,24 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             node,
             best,
             lock,
+            cpu_bound,
+            io_bound,
             command,
         } => {
-            return run_command(socket, dir, node, best, lock, &command);
+            use mosaic_proto::control::Hint;
+            let hint = match (cpu_bound, io_bound) {
+                (true, _) => Hint::CpuBound,
+                (_, true) => Hint::IoBound,
+                _ => Hint::None,
+            };
+            return run_command(socket, dir, node, best, (lock, hint), &command);
         }
+        Command::Node { action } => node_control(socket, dir, action)?,
         Command::Lock { pid } | Command::Unlock { pid } => {
             let lock = matches!(cli.command, Command::Lock { .. });
             let mut client = Client::find(socket, dir)?;
-            match client.request(&ControlRequest::Manage { pid, lock })? {
+            let hint = Default::default();
+            match client.request(&ControlRequest::Manage { pid, lock, hint })? {
                 ControlResponse::Managed { pid } => {
                     println!("process {pid} {}", if lock { "locked" } else { "unlocked" });
                 }
@@ -395,12 +462,64 @@ fn cluster(command: ClusterCommand, dir: &Path) -> anyhow::Result<i32> {
 
 /// `mosaic run`: the command is our child, so the caller's shell sees its
 /// exit status; once it has exec'd it is moved to the chosen node.
+/// `mosaic node [ACTION]`: sets a control and shows them all; `expel` and
+/// `bring` wait (with progress) until the node is empty of guests, or all
+/// its processes are back.
+fn node_control(socket: Option<&Path>, dir: &Path, cmd: Option<NodeCmd>) -> anyhow::Result<()> {
+    use mosaic_proto::control::{NodeAction, NodeControls};
+    let mut client = Client::find(socket, dir)?;
+    let mut ask = |action: &NodeAction| -> anyhow::Result<(NodeControls, String)> {
+        match client.request(&ControlRequest::Node {
+            action: action.clone(),
+        })? {
+            ControlResponse::Node { controls, message } => Ok((controls, message)),
+            ControlResponse::Error { message } => bail!("{message}"),
+            other => bail!("mosaicd answered something else: {other:?}"),
+        }
+    };
+    let action = cmd.map_or(NodeAction::Show, NodeCmd::action);
+    let (mut controls, message) = ask(&action)?;
+    if !message.is_empty() {
+        println!("{message}");
+    }
+    // What expel and bring wait for: guests here, or processes away.
+    let left = |c: &NodeControls| match action {
+        NodeAction::Expel => Some((c.guests, "guests still here")),
+        NodeAction::Bring => Some((c.away, "processes still away")),
+        _ => None,
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut shown = usize::MAX;
+    while let Some((n, what)) = left(&controls).filter(|(n, _)| *n > 0) {
+        if n != shown {
+            println!("{n} {what} ...");
+            shown = n;
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("{n} {what} after 60 s; see `mosaic ps` and the daemon's log");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        controls = ask(&NodeAction::Show)?.0;
+    }
+    let on = |b: bool| if b { "yes" } else { "no" };
+    println!(
+        "stay: {}  block: {}  quiet: {}  speed: {}  guests here: {}  processes away: {}",
+        on(controls.stay),
+        on(controls.block),
+        on(controls.quiet),
+        controls.speed,
+        controls.guests,
+        controls.away
+    );
+    Ok(())
+}
+
 fn run_command(
     socket: Option<&Path>,
     dir: &Path,
     node: Option<String>,
     best: bool,
-    lock: bool,
+    manage: (bool, mosaic_proto::control::Hint),
     command: &[String],
 ) -> anyhow::Result<i32> {
     use mosaic_node::supervise;
@@ -436,7 +555,8 @@ fn run_command(
         .spawn()
         .with_context(|| format!("cannot run {program}"))?;
     let pid = child.id() as i32;
-    match client.request(&ControlRequest::Manage { pid, lock }) {
+    let (lock, hint) = manage;
+    match client.request(&ControlRequest::Manage { pid, lock, hint }) {
         Ok(ControlResponse::Managed { .. }) => {}
         Ok(ControlResponse::Error { message }) => {
             eprintln!("mosaic: {program} is not managed: {message}")
