@@ -30,6 +30,16 @@ pub const MARGIN: f64 = 1.3;
 pub const MIN_RESIDENCY: std::time::Duration = std::time::Duration::from_secs(1);
 /// A process busier than this (share of one CPU) is CPU-bound.
 pub const BUSY: f64 = 0.5;
+/// A node whose free memory falls below this share of its total sends its
+/// biggest movable process to the node with the most free memory
+/// (openMosix's memory ushering).
+pub const LOW_MEMORY: f64 = 0.25;
+/// Processes smaller than this are not worth ushering.
+pub const USHER_MIN: u64 = 32 << 20;
+/// More forwarded (or, at home, I/O) system calls per second than this make
+/// a process I/O-heavy: it stays home, and a guest is sent home. A
+/// forwarded call costs about 60 us here, so this is 0.6% of its time.
+pub const IO_HEAVY: f64 = 100.0;
 
 /// Another node as the balancer sees it.
 #[derive(Debug, Clone)]
@@ -38,6 +48,8 @@ pub struct Peer {
     pub load: LoadVector,
     /// Processes sent there that its gossiped load does not show yet.
     pub in_flight: f64,
+    /// Their memory, in bytes.
+    pub in_flight_mem: u64,
 }
 
 /// A process of this node that might move.
@@ -60,6 +72,8 @@ pub struct Candidate {
     pub cantmove: bool,
     /// Known CPU-bound (`mosaic run --cpu-bound`): it may move at once.
     pub eager: bool,
+    /// A guest of this node (it may be sent home or on).
+    pub guest: bool,
 }
 
 /// What the node knows of a process, beyond what `/proc` shows.
@@ -72,6 +86,45 @@ pub enum Kind {
     Pinned,
     /// CPU-bound by hint: busy from the start, no residency wait.
     CpuBound,
+    /// A guest of this node: it counts in this node's load and may be sent
+    /// home or on by the same rule (its deputy carries the move out).
+    Guest,
+}
+
+/// Where a guest goes when it is sent home (the daemon knows which node).
+pub const HOME: &str = "home";
+
+/// The memory move to make, if this node is short of memory: its biggest
+/// movable process, to the node with the most free memory, if that node
+/// stays above [`LOW_MEMORY`] with it.
+pub fn usher(me: &LoadVector, peers: &[Peer], candidates: &[Candidate]) -> Option<(i32, String)> {
+    if me.mem_total == 0 || (me.mem_free as f64) >= LOW_MEMORY * me.mem_total as f64 {
+        return None;
+    }
+    let big = candidates
+        .iter()
+        .filter(|c| !c.pinned && !c.cantmove && c.resident >= MIN_RESIDENCY)
+        .filter(|c| c.mem_bytes >= USHER_MIN)
+        .max_by_key(|c| (c.mem_bytes, std::cmp::Reverse(c.pid)))?;
+    peers
+        .iter()
+        .filter(|p| p.load.accepts_guests)
+        .map(|p| (p.load.mem_free.saturating_sub(p.in_flight_mem), p))
+        .filter(|(free, p)| {
+            free.saturating_sub(big.mem_bytes) as f64 >= LOW_MEMORY * p.load.mem_total as f64
+        })
+        .max_by_key(|(free, _)| *free)
+        .map(|(_, p)| (big.pid, p.name.clone()))
+}
+
+/// A guest that forwards too many calls is better at home.
+pub fn io_heavy_guest(candidates: &[Candidate]) -> Option<i32> {
+    candidates
+        .iter()
+        .filter(|c| c.guest && !c.cantmove && c.resident >= MIN_RESIDENCY)
+        .filter(|c| c.forwarded_per_s > IO_HEAVY)
+        .max_by(|a, b| a.forwarded_per_s.total_cmp(&b.forwarded_per_s))
+        .map(|c| c.pid)
 }
 
 /// Effective speed a process gets on a node with `load` other processes
@@ -93,6 +146,8 @@ pub fn decide(me: &LoadVector, peers: &[Peer], candidates: &[Candidate]) -> Opti
         .iter()
         .filter(|c| !c.pinned && !c.cantmove)
         .filter(|c| c.eager || (c.resident >= MIN_RESIDENCY && c.cpu_share >= BUSY))
+        // An I/O-heavy process at home stays near its files.
+        .filter(|c| c.guest || c.forwarded_per_s <= IO_HEAVY)
         // Ties go to the oldest (lowest) PID, so the choice is stable.
         .max_by(|a, b| score(a).total_cmp(&score(b)).then(b.pid.cmp(&a.pid)))?;
     let reference = me.speed.max(1);
@@ -129,12 +184,32 @@ const MOVES_PER_TICK: usize = 4;
 /// The balancer of one node: per-process CPU samples and moves in flight.
 #[derive(Default)]
 pub struct Balancer {
-    /// pid -> (start time, CPU ticks at the last sample, decayed CPU
-    /// share, decayed runnable fraction).
-    seen: std::collections::HashMap<i32, (u64, u64, f64, f64)>,
+    /// pid -> what was seen of it at the last sample.
+    seen: std::collections::HashMap<i32, Seen>,
     last: Option<std::time::Instant>,
-    /// node -> moves sent there and when the last one was.
-    in_flight: std::collections::HashMap<String, (f64, std::time::Instant)>,
+    /// node -> moves sent there, their memory, and when the last one was.
+    in_flight: std::collections::HashMap<String, (f64, u64, std::time::Instant)>,
+}
+
+/// One process at the last sample.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    start: u64,
+    cpu_ticks: u64,
+    /// Decayed CPU share and runnable fraction.
+    share: f64,
+    runnable: f64,
+    /// System calls forwarded (a guest) or read/write calls (at home) so
+    /// far, and their decayed rate.
+    io_calls: u64,
+    io_rate: f64,
+}
+
+/// What the node tells the balancer about one process.
+pub struct Facts {
+    pub kind: Kind,
+    /// Calls it forwarded so far, if it is a guest.
+    pub forwarded: Option<u64>,
 }
 
 impl Balancer {
@@ -143,44 +218,78 @@ impl Balancer {
         &mut self,
         me: &LoadVector,
         peers: Vec<(String, LoadVector)>,
-        kind: &dyn Fn(i32) -> Kind,
+        facts: &dyn Fn(i32) -> Facts,
     ) -> Vec<(i32, String)> {
         let now = std::time::Instant::now();
         let dt = self.last.map(|t| now - t).unwrap_or_default().as_secs_f64();
         self.last = Some(now);
-        let candidates = self.sample(dt, kind);
+        let mut candidates = self.sample(dt, facts);
         self.in_flight
-            .retain(|_, (_, when)| now.duration_since(*when) < IN_FLIGHT_FOR);
+            .retain(|_, (_, _, when)| now.duration_since(*when) < IN_FLIGHT_FOR);
         let mut peers: Vec<Peer> = peers
             .into_iter()
-            .map(|(name, load)| Peer {
-                in_flight: self.in_flight.get(&name).map_or(0.0, |f| f.0),
-                name,
-                load,
+            .map(|(name, load)| {
+                let f = self.in_flight.get(&name);
+                Peer {
+                    in_flight: f.map_or(0.0, |f| f.0),
+                    in_flight_mem: f.map_or(0, |f| f.1),
+                    name,
+                    load,
+                }
             })
             .collect();
         let mut me = me.clone();
-        let mut candidates = candidates;
         let mut moves = Vec::new();
+        // An I/O-heavy guest goes home; then memory; then CPU.
+        if let Some(pid) = io_heavy_guest(&candidates) {
+            candidates.retain(|c| c.pid != pid);
+            me.load = (me.load - 1.0).max(0.0);
+            moves.push((pid, HOME.to_string()));
+        }
+        if let Some((pid, node)) = usher(&me, &peers, &candidates) {
+            let mem = candidates
+                .iter()
+                .find(|c| c.pid == pid)
+                .map_or(0, |c| c.mem_bytes);
+            candidates.retain(|c| c.pid != pid);
+            me.mem_free += mem;
+            me.load = (me.load - 1.0).max(0.0);
+            self.sent(&mut peers, &node, mem, now);
+            moves.push((pid, node));
+        }
+        candidates.retain(|c| c.eager || c.cpu_share >= BUSY);
         while moves.len() < MOVES_PER_TICK {
             let Some((pid, node)) = decide(&me, &peers, &candidates) else {
                 break;
             };
+            let mem = candidates
+                .iter()
+                .find(|c| c.pid == pid)
+                .map_or(0, |c| c.mem_bytes);
             candidates.retain(|c| c.pid != pid);
             me.load = (me.load - 1.0).max(0.0);
-            if let Some(p) = peers.iter_mut().find(|p| p.name == node) {
-                p.in_flight += 1.0;
-            }
-            let f = self.in_flight.entry(node.clone()).or_insert((0.0, now));
-            *f = (f.0 + 1.0, now);
+            self.sent(&mut peers, &node, mem, now);
             moves.push((pid, node));
         }
         moves
     }
 
+    /// Counts a move to `node` until its gossiped load shows it.
+    fn sent(&mut self, peers: &mut [Peer], node: &str, mem: u64, now: std::time::Instant) {
+        if let Some(p) = peers.iter_mut().find(|p| p.name == node) {
+            p.in_flight += 1.0;
+            p.in_flight_mem += mem;
+        }
+        let f = self
+            .in_flight
+            .entry(node.to_string())
+            .or_insert((0.0, 0, now));
+        *f = (f.0 + 1.0, f.1 + mem, now);
+    }
+
     /// The processes of this node's PID namespace with their CPU share
     /// (decayed: half the old value, half the last interval's).
-    fn sample(&mut self, dt: f64, kind: &dyn Fn(i32) -> Kind) -> Vec<Candidate> {
+    fn sample(&mut self, dt: f64, facts: &dyn Fn(i32) -> Facts) -> Vec<Candidate> {
         // SAFETY: sysconf takes an integer and returns one.
         let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
         let uptime: f64 = std::fs::read_to_string("/proc/uptime")
@@ -219,18 +328,40 @@ impl Balancer {
             // Runnable now: on a crowded CPU a CPU-bound process gets a
             // small share but is always runnable, and that is what counts.
             let running = if f.first() == Some(&"R") { 1.0 } else { 0.0 };
-            let (share, runnable) = match self.seen.get(&pid) {
-                Some(&(s, before, old, old_runnable)) if s == start && dt > 0.0 => {
-                    let now = (ticks.saturating_sub(before) as f64 / hz / dt).min(1.0);
-                    (0.5 * old + 0.5 * now, 0.5 * old_runnable + 0.5 * running)
+            let Facts { kind, forwarded } = facts(pid);
+            let guest = kind == Kind::Guest;
+            let io_calls = forwarded.unwrap_or_else(|| io_calls(pid));
+            let now = match self.seen.get(&pid) {
+                Some(old) if old.start == start && dt > 0.0 => {
+                    let share = (ticks.saturating_sub(old.cpu_ticks) as f64 / hz / dt).min(1.0);
+                    let io = io_calls.saturating_sub(old.io_calls) as f64 / dt;
+                    Seen {
+                        start,
+                        cpu_ticks: ticks,
+                        share: 0.5 * old.share + 0.5 * share,
+                        runnable: 0.5 * old.runnable + 0.5 * running,
+                        io_calls,
+                        io_rate: 0.5 * old.io_rate + 0.5 * io,
+                    }
                 }
-                _ => (0.0, 0.5 * running),
+                _ => Seen {
+                    start,
+                    cpu_ticks: ticks,
+                    share: 0.0,
+                    runnable: 0.5 * running,
+                    io_calls,
+                    io_rate: 0.0,
+                },
             };
-            seen.insert(pid, (start, ticks, share, runnable));
-            let kind = kind(pid);
+            seen.insert(pid, now);
             let eager = kind == Kind::CpuBound;
-            let demand = if eager { 1.0 } else { share.max(runnable) };
-            if demand < BUSY {
+            let demand = if eager {
+                1.0
+            } else {
+                now.share.max(now.runnable)
+            };
+            // Busy ones may go for CPU, big ones for memory, guests home.
+            if demand < BUSY && rss * 4096 < USHER_MIN && !guest {
                 continue;
             }
             let resident =
@@ -239,16 +370,31 @@ impl Balancer {
                 pid,
                 cpu_share: demand,
                 mem_bytes: rss * 4096,
-                forwarded_per_s: 0.0,
+                forwarded_per_s: now.io_rate,
                 resident,
                 pinned: kind == Kind::Pinned,
                 cantmove: mosaic_ckpt::cantmove::reasons(pid).map_or(true, |r| !r.is_empty()),
                 eager,
+                guest,
             });
         }
         self.seen = seen;
         out
     }
+}
+
+/// Read and write system calls of a process at home (`/proc/PID/io`): how
+/// many calls it would forward if it ran elsewhere.
+fn io_calls(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("syscr: ")
+                .or_else(|| l.strip_prefix("syscw: "))
+        })
+        .filter_map(|v| v.trim().parse::<u64>().ok())
+        .sum()
 }
 
 #[cfg(test)]
@@ -273,6 +419,7 @@ mod tests {
             name: name.into(),
             load: v,
             in_flight: 0.0,
+            in_flight_mem: 0,
         }
     }
 
@@ -394,5 +541,59 @@ mod tests {
         });
         all.push(busy(7)); // small, busy, no calls: the best
         assert_eq!(decide(&me, &peers, &all), Some((7, "b".into())));
+    }
+
+    fn big(pid: i32, mib: u64) -> Candidate {
+        Candidate {
+            pid,
+            cpu_share: 0.0,
+            mem_bytes: mib << 20,
+            resident: Duration::from_secs(5),
+            ..Default::default()
+        }
+    }
+
+    fn with_memory(total_mib: u64, free_mib: u64) -> LoadVector {
+        LoadVector {
+            mem_total: total_mib << 20,
+            mem_free: free_mib << 20,
+            ..node(0.0, 1, 1000)
+        }
+    }
+
+    #[test]
+    fn a_node_short_of_memory_ushers_its_biggest_process_where_it_fits() {
+        let me = with_memory(600, 100);
+        let roomy = peer("roomy", with_memory(8000, 7000));
+        let tight = peer("tight", with_memory(1000, 600));
+        let jobs = [big(1, 40), big(2, 400), big(3, 10)];
+        assert_eq!(
+            usher(&me, &[tight.clone(), roomy.clone()], &jobs),
+            Some((2, "roomy".into()))
+        );
+        // Not short: nothing moves; nowhere it fits: nothing moves.
+        assert_eq!(usher(&with_memory(600, 300), &[roomy], &jobs), None);
+        assert_eq!(usher(&me, &[tight], &jobs), None);
+        // Pinned, young or small processes are not ushered.
+        let mut pinned = big(2, 400);
+        pinned.pinned = true;
+        let mut young = big(4, 400);
+        young.resident = Duration::ZERO;
+        let roomy = peer("roomy", with_memory(8000, 7000));
+        assert_eq!(usher(&me, &[roomy], &[pinned, young, big(5, 8)]), None);
+    }
+
+    #[test]
+    fn io_heavy_processes_stay_home_and_io_heavy_guests_go_home() {
+        let mut reader = busy(3);
+        reader.forwarded_per_s = 5000.0;
+        let empty = peer("b", node(0.0, 1, 1000));
+        assert_eq!(
+            decide(&node(3.0, 1, 1000), &[empty], &[reader.clone()]),
+            None
+        );
+        assert_eq!(io_heavy_guest(&[reader.clone()]), None, "not a guest");
+        reader.guest = true;
+        assert_eq!(io_heavy_guest(&[busy(2), reader]), Some(3));
     }
 }

@@ -8,6 +8,7 @@
 //! control_socket = "/run/mosaic/mosaicd.sock"
 //! speed = 1000                        # optional: skip calibration
 //! cpus = 2                            # optional: override the CPU count
+//! memory_mib = 4096                  # optional: memory offered (default: the machine's)
 //! accept_guests = true
 //! guest_uid = 65534                   # the unprivileged user guests run as
 //! guest_gid = 65534
@@ -41,6 +42,11 @@ pub struct Config {
     /// CPUs this node offers; the CPUs it may run on when absent.
     #[serde(default)]
     pub cpus: Option<u32>,
+    /// Memory this node offers to processes, in MiB; when set, its free
+    /// memory is this minus what its processes hold (a namespaced local
+    /// node, or a share of a machine). The machine's memory when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mib: Option<u64>,
     /// Whether this node accepts guests.
     #[serde(default = "default_true")]
     pub accept_guests: bool,
@@ -109,8 +115,8 @@ impl Config {
                     .into(),
             );
         }
-        if self.speed == Some(0) || self.cpus == Some(0) {
-            return Err("speed and cpus must be positive when set".into());
+        if self.speed == Some(0) || self.cpus == Some(0) || self.memory_mib == Some(0) {
+            return Err("speed, cpus and memory_mib must be positive when set".into());
         }
         Ok(())
     }

@@ -35,6 +35,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         cpus: config.cpus.unwrap_or_else(crate::load::usable_cpus),
         speed: config.speed.unwrap_or_else(crate::load::calibrate_speed),
         accepts_guests: config.accept_guests,
+        memory: config.memory_mib.map(|m| m << 20),
     };
     let sampler = Sampler::start(shape);
     let listener = crate::control::bind(&config.control_socket)?;
@@ -284,28 +285,49 @@ async fn balance(
         .filter(|n| !n.is_self && n.state == mosaic_proto::NodeState::Alive)
         .filter_map(|n| Some((n.name, n.load?)))
         .collect();
-    let (balancer, pins, guests) = (balancer.clone(), registry.clone(), guests.clone());
+    let (balancer, pins, visitors) = (balancer.clone(), registry.clone(), guests.clone());
     let stay = controls.stay();
     let moves = tokio::task::spawn_blocking(move || {
-        use crate::balancer::Kind;
+        use crate::balancer::{Facts, Kind};
         use mosaic_proto::control::Hint;
         let mut b = balancer.lock().unwrap_or_else(|e| e.into_inner());
         b.tick(&load, peers, &|pid| {
-            // Guests are not this node's processes: their deputies move them.
-            if stay || pins.locked(pid) || pins.is_away(pid) || guests.contains(pid) {
-                return Kind::Pinned;
+            if let Some(forwarded) = visitors.forwarded(pid) {
+                return Facts {
+                    kind: Kind::Guest,
+                    forwarded: Some(forwarded),
+                };
             }
-            match pins.hint(pid) {
-                Hint::IoBound => Kind::Pinned,
-                Hint::CpuBound => Kind::CpuBound,
-                Hint::None => Kind::Free,
+            let kind = if stay || pins.locked(pid) || pins.is_away(pid) {
+                Kind::Pinned
+            } else {
+                match pins.hint(pid) {
+                    Hint::IoBound => Kind::Pinned,
+                    Hint::CpuBound => Kind::CpuBound,
+                    Hint::None => Kind::Free,
+                }
+            };
+            Facts {
+                kind,
+                forwarded: None,
             }
         })
     })
     .await
     .unwrap_or_default();
     for (pid, node) in moves {
-        info!(pid, to = %node, "balancer: moving a busy process");
+        if let Some(home) = guests.home_of(pid) {
+            // A guest: its deputy at home carries the move out.
+            let order = if node == crate::balancer::HOME || node == home {
+                mosaic_remote::HostOrder::Home
+            } else {
+                mosaic_remote::HostOrder::MoveTo(node.clone())
+            };
+            info!(pid, to = %node, %home, "balancer: moving a guest");
+            guests.order(pid, order);
+            continue;
+        }
+        info!(pid, to = %node, "balancer: moving a process");
         let (membership, registry, me, key) = (
             membership.clone(),
             registry.clone(),

@@ -83,6 +83,24 @@ pub fn task_state(stat: &str) -> Option<char> {
     rest.trim_start().chars().next()
 }
 
+/// Resident memory of every process under `proc_root`, in bytes.
+pub fn resident_bytes(proc_root: &Path) -> u64 {
+    let Ok(procs) = std::fs::read_dir(proc_root) else {
+        return 0;
+    };
+    procs
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.parse::<u32>().is_ok())
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path().join("statm")).ok())
+        .filter_map(|statm| statm.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum::<u64>()
+        * 4096
+}
+
 /// CPUs this process may run on.
 pub fn usable_cpus() -> u32 {
     std::thread::available_parallelism()
@@ -144,6 +162,8 @@ pub struct NodeShape {
     pub cpus: u32,
     pub speed: u32,
     pub accepts_guests: bool,
+    /// Memory offered, in bytes (`memory_mib`); the machine's when `None`.
+    pub memory: Option<u64>,
 }
 
 /// Samples the run queue on a plain thread and hands out fresh load vectors.
@@ -183,7 +203,15 @@ impl Sampler {
 }
 
 fn vector(shape: NodeShape, load: f64) -> LoadVector {
-    let (mem_total, mem_free) = meminfo();
+    let (mut mem_total, mut mem_free) = meminfo();
+    if let Some(offered) = shape.memory {
+        // What this node's processes (its PID namespace) do not hold yet,
+        // and never more than the machine has.
+        mem_free = offered
+            .saturating_sub(resident_bytes(Path::new("/proc")))
+            .min(mem_free);
+        mem_total = offered;
+    }
     LoadVector {
         load: (load * 100.0).round() / 100.0,
         cpus: shape.cpus,

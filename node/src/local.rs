@@ -165,6 +165,8 @@ impl ClusterState {
 pub struct UpOptions {
     pub nodes: u32,
     pub cpus_per_node: Option<usize>,
+    /// Memory each node offers, in MiB.
+    pub memory_per_node: Option<u64>,
     pub port: u16,
     pub dir: PathBuf,
 }
@@ -206,7 +208,8 @@ pub fn up(opts: &UpOptions) -> anyhow::Result<ClusterState> {
     state.save(dir)?;
     let started = (|| {
         for index in 1..=opts.nodes {
-            start_node(dir, &mut state, index, None, opts.cpus_per_node)?;
+            let shape = (opts.cpus_per_node, opts.memory_per_node);
+            start_node(dir, &mut state, index, None, shape)?;
         }
         Ok::<_, anyhow::Error>(())
     })();
@@ -250,14 +253,18 @@ fn wait_until_converged(state: &ClusterState, dir: &Path) {
 
 /// Adds one node to the running local cluster (optionally with another key
 /// file, to see it refused).
-pub fn add(dir: &Path, key_file: Option<PathBuf>) -> anyhow::Result<LocalNode> {
+pub fn add(
+    dir: &Path,
+    key_file: Option<PathBuf>,
+    memory_mib: Option<u64>,
+) -> anyhow::Result<LocalNode> {
     require_root("mosaic cluster add")?;
     let mut state = ClusterState::load(dir)?;
     let index = state.nodes.iter().map(|n| n.index).max().unwrap_or(0) + 1;
     if index > 240 {
         bail!("the local cluster is full (240 nodes)");
     }
-    start_node(dir, &mut state, index, key_file, None)
+    start_node(dir, &mut state, index, key_file, (None, memory_mib))
 }
 
 fn start_node(
@@ -265,7 +272,7 @@ fn start_node(
     state: &mut ClusterState,
     index: u32,
     key_file: Option<PathBuf>,
-    cpus_per_node: Option<usize>,
+    (cpus_per_node, memory_mib): (Option<usize>, Option<u64>),
 ) -> anyhow::Result<LocalNode> {
     let name = format!("node{index}");
     let addr = SocketAddr::V4(SocketAddrV4::new(
@@ -314,6 +321,7 @@ fn start_node(
             distinct.dedup();
             distinct.len() as u32
         }),
+        memory_mib,
         accept_guests: true,
         guest_uid: 65534,
         guest_gid: 65534,

@@ -24,10 +24,7 @@ echo all done"#;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(stdout, "all done\n", "every job exits 0: {}", text(&out));
-    let moved = c
-        .log("node1")
-        .matches("balancer: moving a busy process")
-        .count();
+    let moved = c.log("node1").matches("balancer: moving a process").count();
     let guests = c.log("node2").matches("guest started").count();
     assert!(
         moved >= 1 && guests >= 1,
@@ -232,4 +229,52 @@ fn a_leaving_node_sends_guests_home_and_a_joining_node_gets_work() {
         "done\n",
         "every job exits 0"
     );
+}
+
+/// Memory ushering: a node offering little memory (its config) whose
+/// process holds most of it sends that process to a node with room, even
+/// though the process is idle.
+#[test]
+fn a_heavy_memory_user_leaves_a_node_short_of_memory() {
+    let c = Cluster::up_with(
+        "balance-memory",
+        1,
+        37946,
+        &["--cpus-per-node", "1", "--memory-per-node", "300"],
+    );
+    let out = c.mosaic(&["cluster", "add"]);
+    assert!(out.status.success(), "{}", text(&out));
+    // Idle, holding 200 MiB of node1's 300, until the test says stop.
+    let hog = "import os, time\n\
+               b = bytearray(b'\\x01') * (200 << 20)\n\
+               print('pid', os.getpid(), flush=True)\n\
+               while not os.path.exists('/srv/mosaic-node/stop'): time.sleep(0.2)\n\
+               print('ok' if b[::4096].count(1) == len(b) // 4096 else 'changed', flush=True)\n";
+    let _ = std::fs::remove_file(c.dir.join("node1/srv/stop"));
+    let mut run = c
+        .command(&["cluster", "exec", "node1", "--", "python3", "-c", hog])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(run.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut out, &mut first).unwrap();
+    let pid: i64 = first.trim().strip_prefix("pid ").unwrap().parse().unwrap();
+    let mosaic = mosaic_tests::bin("mosaic");
+    // A debug build on a crowded CPU copies slowly: a generous deadline.
+    mosaic_tests::wait_for("the memory user on node2", Duration::from_secs(120), || {
+        let ps = c.exec("node1", &[mosaic.to_str().unwrap(), "ps", "--json"]);
+        let rows: Vec<serde_json::Value> = serde_json::from_slice(&ps.stdout).unwrap_or_default();
+        rows.iter()
+            .any(|r| r["home_pid"] == pid && r["node"] == "node2")
+            .then_some(())
+            .ok_or_else(|| format!("{rows:?}"))
+    });
+    assert!(c.log("node1").contains("balancer: moving a process"));
+    std::fs::write(c.dir.join("node1/srv/stop"), "").unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert_eq!(rest, "ok\n");
+    assert!(run.wait().unwrap().success());
 }

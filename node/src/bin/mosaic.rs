@@ -198,6 +198,10 @@ enum ClusterCommand {
         /// Pin each node to its own K CPUs.
         #[arg(long)]
         cpus_per_node: Option<usize>,
+        /// Memory each node offers, in MiB (default: the machine's); its
+        /// free memory is then this minus what its processes hold.
+        #[arg(long, value_name = "MIB")]
+        memory_per_node: Option<u64>,
         /// Gossip port of every node.
         #[arg(long, default_value_t = mosaic_node::DEFAULT_GOSSIP_PORT)]
         port: u16,
@@ -207,6 +211,9 @@ enum ClusterCommand {
         /// Use this key file instead of the cluster's (to try a wrong key).
         #[arg(long)]
         key: Option<PathBuf>,
+        /// Memory the new node offers, in MiB (default: the machine's).
+        #[arg(long, value_name = "MIB")]
+        memory: Option<u64>,
     },
     /// Stop every node and remove what `up` created.
     Down,
@@ -394,11 +401,13 @@ fn cluster(command: ClusterCommand, dir: &Path) -> anyhow::Result<i32> {
         ClusterCommand::Up {
             nodes,
             cpus_per_node,
+            memory_per_node,
             port,
         } => {
             let state = local::up(&local::UpOptions {
                 nodes,
                 cpus_per_node,
+                memory_per_node,
                 port,
                 dir: dir.to_owned(),
             })?;
@@ -418,8 +427,8 @@ fn cluster(command: ClusterCommand, dir: &Path) -> anyhow::Result<i32> {
                 dir.display()
             );
         }
-        ClusterCommand::Add { key } => {
-            let node = local::add(dir, key)?;
+        ClusterCommand::Add { key, memory } => {
+            let node = local::add(dir, key, memory)?;
             println!("{} added at {}", node.name, node.addr);
         }
         ClusterCommand::Down => {

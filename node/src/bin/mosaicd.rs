@@ -60,6 +60,7 @@ fn config_from(args: &Args) -> anyhow::Result<Config> {
             control_socket: PathBuf::from(mosaic_node::DEFAULT_SOCKET),
             speed: None,
             cpus: None,
+            memory_mib: None,
             accept_guests: true,
             guest_uid: 65534,
             guest_gid: 65534,
