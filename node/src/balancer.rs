@@ -140,6 +140,73 @@ fn score(c: &Candidate) -> f64 {
     c.cpu_share / (1.0 + gib) / (1.0 + c.forwarded_per_s / 100.0)
 }
 
+/// The loads as the CPUs feel them: nodes of one machine whose CPU sets
+/// overlap (a local cluster with more nodes than CPUs) share those CPUs,
+/// so each one's load is counted on the others, in proportion to the
+/// CPUs they share. Moves in flight are folded in. Nodes of other
+/// machines, or that do not say, keep their own load.
+pub fn shared_view(me: &LoadVector, peers: &[Peer]) -> (LoadVector, Vec<Peer>) {
+    let all: Vec<(&LoadVector, f64)> = std::iter::once((me, 0.0))
+        .chain(peers.iter().map(|p| (&p.load, p.in_flight)))
+        .collect();
+    let felt = |x: &LoadVector, own_in_flight: f64| -> f64 {
+        let mut load = x.load + own_in_flight;
+        if x.machine.is_empty() || x.cpuset.is_empty() {
+            return load;
+        }
+        for &(y, in_flight) in &all {
+            if std::ptr::eq(x, y) || y.machine != x.machine || y.cpuset.is_empty() {
+                continue;
+            }
+            let shared = x.cpuset.iter().filter(|c| y.cpuset.contains(c)).count();
+            load += (y.load + in_flight) * shared as f64 / y.cpuset.len() as f64;
+        }
+        load
+    };
+    let mine = LoadVector {
+        load: felt(me, 0.0),
+        ..me.clone()
+    };
+    let theirs = peers
+        .iter()
+        .map(|p| Peer {
+            load: LoadVector {
+                load: felt(&p.load, p.in_flight),
+                ..p.load.clone()
+            },
+            in_flight: 0.0,
+            ..p.clone()
+        })
+        .collect();
+    (mine, theirs)
+}
+
+/// Where one busy process that runs on `here` would run best, by the same
+/// rule (`mosaic migrate PID balance`); `None`: where it is.
+pub fn place(here: &LoadVector, others: &[(String, LoadVector)]) -> Option<String> {
+    let peers: Vec<Peer> = others
+        .iter()
+        .map(|(name, load)| Peer {
+            name: name.clone(),
+            load: load.clone(),
+            in_flight: 0.0,
+            in_flight_mem: 0,
+        })
+        .collect();
+    let (felt_here, felt_there) = shared_view(here, &peers);
+    // It is busy and counted where it runs, whatever its age.
+    let me = LoadVector {
+        load: felt_here.load.max(1.0),
+        ..felt_here
+    };
+    let it = Candidate {
+        cpu_share: 1.0,
+        eager: true,
+        ..Default::default()
+    };
+    decide(&me, &felt_there, &[it]).map(|(_, node)| node)
+}
+
 /// The move to make this interval, if any: (pid, node name).
 pub fn decide(me: &LoadVector, peers: &[Peer], candidates: &[Candidate]) -> Option<(i32, String)> {
     let best = candidates
@@ -176,8 +243,9 @@ pub fn decide(me: &LoadVector, peers: &[Peer], candidates: &[Candidate]) -> Opti
 }
 
 /// Moves sent to a node count on it this long (its smoothed load rises
-/// 30% of the way per second).
-const IN_FLIGHT_FOR: std::time::Duration = std::time::Duration::from_secs(5);
+/// 30% of the way per second, so after 10 s it shows 97% of them); they
+/// count until its load has risen by as many, or this long.
+const IN_FLIGHT_FOR: std::time::Duration = std::time::Duration::from_secs(10);
 /// At most this many moves per interval.
 const MOVES_PER_TICK: usize = 4;
 
@@ -187,8 +255,33 @@ pub struct Balancer {
     /// pid -> what was seen of it at the last sample.
     seen: std::collections::HashMap<i32, Seen>,
     last: Option<std::time::Instant>,
-    /// node -> moves sent there, their memory, and when the last one was.
-    in_flight: std::collections::HashMap<String, (f64, u64, std::time::Instant)>,
+    /// node -> moves sent there and not yet seen in its load.
+    in_flight: std::collections::HashMap<String, InFlight>,
+    /// node -> CPU moves the last tick wanted to make there. A CPU move is
+    /// made when two ticks in a row want it: the others' loads reach us a
+    /// gossip round late, and two nodes whose jobs started together must
+    /// not trade them on a stale view (the equal-load test caught a swap).
+    wanted: std::collections::HashMap<String, usize>,
+    busy: usize,
+}
+
+/// Moves sent to one node.
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
+    /// Processes sent, and their memory.
+    count: f64,
+    mem: u64,
+    /// The node's gossiped load when the first of them was sent.
+    base: f64,
+    /// When the last one was sent.
+    when: std::time::Instant,
+}
+
+impl InFlight {
+    /// How many its gossiped load `now` does not show yet.
+    fn unseen(&self, now: f64) -> f64 {
+        (self.base + self.count - now).clamp(0.0, self.count)
+    }
 }
 
 /// One process at the last sample.
@@ -213,6 +306,13 @@ pub struct Facts {
 }
 
 impl Balancer {
+    /// Processes of this node busy for a second at the last tick: the
+    /// node publishes at least this load, so that the others compare what
+    /// it compares.
+    pub fn busy(&self) -> usize {
+        self.busy
+    }
+
     /// One interval: sample, decide, and return the moves to start.
     pub fn tick(
         &mut self,
@@ -225,20 +325,29 @@ impl Balancer {
         self.last = Some(now);
         let mut candidates = self.sample(dt, facts);
         self.in_flight
-            .retain(|_, (_, _, when)| now.duration_since(*when) < IN_FLIGHT_FOR);
+            .retain(|_, f| now.duration_since(f.when) < IN_FLIGHT_FOR);
         let mut peers: Vec<Peer> = peers
             .into_iter()
             .map(|(name, load)| {
                 let f = self.in_flight.get(&name);
                 Peer {
-                    in_flight: f.map_or(0.0, |f| f.0),
-                    in_flight_mem: f.map_or(0, |f| f.1),
+                    in_flight: f.map_or(0.0, |f| f.unseen(load.load)),
+                    in_flight_mem: f.map_or(0, |f| f.mem),
                     name,
                     load,
                 }
             })
             .collect();
         let mut me = me.clone();
+        // The published load rises slowly (a burst should not attract
+        // work); for its own moves a node counts what it sees now: its
+        // processes that are busy and old enough to have proved it.
+        let busy = candidates
+            .iter()
+            .filter(|c| c.cpu_share >= BUSY && c.resident >= MIN_RESIDENCY)
+            .count();
+        me.load = me.load.max(busy as f64);
+        self.busy = busy;
         let mut moves = Vec::new();
         // An I/O-heavy guest goes home; then memory; then CPU.
         if let Some(pid) = io_heavy_guest(&candidates) {
@@ -258,33 +367,52 @@ impl Balancer {
             moves.push((pid, node));
         }
         candidates.retain(|c| c.eager || c.cpu_share >= BUSY);
-        while moves.len() < MOVES_PER_TICK {
-            let Some((pid, node)) = decide(&me, &peers, &candidates) else {
+        let mut wanted: std::collections::HashMap<String, usize> = Default::default();
+        let mut decided = 0;
+        while decided < MOVES_PER_TICK {
+            let (felt_here, felt_there) = shared_view(&me, &peers);
+            let Some((pid, node)) = decide(&felt_here, &felt_there, &candidates) else {
                 break;
             };
+            decided += 1;
             let mem = candidates
                 .iter()
                 .find(|c| c.pid == pid)
                 .map_or(0, |c| c.mem_bytes);
             candidates.retain(|c| c.pid != pid);
             me.load = (me.load - 1.0).max(0.0);
-            self.sent(&mut peers, &node, mem, now);
-            moves.push((pid, node));
+            let n = wanted.entry(node.clone()).or_default();
+            *n += 1;
+            if *n <= self.wanted.get(&node).copied().unwrap_or(0) {
+                self.sent(&mut peers, &node, mem, now);
+                moves.push((pid, node));
+            } else if let Some(p) = peers.iter_mut().find(|p| p.name == node) {
+                // Not confirmed yet: counted for this tick's decisions only.
+                p.in_flight += 1.0;
+            }
         }
+        self.wanted = wanted;
         moves
     }
 
     /// Counts a move to `node` until its gossiped load shows it.
     fn sent(&mut self, peers: &mut [Peer], node: &str, mem: u64, now: std::time::Instant) {
-        if let Some(p) = peers.iter_mut().find(|p| p.name == node) {
-            p.in_flight += 1.0;
-            p.in_flight_mem += mem;
-        }
-        let f = self
-            .in_flight
-            .entry(node.to_string())
-            .or_insert((0.0, 0, now));
-        *f = (f.0 + 1.0, f.1 + mem, now);
+        let Some(p) = peers.iter_mut().find(|p| p.name == node) else {
+            return;
+        };
+        p.in_flight += 1.0;
+        p.in_flight_mem += mem;
+        let f = self.in_flight.entry(node.to_string()).or_insert(InFlight {
+            count: 0.0,
+            mem: 0,
+            base: p.load.load,
+            when: now,
+        });
+        // Those its load shows are forgotten: what is left, plus this one.
+        f.base = p.load.load;
+        f.count = p.in_flight;
+        f.mem += mem;
+        f.when = now;
     }
 
     /// The processes of this node's PID namespace with their CPU share
@@ -411,6 +539,7 @@ mod tests {
             mem_free: 1 << 33,
             guests: 0,
             accepts_guests: true,
+            ..Default::default()
         }
     }
 
@@ -595,5 +724,45 @@ mod tests {
         assert_eq!(io_heavy_guest(&[reader.clone()]), None, "not a guest");
         reader.guest = true;
         assert_eq!(io_heavy_guest(&[busy(2), reader]), Some(3));
+    }
+
+    fn on_cpus(load: f64, cpus: &[u32]) -> LoadVector {
+        LoadVector {
+            machine: "m".into(),
+            cpuset: cpus.to_vec(),
+            ..node(load, cpus.len() as u32, 1000)
+        }
+    }
+
+    #[test]
+    fn nodes_sharing_a_cpu_count_each_others_load() {
+        // Four one-CPU nodes on two CPUs: node1 and node3 share CPU 0.
+        let me = on_cpus(10.0, &[0]);
+        let peers = [
+            peer("node2", on_cpus(0.0, &[1])),
+            peer("node3", on_cpus(0.0, &[0])),
+            peer("node4", on_cpus(0.0, &[1])),
+        ];
+        let (felt_here, felt_there) = shared_view(&me, &peers);
+        assert_eq!(felt_here.load, 10.0);
+        let loads: Vec<f64> = felt_there.iter().map(|p| p.load.load).collect();
+        assert_eq!(loads, [0.0, 10.0, 0.0]);
+        // So work goes to the other CPU, never to node3.
+        let (to, _) = (0..10).fold((Vec::new(), peers.to_vec()), |(mut to, mut ps), i| {
+            let load = on_cpus(10.0 - to.len() as f64, &[0]);
+            let (h, t) = shared_view(&load, &ps);
+            if let Some((_, n)) = decide(&h, &t, &[busy(i)]) {
+                ps.iter_mut().find(|p| p.name == n).unwrap().in_flight += 1.0;
+                to.push(n);
+            }
+            (to, ps)
+        });
+        assert!(!to.contains(&"node3".to_string()), "{to:?}");
+        assert_eq!(to.len(), 5, "CPU 0 and CPU 1 end with five each: {to:?}");
+        // A node of another machine, or one that does not say, is alone.
+        let mut far = on_cpus(1.0, &[0]);
+        far.machine = "other".into();
+        let (_, t) = shared_view(&me, &[peer("far", far)]);
+        assert_eq!(t[0].load.load, 1.0);
     }
 }

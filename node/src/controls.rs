@@ -14,6 +14,8 @@ pub struct Controls {
     stay: AtomicBool,
     block: AtomicBool,
     quiet: AtomicBool,
+    /// `expel` until `noblock`: guests that arrive late are sent home too.
+    expel: AtomicBool,
     /// 0: the calibrated speed.
     speed: AtomicU32,
 }
@@ -27,6 +29,11 @@ impl Controls {
     /// No new guests are accepted.
     pub fn blocked(&self) -> bool {
         self.block.load(Relaxed)
+    }
+
+    /// Guests are being sent home (`expel`, until `noblock`).
+    pub fn expelling(&self) -> bool {
+        self.expel.load(Relaxed)
     }
 
     /// The load is not published.
@@ -52,8 +59,15 @@ impl Controls {
             NodeAction::Show | NodeAction::Bring => {}
             NodeAction::Stay => self.stay.store(true, Relaxed),
             NodeAction::NoStay => self.stay.store(false, Relaxed),
-            NodeAction::Block | NodeAction::Expel => self.block.store(true, Relaxed),
-            NodeAction::NoBlock => self.block.store(false, Relaxed),
+            NodeAction::Block => self.block.store(true, Relaxed),
+            NodeAction::Expel => {
+                self.block.store(true, Relaxed);
+                self.expel.store(true, Relaxed);
+            }
+            NodeAction::NoBlock => {
+                self.block.store(false, Relaxed);
+                self.expel.store(false, Relaxed);
+            }
             NodeAction::Quiet => self.quiet.store(true, Relaxed),
             NodeAction::NoQuiet => self.quiet.store(false, Relaxed),
             NodeAction::Speed { speed } => self.speed.store(speed, Relaxed),

@@ -36,8 +36,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         speed: config.speed.unwrap_or_else(crate::load::calibrate_speed),
         accepts_guests: config.accept_guests,
         memory: config.memory_mib.map(|m| m << 20),
+        machine: NodeShape::placement().0,
+        cpuset: NodeShape::placement().1,
     };
-    let sampler = Sampler::start(shape);
+    let sampler = Sampler::start(shape.clone());
     let listener = crate::control::bind(&config.control_socket)?;
     let membership = Arc::new(
         Membership::start(
@@ -92,6 +94,28 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                         addr,
                         load: controls.apply(sampler.current()),
                     },
+                    ControlRequest::Migrate { pid, node } if node == "balance" => {
+                        let here = controls.apply(sampler.current());
+                        let best = place(&membership, &registry, &name, pid, here).await;
+                        match best {
+                            Ok(Some(node)) => {
+                                crate::migration::start(
+                                    &membership,
+                                    &registry,
+                                    &name,
+                                    &key,
+                                    pid,
+                                    node,
+                                )
+                                .await
+                            }
+                            Ok(None) => ControlResponse::Stays {
+                                pid,
+                                node: registry.where_is(pid).unwrap_or(name),
+                            },
+                            Err(message) => ControlResponse::Error { message },
+                        }
+                    }
                     ControlRequest::Migrate { pid, node } => {
                         crate::migration::start(&membership, &registry, &name, &key, pid, node)
                             .await
@@ -126,7 +150,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                         ControlResponse::Node {
                             controls: controls.snapshot(
                                 &sampler.current(),
-                                guests.len(),
+                                guests.present(),
                                 registry.away_count(),
                             ),
                             message,
@@ -156,12 +180,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let why = loop {
         tokio::select! {
             _ = tick.tick() => {
-                let load = controls.apply(sampler.current());
-                if controls.quiet() {
-                    membership.publish_quiet().await;
-                } else {
-                    membership.publish_load(&load).await;
-                }
+                let mut load = controls.apply(sampler.current());
                 let ctx = Ctx {
                     membership: &membership,
                     registry: &registry,
@@ -170,7 +189,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                     me: &config.name,
                     key: &key,
                 };
-                balance(&ctx, &balancer, load).await;
+                if controls.expelling() {
+                    // Late arrivals (their migration passed the door
+                    // before the block) are sent home too.
+                    guests.send_all_home();
+                }
+                balance(&ctx, &balancer, load.clone()).await;
+                // At least the processes the balancer saw busy: the others
+                // then compare what this node compares.
+                let busy = balancer.lock().map(|b| b.busy()).unwrap_or_default();
+                load.load = load.load.max(busy as f64);
+                if controls.quiet() {
+                    membership.publish_quiet().await;
+                } else {
+                    membership.publish_load(&load).await;
+                }
                 let (me, registry, guests) = (config.name.clone(), registry.clone(), guests.clone());
                 if let Ok((procs, guests)) =
                     tokio::task::spawn_blocking(move || (registry.list(&me), guests.list())).await
@@ -190,10 +223,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     membership
         .publish_load(&controls.apply(sampler.current()))
         .await;
-    let sent = guests.send_all_home();
-    if sent > 0 {
-        info!(guests = sent, "sending every guest home");
-        let left = wait_until(LEAVE_WAIT, || guests.len()).await;
+    if guests.present() > 0 {
+        info!(guests = guests.present(), "sending every guest home");
+        // Again and again: a migration that passed the door before the
+        // block lands its guest later.
+        let left = wait_until(LEAVE_WAIT, || {
+            guests.send_all_home();
+            guests.present()
+        })
+        .await;
         if left > 0 {
             warn!(
                 guests = left,
@@ -235,6 +273,41 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     membership.leave().await;
     info!(node = %config.name, "mosaicd stopped");
     Ok(())
+}
+
+/// Where process `pid` of this node would run best now (`None`: where it
+/// is), for `mosaic migrate PID balance`.
+async fn place(
+    membership: &crate::gossip::Membership,
+    registry: &crate::migration::Registry,
+    me: &str,
+    pid: i32,
+    my_load: mosaic_proto::LoadVector,
+) -> Result<Option<String>, String> {
+    if registry.where_is(pid).is_none() && crate::procstat::stat(pid).is_none() {
+        return Err(format!("no process {pid} here"));
+    }
+    // This node as the others see it (its published load counts its busy
+    // processes at once), else as sampled.
+    let mut loads: Vec<(String, mosaic_proto::LoadVector)> = membership
+        .nodes()
+        .await
+        .into_iter()
+        .filter(|n| n.is_self || n.state == mosaic_proto::NodeState::Alive)
+        .filter_map(|n| Some((n.name, n.load?)))
+        .collect();
+    if !loads.iter().any(|(n, _)| n == me) {
+        loads.push((me.to_string(), my_load));
+    }
+    let here = registry.where_is(pid).unwrap_or_else(|| me.to_string());
+    let Some(at) = loads.iter().position(|(n, _)| *n == here) else {
+        return Err(format!(
+            "{here}, where process {pid} runs, publishes no load"
+        ));
+    };
+    let (_, here_load) = loads.remove(at);
+    Ok(crate::balancer::place(&here_load, &loads)
+        .map(|node| if node == me { "home".to_string() } else { node }))
 }
 
 /// How long a stopping node waits for its guests to leave, and for its

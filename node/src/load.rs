@@ -157,13 +157,33 @@ pub fn calibrate_speed() -> u32 {
 }
 
 /// Fixed parts of the load vector, decided at start.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct NodeShape {
     pub cpus: u32,
     pub speed: u32,
     pub accepts_guests: bool,
     /// Memory offered, in bytes (`memory_mib`); the machine's when `None`.
     pub memory: Option<u64>,
+    /// This machine's boot id and the CPUs this node may run on.
+    pub machine: String,
+    pub cpuset: Vec<u32>,
+}
+
+impl NodeShape {
+    /// This machine's boot id and the CPUs this process may run on.
+    pub fn placement() -> (String, Vec<u32>) {
+        let machine = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
+        let cpuset = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0))
+            .map(|set| {
+                (0..nix::sched::CpuSet::count() as u32)
+                    .filter(|&c| set.is_set(c as usize).unwrap_or(false))
+                    .collect()
+            })
+            .unwrap_or_default();
+        (machine, cpuset)
+    }
 }
 
 /// Samples the run queue on a plain thread and hands out fresh load vectors.
@@ -174,7 +194,7 @@ pub struct Sampler {
 impl Sampler {
     /// Starts sampling `/proc`.
     pub fn start(shape: NodeShape) -> Sampler {
-        let (tx, rx) = tokio::sync::watch::channel(vector(shape, 0.0));
+        let (tx, rx) = tokio::sync::watch::channel(vector(&shape, 0.0));
         let me = std::process::id();
         std::thread::Builder::new()
             .name("load-sampler".into())
@@ -187,7 +207,7 @@ impl Sampler {
                         std::thread::sleep(SAMPLE_EVERY);
                     }
                     let load = avg.update(f64::from(total) / f64::from(SAMPLES_PER_UPDATE));
-                    if tx.send(vector(shape, load)).is_err() {
+                    if tx.send(vector(&shape, load)).is_err() {
                         return; // the daemon is gone
                     }
                 }
@@ -202,7 +222,7 @@ impl Sampler {
     }
 }
 
-fn vector(shape: NodeShape, load: f64) -> LoadVector {
+fn vector(shape: &NodeShape, load: f64) -> LoadVector {
     let (mut mem_total, mut mem_free) = meminfo();
     if let Some(offered) = shape.memory {
         // What this node's processes (its PID namespace) do not hold yet,
@@ -220,6 +240,8 @@ fn vector(shape: NodeShape, load: f64) -> LoadVector {
         mem_free,
         guests: 0,
         accepts_guests: shape.accepts_guests,
+        machine: shape.machine.clone(),
+        cpuset: shape.cpuset.clone(),
     }
 }
 

@@ -206,9 +206,16 @@ pub fn up(opts: &UpOptions) -> anyhow::Result<ClusterState> {
         nodes: Vec::new(),
     };
     state.save(dir)?;
+    // Nodes get CPUs of their own where the machine has enough (and share
+    // them round-robin where not): a node's load then means what a process
+    // sent there would find, and the balancer counts nodes that share a
+    // CPU together.
+    let per_node = opts.cpus_per_node.unwrap_or_else(|| {
+        (crate::load::usable_cpus() as usize / opts.nodes.max(1) as usize).max(1)
+    });
     let started = (|| {
         for index in 1..=opts.nodes {
-            let shape = (opts.cpus_per_node, opts.memory_per_node);
+            let shape = (Some(per_node), opts.memory_per_node);
             start_node(dir, &mut state, index, None, shape)?;
         }
         Ok::<_, anyhow::Error>(())
@@ -264,7 +271,12 @@ pub fn add(
     if index > 240 {
         bail!("the local cluster is full (240 nodes)");
     }
-    start_node(dir, &mut state, index, key_file, (None, memory_mib))
+    // As many CPUs as the others have, next in the round.
+    let per_node = state
+        .nodes
+        .iter()
+        .find_map(|n| n.cpus.as_ref().map(Vec::len));
+    start_node(dir, &mut state, index, key_file, (per_node, memory_mib))
 }
 
 fn start_node(

@@ -48,14 +48,22 @@ pub fn listen(
                             }
                         };
                         let mut guest = None;
+                        use std::sync::atomic::Ordering::SeqCst;
+                        guests.arriving.fetch_add(1, SeqCst);
+                        let mut arrived = false;
                         let served = mosaic_remote::serve(
                             &mut link,
                             &policy,
                             &mut |home, home_pid, pid, handle| {
                                 guests.insert(pid, home, home_pid, handle);
+                                guests.arriving.fetch_sub(1, SeqCst);
+                                arrived = true;
                                 guest = Some(pid);
                             },
                         );
+                        if !arrived {
+                            guests.arriving.fetch_sub(1, SeqCst);
+                        }
                         if let Some(pid) = guest {
                             guests.remove(pid);
                         }
@@ -243,6 +251,11 @@ impl Registry {
         t.away.len()
     }
 
+    /// The node `pid` runs on, if it is away.
+    pub fn where_is(&self, pid: i32) -> Option<String> {
+        self.lock().away.get(&pid).map(|a| a.info.node.clone())
+    }
+
     /// How many processes of this node run elsewhere.
     pub fn away_count(&self) -> usize {
         self.lock().away.len()
@@ -264,13 +277,22 @@ struct GuestEntry {
     handle: mosaic_remote::GuestHandle,
 }
 
-/// The guests running on this node, by guest PID.
+/// The guests running on this node, by guest PID, and how many are on
+/// their way in.
 #[derive(Clone, Default)]
-pub struct Guests(Arc<Mutex<BTreeMap<i32, GuestEntry>>>);
+pub struct Guests {
+    running: Arc<Mutex<BTreeMap<i32, GuestEntry>>>,
+    arriving: Arc<std::sync::atomic::AtomicUsize>,
+}
 
 impl Guests {
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<i32, GuestEntry>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Guests running here or being restored here.
+    pub fn present(&self) -> usize {
+        self.len() + self.arriving.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// A snapshot with their state, for publishing.

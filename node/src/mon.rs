@@ -174,6 +174,7 @@ mod tests {
                 mem_free: 50,
                 guests: 0,
                 accepts_guests: true,
+                ..Default::default()
             }),
         }
     }

@@ -15,7 +15,8 @@ pub enum ControlRequest {
     Nodes,
     /// This daemon's own name, address and load.
     Status,
-    /// Move process `pid` (of this node) to node `node` now.
+    /// Move process `pid` (of this node) to node `node` now (`home`: back
+    /// home; `balance`: where the balancer's rule says it runs best).
     Migrate { pid: i32, node: String },
     /// Every managed process of the cluster.
     Ps,
@@ -150,6 +151,9 @@ pub enum ControlResponse {
         node: String,
         guest_pid: i32,
     },
+    /// Answer to [`ControlRequest::Migrate`] with `balance` when no node
+    /// would run it better: it stays where it runs.
+    Stays { pid: i32, node: String },
     /// Answer to [`ControlRequest::Manage`].
     Managed { pid: i32 },
     /// Answer to [`ControlRequest::Node`]: the controls after the action,

@@ -23,6 +23,13 @@ pub struct LoadVector {
     pub guests: u32,
     /// Whether this node accepts guests.
     pub accepts_guests: bool,
+    /// The machine it runs on (its boot id) and the CPUs it may use there:
+    /// nodes of one machine whose CPU sets overlap share those CPUs (a
+    /// local cluster), and a balancer counts their loads together.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub machine: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cpuset: Vec<u32>,
 }
 
 impl LoadVector {
@@ -91,6 +98,7 @@ mod tests {
             mem_free: 1,
             guests: 0,
             accepts_guests: true,
+            ..Default::default()
         };
         assert_eq!(v.normalized_load(1000), 0.5);
         assert_eq!(v.normalized_load(2000), 1.0);

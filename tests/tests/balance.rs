@@ -278,3 +278,67 @@ fn a_heavy_memory_user_leaves_a_node_short_of_memory() {
     assert_eq!(rest, "ok\n");
     assert!(run.wait().unwrap().success());
 }
+
+/// `mosaic migrate PID balance` moves a process where the balancer's rule
+/// says it runs better, and leaves it where it is otherwise.
+#[test]
+fn migrate_balance_moves_a_process_only_where_it_runs_better() {
+    let c = Cluster::up_with("balance-ask", 2, 38946, &["--cpus-per-node", "1"]);
+    // The balancer itself keeps out of it.
+    node_ctl(&c, "node1", &["stay"]);
+    let running = jobs(&c, "node1", 3, 25, "");
+    let mosaic = mosaic_tests::bin("mosaic");
+    let mosaic = mosaic.to_str().unwrap();
+    let pids: Vec<String> =
+        mosaic_tests::wait_for("three managed jobs", Duration::from_secs(20), || {
+            let ps = c.exec("node1", &[mosaic, "ps", "--json"]);
+            let rows: Vec<serde_json::Value> =
+                serde_json::from_slice(&ps.stdout).unwrap_or_default();
+            let pids: Vec<String> = rows.iter().map(|r| r["home_pid"].to_string()).collect();
+            (pids.len() == 3).then_some(pids).ok_or(format!("{rows:?}"))
+        });
+    // Wait until node1's load shows its three jobs.
+    mosaic_tests::wait_for("node1 loaded", Duration::from_secs(20), || {
+        let nodes = c.nodes_seen_by("node1")?;
+        let load = nodes
+            .iter()
+            .find(|n| n.name == "node1")
+            .and_then(|n| n.load.clone());
+        load.filter(|l| l.load >= 2.5)
+            .map(|_| ())
+            .ok_or(format!("{nodes:?}"))
+    });
+    let ask = |pid: &str| {
+        let out = c.exec("node1", &[mosaic, "migrate", pid, "balance"]);
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let first = ask(&pids[0]);
+    assert!(first.contains("now runs on node2"), "{first}");
+    // On node2 alone it runs better than back with the other two.
+    let again = ask(&pids[0]);
+    assert!(again.contains("stays on node2"), "{again}");
+    // Two here and one there: a move would not balance anything.
+    mosaic_tests::wait_for(
+        "node2's load to show its guest",
+        Duration::from_secs(20),
+        || {
+            let nodes = c.nodes_seen_by("node1")?;
+            let load = nodes
+                .iter()
+                .find(|n| n.name == "node2")
+                .and_then(|n| n.load.clone());
+            load.filter(|l| l.load >= 0.9)
+                .map(|_| ())
+                .ok_or(format!("{nodes:?}"))
+        },
+    );
+    let second = ask(&pids[1]);
+    assert!(second.contains("stays on node1"), "{second}");
+    let out = running.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "done\n",
+        "every job exits 0"
+    );
+}

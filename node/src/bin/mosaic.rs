@@ -79,7 +79,8 @@ enum Command {
     Migrate {
         /// The process (its PID on this node, its home).
         pid: i32,
-        /// The node to move it to, or `home`.
+        /// The node to move it to, `home`, or `balance` (where the
+        /// balancer's rule says it runs best now).
         node: String,
     },
     /// Lock a process of this node: the balancer never moves it.
@@ -195,7 +196,9 @@ enum ClusterCommand {
         /// How many nodes.
         #[arg(long, default_value_t = 3)]
         nodes: u32,
-        /// Pin each node to its own K CPUs.
+        /// Pin each node to its own K CPUs (default: the machine's CPUs
+        /// divided among the nodes, at least one each; nodes beyond the
+        /// CPUs share them round-robin).
         #[arg(long)]
         cpus_per_node: Option<usize>,
         /// Memory each node offers, in MiB (default: the machine's); its
@@ -360,6 +363,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     guest_pid,
                 } => {
                     println!("process {pid} now runs on {node} (guest pid {guest_pid} there)");
+                }
+                ControlResponse::Stays { pid, node } => {
+                    println!("process {pid} stays on {node}: no node would run it better now");
                 }
                 ControlResponse::Error { message } => bail!("{message}"),
                 other => bail!("mosaicd answered something else: {other:?}"),

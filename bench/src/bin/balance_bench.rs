@@ -1,0 +1,120 @@
+//! The openMosix HOWTO job set (ten copies of the awk loop started together
+//! on node1) three ways in one run, by makespan (start to the last exit):
+//! all on node1 with balancing off (`mosaic node stay`), with mosaic's
+//! balancer, and the ideal: the CPU time of the ten jobs, each measured
+//! alone, divided by the CPUs of the cluster.
+//!
+//! `cargo build --release && cargo run --release -p mosaic-bench --bin balance-bench` (root)
+//!
+//! Two clusters: 2 nodes of one CPU each (the HOWTO's), and 4 nodes sized
+//! to this 2-CPU machine (one CPU each, two nodes per CPU: the cluster has
+//! 2 CPUs, so the ideal is the same). Goal: balancer within 1.10x of ideal.
+
+use std::time::Instant;
+
+use mosaic_bench::LocalCluster;
+
+const JOBS: usize = 10;
+const LOOP: &str = "BEGIN {for(i=0;i<10000;i++) for(j=0;j<10000;j++);}";
+/// Rounds per cluster (the host is noisy; noise only adds time).
+const ROUNDS: usize = 3;
+
+fn main() -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("mosaic-balance-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "{JOBS} jobs; this machine has {cpus} CPUs; {ROUNDS} rounds per cluster, each: one job alone, all on node1, balanced"
+    );
+    println!(
+        "{:>5} {:>5}  {:>9}  {:>13}  {:>11}  {:>9}  {:>15}  {:>19}",
+        "nodes",
+        "CPUs",
+        "one job",
+        "all on node1",
+        "balancer",
+        "ideal",
+        "balancer/ideal",
+        "all-on-node1/ideal"
+    );
+    for (nodes, port) in [(2u32, 29946u16), (4, 30946)] {
+        let c = LocalCluster::up(
+            &dir.join(format!("cluster{nodes}")),
+            nodes,
+            port,
+            &["--cpus-per-node", "1"],
+        )?;
+        // Nodes of one CPU each on `cpus` CPUs: the cluster has this many.
+        let cluster_cpus = (nodes as usize).min(cpus);
+        let mut ratios = Vec::new();
+        for _ in 0..ROUNDS {
+            // The host's noise drifts: each round measures its own ideal.
+            let alone = alone()?;
+            let ideal = JOBS as f64 * alone / cluster_cpus as f64;
+            node(&c, "stay")?;
+            let unbalanced = makespan(&c)?;
+            node(&c, "nostay")?;
+            let balanced = makespan(&c)?;
+            ratios.push(balanced / ideal);
+            println!(
+                "{nodes:>5} {cluster_cpus:>5}  {alone:>7.3} s  {unbalanced:>11.2} s  {balanced:>9.2} s  {ideal:>7.2} s  {:>14.3}x  {:>18.3}x",
+                balanced / ideal,
+                unbalanced / ideal
+            );
+        }
+        ratios.sort_by(f64::total_cmp);
+        println!(
+            "{nodes} nodes: balancer/ideal best {:.3}x, median {:.3}x (goal <= 1.10x)",
+            ratios[0],
+            ratios[ratios.len() / 2]
+        );
+    }
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
+
+/// One job alone on an idle CPU: its CPU time (the best of three).
+fn alone() -> anyhow::Result<f64> {
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let ok = std::process::Command::new("taskset")
+            .args(["-c", "0", "mawk", LOOP])
+            .status()?
+            .success();
+        anyhow::ensure!(ok, "mawk failed");
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    Ok(best)
+}
+
+/// `mosaic node ACTION` on node1.
+fn node(c: &LocalCluster, action: &str) -> anyhow::Result<()> {
+    let mosaic = c.mosaic.to_str().unwrap_or("mosaic");
+    let out = c
+        .cmd(&["cluster", "exec", "node1", "--", mosaic, "node", action])
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "mosaic node {action}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+/// Starts the jobs together on node1 and waits for the last one.
+fn makespan(c: &LocalCluster) -> anyhow::Result<f64> {
+    let script = format!(
+        "pids=; for i in $(seq 1 {JOBS}); do mawk '{LOOP}' & pids=\"$pids $!\"; done; fail=0; for p in $pids; do wait $p || fail=1; done; exit $fail"
+    );
+    let t = Instant::now();
+    let ok = c
+        .cmd(&["cluster", "exec", "node1", "--", "sh", "-c", &script])
+        .status()?
+        .success();
+    let took = t.elapsed().as_secs_f64();
+    anyhow::ensure!(ok, "a job failed");
+    // Let the nodes' loads settle before the next run.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    Ok(took)
+}
