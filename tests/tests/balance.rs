@@ -135,6 +135,26 @@ fn moves(c: &Cluster, node: &str) -> usize {
     c.log(node).matches("balancer: moving").count()
 }
 
+/// Waits until node2 runs guests.
+fn wait_for_guests_on_node2(c: &Cluster, what: &str) {
+    mosaic_tests::wait_for(what, Duration::from_secs(30), || {
+        match shown(c, "node2", "guests here") {
+            0 => Err("none yet".to_string()),
+            n => Ok(n),
+        }
+    });
+}
+
+/// Waits for the jobs of [`jobs`]: every one must have exited 0.
+fn all_exit_0(jobs: std::process::Child) {
+    let out = jobs.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "done\n",
+        "every job exits 0"
+    );
+}
+
 /// I/O-bound and stay'd processes never move; `expel` empties a node of its
 /// guests and `block` keeps it empty; `bring` calls every process home.
 #[test]
@@ -145,17 +165,11 @@ fn io_bound_and_stayed_jobs_stay_expel_and_bring_empty_a_node() {
     let stayed = jobs(&c, "node1", 3, 60, "");
     std::thread::sleep(Duration::from_secs(6));
     assert_eq!(moves(&c, "node1"), 0, "{}", c.log("node1"));
-    let io = io.wait_with_output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&io.stdout), "done\n");
+    all_exit_0(io);
 
     // nostay: they may go now, and some do.
     node_ctl(&c, "node1", &["nostay"]);
-    mosaic_tests::wait_for("guests on node2", Duration::from_secs(20), || {
-        match shown(&c, "node2", "guests here") {
-            0 => Err("none yet".to_string()),
-            n => Ok(n),
-        }
-    });
+    wait_for_guests_on_node2(&c, "guests on node2");
     // expel: node2 is empty when the command returns, and stays empty.
     let out = node_ctl(&c, "node2", &["expel"]);
     assert!(
@@ -168,24 +182,12 @@ fn io_bound_and_stayed_jobs_stay_expel_and_bring_empty_a_node() {
 
     // noblock: work flows again; bring: node1 calls it all home.
     node_ctl(&c, "node2", &["noblock"]);
-    mosaic_tests::wait_for(
-        "guests on node2 again",
-        Duration::from_secs(20),
-        || match shown(&c, "node2", "guests here") {
-            0 => Err("none yet".to_string()),
-            n => Ok(n),
-        },
-    );
+    wait_for_guests_on_node2(&c, "guests on node2 again");
     node_ctl(&c, "node1", &["stay"]);
     let out = node_ctl(&c, "node1", &["bring"]);
     assert!(out.contains("processes away: 0"), "{out}");
     assert_eq!(shown(&c, "node2", "guests here"), 0);
-    let stayed = stayed.wait_with_output().unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&stayed.stdout),
-        "done\n",
-        "every job exits 0"
-    );
+    all_exit_0(stayed);
 }
 
 /// A node that leaves cleanly (its daemon stopped) sends its guests home,
@@ -197,14 +199,7 @@ fn a_leaving_node_sends_guests_home_and_a_joining_node_gets_work() {
     std::thread::sleep(Duration::from_secs(2));
     let out = c.mosaic(&["cluster", "add"]);
     assert!(out.status.success(), "{}", text(&out));
-    mosaic_tests::wait_for(
-        "work on the new node2",
-        Duration::from_secs(30),
-        || match shown(&c, "node2", "guests here") {
-            0 => Err("none yet".to_string()),
-            n => Ok(n),
-        },
-    );
+    wait_for_guests_on_node2(&c, "work on the new node2");
     let daemon = c.pid_of("node2", "daemon_pid").expect("node2's daemon");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(daemon),
@@ -223,12 +218,7 @@ fn a_leaving_node_sends_guests_home_and_a_joining_node_gets_work() {
         c.log("node2")
     );
     assert!(c.log("node1").contains("came home"), "{}", c.log("node1"));
-    let out = running.wait_with_output().unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "done\n",
-        "every job exits 0"
-    );
+    all_exit_0(running);
 }
 
 /// Memory ushering: a node offering little memory (its config) whose
@@ -335,10 +325,5 @@ fn migrate_balance_moves_a_process_only_where_it_runs_better() {
     );
     let second = ask(&pids[1]);
     assert!(second.contains("stays on node1"), "{second}");
-    let out = running.wait_with_output().unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "done\n",
-        "every job exits 0"
-    );
+    all_exit_0(running);
 }
