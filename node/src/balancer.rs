@@ -351,16 +351,12 @@ impl Balancer {
         let mut moves = Vec::new();
         // An I/O-heavy guest goes home; then memory; then CPU.
         if let Some(pid) = io_heavy_guest(&candidates) {
-            candidates.retain(|c| c.pid != pid);
+            take(&mut candidates, pid);
             me.load = (me.load - 1.0).max(0.0);
             moves.push((pid, HOME.to_string()));
         }
         if let Some((pid, node)) = usher(&me, &peers, &candidates) {
-            let mem = candidates
-                .iter()
-                .find(|c| c.pid == pid)
-                .map_or(0, |c| c.mem_bytes);
-            candidates.retain(|c| c.pid != pid);
+            let mem = take(&mut candidates, pid);
             me.mem_free += mem;
             me.load = (me.load - 1.0).max(0.0);
             self.sent(&mut peers, &node, mem, now);
@@ -375,11 +371,7 @@ impl Balancer {
                 break;
             };
             decided += 1;
-            let mem = candidates
-                .iter()
-                .find(|c| c.pid == pid)
-                .map_or(0, |c| c.mem_bytes);
-            candidates.retain(|c| c.pid != pid);
+            let mem = take(&mut candidates, pid);
             me.load = (me.load - 1.0).max(0.0);
             let n = wanted.entry(node.clone()).or_default();
             *n += 1;
@@ -509,6 +501,16 @@ impl Balancer {
         self.seen = seen;
         out
     }
+}
+
+/// Removes process `pid` from `candidates` (it is moving); returns its memory.
+fn take(candidates: &mut Vec<Candidate>, pid: i32) -> u64 {
+    let mem = candidates
+        .iter()
+        .find(|c| c.pid == pid)
+        .map_or(0, |c| c.mem_bytes);
+    candidates.retain(|c| c.pid != pid);
+    mem
 }
 
 /// Read and write system calls of a process at home (`/proc/PID/io`): how

@@ -31,13 +31,14 @@ pub fn read_key(path: &Path) -> anyhow::Result<ClusterKey> {
 /// Runs the daemon until SIGTERM or SIGINT, then says goodbye.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let key = read_key(&config.key_file)?;
+    let (machine, cpuset) = NodeShape::placement();
     let shape = NodeShape {
         cpus: config.cpus.unwrap_or_else(crate::load::usable_cpus),
         speed: config.speed.unwrap_or_else(crate::load::calibrate_speed),
         accepts_guests: config.accept_guests,
         memory: config.memory_mib.map(|m| m << 20),
-        machine: NodeShape::placement().0,
-        cpuset: NodeShape::placement().1,
+        machine,
+        cpuset,
     };
     let sampler = Sampler::start(shape.clone());
     let listener = crate::control::bind(&config.control_socket)?;
@@ -142,6 +143,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                                 info!(processes = n, "bring: calling every process home");
                                 format!("{n} processes called home")
                             }
+                            mosaic_proto::control::NodeAction::Show => String::new(),
                             other => {
                                 info!(action = ?other, "node control");
                                 String::new()
