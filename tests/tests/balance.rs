@@ -145,6 +145,20 @@ fn wait_for_guests_on_node2(c: &Cluster, what: &str) {
     });
 }
 
+/// Waits until node1 sees `node`'s load at `at_least` or more.
+fn wait_for_load(c: &Cluster, node: &str, at_least: f64) {
+    mosaic_tests::wait_for(&format!("{node}'s load"), Duration::from_secs(20), || {
+        let nodes = c.nodes_seen_by("node1")?;
+        let load = nodes
+            .iter()
+            .find(|n| n.name == node)
+            .and_then(|n| n.load.clone());
+        load.filter(|l| l.load >= at_least)
+            .map(|_| ())
+            .ok_or(format!("{nodes:?}"))
+    });
+}
+
 /// Waits for the jobs of [`jobs`]: every one must have exited 0.
 fn all_exit_0(jobs: std::process::Child) {
     let out = jobs.wait_with_output().unwrap();
@@ -288,16 +302,7 @@ fn migrate_balance_moves_a_process_only_where_it_runs_better() {
             (pids.len() == 3).then_some(pids).ok_or(format!("{rows:?}"))
         });
     // Wait until node1's load shows its three jobs.
-    mosaic_tests::wait_for("node1 loaded", Duration::from_secs(20), || {
-        let nodes = c.nodes_seen_by("node1")?;
-        let load = nodes
-            .iter()
-            .find(|n| n.name == "node1")
-            .and_then(|n| n.load.clone());
-        load.filter(|l| l.load >= 2.5)
-            .map(|_| ())
-            .ok_or(format!("{nodes:?}"))
-    });
+    wait_for_load(&c, "node1", 2.5);
     let ask = |pid: &str| {
         let out = c.exec("node1", &[mosaic, "migrate", pid, "balance"]);
         assert!(out.status.success(), "{}", text(&out));
@@ -309,20 +314,7 @@ fn migrate_balance_moves_a_process_only_where_it_runs_better() {
     let again = ask(&pids[0]);
     assert!(again.contains("stays on node2"), "{again}");
     // Two here and one there: a move would not balance anything.
-    mosaic_tests::wait_for(
-        "node2's load to show its guest",
-        Duration::from_secs(20),
-        || {
-            let nodes = c.nodes_seen_by("node1")?;
-            let load = nodes
-                .iter()
-                .find(|n| n.name == "node2")
-                .and_then(|n| n.load.clone());
-            load.filter(|l| l.load >= 0.9)
-                .map(|_| ())
-                .ok_or(format!("{nodes:?}"))
-        },
-    );
+    wait_for_load(&c, "node2", 0.9);
     let second = ask(&pids[1]);
     assert!(second.contains("stays on node1"), "{second}");
     all_exit_0(running);
