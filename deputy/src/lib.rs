@@ -102,12 +102,11 @@ fn pending_signals(pid: i32) -> u64 {
 fn pgrp_orphaned(pid: i32) -> bool {
     // (pgrp, session, ppid) from /proc/PID/stat.
     let ids = |pid: i32| -> Option<(i32, i32, i32)> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let f: Vec<&str> = stat.get(stat.rfind(')')? + 2..)?.split(' ').collect();
+        let f = mosaic_ckpt::procfs::stat_fields(pid).ok()?;
         Some((
-            f.get(2)?.parse().ok()?,
-            f.get(3)?.parse().ok()?,
-            f.get(1)?.parse().ok()?,
+            f.get(5)?.parse().ok()?,
+            f.get(6)?.parse().ok()?,
+            f.get(4)?.parse().ok()?,
         ))
     };
     let Some((pgrp, session, _)) = ids(pid) else {
