@@ -18,7 +18,7 @@
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 
-use mosaic_proto::image::{Backing, FdKind, ImageMeta, ImageReader, PAGE_SIZE, Vma};
+use mosaic_proto::image::{Backing, FdKind, ImageMeta, ImageReader, PAGE_SIZE, SigAction, Vma};
 use nix::sys::ptrace;
 use nix::sys::signal::Signal;
 use nix::sys::wait::waitpid;
@@ -679,7 +679,30 @@ fn set_mm(t: &mut Tracee, meta: &ImageMeta, data: u64) -> Result<(), CkptError> 
 }
 
 fn set_signals(t: &mut Tracee, meta: &ImageMeta, data: u64) -> Result<(), CkptError> {
-    for a in &meta.sigactions {
+    // The image holds the caught and ignored signals; every other one is
+    // at its default. The stub may have handlers of its own (a fork of a
+    // daemon that catches SIGTERM: after the restore the handler's address
+    // means nothing, and a SIGTERM would end the process with SIGSEGV) or
+    // ignore what the process did not (SIGPIPE, ignored by Rust programs):
+    // those go back to SIG_DFL.
+    let pid = t.pid.as_raw();
+    let mask = |name: &str| -> Result<u64, CkptError> {
+        u64::from_str_radix(&procfs::status_field(pid, name)?, 16)
+            .map_err(|_| CkptError::Parse(name.into()))
+    };
+    let stubs = mask("SigCgt")? | mask("SigIgn")?;
+    let defaults = (1..=64u32)
+        .filter(|&signo| stubs & (1 << (signo - 1)) != 0)
+        .filter(|&signo| !meta.sigactions.iter().any(|a| a.signo == signo))
+        .map(|signo| SigAction {
+            signo,
+            handler: 0,
+            flags: 0,
+            restorer: 0,
+            mask: 0,
+        });
+    let all: Vec<SigAction> = meta.sigactions.iter().cloned().chain(defaults).collect();
+    for a in &all {
         if a.signo == libc::SIGKILL as u32 || a.signo == libc::SIGSTOP as u32 {
             continue;
         }

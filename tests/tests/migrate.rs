@@ -229,7 +229,7 @@ fn kill_in_node1(c: &Cluster, sig: &str, pid: i32) {
 }
 
 #[test]
-fn signals_on_the_home_pid_reach_the_guest_and_kill_9_ends_both() {
+fn signals_on_the_home_pid_reach_the_guest_and_end_it_as_at_home() {
     let mut c = Cluster::up("migrate-signals", 2, 21946);
     let prog = build("signals", &c.dir);
 
@@ -245,6 +245,20 @@ fn signals_on_the_home_pid_reach_the_guest_and_kill_9_ends_both() {
     out.read_to_string(&mut rest).unwrap();
     assert_eq!(rest, "got usr1\n");
     assert_eq!(status.code(), Some(0));
+
+    // SIGTERM, not caught: it ends the process as it would at home (the
+    // guest's stub, a fork of mosaicd, caught SIGTERM itself: before the
+    // restore reset such signals, the old handler's address ran and the
+    // process died of SIGSEGV).
+    let (mut run, _out, pid) = start_in_node1(&c, &prog, &["spin"]);
+    migrate(&c, pid, "node2");
+    kill_in_node1(&c, "-USR1", pid);
+    std::thread::sleep(Duration::from_millis(300));
+    kill_in_node1(&c, "-TERM", pid);
+    let status = wait_for("death after SIGTERM", Duration::from_secs(30), || {
+        run.try_wait().unwrap().ok_or_else(|| "running".into())
+    });
+    assert_eq!(status.code(), Some(128 + 15));
 
     // SIGKILL: the home PID dies, so does the guest; the parent sees 9.
     let (mut run, _out, pid) = start_in_node1(&c, &prog, &["spin"]);
