@@ -1,11 +1,11 @@
 //! The balancer's rule, the openMosix way: which process, if any, this
 //! node should send where, from the gossiped load vectors.
 //!
-//! Status (issue 5, first part): the decision as a pure function with its
-//! tests, and [`Balancer`], which mosaicd runs every second: it samples the
-//! CPU share of this node's processes, asks [`decide`] and starts the
-//! migrations. Not yet: forwarded-call rates, guests moved on or home by
-//! their host, memory ushering, the node and process controls.
+//! The decisions are pure functions with their tests ([`decide`],
+//! [`usher`], [`io_heavy_guest`], [`shared_view`]); [`Balancer`], which
+//! mosaicd runs four times a second, samples this node's processes (how
+//! often they run or wait to run, from the scheduler's own counts; memory;
+//! I/O), asks them, and returns the migrations to start.
 //!
 //! The rule. Loads are compared in *processes per CPU of this node's speed*
 //! (`LoadVector::normalized_load` with this node's speed as reference). A
@@ -27,7 +27,7 @@ use mosaic_proto::load::LoadVector;
 /// speed-up a process must gain) before a process moves.
 pub const MARGIN: f64 = 1.3;
 /// A process must have run this long where it is before it moves.
-pub const MIN_RESIDENCY: std::time::Duration = std::time::Duration::from_secs(1);
+pub const MIN_RESIDENCY: std::time::Duration = std::time::Duration::from_millis(500);
 /// A process busier than this (share of one CPU) is CPU-bound.
 pub const BUSY: f64 = 0.5;
 /// A node whose free memory falls below this share of its total sends its
@@ -81,9 +81,10 @@ pub struct Candidate {
 pub enum Kind {
     /// Nothing: the balancer watches it.
     Free,
-    /// Never moved by the balancer: locked, stay'd, I/O-bound by hint, away
-    /// already, or a guest (its deputy moves it, not this node).
+    /// Never moved by the balancer: locked, stay'd, I/O-bound by hint.
     Pinned,
+    /// Runs elsewhere: its placeholder here is neither load nor candidate.
+    Away,
     /// CPU-bound by hint: busy from the start, no residency wait.
     CpuBound,
     /// A guest of this node: it counts in this node's load and may be sent
@@ -246,8 +247,8 @@ pub fn decide(me: &LoadVector, peers: &[Peer], candidates: &[Candidate]) -> Opti
 /// 30% of the way per second, so after 10 s it shows 97% of them); they
 /// count until its load has risen by as many, or this long.
 const IN_FLIGHT_FOR: std::time::Duration = std::time::Duration::from_secs(10);
-/// At most this many moves per interval.
-const MOVES_PER_TICK: usize = 4;
+/// At most this many moves per interval (the HOWTO set sends five at once).
+const MOVES_PER_TICK: usize = 8;
 
 /// The balancer of one node: per-process CPU samples and moves in flight.
 #[derive(Default)]
@@ -257,13 +258,20 @@ pub struct Balancer {
     last: Option<std::time::Instant>,
     /// node -> moves sent there and not yet seen in its load.
     in_flight: std::collections::HashMap<String, InFlight>,
-    /// node -> CPU moves the last tick wanted to make there. A CPU move is
-    /// made when two ticks in a row want it: the others' loads reach us a
-    /// gossip round late, and two nodes whose jobs started together must
-    /// not trade them on a stale view (the equal-load test caught a swap).
-    wanted: std::collections::HashMap<String, usize>,
     busy: usize,
 }
+
+/// A node's process shows in the load it publishes within this long of its
+/// start (its balancer samples and publishes every 250 ms; the rest is
+/// slack for a late interval). A CPU move is made only on a view of the
+/// target published at least this long after the candidate started (or
+/// arrived): the others' loads reach us a gossip round late, and two nodes
+/// whose jobs started together must not trade them on a stale view (the
+/// equal-load test caught a swap).
+pub const SEEN_WITHIN: std::time::Duration = std::time::Duration::from_millis(350);
+/// A peer that does not date its load (an older mosaicd): its view is
+/// trusted for candidates this much older than [`MIN_RESIDENCY`].
+const UNDATED_SLACK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Moves sent to one node.
 #[derive(Debug, Clone, Copy)]
@@ -289,6 +297,8 @@ impl InFlight {
 struct Seen {
     start: u64,
     cpu_ticks: u64,
+    /// Time on a CPU or waiting for one so far (ns, `/proc/PID/schedstat`).
+    sched_ns: Option<u64>,
     /// Decayed CPU share and runnable fraction.
     share: f64,
     runnable: f64,
@@ -306,9 +316,9 @@ pub struct Facts {
 }
 
 impl Balancer {
-    /// Processes of this node busy for a second at the last tick: the
-    /// node publishes at least this load, so that the others compare what
-    /// it compares.
+    /// Processes of this node busy at the last tick (whatever their age):
+    /// the node publishes at least this load, so that the others compare
+    /// what it compares, and see new work at once.
     pub fn busy(&self) -> usize {
         self.busy
     }
@@ -321,6 +331,7 @@ impl Balancer {
         facts: &dyn Fn(i32) -> Facts,
     ) -> Vec<(i32, String)> {
         let now = std::time::Instant::now();
+        let now_ms = mosaic_proto::load::now_ms();
         let dt = self.last.map(|t| now - t).unwrap_or_default().as_secs_f64();
         self.last = Some(now);
         let mut candidates = self.sample(dt, facts);
@@ -339,13 +350,9 @@ impl Balancer {
             })
             .collect();
         let mut me = me.clone();
-        // The published load rises slowly (a burst should not attract
-        // work); for its own moves a node counts what it sees now: its
-        // processes that are busy and old enough to have proved it.
-        let busy = candidates
-            .iter()
-            .filter(|c| c.cpu_share >= BUSY && c.resident >= MIN_RESIDENCY)
-            .count();
+        // The smoothed run queue rises slowly; a node counts what it sees
+        // now, its busy processes (the others publish theirs the same way).
+        let busy = candidates.iter().filter(|c| c.cpu_share >= BUSY).count();
         me.load = me.load.max(busy as f64);
         self.busy = busy;
         let mut moves = Vec::new();
@@ -363,7 +370,6 @@ impl Balancer {
             moves.push((pid, node));
         }
         candidates.retain(|c| c.eager || c.cpu_share >= BUSY);
-        let mut wanted: std::collections::HashMap<String, usize> = Default::default();
         let mut decided = 0;
         while decided < MOVES_PER_TICK {
             let (felt_here, felt_there) = shared_view(&me, &peers);
@@ -371,19 +377,29 @@ impl Balancer {
                 break;
             };
             decided += 1;
+            let resident = candidates
+                .iter()
+                .find(|c| c.pid == pid)
+                .map_or(std::time::Duration::ZERO, |c| c.resident);
             let mem = take(&mut candidates, pid);
             me.load = (me.load - 1.0).max(0.0);
-            let n = wanted.entry(node.clone()).or_default();
-            *n += 1;
-            if *n <= self.wanted.get(&node).copied().unwrap_or(0) {
+            let started_ms = now_ms.saturating_sub(resident.as_millis() as u64);
+            let fresh = peers.iter().find(|p| p.name == node).is_some_and(|p| {
+                if p.load.at_ms == 0 {
+                    resident >= MIN_RESIDENCY + UNDATED_SLACK
+                } else {
+                    p.load.at_ms >= started_ms + SEEN_WITHIN.as_millis() as u64
+                }
+            });
+            if fresh {
                 self.sent(&mut peers, &node, mem, now);
                 moves.push((pid, node));
             } else if let Some(p) = peers.iter_mut().find(|p| p.name == node) {
-                // Not confirmed yet: counted for this tick's decisions only.
+                // Not on a fresh view yet: counted for this tick's
+                // decisions only.
                 p.in_flight += 1.0;
             }
         }
-        self.wanted = wanted;
         moves
     }
 
@@ -419,6 +435,8 @@ impl Balancer {
         let me = std::process::id() as i32;
         let mut seen = std::collections::HashMap::new();
         let mut out = Vec::new();
+        // Decayed by half per second, whatever the interval.
+        let keep = 0.5f64.powf(dt);
         for pid in std::fs::read_dir("/proc")
             .into_iter()
             .flatten()
@@ -445,30 +463,56 @@ impl Balancer {
                 continue;
             }
             let ticks = utime + stime;
-            // Runnable now: on a crowded CPU a CPU-bound process gets a
-            // small share but is always runnable, and that is what counts.
+            let age = (uptime - start as f64 / hz).max(0.0);
+            // Runnable: on a crowded CPU a CPU-bound process gets a small
+            // share but is always running or waiting to run, and that is
+            // what counts. The scheduler's own count of both times says it
+            // exactly, even of a process seen for the first time; without
+            // it, the state now is a sample.
+            let sched_ns = sched_ns(pid);
             let running = if f.first() == Some(&"R") { 1.0 } else { 0.0 };
             let Facts { kind, forwarded } = facts(pid);
+            if kind == Kind::Away {
+                continue;
+            }
             let guest = kind == Kind::Guest;
             let io_calls = forwarded.unwrap_or_else(|| io_calls(pid));
             let now = match self.seen.get(&pid) {
                 Some(old) if old.start == start && dt > 0.0 => {
                     let share = (ticks.saturating_sub(old.cpu_ticks) as f64 / hz / dt).min(1.0);
                     let io = io_calls.saturating_sub(old.io_calls) as f64 / dt;
+                    let runnable = match (sched_ns, old.sched_ns) {
+                        (Some(now), Some(then)) => {
+                            (now.saturating_sub(then) as f64 / 1e9 / dt).min(1.0)
+                        }
+                        _ => running,
+                    };
+                    let decay = |old: f64, new: f64| keep * old + (1.0 - keep) * new;
                     Seen {
                         start,
                         cpu_ticks: ticks,
-                        share: 0.5 * old.share + 0.5 * share,
-                        runnable: 0.5 * old.runnable + 0.5 * running,
+                        sched_ns,
+                        share: decay(old.share, share),
+                        runnable: decay(old.runnable, runnable),
                         io_calls,
-                        io_rate: 0.5 * old.io_rate + 0.5 * io,
+                        io_rate: decay(old.io_rate, io),
                     }
                 }
+                // First seen: what it did since it started (too young to
+                // tell: half of what it does now).
                 _ => Seen {
                     start,
                     cpu_ticks: ticks,
-                    share: 0.0,
-                    runnable: 0.5 * running,
+                    sched_ns,
+                    share: if age >= 0.05 {
+                        (ticks as f64 / hz / age).min(1.0)
+                    } else {
+                        0.0
+                    },
+                    runnable: match sched_ns {
+                        Some(ns) if age >= 0.05 => (ns as f64 / 1e9 / age).min(1.0),
+                        _ => 0.5 * running,
+                    },
                     io_calls,
                     io_rate: 0.0,
                 },
@@ -484,8 +528,7 @@ impl Balancer {
             if demand < BUSY && rss * 4096 < USHER_MIN && !guest {
                 continue;
             }
-            let resident =
-                std::time::Duration::from_secs_f64((uptime - start as f64 / hz).max(0.0));
+            let resident = std::time::Duration::from_secs_f64(age);
             out.push(Candidate {
                 pid,
                 cpu_share: demand,
@@ -501,6 +544,14 @@ impl Balancer {
         self.seen = seen;
         out
     }
+}
+
+/// Time process `pid` spent on a CPU and waiting for one, in ns (the first
+/// two fields of `/proc/PID/schedstat`; absent without CONFIG_SCHED_INFO).
+fn sched_ns(pid: i32) -> Option<u64> {
+    let raw = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).ok()?;
+    let mut f = raw.split_whitespace().map(|v| v.parse::<u64>().ok());
+    Some(f.next()??.saturating_add(f.next()??))
 }
 
 /// Removes process `pid` from `candidates` (it is moving); returns its memory.
@@ -766,5 +817,68 @@ mod tests {
         far.machine = "other".into();
         let (_, t) = shared_view(&me, &[peer("far", far)]);
         assert_eq!(t[0].load.load, 1.0);
+    }
+
+    /// Busy shell loops, killed when dropped.
+    struct Spinners(Vec<std::process::Child>);
+
+    impl Drop for Spinners {
+        fn drop(&mut self) {
+            for c in &mut self.0 {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+
+    #[test]
+    fn busy_processes_are_seen_at_once_and_a_move_waits_for_a_view_of_the_target_newer_than_them() {
+        let born = mosaic_proto::load::now_ms();
+        let spin = Spinners(
+            (0..3)
+                .map(|_| {
+                    std::process::Command::new("sh")
+                        .args(["-c", "while :; do :; done"])
+                        .spawn()
+                        .expect("sh runs")
+                })
+                .collect(),
+        );
+        let pids: Vec<i32> = spin.0.iter().map(|c| c.id() as i32).collect();
+        // Old enough to move, never sampled before.
+        std::thread::sleep(MIN_RESIDENCY + Duration::from_millis(100));
+        let facts = |pid: i32| Facts {
+            kind: if pids.contains(&pid) {
+                Kind::Free
+            } else {
+                Kind::Pinned
+            },
+            forwarded: None,
+        };
+        let me = node(0.0, 1, 1000);
+        let idle = |at_ms: u64| {
+            vec![(
+                "node2".to_string(),
+                LoadVector {
+                    at_ms,
+                    ..node(0.0, 1, 1000)
+                },
+            )]
+        };
+        let mut b = Balancer::default();
+        // The target's view is older than the spinners (or too close to
+        // their start to show the like of them there).
+        assert!(b.tick(&me, idle(born - 1000), &facts).is_empty());
+        // The scheduler's counts show them busy on the first sample.
+        assert!(b.busy() >= pids.len(), "busy {} of {pids:?}", b.busy());
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(b.tick(&me, idle(born + 100), &facts).is_empty());
+        std::thread::sleep(Duration::from_millis(50));
+        let moves = b.tick(&me, idle(mosaic_proto::load::now_ms()), &facts);
+        assert!(!moves.is_empty(), "a fresh view confirms the move");
+        for (pid, node) in &moves {
+            assert!(pids.contains(pid), "{pid} is one of the spinners");
+            assert_eq!(node, "node2");
+        }
     }
 }

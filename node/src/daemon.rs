@@ -13,8 +13,12 @@ use crate::config::Config;
 use crate::gossip::{Membership, MembershipConfig};
 use crate::load::{NodeShape, Sampler};
 
-/// How often the load vector is republished.
-pub const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+/// How often the balancer runs and the load vector is republished (a
+/// move waits for a view of its target newer than the wish to move, so
+/// this sets how soon new work spreads; gossip runs as often).
+pub const PUBLISH_EVERY: Duration = Duration::from_millis(250);
+/// The process table is republished every this many intervals.
+const PROCS_EVERY: u32 = 4;
 
 /// Reads a cluster key file, with an error that says how to make one.
 pub fn read_key(path: &Path) -> anyhow::Result<ClusterKey> {
@@ -178,6 +182,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut tick = tokio::time::interval(PUBLISH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks = 0u32;
     let balancer = Arc::new(std::sync::Mutex::new(crate::balancer::Balancer::default()));
     let why = loop {
         tokio::select! {
@@ -201,10 +207,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 // then compare what this node compares.
                 let busy = balancer.lock().map(|b| b.busy()).unwrap_or_default();
                 load.load = load.load.max(busy as f64);
+                load.at_ms = mosaic_proto::load::now_ms();
                 if controls.quiet() {
                     membership.publish_quiet().await;
                 } else {
                     membership.publish_load(&load).await;
+                }
+                ticks = ticks.wrapping_add(1);
+                if ticks % PROCS_EVERY != 1 {
+                    continue;
                 }
                 let (me, registry, guests) = (config.name.clone(), registry.clone(), guests.clone());
                 if let Ok((procs, guests)) =
@@ -373,7 +384,9 @@ async fn balance(
                     forwarded: Some(forwarded),
                 };
             }
-            let kind = if stay || pins.locked(pid) || pins.is_away(pid) {
+            let kind = if pins.is_away(pid) {
+                Kind::Away
+            } else if stay || pins.locked(pid) {
                 Kind::Pinned
             } else {
                 match pins.hint(pid) {

@@ -242,6 +242,7 @@ fn vector(shape: &NodeShape, load: f64) -> LoadVector {
         accepts_guests: shape.accepts_guests,
         machine: shape.machine.clone(),
         cpuset: shape.cpuset.clone(),
+        at_ms: 0,
     }
 }
 

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// What a node publishes about itself about once a second.
+/// What a node publishes about itself four times a second.
 ///
 /// `load` is in units of "single-process loads": one CPU-bound process on
 /// the node adds about 1.0, whatever the node's CPU count or speed. A
@@ -30,6 +30,23 @@ pub struct LoadVector {
     pub machine: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cpuset: Vec<u32>,
+    /// When the node published it (Unix time, ms; 0: unknown). A balancer
+    /// confirms a move only on a view of the target newer than its own
+    /// first wish to move there (clocks of a cluster are NTP-synchronized;
+    /// nodes of a local cluster share one clock).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub at_ms: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+/// The Unix time in milliseconds (for [`LoadVector::at_ms`]).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl LoadVector {

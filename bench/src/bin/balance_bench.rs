@@ -21,7 +21,7 @@ use mosaic_bench::LocalCluster;
 const JOBS: usize = 10;
 const LOOP: &str = "BEGIN {for(i=0;i<10000;i++) for(j=0;j<10000;j++);}";
 /// Rounds per cluster (the host is noisy; noise only adds time).
-const ROUNDS: usize = 4;
+const ROUNDS: usize = 5;
 
 fn main() -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("mosaic-balance-bench-{}", std::process::id()));
@@ -69,20 +69,26 @@ fn main() -> anyhow::Result<()> {
                 balanced / spread_ideal
             );
         }
-        ratios.sort_by(f64::total_cmp);
-        spread.sort_by(f64::total_cmp);
+        let (r, sp) = (summary(&mut ratios), summary(&mut spread));
         println!(
             "{nodes} nodes: balancer/ideal median {:.3}x (range {:.3}-{:.3}); against all-on-node1/CPUs median {:.3}x (range {:.3}-{:.3}); goal <= 1.10x",
-            ratios[ratios.len() / 2],
-            ratios[0],
-            ratios[ratios.len() - 1],
-            spread[spread.len() / 2],
-            spread[0],
-            spread[spread.len() - 1]
+            r.0, r.1, r.2, sp.0, sp.1, sp.2
         );
     }
     std::fs::remove_dir_all(&dir)?;
     Ok(())
+}
+
+/// Median, lowest and highest of `v`.
+fn summary(v: &mut [f64]) -> (f64, f64, f64) {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let median = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    (median, v[0], v[n - 1])
 }
 
 /// One job alone on an idle CPU: its CPU time (the best of three).
