@@ -1,0 +1,181 @@
+//! `mosh`: the interactive shell of a mosaic cluster.
+//!
+//! `mosh` (interactive), `mosh -c 'commands' [NAME [ARGS...]]`, or
+//! `mosh script.sh [ARGS...]`, as bash. With no mosaic node on the machine,
+//! the interactive first run brings up a local 2-node cluster and enters it.
+
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use brush_builtins::ShellBuilderExt;
+use clap::Parser;
+use mosaic_shell::{builtins, session, start, watch};
+
+/// A bash-compatible shell whose jobs spread over the mosaic cluster.
+#[derive(Parser, Debug)]
+#[command(name = "mosh", version, about)]
+struct Cli {
+    /// Run these commands, then exit (as `bash -c`); the arguments after
+    /// them are $0, $1, ...
+    #[arg(short = 'c', value_name = "COMMANDS")]
+    command: Option<String>,
+    /// Never start a local cluster, even when there is no node here.
+    #[arg(long)]
+    no_cluster: bool,
+    /// A script and its arguments (or, with -c, $0 and the arguments).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
+}
+
+fn main() {
+    let raw: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MOSH_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli, &raw) {
+        Ok(code) => std::process::exit(i32::from(code)),
+        Err(e) => {
+            eprintln!("mosh: {e:#}");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn run(cli: Cli, raw: &[OsString]) -> anyhow::Result<u8> {
+    let script = cli.command.is_none() && !cli.args.is_empty();
+    let interactive = cli.command.is_none() && !script && std::io::stdin().is_terminal();
+    let session = match start::node_socket() {
+        Some(socket) => match session::Session::connect(socket) {
+            Ok(s) => Some(session::init(s)),
+            Err(e) => {
+                eprintln!(
+                    "mosh: this node's mosaicd does not answer ({e}): jobs run here, unmanaged"
+                );
+                None
+            }
+        },
+        None if interactive && !cli.no_cluster => {
+            let mosaic = mosaic_path();
+            start::enter_local_cluster(&mosaic, raw)?;
+            unreachable!("enter_local_cluster returns only on error");
+        }
+        None => {
+            if interactive {
+                eprintln!("mosh: no mosaic node here: jobs run on this machine, unmanaged");
+            }
+            None
+        }
+    };
+    if let Some(s) = session {
+        watch::spawn(s, interactive.then_some(0));
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the shell's runtime")?;
+    runtime.block_on(shell(cli, interactive, session))
+}
+
+/// The `mosaic` command beside `mosh`, else the one on the PATH.
+fn mosaic_path() -> PathBuf {
+    session::get().map(|s| s.mosaic.clone()).unwrap_or_else(|| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|exe| Some(exe.parent()?.join("mosaic")))
+            .filter(|m| m.exists())
+            .unwrap_or_else(|| PathBuf::from("mosaic"))
+    })
+}
+
+async fn shell(
+    cli: Cli,
+    interactive: bool,
+    session: Option<&'static session::Session>,
+) -> anyhow::Result<u8> {
+    let script = cli.command.is_none() && !cli.args.is_empty();
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/"), PathBuf::from);
+    let (name, args) = match (&cli.command, cli.args.split_first()) {
+        (Some(_), Some((zero, rest))) => (zero.clone(), rest.to_vec()),
+        (Some(_), None) => ("mosh".to_string(), Vec::new()),
+        (None, Some((script, rest))) => (script.clone(), rest.to_vec()),
+        (None, None) => ("mosh".to_string(), Vec::new()),
+    };
+    let working_dir = std::env::var_os(start::START_DIR)
+        .map(PathBuf::from)
+        .filter(|d| d.is_dir())
+        .or_else(|| std::env::current_dir().ok());
+    let node = session.map_or_else(|| r"\h".to_string(), |s| s.node.clone());
+    let var = |v: String| brush_core::ShellVariable::new(v);
+    let mut builder = brush_core::Shell::builder()
+        .interactive(interactive)
+        .command_string_mode(cli.command.is_some())
+        .read_commands_from_stdin(cli.command.is_none() && !script)
+        .shell_name(name)
+        .shell_args(args)
+        .maybe_working_dir(working_dir)
+        .profile(brush_core::ProfileLoadBehavior::Skip)
+        .rc(if interactive {
+            brush_core::RcLoadBehavior::LoadCustom(home.join(".moshrc"))
+        } else {
+            brush_core::RcLoadBehavior::Skip
+        })
+        .default_builtins(brush_builtins::BuiltinSet::BashMode)
+        .var(
+            "HISTFILE",
+            var(home.join(".mosh_history").display().to_string()),
+        )
+        .var("PS1", var(format!(r"\u@{node}:\w\$ ")))
+        .var("PROMPT_COMMAND", var("__mosh_notes".to_string()))
+        .var("MOSH_MOSAIC", var(mosaic_path().display().to_string()));
+    for (name, registration) in builtins::all() {
+        builder = builder.builtin(name, registration);
+    }
+    let mut shell = builder.build().await.context("cannot create the shell")?;
+    let params = shell.default_exec_params();
+    shell
+        .run_string(
+            builtins::PRELUDE,
+            &brush_core::SourceInfo::from("mosh prelude"),
+            &params,
+        )
+        .await
+        .context("mosh's prelude failed")?;
+    if let Some(command) = cli.command {
+        shell.run_dash_c_command(command).await?;
+        return Ok(shell.last_exit_status());
+    }
+    if script {
+        let path = cli.args[0].clone();
+        shell
+            .run_script(std::path::Path::new(&path), cli.args.iter().skip(1))
+            .await?;
+        return Ok(shell.last_exit_status());
+    }
+    let shell: brush_interactive::ShellRef<_> = std::sync::Arc::new(tokio::sync::Mutex::new(shell));
+    let ui = brush_interactive::UIOptions::default();
+    if interactive {
+        let mut input = brush_interactive::ReedlineInputBackend::new(&ui, &shell)
+            .map_err(|e| anyhow::anyhow!("cannot start the line editor: {e}"))?;
+        brush_interactive::InteractiveShell::new(&shell, &mut input, &(&ui).into())
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .run_interactively()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    } else {
+        let mut input = brush_interactive::MinimalInputBackend;
+        brush_interactive::InteractiveShell::new(&shell, &mut input, &(&ui).into())
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .run_interactively()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let code = shell.lock().await.last_exit_status();
+    Ok(code)
+}

@@ -1,0 +1,143 @@
+//! The node mosh runs on, and what mosh knows of the processes it started.
+//!
+//! Builtins are plain functions to the interpreter (they capture nothing),
+//! so the session is one global, set once at start.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use mosaic_node::control::Client;
+use mosaic_proto::{ControlRequest, ControlResponse};
+
+/// A child of the shell, as the watcher last saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Child {
+    /// Its process group (a job's, in an interactive shell).
+    pub pgrp: i32,
+    /// Locked home: a foreground job, or `lock`ed by the user.
+    pub locked: bool,
+    /// The node it ran on at the last look (`None`: not looked yet).
+    pub node: Option<String>,
+    /// Its command line.
+    pub cmd: String,
+}
+
+/// Something to tell the user at the next prompt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    pub pid: i32,
+    pub pgrp: i32,
+    /// "moved to node2", "came home", ...
+    pub what: String,
+}
+
+/// The node's daemon and the shell's children.
+pub struct Session {
+    /// This node's name.
+    pub node: String,
+    /// Its daemon's control socket.
+    pub socket: PathBuf,
+    /// The `mosaic` command (beside `mosh`, else on the PATH).
+    pub mosaic: PathBuf,
+    children: Mutex<HashMap<i32, Child>>,
+    user_locked: Mutex<HashSet<i32>>,
+    notes: Mutex<Vec<Note>>,
+}
+
+static SESSION: OnceLock<Session> = OnceLock::new();
+
+/// The session, if mosh runs on a mosaic node.
+pub fn get() -> Option<&'static Session> {
+    SESSION.get()
+}
+
+/// Sets the session (once; later calls keep the first).
+pub fn init(session: Session) -> &'static Session {
+    SESSION.get_or_init(|| session)
+}
+
+/// Locks a mutex, also after a panic elsewhere (the data stays usable).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Session {
+    /// Connects to the daemon at `socket` and asks its node's name.
+    pub fn connect(socket: PathBuf) -> Result<Session, String> {
+        let mosaic = std::env::current_exe()
+            .ok()
+            .and_then(|exe| Some(exe.parent()?.join("mosaic")))
+            .filter(|m| m.exists())
+            .unwrap_or_else(|| PathBuf::from("mosaic"));
+        let mut session = Session {
+            node: String::new(),
+            socket,
+            mosaic,
+            children: Default::default(),
+            user_locked: Default::default(),
+            notes: Default::default(),
+        };
+        match session.request(&ControlRequest::Status, Duration::from_secs(10))? {
+            ControlResponse::Status { name, .. } => session.node = name,
+            other => return Err(format!("mosaicd answered something else: {other:?}")),
+        }
+        Ok(session)
+    }
+
+    /// One request to the daemon, waiting up to `timeout` for the answer;
+    /// an error answer is an `Err` with the daemon's message.
+    pub fn request(
+        &self,
+        req: &ControlRequest,
+        timeout: Duration,
+    ) -> Result<ControlResponse, String> {
+        let mut client = Client::connect(&self.socket).map_err(|e| e.to_string())?;
+        client.set_timeout(timeout).map_err(|e| e.to_string())?;
+        match client.request(req).map_err(|e| e.to_string())? {
+            ControlResponse::Error { message } => Err(message),
+            answer => Ok(answer),
+        }
+    }
+
+    /// The children the watcher knows, by PID.
+    pub fn children(&self) -> HashMap<i32, Child> {
+        lock(&self.children).clone()
+    }
+
+    /// Updates the children under the lock.
+    pub fn with_children<R>(&self, f: impl FnOnce(&mut HashMap<i32, Child>) -> R) -> R {
+        f(&mut lock(&self.children))
+    }
+
+    /// Whether the user locked `pid` (`lock`).
+    pub fn user_locked(&self, pid: i32) -> bool {
+        lock(&self.user_locked).contains(&pid)
+    }
+
+    /// Records a `lock` or `unlock` by the user.
+    pub fn set_user_lock(&self, pid: i32, locked: bool) {
+        let mut set = lock(&self.user_locked);
+        if locked {
+            set.insert(pid);
+        } else {
+            set.remove(&pid);
+        }
+    }
+
+    /// Forgets user locks of processes that are gone.
+    pub fn retain_user_locks(&self, alive: impl Fn(i32) -> bool) {
+        lock(&self.user_locked).retain(|&pid| alive(pid));
+    }
+
+    /// Queues a note for the next prompt.
+    pub fn note(&self, note: Note) {
+        lock(&self.notes).push(note);
+    }
+
+    /// Takes the queued notes.
+    pub fn take_notes(&self) -> Vec<Note> {
+        std::mem::take(&mut lock(&self.notes))
+    }
+}

@@ -1,0 +1,301 @@
+//! `mosh`, the shell: bash behaviour compared with bash itself, and the
+//! openMosix demo and job control typed into a real terminal (tmux).
+
+use std::process::Command;
+use std::time::Duration;
+
+use mosaic_tests::{Cluster, bin, text, wait_for};
+
+/// `bash -c` and `mosh -c` of each script print the same and exit the same.
+#[test]
+fn mosh_c_prints_and_exits_as_bash_does() {
+    let dir = std::env::temp_dir().join(format!("mosaic-test-mosh-c-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["b.txt", "a.txt", "c.log"] {
+        std::fs::write(dir.join(f), f).unwrap();
+    }
+    let checks: &[(&str, &str)] = &[
+        (
+            "pipeline",
+            "printf 'b\\na\\nc\\n' | sort | head -n 2 | tr a-z A-Z",
+        ),
+        (
+            "pipeline status",
+            "false | true; echo $?; true | false; echo $?; set -o pipefail; false | true; echo $?",
+        ),
+        (
+            "exit code",
+            "(exit 7); echo $?; ! true; echo $?; sh -c 'exit 3'; echo $?",
+        ),
+        ("exit", "echo out; exit 42"),
+        ("set -e", "set -e; echo one; false; echo never"),
+        (
+            "set -e spares conditions",
+            "set -e; if false; then :; fi; false || echo rescued; echo end",
+        ),
+        (
+            "here-doc",
+            "x=world\ncat <<EOF\nhello $x\n  $(echo sub)\nEOF\ncat <<'EOF'\nliteral $x\nEOF",
+        ),
+        ("here-doc stripped", "cat <<-EOF\n\tindented\n\tEOF"),
+        (
+            "functions",
+            "fact() { if [ \"$1\" -le 1 ]; then echo 1; else echo $(( $1 * $(fact $(( $1 - 1 ))) )); fi; }; fact 10",
+        ),
+        (
+            "local and return",
+            "f() { local v=in; g=$v; return 5; }; v=out; f; echo $? $v $g",
+        ),
+        (
+            "arithmetic",
+            "echo $((2**10)) $((7/2)) $((7%3)) $((1<<4)) $(( (3+4)*2 ))",
+        ),
+        (
+            "arithmetic command",
+            "i=0; while ((i < 5)); do ((i++)); done; echo $i; ((0)); echo $?",
+        ),
+        (
+            "loops",
+            "for i in 1 2 3; do for j in a b; do printf '%s%s ' $i $j; done; done; echo",
+        ),
+        (
+            "case",
+            "for w in apple kiwi 42; do case $w in a*) echo A;; [0-9]*) echo N;; *) echo other;; esac; done",
+        ),
+        (
+            "expansions",
+            "f=archive.tar.gz; echo ${f%.*} ${f%%.*} ${f#*.} ${#f} ${unset:-dflt}",
+        ),
+        ("globs", "echo *.txt; echo *.none"),
+        (
+            "command substitution",
+            "n=$(printf '%s\\n' a b c | wc -l); echo \"lines: $n\"",
+        ),
+        (
+            "arguments",
+            "set -- one 'two words' three; echo $#; for a in \"$@\"; do echo \"[$a]\"; done",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, script) in checks {
+        let run = |shell: &std::path::Path| {
+            Command::new(shell)
+                .args(["-c", script])
+                .current_dir(&dir)
+                .env_remove("MOSAIC_SOCKET")
+                .output()
+                .expect("the shell runs")
+        };
+        let bash = run(std::path::Path::new("bash"));
+        let mosh = run(&bin("mosh"));
+        if (bash.stdout.as_slice(), bash.status.code())
+            != (mosh.stdout.as_slice(), mosh.status.code())
+        {
+            failures.push(format!(
+                "{name}: {script:?}\n  bash: {}\n  mosh: {}",
+                text(&bash),
+                text(&mosh)
+            ));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+fn tmux(args: &[&str]) -> std::process::Output {
+    Command::new("tmux")
+        .args(args)
+        .output()
+        .expect("tmux must be installed (apt-get install tmux)")
+}
+
+/// An interactive mosh on node1 of `c`, in a tmux session.
+struct Terminal {
+    session: String,
+    /// Commands run so far (each output is fenced by its number).
+    runs: std::cell::Cell<u32>,
+}
+
+impl Terminal {
+    fn open(c: &Cluster, name: &str) -> Terminal {
+        let session = format!("mosh-{name}-{}", std::process::id());
+        let home = c.dir.join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let cmd = format!(
+            "HOME={} MOSAIC_CLUSTER_DIR={} {} cluster exec node1 -- {}",
+            home.display(),
+            c.dir.display(),
+            bin("mosaic").display(),
+            bin("mosh").display()
+        );
+        let out = tmux(&[
+            "new-session",
+            "-d",
+            "-s",
+            &session,
+            "-x",
+            "150",
+            "-y",
+            "50",
+            &cmd,
+        ]);
+        assert!(out.status.success(), "{}", text(&out));
+        let t = Terminal {
+            session,
+            runs: Default::default(),
+        };
+        t.screen_shows("the prompt", |s| s.contains("@node1:"));
+        t
+    }
+
+    fn screen(&self) -> String {
+        let out = tmux(&[
+            "capture-pane",
+            "-p",
+            "-J",
+            "-S",
+            "-200",
+            "-t",
+            &self.session,
+        ]);
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    /// Waits until the screen satisfies `ok`; returns it.
+    fn screen_shows(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        wait_for(what, Duration::from_secs(60), || {
+            let s = self.screen();
+            if ok(&s) { Ok(s) } else { Err(s) }
+        })
+    }
+
+    /// Types a line and Enter.
+    fn line(&self, keys: &str) {
+        tmux(&["send-keys", "-t", &self.session, "-l", keys]);
+        tmux(&["send-keys", "-t", &self.session, "Enter"]);
+    }
+
+    /// Sends a key such as C-z.
+    fn key(&self, key: &str) {
+        tmux(&["send-keys", "-t", &self.session, key]);
+    }
+
+    /// Runs `cmd` between two markers and returns what it printed.
+    fn run(&self, cmd: &str) -> String {
+        let n = self.runs.get() + 1;
+        self.runs.set(n);
+        let (start, end) = (format!("<<{n}"), format!("{n}>>"));
+        // The fence keeps $? for the command.
+        self.line(&format!(
+            "__s=$?; echo '<<'{n}; (exit $__s); {cmd}; echo {n}'>>'"
+        ));
+        let s = self.screen_shows(&format!("the output of {cmd}"), |s| {
+            s.lines().any(|l| l == end)
+        });
+        let from = s.lines().position(|l| l == start).unwrap_or(0);
+        let to = s.lines().position(|l| l == end).unwrap_or(0);
+        s.lines()
+            .skip(from + 1)
+            .take(to.saturating_sub(from + 1))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        tmux(&["kill-session", "-t", &self.session]);
+    }
+}
+
+/// The openMosix demo, typed into mosh: ten awk loops in the background
+/// spread over both nodes on their own, `wait` returns, `jobs` is empty.
+#[test]
+fn the_openmosix_demo_typed_into_mosh_spreads_over_both_nodes() {
+    let mut c = Cluster::up_with("mosh-demo", 2, 41946, &["--cpus-per-node", "1"]);
+    let t = Terminal::open(&c, "demo");
+    t.line("for i in $(seq 1 10); do awk 'BEGIN { for(i=0;i<10000;i++) for(j=0;j<10000;j++); }' & done");
+    let mps = wait_for(
+        "mps to show awk jobs on both nodes",
+        Duration::from_secs(90),
+        || {
+            let out = t.run("mps");
+            let awk: Vec<&str> = out.lines().filter(|l| l.contains("awk")).collect();
+            let on = |n: &str| awk.iter().any(|l| l.split_whitespace().nth(2) == Some(n));
+            if on("node1") && on("node2") {
+                Ok(out)
+            } else {
+                Err(out)
+            }
+        },
+    );
+    assert!(mps.contains("JOB"), "{mps}");
+    let waited = t.run("wait; echo status=$?");
+    assert!(waited.contains("status=0"), "{waited}");
+    let jobs = t.run("jobs");
+    assert_eq!(jobs.trim(), "", "no job left");
+    // Tab completes node names.
+    tmux(&["send-keys", "-t", &t.session, "-l", "runon no"]);
+    t.key("Tab");
+    t.key("Tab");
+    t.screen_shows("node names offered", |s| s.contains("node2"));
+    t.key("C-c");
+    drop(t);
+    assert!(c.log("node1").contains("balancer: moving a process"));
+    c.down();
+}
+
+/// A foreground job migrated by hand: Ctrl-Z stops it where it runs, `bg`
+/// resumes it there, `fg` brings it back to the terminal, Ctrl-C ends it,
+/// and `$?` says each exactly as bash would.
+#[test]
+fn ctrl_z_bg_fg_and_ctrl_c_on_a_migrated_foreground_job() {
+    let mut c = Cluster::up_with("mosh-jobs", 2, 42946, &["--cpus-per-node", "1"]);
+    let t = Terminal::open(&c, "jobs");
+    let mosaic = bin("mosaic");
+    let mosaic = mosaic.to_str().unwrap();
+    t.line("mawk 'BEGIN { for (;;) n++ }'");
+    // Foreground jobs stay home unless asked: ask.
+    let pid = wait_for("the job to be managed", Duration::from_secs(20), || {
+        let ps = c.exec("node1", &[mosaic, "ps", "--json"]);
+        let rows: Vec<serde_json::Value> = serde_json::from_slice(&ps.stdout).unwrap_or_default();
+        rows.iter()
+            .find(|r| r["cmd"].as_str().is_some_and(|c| c.contains("n++")))
+            .and_then(|r| r["home_pid"].as_i64())
+            .ok_or(format!("{rows:?}"))
+    });
+    let moved = c.exec("node1", &[mosaic, "migrate", &pid.to_string(), "node2"]);
+    assert!(moved.status.success(), "{}", text(&moved));
+    let row = |want: &str| {
+        wait_for(
+            &format!("mps to show the job {want} on node2"),
+            Duration::from_secs(20),
+            || {
+                let out = t.run("mps");
+                out.lines()
+                    .find(|l| {
+                        l.contains(&pid.to_string()) && l.contains("node2") && l.contains(want)
+                    })
+                    .map(str::to_string)
+                    .ok_or(out)
+            },
+        )
+    };
+    t.key("C-z");
+    t.screen_shows("the job stopped", |s| s.contains("Stopped"));
+    let status = t.run("echo status=$?");
+    assert!(status.contains("status=148"), "{status}\n{}", t.screen());
+    row("stopped");
+    let bg = t.run("bg; echo bg=$?; jobs");
+    assert!(bg.contains("bg=0") && bg.contains("Running"), "{bg}");
+    row("running");
+    t.line("fg");
+    std::thread::sleep(Duration::from_millis(500));
+    t.key("C-c");
+    let status = t.run("echo status=$?");
+    assert!(status.contains("status=130"), "{status}\n{}", t.screen());
+    let jobs = t.run("jobs");
+    assert_eq!(jobs.trim(), "", "no job left");
+    drop(t);
+    c.down();
+}
