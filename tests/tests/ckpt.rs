@@ -135,15 +135,19 @@ struct Run<'a> {
     cmd: Vec<String>,
     /// Wait for this in its output before the first checkpoint.
     ready: Option<&'a str>,
-    /// Delays before each checkpoint (one restore per entry).
+    /// Delays before each checkpoint (one restore per entry), in ms; or,
+    /// with `relative`, in thousandths of the native run's time (a fast
+    /// host finished perl and sha256sum before fixed delays ran out).
     delays: &'a [u64],
+    relative: bool,
     /// Send SIGUSR1 after the last restore.
     sigusr1: bool,
 }
 
 impl Run<'_> {
-    fn native(&self, dir: &Path) -> (Vec<u8>, i32) {
+    fn native(&self, dir: &Path) -> (Vec<u8>, i32, Duration) {
         let out = dir.join("native.out");
+        let started = std::time::Instant::now();
         let mut c = spawn(&self.cmd, &out, dir);
         if self.sigusr1 {
             wait_for("native run ready", Duration::from_secs(20), || {
@@ -153,10 +157,10 @@ impl Run<'_> {
             sigusr1(c.id());
         }
         let code = wait_exit(&mut c, Duration::from_secs(120));
-        (std::fs::read(&out).unwrap(), code)
+        (std::fs::read(&out).unwrap(), code, started.elapsed())
     }
 
-    fn checkpointed(&self, dir: &Path) -> (Vec<u8>, i32) {
+    fn checkpointed(&self, dir: &Path, delays: &[u64]) -> (Vec<u8>, i32) {
         let out = dir.join("restored.out");
         let mut original = spawn(&self.cmd, &out, dir);
         let mut pid = original.id();
@@ -166,7 +170,7 @@ impl Run<'_> {
             });
         }
         let mut restorer: Option<Child> = None;
-        for (i, delay) in self.delays.iter().enumerate() {
+        for (i, delay) in delays.iter().enumerate() {
             std::thread::sleep(Duration::from_millis(*delay));
             let img = dir.join(format!("image{i}"));
             let r = mosaic(&[
@@ -201,7 +205,7 @@ impl Run<'_> {
                 .unwrap();
             // The restored process is needed again for another checkpoint or
             // a signal; after the last restore it may well finish at once.
-            let last = i + 1 == self.delays.len();
+            let last = i + 1 == delays.len();
             if !last || self.sigusr1 {
                 pid = restored_pid(&mut next);
             }
@@ -218,8 +222,16 @@ impl Run<'_> {
 
     fn check(&self) {
         let dir = scratch(self.name);
-        let (want, want_code) = self.native(&dir);
-        let (got, got_code) = self.checkpointed(&dir);
+        let (want, want_code, took) = self.native(&dir);
+        let delays: Vec<u64> = if self.relative {
+            self.delays
+                .iter()
+                .map(|d| took.as_millis() as u64 * d / 1000)
+                .collect()
+        } else {
+            self.delays.to_vec()
+        };
+        let (got, got_code) = self.checkpointed(&dir, &delays);
         let show = |b: &[u8]| {
             String::from_utf8_lossy(b)
                 .chars()
@@ -244,6 +256,7 @@ fn c_run<'a>(name: &'a str, ready: Option<&'a str>, delays: &'a [u64], sigusr1: 
         cmd: vec![program(name)],
         ready,
         delays,
+        relative: false,
         sigusr1,
     }
 }
@@ -252,13 +265,15 @@ fn sh(cmd: &[&str]) -> Vec<String> {
     cmd.iter().map(|s| s.to_string()).collect()
 }
 
-/// An unmodified program of the distribution, checkpointed twice.
+/// An unmodified program of the distribution, checkpointed twice: at a
+/// quarter of its native run time, and a quarter later.
 fn real_program(name: &str, cmd: &[&str]) {
     Run {
         name,
         cmd: sh(cmd),
         ready: None,
-        delays: &[500, 700],
+        delays: &[250, 250],
+        relative: true,
         sigusr1: false,
     }
     .check();
@@ -276,7 +291,13 @@ fn fpu_sse_avx_state() {
 
 #[test]
 fn heap_512m_checksum() {
-    c_run("heap_512m", None, &[900, 500], false).check();
+    // At half of its native run and a quarter later: on a fast host it
+    // fills and sums its 512 MiB in about a second.
+    Run {
+        relative: true,
+        ..c_run("heap_512m", None, &[500, 250], false)
+    }
+    .check();
 }
 
 #[test]
