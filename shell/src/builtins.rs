@@ -5,7 +5,11 @@
 //!
 //! A job is named as in bash (`%1`, `%+`, `%-`, `%%`) or by PID. A job the
 //! interpreter runs as a background list (`cmd &` in brush 0.5) has no
-//! process group the shell knows; `mps` shows its processes by PID.
+//! process group the interpreter knows (it runs as an internal task); mosh
+//! finds it ([`job_groups`]): the shell's child that leads a process group
+//! no other job claims and runs the job's command (as typed, else by the
+//! program's name; jobs do not start in their order). `kill` is mosh's for that reason (brush's fails on such a
+//! job), as bash's: `kill [-s SIG | -SIG | -n NUM] %JOB|PID...`, `kill -l`.
 
 use std::io::Write;
 use std::time::Duration;
@@ -42,6 +46,7 @@ pub fn all<SE: ShellExtensions>() -> Vec<(&'static str, brush_core::builtins::Re
         ("unlock", builtin::<Unlock, SE>()),
         ("__mosh_notes", builtin::<Notes, SE>()),
         ("__mosh_nodes", builtin::<NodeNames, SE>()),
+        ("kill", builtin::<Kill, SE>()),
     ]
 }
 
@@ -90,12 +95,14 @@ fn resolve<SE: ShellExtensions>(
             .map(|p| vec![p])
             .ok_or_else(|| format!("{target}: not a PID or a job (%1, %+, %-)"));
     }
+    let groups = job_groups(ctx.shell);
     let job = ctx
         .shell
         .jobs_mut()
         .resolve_job_spec(target)
         .ok_or_else(|| format!("{target}: no such job"))?;
-    if let Some(pgrp) = job.process_group_id() {
+    let pgrp = groups.iter().find(|g| g.0 == job.id).map(|g| g.1);
+    if let Some(pgrp) = pgrp {
         let mut pids: Vec<i32> = session
             .children()
             .into_iter()
@@ -113,6 +120,58 @@ fn resolve<SE: ShellExtensions>(
     Err(format!(
         "{target}: the shell runs this job as a background list and knows no PID of it: give a PID (mps shows them)"
     ))
+}
+
+/// The process group of each job: its own if the interpreter knows it,
+/// else found among the shell's children (see the module's note).
+pub fn job_groups<SE: ShellExtensions>(shell: &brush_core::Shell<SE>) -> Vec<(usize, i32)> {
+    let jobs = &shell.jobs().jobs;
+    let mut groups: Vec<(usize, i32)> = jobs
+        .iter()
+        .filter_map(|j| Some((j.id, j.process_group_id()?)))
+        .collect();
+    let me = std::process::id() as i32;
+    // Group leaders among the shell's children, oldest first.
+    let mut leaders: Vec<(i32, String)> = crate::watch::descendants_of(me)
+        .into_iter()
+        .filter(|d| d.parent == me && d.pid == d.pgrp)
+        .map(|d| (d.pid, d.cmd))
+        .collect();
+    leaders.sort();
+    let mut unknown: Vec<_> = jobs
+        .iter()
+        .filter(|j| j.process_group_id().is_none())
+        .collect();
+    unknown.sort_by_key(|j| j.id);
+    // The command as typed and as the process shows it, compared without
+    // quotes and extra spaces; failing that, by the program's name.
+    let plain = |s: &str| {
+        s.replace(['\'', '"'], "")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let word = |s: &str| {
+        let plain = plain(s);
+        let first = plain.split(' ').next().unwrap_or("");
+        first.rsplit('/').next().unwrap_or(first).to_string()
+    };
+    let exact = |job: &str, cmd: &str| !job.is_empty() && plain(job) == plain(cmd);
+    let named = |job: &str, cmd: &str| !word(job).is_empty() && word(job) == word(cmd);
+    for same in [&exact as &dyn Fn(&str, &str) -> bool, &named] {
+        for job in &unknown {
+            if groups.iter().any(|g| g.0 == job.id) {
+                continue;
+            }
+            let found = leaders.iter().position(|(pgrp, cmd)| {
+                !groups.iter().any(|g| g.1 == *pgrp) && same(&job.command_line, cmd)
+            });
+            if let Some(i) = found {
+                groups.push((job.id, leaders.remove(i).0));
+            }
+        }
+    }
+    groups
 }
 
 /// Moves each process of `target` to `node` ("home" and "balance" too).
@@ -229,13 +288,7 @@ impl Command for Mps {
             }
         };
         // Jobs by process group, for the JOB column.
-        let jobs: Vec<(usize, Option<i32>, Option<i32>)> = ctx
-            .shell
-            .jobs()
-            .jobs
-            .iter()
-            .map(|j| (j.id, j.process_group_id(), j.representative_pid()))
-            .collect();
+        let groups = job_groups(ctx.shell);
         let mut children: Vec<_> = session.children().into_iter().collect();
         children.sort_by_key(|(pid, _)| *pid);
         let mut out = ctx.stdout();
@@ -245,10 +298,10 @@ impl Command for Mps {
             "JOB", "PID", "WHERE", "STATE", "%CPU"
         );
         for (pid, child) in children {
-            let job = jobs
+            let job = groups
                 .iter()
-                .find(|(_, pgrp, rep)| *pgrp == Some(child.pgrp) || *rep == Some(pid))
-                .map_or("-".to_string(), |(id, _, _)| format!("[{id}]"));
+                .find(|(_, pgrp)| *pgrp == child.pgrp)
+                .map_or("-".to_string(), |(id, _)| format!("[{id}]"));
             let row = procs
                 .iter()
                 .find(|p| p.home == session.node && p.home_pid == pid);
@@ -407,12 +460,18 @@ impl Command for Notes {
         let Some(session) = session::get() else {
             return Ok(exit(0));
         };
+        let notes = session.take_notes();
+        if notes.is_empty() {
+            return Ok(ExecutionResult::from(ExecutionExitCode::Success));
+        }
+        let groups = job_groups(ctx.shell);
         let jobs = &ctx.shell.jobs().jobs;
         let mut err = ctx.stderr();
-        for note in session.take_notes() {
-            let job = jobs.iter().find(|j| {
-                j.process_group_id() == Some(note.pgrp) || j.representative_pid() == Some(note.pid)
-            });
+        for note in notes {
+            let job = groups
+                .iter()
+                .find(|g| g.1 == note.pgrp)
+                .and_then(|g| jobs.iter().find(|j| j.id == g.0));
             let _ = match job {
                 Some(j) => writeln!(err, "[{}]{} {}", j.id, j.annotation(), note.what),
                 None => writeln!(err, "[pid {}] {}", note.pid, note.what),
@@ -452,5 +511,130 @@ impl Command for NodeNames {
         }
         let _ = writeln!(out, "home\nbalance");
         Ok(exit(0))
+    }
+}
+
+/// Send a signal to jobs or processes (bash's `kill`; see the module's note).
+#[derive(clap::Parser)]
+#[command(name = "kill", disable_help_flag = true)]
+pub struct Kill {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
+}
+
+/// A signal by name (`TERM`, `SIGTERM`, any case) or number; 0 checks.
+fn signal_of(spec: &str) -> Option<i32> {
+    if let Ok(n) = spec.parse::<i32>() {
+        return (0..=64).contains(&n).then_some(n);
+    }
+    let upper = spec.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    name.parse::<nix::sys::signal::Signal>()
+        .ok()
+        .map(|s| s as i32)
+}
+
+/// Sends `signal` to process `target`, or to its process group.
+fn send(target: i32, group: bool, signal: i32) -> Result<(), String> {
+    let to = if group { -target } else { target };
+    // SAFETY: kill takes two integers.
+    if unsafe { libc::kill(to, signal) } == 0 {
+        Ok(())
+    } else {
+        Err(format!("({target}) - {}", nix::errno::Errno::last().desc()))
+    }
+}
+
+impl Kill {
+    /// The signal and the targets.
+    fn parse(&self) -> Result<(i32, &[String]), String> {
+        let mut args = self.args.as_slice();
+        let mut signal = libc::SIGTERM;
+        match args.first().map(String::as_str) {
+            Some("-s" | "-n") => {
+                let spec = args.get(1).map_or("", String::as_str);
+                signal = signal_of(spec)
+                    .ok_or_else(|| format!("{spec}: invalid signal specification"))?;
+                args = &args[2..];
+            }
+            Some("--") => args = &args[1..],
+            Some(a) if a.len() > 1 && a.starts_with('-') => {
+                signal = signal_of(&a[1..])
+                    .ok_or_else(|| format!("{}: invalid signal specification", &a[1..]))?;
+                args = &args[1..];
+            }
+            _ => {}
+        }
+        if args.first().is_some_and(|a| a == "--") {
+            args = &args[1..];
+        }
+        if args.is_empty() {
+            return Err(
+                "usage: kill [-s sigspec | -n signum | -sigspec] pid | jobspec ... or kill -l"
+                    .into(),
+            );
+        }
+        Ok((signal, args))
+    }
+}
+
+impl Command for Kill {
+    type Error = brush_core::Error;
+
+    async fn execute<SE: ShellExtensions>(
+        &self,
+        ctx: ExecutionContext<'_, SE>,
+    ) -> Result<ExecutionResult, Self::Error> {
+        if matches!(self.args.first().map(String::as_str), Some("-l" | "-L")) {
+            let mut out = ctx.stdout();
+            for s in nix::sys::signal::Signal::iterator() {
+                let _ = writeln!(out, "{:>2}) {}", s as i32, s.as_str());
+            }
+            return Ok(exit(0));
+        }
+        let (signal, targets) = match self.parse() {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = writeln!(ctx.stderr(), "kill: {e}");
+                return Ok(exit(if e.starts_with("usage") { 2 } else { 1 }));
+            }
+        };
+        let mut failed = false;
+        for target in targets {
+            let result = if target.starts_with('%') {
+                let groups = job_groups(ctx.shell);
+                match ctx.shell.jobs_mut().resolve_job_spec(target) {
+                    None => Err(format!("{target}: no such job")),
+                    Some(job) => match groups.iter().find(|g| g.0 == job.id) {
+                        None => Err(format!("{target}: no process of this job is known")),
+                        Some(&(_, pgrp)) => {
+                            let r = send(pgrp, true, signal);
+                            // A stopped job must run to take the signal, as in bash.
+                            let stopped = matches!(job.state, brush_core::jobs::JobState::Stopped);
+                            let passive = [0, libc::SIGKILL, libc::SIGCONT, libc::SIGSTOP];
+                            if r.is_ok() && stopped && !passive.contains(&signal) {
+                                let _ = send(pgrp, true, libc::SIGCONT);
+                            }
+                            r
+                        }
+                    },
+                }
+            } else {
+                match target.parse::<i32>() {
+                    Ok(pid) if pid < 0 => send(-pid, true, signal),
+                    Ok(pid) => send(pid, false, signal),
+                    Err(_) => Err(format!("{target}: arguments must be process or job IDs")),
+                }
+            };
+            if let Err(e) = result {
+                failed = true;
+                let _ = writeln!(ctx.stderr(), "kill: {e}");
+            }
+        }
+        Ok(exit(u8::from(failed)))
     }
 }

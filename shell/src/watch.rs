@@ -54,7 +54,7 @@ fn run(session: &'static Session, terminal: Option<std::os::fd::RawFd>) {
                 Duration::from_secs(2),
             );
         }
-        session.retain_user_locks(|pid| now.iter().any(|c| c.0 == pid));
+        session.retain_user_locks(|pid| now.iter().any(|d| d.pid == pid));
         if round % WHERE_EVERY == 0
             && !now.is_empty()
             && let Ok(ControlResponse::Ps { procs }) =
@@ -69,17 +69,17 @@ fn run(session: &'static Session, terminal: Option<std::os::fd::RawFd>) {
     }
 }
 
-/// Brings `known` up to date with the children seen `now` (pid, process
-/// group, command line); returns the (pid, lock) pairs to tell the daemon.
+/// Brings `known` up to date with the descendants seen `now`; returns the
+/// (pid, lock) pairs to tell the daemon.
 fn update(
     known: &mut HashMap<i32, Child>,
-    now: &[(i32, i32, String)],
+    now: &[Descendant],
     foreground: Option<i32>,
     session: &Session,
 ) -> Vec<(i32, bool)> {
-    known.retain(|pid, _| now.iter().any(|c| c.0 == *pid));
+    known.retain(|pid, _| now.iter().any(|d| d.pid == *pid));
     let mut changed = Vec::new();
-    for (pid, pgrp, cmd) in now {
+    for Descendant { pid, pgrp, cmd, .. } in now {
         let lock = foreground == Some(*pgrp) || session.user_locked(*pid);
         match known.get_mut(pid) {
             Some(c) if c.locked == lock => {}
@@ -139,9 +139,18 @@ fn foreground_group(terminal: std::os::fd::RawFd) -> Option<i32> {
     (pgrp > 0).then_some(pgrp)
 }
 
-/// The descendants of process `ancestor` (its children, theirs, ...):
-/// (pid, process group, command line), by PID.
-pub fn descendants_of(ancestor: i32) -> Vec<(i32, i32, String)> {
+/// A descendant of the shell.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Descendant {
+    pub pid: i32,
+    pub parent: i32,
+    pub pgrp: i32,
+    /// Its command line, arguments separated by spaces.
+    pub cmd: String,
+}
+
+/// The descendants of process `ancestor` (its children, theirs, ...), by PID.
+pub fn descendants_of(ancestor: i32) -> Vec<Descendant> {
     // pid -> (parent, process group), of every live process.
     let mut all: HashMap<i32, (i32, i32)> = HashMap::new();
     for pid in std::fs::read_dir("/proc")
@@ -167,7 +176,12 @@ pub fn descendants_of(ancestor: i32) -> Vec<(i32, i32, String)> {
         for (&pid, &(ppid, pgrp)) in &all {
             if ppid == parent {
                 parents.push(pid);
-                out.push((pid, pgrp, cmdline(pid)));
+                out.push(Descendant {
+                    pid,
+                    parent,
+                    pgrp,
+                    cmd: cmdline(pid),
+                });
             }
         }
     }
@@ -241,23 +255,24 @@ mod tests {
         let pid = child.id() as i32;
         let found = poll(|| {
             let found = descendants_of(std::process::id() as i32);
-            found.iter().any(|c| c.2 == "sleep 5").then_some(found)
+            found.iter().any(|c| c.cmd == "sleep 5").then_some(found)
         });
         let _ = child.kill();
         let _ = child.wait();
         let sh = found
             .iter()
-            .find(|c| c.0 == pid)
+            .find(|c| c.pid == pid)
             .expect("the child is found");
         // SAFETY: getpgrp has no arguments and cannot fail.
-        assert_eq!(sh.1, unsafe { libc::getpgrp() });
-        assert_eq!(sh.2, "sh -c sleep 5 & wait");
+        assert_eq!(sh.pgrp, unsafe { libc::getpgrp() });
+        assert_eq!(sh.parent, std::process::id() as i32);
+        assert_eq!(sh.cmd, "sh -c sleep 5 & wait");
         let sleep = found
             .iter()
-            .find(|c| c.2 == "sleep 5")
+            .find(|c| c.cmd == "sleep 5")
             .expect("the grandchild");
         let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(sleep.0),
+            nix::unistd::Pid::from_raw(sleep.pid),
             nix::sys::signal::Signal::SIGKILL,
         );
     }

@@ -249,7 +249,7 @@ fn the_openmosix_demo_typed_into_mosh_spreads_over_both_nodes() {
 /// resumes it there, `fg` brings it back to the terminal, Ctrl-C ends it,
 /// and `$?` says each exactly as bash would.
 #[test]
-fn ctrl_z_bg_fg_and_ctrl_c_on_a_migrated_foreground_job() {
+fn ctrl_z_bg_fg_ctrl_c_and_kill_of_jobs_as_in_bash() {
     let mut c = Cluster::up_with("mosh-jobs", 2, 42946, &["--cpus-per-node", "1"]);
     let t = Terminal::open(&c, "jobs");
     let mosaic = bin("mosaic");
@@ -296,6 +296,22 @@ fn ctrl_z_bg_fg_and_ctrl_c_on_a_migrated_foreground_job() {
     assert!(status.contains("status=130"), "{status}\n{}", t.screen());
     let jobs = t.run("jobs");
     assert_eq!(jobs.trim(), "", "no job left");
+    // `kill %N` of background jobs, as in bash.
+    t.line("sleep 101 & sleep 102 &");
+    // (brush's `wait %1` then says 0 where bash says 143.)
+    let killed = t.run("sleep 0.3; kill %1; echo k=$?");
+    assert!(killed.contains("k=0"), "{killed}");
+    // (brush updates job states between command lines.)
+    let killed = t.run("sleep 0.3; jobs");
+    assert!(
+        killed.contains("sleep 102") && !killed.contains("sleep 101"),
+        "{killed}"
+    );
+    let killed = t.run("kill -KILL %2; wait; jobs; echo done");
+    assert!(
+        killed.trim().ends_with("done") && !killed.contains("Running"),
+        "{killed}"
+    );
     drop(t);
     c.down();
 }
