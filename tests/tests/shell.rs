@@ -255,15 +255,20 @@ fn ctrl_z_bg_fg_ctrl_c_and_kill_of_jobs_as_in_bash() {
     let mosaic = bin("mosaic");
     let mosaic = mosaic.to_str().unwrap();
     t.line("mawk 'BEGIN { for (;;) n++ }'");
-    // Foreground jobs stay home unless asked: ask.
-    let pid = wait_for("the job to be managed", Duration::from_secs(20), || {
-        let ps = c.exec("node1", &[mosaic, "ps", "--json"]);
-        let rows: Vec<serde_json::Value> = serde_json::from_slice(&ps.stdout).unwrap_or_default();
-        rows.iter()
-            .find(|r| r["cmd"].as_str().is_some_and(|c| c.contains("n++")))
-            .and_then(|r| r["home_pid"].as_i64())
-            .ok_or(format!("{rows:?}"))
-    });
+    // Foreground jobs are managed and locked home: they move when asked.
+    let pid = wait_for(
+        "the job managed and locked",
+        Duration::from_secs(20),
+        || {
+            let ps = c.exec("node1", &[mosaic, "ps", "--json"]);
+            let rows: Vec<serde_json::Value> =
+                serde_json::from_slice(&ps.stdout).unwrap_or_default();
+            rows.iter()
+                .find(|r| r["cmd"].as_str().is_some_and(|c| c.contains("n++")) && r["lock"] == true)
+                .and_then(|r| r["home_pid"].as_i64())
+                .ok_or(format!("{rows:?}"))
+        },
+    );
     let moved = c.exec("node1", &[mosaic, "migrate", &pid.to_string(), "node2"]);
     assert!(moved.status.success(), "{}", text(&moved));
     let row = |want: &str| {
@@ -314,4 +319,64 @@ fn ctrl_z_bg_fg_ctrl_c_and_kill_of_jobs_as_in_bash() {
     );
     drop(t);
     c.down();
+}
+
+/// The first run: no node on the machine, so mosh starts a local 2-node
+/// cluster, says so in one line, and gives a prompt on node1.
+#[test]
+fn mosh_without_a_node_starts_a_local_cluster_and_enters_it() {
+    mosaic_tests::require_root();
+    // SAFETY: prctl with integer arguments only (we reap the node inits).
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    let dir = std::env::temp_dir().join(format!("mosaic-test-mosh-first-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("home")).unwrap();
+    /// Stops the cluster mosh started, whatever happens.
+    struct Down(std::path::PathBuf);
+    impl Drop for Down {
+        fn drop(&mut self) {
+            let _ = Command::new(bin("mosaic"))
+                .args(["cluster", "down", "--state-dir"])
+                .arg(self.0.join("cluster"))
+                .output();
+        }
+    }
+    let _down = Down(dir.clone());
+    let session = format!("mosh-first-{}", std::process::id());
+    let cmd = format!(
+        "env -u MOSAIC_SOCKET HOME={} MOSAIC_CLUSTER_DIR={} {}",
+        dir.join("home").display(),
+        dir.join("cluster").display(),
+        bin("mosh").display()
+    );
+    let out = tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "150",
+        "-y",
+        "40",
+        &cmd,
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let t = Terminal {
+        session,
+        runs: Default::default(),
+    };
+    let screen = t.screen_shows("a prompt on node1", |s| s.contains("@node1:"));
+    assert!(
+        screen.contains("starting a local 2-node cluster"),
+        "{screen}"
+    );
+    let nodes = t.run("nodes");
+    assert!(
+        nodes.contains("node1") && nodes.contains("node2"),
+        "{nodes}"
+    );
+    t.line("exit");
+    drop(t);
+    drop(_down);
+    let _ = std::fs::remove_dir_all(&dir);
 }
