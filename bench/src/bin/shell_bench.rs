@@ -1,6 +1,7 @@
 //! mosh beside bash, in a real terminal (a pty this bench answers like a
 //! terminal emulator would): time from start to the first prompt, and the
-//! round trip of `true` (Enter to the next prompt). Each shell runs on this
+//! round trip of `true` (Enter to the next prompt), and of `/bin/true` (a
+//! process started and waited for: what mosh manages). Each shell runs on this
 //! machine unmanaged, and on node1 of a local cluster (mosh then manages
 //! every process it starts; both shells pay `mosaic cluster exec`).
 //!
@@ -45,8 +46,8 @@ fn main() -> anyhow::Result<()> {
     ];
     let mosh_here: Vec<String> = vec![mosh.display().to_string(), "--no-cluster".into()];
     println!(
-        "{:<26} {:>16} {:>16} {:>16}",
-        "", "start to prompt", "`true` round trip", "(medians)"
+        "{:<26} {:>16} {:>18} {:>22}   (medians)",
+        "", "start to prompt", "`true` round trip", "`/bin/true` round trip"
     );
     let mut rows = Vec::new();
     rows.push(("bash, this machine", measure(&bash, &work)?));
@@ -71,30 +72,31 @@ fn main() -> anyhow::Result<()> {
         measure(&in_node(&[mosh.display().to_string()]), &work)?,
     ));
     drop(c);
-    for (name, (start, trip)) in &rows {
+    for (name, [start, trip, exec]) in &rows {
         println!(
-            "{name:<26} {:>13.2} ms {:>14.1} us",
+            "{name:<26} {:>13.2} ms {:>15.1} us {:>19.1} us",
             start.as_secs_f64() * 1e3,
-            trip.as_secs_f64() * 1e6
+            trip.as_secs_f64() * 1e6,
+            exec.as_secs_f64() * 1e6
         );
     }
-    let ratio = |a: usize, b: usize| {
-        (
-            rows[a].1.0.as_secs_f64() / rows[b].1.0.as_secs_f64(),
-            rows[a].1.1.as_secs_f64() / rows[b].1.1.as_secs_f64(),
-        )
-    };
-    let (s, t) = ratio(1, 0);
-    println!("mosh/bash on this machine: start {s:.2}x, round trip {t:.2}x");
-    let (s, t) = ratio(3, 2);
-    println!("mosh/bash on node1:        start {s:.2}x, round trip {t:.2}x");
+    let ratio =
+        |a: usize, b: usize, i: usize| rows[a].1[i].as_secs_f64() / rows[b].1[i].as_secs_f64();
+    for (what, m, b) in [("on this machine", 1, 0), ("on node1       ", 3, 2)] {
+        println!(
+            "mosh/bash {what}: start {:.2}x, `true` {:.2}x, `/bin/true` {:.2}x",
+            ratio(m, b, 0),
+            ratio(m, b, 1),
+            ratio(m, b, 2)
+        );
+    }
     let _ = std::fs::remove_dir_all(&work);
     Ok(())
 }
 
-/// Median start-to-prompt time over [`STARTS`] starts, and median `true`
-/// round trip over [`ROUND_TRIPS`] in one session.
-fn measure(argv: &[String], home: &Path) -> anyhow::Result<(Duration, Duration)> {
+/// Median start-to-prompt time over [`STARTS`] starts, and median round
+/// trips of `true` and `/bin/true` over [`ROUND_TRIPS`] each in one session.
+fn measure(argv: &[String], home: &Path) -> anyhow::Result<[Duration; 3]> {
     let mut starts = Vec::new();
     for _ in 0..STARTS {
         let t = Instant::now();
@@ -105,16 +107,21 @@ fn measure(argv: &[String], home: &Path) -> anyhow::Result<(Duration, Duration)>
     }
     let mut term = Terminal::spawn(argv, home)?;
     term.until_prompt(0)?;
-    let mut trips = Vec::new();
-    for _ in 0..ROUND_TRIPS {
-        let t = Instant::now();
-        term.send("true\r")?;
-        // The next prompt comes after the line break that ends the input.
-        term.until_prompt(1)?;
-        trips.push(t.elapsed());
-    }
+    let mut trip = |line: &str| -> anyhow::Result<Duration> {
+        let mut trips = Vec::new();
+        for _ in 0..ROUND_TRIPS {
+            let t = Instant::now();
+            term.send(line)?;
+            // The next prompt comes after the line break that ends the input.
+            term.until_prompt(1)?;
+            trips.push(t.elapsed());
+        }
+        Ok(median(&mut trips))
+    };
+    let builtin = trip("true\r")?;
+    let external = trip("/bin/true\r")?;
     term.close();
-    Ok((median(&mut starts), median(&mut trips)))
+    Ok([median(&mut starts), builtin, external])
 }
 
 fn median(v: &mut [Duration]) -> Duration {
