@@ -98,6 +98,29 @@ fn mosh_c_prints_and_exits_as_bash_does() {
             ));
         }
     }
+    // A script with arguments, as `bash script.sh a b`.
+    let script = dir.join("script.sh");
+    std::fs::write(
+        &script,
+        "echo \"$0\" has $# args: \"$@\"\nshift\necho rest: $*\nexit 4\n",
+    )
+    .unwrap();
+    let run = |shell: &std::path::Path| {
+        Command::new(shell)
+            .args([script.to_str().unwrap(), "a", "b c"])
+            .current_dir(&dir)
+            .output()
+            .expect("the shell runs")
+    };
+    let (bash, mosh) = (run(std::path::Path::new("bash")), run(&bin("mosh")));
+    if (bash.stdout.as_slice(), bash.status.code()) != (mosh.stdout.as_slice(), mosh.status.code())
+    {
+        failures.push(format!(
+            "script: bash: {}\n  mosh: {}",
+            text(&bash),
+            text(&mosh)
+        ));
+    }
     let _ = std::fs::remove_dir_all(&dir);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
@@ -316,6 +339,36 @@ fn ctrl_z_bg_fg_ctrl_c_and_kill_of_jobs_as_in_bash() {
     assert!(
         killed.trim().ends_with("done") && !killed.contains("Running"),
         "{killed}"
+    );
+    // lock / unlock a job; home of a job at home says so.
+    t.line("sleep 103 &");
+    let locked = t.run("sleep 0.3; lock %1");
+    assert!(locked.contains("locked"), "{locked}");
+    let row = |lock: bool| {
+        wait_for("the lock in mosaic ps", Duration::from_secs(10), || {
+            let ps = c.exec("node1", &[mosaic, "ps", "--json"]);
+            let rows: Vec<serde_json::Value> =
+                serde_json::from_slice(&ps.stdout).unwrap_or_default();
+            rows.iter()
+                .any(|r| r["cmd"] == "sleep 103" && r["lock"] == lock)
+                .then_some(())
+                .ok_or(format!("{rows:?}"))
+        })
+    };
+    row(true);
+    let unlocked = t.run("unlock %1");
+    assert!(unlocked.contains("unlocked"), "{unlocked}");
+    row(false);
+    let home = t.run("home %1; echo h=$?");
+    assert!(home.contains("at home") && home.contains("h=1"), "{home}");
+    t.run("kill %1");
+    // runon: mosrun-style placement, an ordinary job with its status.
+    let ran = t.run("runon node2 mawk 'BEGIN { for (i = 0; i < 2000000; i++) s += 2; print \"sum\", s; exit 3 }'; echo r=$?");
+    assert!(ran.contains("sum 4000000") && ran.contains("r=3"), "{ran}");
+    assert!(
+        c.log("node2").contains("guest started"),
+        "{}",
+        c.log("node2")
     );
     drop(t);
     c.down();
