@@ -6,4 +6,8 @@
 //! process table in `/mfs/proc`. It keeps no cluster state of its own: it asks
 //! `mosaicd` for membership.
 //!
-//! Status: not written yet (issue "ssi-fs: every node's files and processes").
+//! Status (issue 6, first part): [`export`], the path-safe access to a
+//! served tree that the 9P server will stand on. Not yet: the 9P server,
+//! the synthetic `proc` tree, the FUSE client, lazy file pages.
+
+pub mod export;
