@@ -6,8 +6,12 @@
 //! process table in `/mfs/proc`. It keeps no cluster state of its own: it asks
 //! `mosaicd` for membership.
 //!
-//! Status (issue 6, first part): [`export`], the path-safe access to a
-//! served tree that the 9P server will stand on. Not yet: the 9P server,
-//! the synthetic `proc` tree, the FUSE client, lazy file pages.
+//! Status (issue 6, first part): [`export`], path-safe access to a served
+//! tree, and [`server`], the 9P2000.L dispatcher over it (tested with
+//! diod's tools and Python's p9fs through `mosaic-9p`, a plain loopback
+//! server for tests). Not yet: serving over the cluster's authenticated
+//! channel from mosaicd, the synthetic `proc` tree, the FUSE client, lazy
+//! file pages.
 
 pub mod export;
+pub mod server;

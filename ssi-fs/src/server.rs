@@ -1,0 +1,458 @@
+//! The 9P2000.L server of a node: one [`Session`] per connection, over an
+//! [`Export`].
+//!
+//! rs9p gives the message types and their wire format; its own server only
+//! listens on an address and hides its dispatcher, while ours must serve
+//! over the cluster's authenticated channel, so the dispatch is here: each
+//! request is answered in order, synchronously, on the thread that owns the
+//! connection. Errors are errnos (`Rlerror`), never a dropped connection.
+//!
+//! Authentication is the transport's: a session exists only on a channel
+//! whose peer proved the cluster key. `Tauth` is therefore answered with
+//! ENOENT ("no authentication needed"), which is what 9P2000.L clients
+//! such as diod's tools expect.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use rs9p::{
+    DirEntry, DirEntryData, FCall, GetAttrMask, Msg, QId, QIdType, SetAttrMask, Stat, StatFs, Time,
+};
+
+use crate::export::{Entry, Export, FsError, Handle};
+
+/// The largest message this server takes or sends.
+pub const MAX_MSIZE: u32 = 1 << 20;
+/// Bytes of a read or write reply around its data.
+const IOHDRSZ: u32 = 24;
+const AT_REMOVEDIR: u32 = 0x200;
+
+/// One fid of a session.
+struct Fid {
+    handle: Handle,
+    /// Open for I/O (`Tlopen`, `Tlcreate`).
+    file: Option<File>,
+    /// Directory entries read at offset 0, served from there on.
+    entries: Option<Vec<Entry>>,
+}
+
+/// One client's view: its fids.
+pub struct Session {
+    export: Arc<Export>,
+    fids: HashMap<u32, Fid>,
+    msize: u32,
+}
+
+type Reply = Result<FCall, FsError>;
+
+fn qid(st: &libc::stat) -> QId {
+    let typ = match st.st_mode & libc::S_IFMT {
+        libc::S_IFDIR => QIdType::DIR,
+        libc::S_IFLNK => QIdType::SYMLINK,
+        _ => QIdType::FILE,
+    };
+    QId {
+        typ,
+        version: st.st_mtime as u32 ^ st.st_mtime_nsec as u32,
+        path: st.st_ino,
+    }
+}
+
+fn stat_of(st: &libc::stat) -> Stat {
+    let t = |sec: i64, nsec: i64| Time {
+        sec: sec as u64,
+        nsec: nsec as u64,
+    };
+    Stat {
+        mode: st.st_mode,
+        uid: st.st_uid,
+        gid: st.st_gid,
+        nlink: st.st_nlink,
+        rdev: st.st_rdev,
+        size: st.st_size as u64,
+        blksize: st.st_blksize as u64,
+        blocks: st.st_blocks as u64,
+        atime: t(st.st_atime, st.st_atime_nsec),
+        mtime: t(st.st_mtime, st.st_mtime_nsec),
+        ctime: t(st.st_ctime, st.st_ctime_nsec),
+    }
+}
+
+fn errno(e: Errno) -> FsError {
+    FsError(e)
+}
+
+impl Session {
+    pub fn new(export: Arc<Export>) -> Session {
+        Session {
+            export,
+            fids: HashMap::new(),
+            msize: 8192,
+        }
+    }
+
+    fn fid(&self, fid: u32) -> Result<&Fid, FsError> {
+        self.fids.get(&fid).ok_or(errno(Errno::EBADF))
+    }
+
+    fn fid_mut(&mut self, fid: u32) -> Result<&mut Fid, FsError> {
+        self.fids.get_mut(&fid).ok_or(errno(Errno::EBADF))
+    }
+
+    fn insert(&mut self, fid: u32, handle: Handle) {
+        self.fids.insert(
+            fid,
+            Fid {
+                handle,
+                file: None,
+                entries: None,
+            },
+        );
+    }
+
+    fn qid_of(&self, h: &Handle) -> Result<QId, FsError> {
+        Ok(qid(&self.export.stat(h)?))
+    }
+
+    /// Answers one request.
+    pub fn handle(&mut self, req: FCall) -> FCall {
+        match self.answer(req) {
+            Ok(r) => r,
+            Err(FsError(e)) => FCall::RlError { ecode: e as u32 },
+        }
+    }
+
+    fn answer(&mut self, req: FCall) -> Reply {
+        let ex = self.export.clone();
+        Ok(match req {
+            FCall::TVersion { msize, version } => {
+                self.fids.clear();
+                self.msize = msize.clamp(IOHDRSZ + 512, MAX_MSIZE);
+                let version = if version.starts_with(rs9p::P92000L) {
+                    rs9p::P92000L.to_string()
+                } else {
+                    "unknown".to_string()
+                };
+                FCall::RVersion {
+                    msize: self.msize,
+                    version,
+                }
+            }
+            FCall::TAuth { .. } => return Err(errno(Errno::ENOENT)),
+            FCall::TAttach { fid, .. } => {
+                let root = ex.root()?;
+                let qid = self.qid_of(&root)?;
+                self.insert(fid, root);
+                FCall::RAttach { qid }
+            }
+            FCall::TWalk {
+                fid,
+                newfid,
+                wnames,
+            } => {
+                let mut h = ex.clone_handle(&self.fid(fid)?.handle)?;
+                let mut wqids = Vec::new();
+                for (i, name) in wnames.iter().enumerate() {
+                    match ex.walk(&h, name) {
+                        Ok(next) => {
+                            wqids.push(self.qid_of(&next)?);
+                            h = next;
+                        }
+                        Err(e) if i == 0 => return Err(e),
+                        // A partial walk: the qids so far, no new fid.
+                        Err(_) => return Ok(FCall::RWalk { wqids }),
+                    }
+                }
+                self.insert(newfid, h);
+                FCall::RWalk { wqids }
+            }
+            FCall::TGetAttr { fid, .. } => {
+                let st = ex.stat(&self.fid(fid)?.handle)?;
+                FCall::RGetAttr {
+                    valid: GetAttrMask::BASIC,
+                    qid: qid(&st),
+                    stat: stat_of(&st),
+                }
+            }
+            FCall::TSetAttr { fid, valid, stat } => {
+                let h = &self.fid(fid)?.handle;
+                if valid.contains(SetAttrMask::MODE) {
+                    ex.chmod(h, stat.mode)?;
+                }
+                if valid.intersects(SetAttrMask::UID | SetAttrMask::GID) {
+                    ex.chown(
+                        h,
+                        valid.contains(SetAttrMask::UID).then_some(stat.uid),
+                        valid.contains(SetAttrMask::GID).then_some(stat.gid),
+                    )?;
+                }
+                if valid.contains(SetAttrMask::SIZE) {
+                    ex.truncate(h, stat.size)?;
+                }
+                let when = |set: bool, explicit: bool, t: Time| {
+                    set.then_some(libc::timespec {
+                        tv_sec: if explicit { t.sec as i64 } else { 0 },
+                        tv_nsec: if explicit {
+                            t.nsec as i64
+                        } else {
+                            libc::UTIME_NOW
+                        },
+                    })
+                };
+                let atime = when(
+                    valid.contains(SetAttrMask::ATIME),
+                    valid.contains(SetAttrMask::ATIME_SET),
+                    stat.atime,
+                );
+                let mtime = when(
+                    valid.contains(SetAttrMask::MTIME),
+                    valid.contains(SetAttrMask::MTIME_SET),
+                    stat.mtime,
+                );
+                if atime.is_some() || mtime.is_some() {
+                    ex.utimes(h, atime, mtime)?;
+                }
+                FCall::RSetAttr
+            }
+            FCall::TlOpen { fid, flags } => {
+                let f = self.fid(fid)?;
+                let st = ex.stat(&f.handle)?;
+                let mut flags = OFlag::from_bits_truncate(flags as i32);
+                if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+                    flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY;
+                }
+                let file = ex.open_file(&f.handle, flags)?;
+                let iounit = self.msize - IOHDRSZ;
+                let f = self.fid_mut(fid)?;
+                f.file = Some(file);
+                FCall::RlOpen {
+                    qid: qid(&st),
+                    iounit,
+                }
+            }
+            FCall::TlCreate {
+                fid,
+                name,
+                flags,
+                mode,
+                ..
+            } => {
+                let dir = &self.fid(fid)?.handle;
+                let (h, file) =
+                    ex.create(dir, &name, OFlag::from_bits_truncate(flags as i32), mode)?;
+                let qid = self.qid_of(&h)?;
+                // The fid now stands for the new file, open.
+                self.fids.insert(
+                    fid,
+                    Fid {
+                        handle: h,
+                        file: Some(file),
+                        entries: None,
+                    },
+                );
+                FCall::RlCreate {
+                    qid,
+                    iounit: self.msize - IOHDRSZ,
+                }
+            }
+            FCall::TRead { fid, offset, count } => {
+                let max = self.msize - IOHDRSZ;
+                let f = self.fid(fid)?;
+                let file = f.file.as_ref().ok_or(errno(Errno::EBADF))?;
+                let mut buf = vec![0u8; count.min(max) as usize];
+                let n = file.read_at(&mut buf, offset)?;
+                buf.truncate(n);
+                FCall::RRead {
+                    data: rs9p::Data(buf),
+                }
+            }
+            FCall::TWrite { fid, offset, data } => {
+                let f = self.fid(fid)?;
+                let file = f.file.as_ref().ok_or(errno(Errno::EBADF))?;
+                let n = file.write_at(&data.0, offset)?;
+                FCall::RWrite { count: n as u32 }
+            }
+            FCall::TReadDir { fid, offset, count } => {
+                let count = count.min(self.msize - IOHDRSZ);
+                let f = self.fid_mut(fid)?;
+                if offset == 0 || f.entries.is_none() {
+                    let mut all = vec![
+                        Entry {
+                            name: ".".into(),
+                            ino: 0,
+                            kind: libc::DT_DIR,
+                        },
+                        Entry {
+                            name: "..".into(),
+                            ino: 0,
+                            kind: libc::DT_DIR,
+                        },
+                    ];
+                    all.extend(ex.readdir(&f.handle)?);
+                    f.entries = Some(all);
+                }
+                let entries = f.entries.as_deref().unwrap_or_default();
+                let mut out = Vec::new();
+                let mut size = 0u32;
+                for (i, e) in entries.iter().enumerate().skip(offset as usize) {
+                    // qid 13, offset 8, type 1, name 2 + len
+                    let len = 24 + e.name.len() as u32;
+                    if size + len > count {
+                        break;
+                    }
+                    size += len;
+                    let typ = match e.kind {
+                        libc::DT_DIR => QIdType::DIR,
+                        libc::DT_LNK => QIdType::SYMLINK,
+                        _ => QIdType::FILE,
+                    };
+                    out.push(DirEntry {
+                        qid: QId {
+                            typ,
+                            version: 0,
+                            path: e.ino,
+                        },
+                        offset: i as u64 + 1,
+                        typ: e.kind,
+                        name: e.name.clone(),
+                    });
+                }
+                FCall::RReadDir {
+                    data: DirEntryData::with(out),
+                }
+            }
+            FCall::TMkDir {
+                dfid, name, mode, ..
+            } => {
+                let h = ex.mkdir(&self.fid(dfid)?.handle, &name, mode)?;
+                FCall::RMkDir {
+                    qid: self.qid_of(&h)?,
+                }
+            }
+            FCall::TSymlink {
+                fid, name, symtgt, ..
+            } => {
+                let h = ex.symlink(&self.fid(fid)?.handle, &name, &symtgt)?;
+                FCall::RSymlink {
+                    qid: self.qid_of(&h)?,
+                }
+            }
+            FCall::TReadLink { fid } => FCall::RReadLink {
+                target: ex.readlink(&self.fid(fid)?.handle)?,
+            },
+            FCall::TUnlinkAt { dirfd, name, flags } => {
+                ex.unlink(&self.fid(dirfd)?.handle, &name, flags & AT_REMOVEDIR != 0)?;
+                FCall::RUnlinkAt
+            }
+            FCall::TRenameAt {
+                olddirfid,
+                oldname,
+                newdirfid,
+                newname,
+            } => {
+                ex.rename(
+                    &self.fid(olddirfid)?.handle,
+                    &oldname,
+                    &self.fid(newdirfid)?.handle,
+                    &newname,
+                )?;
+                FCall::RRenameAt
+            }
+            FCall::TRename { fid, dfid, name } => {
+                let h = &self.fid(fid)?.handle;
+                let parent = ex.walk(h, "..")?;
+                ex.rename(&parent, h.name(), &self.fid(dfid)?.handle, &name)?;
+                FCall::RRename
+            }
+            FCall::TFSync { fid } => {
+                if let Some(file) = &self.fid(fid)?.file {
+                    file.sync_all()?;
+                }
+                FCall::RFSync
+            }
+            FCall::TStatFs { fid } => {
+                let s = ex.statfs(&self.fid(fid)?.handle)?;
+                FCall::RStatFs {
+                    statfs: StatFs {
+                        typ: 0x0102_1997,
+                        bsize: s.block_size() as u32,
+                        blocks: s.blocks(),
+                        bfree: s.blocks_free(),
+                        bavail: s.blocks_available(),
+                        files: s.files(),
+                        ffree: s.files_free(),
+                        fsid: s.filesystem_id(),
+                        namelen: s.name_max() as u32,
+                    },
+                }
+            }
+            FCall::TClunk { fid } => {
+                self.fids.remove(&fid).ok_or(errno(Errno::EBADF))?;
+                FCall::RClunk
+            }
+            FCall::TRemove { fid } => {
+                // The fid is clunked whether or not the removal works.
+                let f = self.fids.remove(&fid).ok_or(errno(Errno::EBADF))?;
+                let st = ex.stat(&f.handle)?;
+                let parent = ex.walk(&f.handle, "..")?;
+                ex.unlink(
+                    &parent,
+                    f.handle.name(),
+                    st.st_mode & libc::S_IFMT == libc::S_IFDIR,
+                )?;
+                FCall::RRemove
+            }
+            FCall::TFlush { .. } => FCall::RFlush,
+            _ => return Err(errno(Errno::EOPNOTSUPP)),
+        })
+    }
+}
+
+/// Serves one connection of plain 9P (size-prefixed messages) until the
+/// peer closes it.
+pub fn serve(export: Arc<Export>, mut stream: impl Read + Write) -> std::io::Result<()> {
+    let mut session = Session::new(export);
+    loop {
+        let mut size = [0u8; 4];
+        match stream.read_exact(&mut size) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        let size = u32::from_le_bytes(size);
+        if !(7..=MAX_MSIZE).contains(&size) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("a 9P message of {size} bytes"),
+            ));
+        }
+        let mut body = vec![0u8; size as usize - 4];
+        stream.read_exact(&mut body)?;
+        let reply = match rs9p::serialize::read_msg(&mut body.as_slice()) {
+            Ok(msg) => Msg {
+                tag: msg.tag,
+                body: session.handle(msg.body),
+            },
+            // Undecodable (or a type we do not know): answer its tag.
+            Err(_) => Msg {
+                tag: u16::from_le_bytes([
+                    body.get(1).copied().unwrap_or(0),
+                    body.get(2).copied().unwrap_or(0),
+                ]),
+                body: FCall::RlError {
+                    ecode: Errno::EOPNOTSUPP as u32,
+                },
+            },
+        };
+        let mut out = Vec::with_capacity(64);
+        rs9p::serialize::write_msg(&mut out, &reply)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        stream.write_all(&(out.len() as u32 + 4).to_le_bytes())?;
+        stream.write_all(&out)?;
+    }
+}
