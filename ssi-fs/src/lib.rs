@@ -13,5 +13,6 @@
 //! channel from mosaicd, the synthetic `proc` tree, the FUSE client, lazy
 //! file pages.
 
+pub mod client;
 pub mod export;
 pub mod server;

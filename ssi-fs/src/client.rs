@@ -1,0 +1,354 @@
+//! A 9P2000.L client over any request/answer transport: what the `/mfs`
+//! FUSE client (and tests) use to reach another node's server.
+//!
+//! One request at a time. Errors are errnos (`Rlerror`), or the transport's.
+
+use nix::errno::Errno;
+use rs9p::{FCall, GetAttrMask, Msg, QId, Stat};
+
+/// Carries one 9P message (without its size prefix) and brings back the
+/// answer.
+pub trait Transport {
+    fn round_trip(&mut self, msg: &[u8]) -> std::io::Result<Vec<u8>>;
+}
+
+/// Size-prefixed 9P on a byte stream (a plain TCP connection).
+pub struct Stream<S>(pub S);
+
+impl<S: std::io::Read + std::io::Write> Transport for Stream<S> {
+    fn round_trip(&mut self, msg: &[u8]) -> std::io::Result<Vec<u8>> {
+        self.0.write_all(&(msg.len() as u32 + 4).to_le_bytes())?;
+        self.0.write_all(msg)?;
+        let mut size = [0u8; 4];
+        self.0.read_exact(&mut size)?;
+        let size = u32::from_le_bytes(size);
+        if !(7..=crate::server::MAX_MSIZE).contains(&size) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("a 9P answer of {size} bytes"),
+            ));
+        }
+        let mut body = vec![0u8; size as usize - 4];
+        self.0.read_exact(&mut body)?;
+        Ok(body)
+    }
+}
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{0}")]
+    Errno(Errno),
+    #[error("9P transport: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("9P protocol: {0}")]
+    Protocol(String),
+}
+
+pub type Result<T> = std::result::Result<T, ClientError>;
+
+/// One directory entry of `Rreaddir`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    pub qid_type: u8,
+    pub ino: u64,
+    /// Where the next read goes on from.
+    pub offset: u64,
+    pub kind: u8,
+    pub name: String,
+}
+
+/// A connection to one 9P2000.L server.
+pub struct Client<T> {
+    transport: T,
+    msize: u32,
+    next_fid: u32,
+}
+
+const RREADDIR: u8 = 41;
+
+impl<T: Transport> Client<T> {
+    /// Negotiates 9P2000.L with messages of up to `msize` bytes.
+    pub fn new(transport: T, msize: u32) -> Result<Client<T>> {
+        let mut c = Client {
+            transport,
+            msize,
+            next_fid: 1,
+        };
+        match c.call(FCall::TVersion {
+            msize,
+            version: rs9p::P92000L.into(),
+        })? {
+            FCall::RVersion { msize, version } if version == rs9p::P92000L => c.msize = msize,
+            other => return Err(ClientError::Protocol(format!("version: {other:?}"))),
+        }
+        Ok(c)
+    }
+
+    /// The most data one read or write carries.
+    pub fn iounit(&self) -> u32 {
+        self.msize - 24
+    }
+
+    fn encode(body: FCall) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        rs9p::serialize::write_msg(&mut out, &Msg { tag: 1, body })
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        Ok(out)
+    }
+
+    fn call(&mut self, body: FCall) -> Result<FCall> {
+        let answer = self.transport.round_trip(&Self::encode(body)?)?;
+        let msg = rs9p::serialize::read_msg(&mut answer.as_slice())
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        match msg.body {
+            FCall::RlError { ecode } => Err(ClientError::Errno(Errno::from_raw(ecode as i32))),
+            body => Ok(body),
+        }
+    }
+
+    fn fresh_fid(&mut self) -> u32 {
+        self.next_fid += 1;
+        self.next_fid
+    }
+
+    /// Attaches to the export's root; returns its fid.
+    pub fn attach(&mut self, uname: &str) -> Result<u32> {
+        let fid = self.fresh_fid();
+        match self.call(FCall::TAttach {
+            fid,
+            afid: rs9p::NOFID,
+            uname: uname.into(),
+            aname: String::new(),
+            n_uname: 0,
+        })? {
+            FCall::RAttach { .. } => Ok(fid),
+            other => Err(ClientError::Protocol(format!("attach: {other:?}"))),
+        }
+    }
+
+    /// Walks from `fid` through `names`; returns the new fid (ENOENT if the
+    /// walk stopped short).
+    pub fn walk(&mut self, fid: u32, names: &[&str]) -> Result<u32> {
+        let newfid = self.fresh_fid();
+        match self.call(FCall::TWalk {
+            fid,
+            newfid,
+            wnames: names.iter().map(|s| s.to_string()).collect(),
+        })? {
+            FCall::RWalk { wqids } if wqids.len() == names.len() => Ok(newfid),
+            FCall::RWalk { .. } => Err(ClientError::Errno(Errno::ENOENT)),
+            other => Err(ClientError::Protocol(format!("walk: {other:?}"))),
+        }
+    }
+
+    /// Walks a path of `/`-separated names from `fid`.
+    pub fn walk_path(&mut self, fid: u32, path: &str) -> Result<u32> {
+        let names: Vec<&str> = path.split('/').filter(|n| !n.is_empty()).collect();
+        self.walk(fid, &names)
+    }
+
+    pub fn getattr(&mut self, fid: u32) -> Result<(QId, Stat)> {
+        match self.call(FCall::TGetAttr {
+            fid,
+            req_mask: GetAttrMask::BASIC,
+        })? {
+            FCall::RGetAttr { qid, stat, .. } => Ok((qid, stat)),
+            other => Err(ClientError::Protocol(format!("getattr: {other:?}"))),
+        }
+    }
+
+    /// Opens `fid` with Linux open flags.
+    pub fn open(&mut self, fid: u32, flags: i32) -> Result<QId> {
+        match self.call(FCall::TlOpen {
+            fid,
+            flags: flags as u32,
+        })? {
+            FCall::RlOpen { qid, .. } => Ok(qid),
+            other => Err(ClientError::Protocol(format!("lopen: {other:?}"))),
+        }
+    }
+
+    /// Creates `name` in directory `fid`, which then stands for the new
+    /// file, open.
+    pub fn create(&mut self, fid: u32, name: &str, flags: i32, mode: u32) -> Result<QId> {
+        match self.call(FCall::TlCreate {
+            fid,
+            name: name.into(),
+            flags: flags as u32,
+            mode,
+            gid: 0,
+        })? {
+            FCall::RlCreate { qid, .. } => Ok(qid),
+            other => Err(ClientError::Protocol(format!("lcreate: {other:?}"))),
+        }
+    }
+
+    pub fn read(&mut self, fid: u32, offset: u64, count: u32) -> Result<Vec<u8>> {
+        match self.call(FCall::TRead {
+            fid,
+            offset,
+            count: count.min(self.iounit()),
+        })? {
+            FCall::RRead { data } => Ok(data.0),
+            other => Err(ClientError::Protocol(format!("read: {other:?}"))),
+        }
+    }
+
+    /// Reads an open file to its end.
+    pub fn read_all(&mut self, fid: u32) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        loop {
+            let chunk = self.read(fid, out.len() as u64, self.iounit())?;
+            if chunk.is_empty() {
+                return Ok(out);
+            }
+            out.extend_from_slice(&chunk);
+        }
+    }
+
+    pub fn write(&mut self, fid: u32, offset: u64, data: &[u8]) -> Result<u32> {
+        let n = data.len().min(self.iounit() as usize);
+        match self.call(FCall::TWrite {
+            fid,
+            offset,
+            data: rs9p::Data(data[..n].to_vec()),
+        })? {
+            FCall::RWrite { count } => Ok(count),
+            other => Err(ClientError::Protocol(format!("write: {other:?}"))),
+        }
+    }
+
+    /// Entries of an open directory from `offset` (parsed here: rs9p's
+    /// decoder takes the byte count for an entry count).
+    pub fn readdir(&mut self, fid: u32, offset: u64) -> Result<Vec<DirEntry>> {
+        let req = Self::encode(FCall::TReadDir {
+            fid,
+            offset,
+            count: self.iounit(),
+        })?;
+        let answer = self.transport.round_trip(&req)?;
+        if answer.first() != Some(&RREADDIR) {
+            let msg = rs9p::serialize::read_msg(&mut answer.as_slice())
+                .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            return match msg.body {
+                FCall::RlError { ecode } => Err(ClientError::Errno(Errno::from_raw(ecode as i32))),
+                other => Err(ClientError::Protocol(format!("readdir: {other:?}"))),
+            };
+        }
+        let bad = || ClientError::Protocol("a short Rreaddir".into());
+        let body = answer.get(3..).ok_or_else(bad)?;
+        let count = u32::from_le_bytes(
+            body.get(..4)
+                .ok_or_else(bad)?
+                .try_into()
+                .map_err(|_| bad())?,
+        ) as usize;
+        let mut rest = body.get(4..4 + count).ok_or_else(bad)?;
+        let mut out = Vec::new();
+        while !rest.is_empty() {
+            let fixed = rest.get(..24).ok_or_else(bad)?;
+            let u64_at =
+                |i: usize| u64::from_le_bytes(fixed[i..i + 8].try_into().expect("8 bytes"));
+            let len = u16::from_le_bytes([fixed[22], fixed[23]]) as usize;
+            let name = rest.get(24..24 + len).ok_or_else(bad)?;
+            out.push(DirEntry {
+                qid_type: fixed[0],
+                ino: u64_at(5),
+                offset: u64_at(13),
+                kind: fixed[21],
+                name: String::from_utf8_lossy(name).into_owned(),
+            });
+            rest = &rest[24 + len..];
+        }
+        Ok(out)
+    }
+
+    /// Every entry of directory `fid` (opened here), without `.` and `..`.
+    pub fn list(&mut self, fid: u32) -> Result<Vec<DirEntry>> {
+        let dir = self.walk(fid, &[])?;
+        self.open(dir, libc::O_RDONLY | libc::O_DIRECTORY)?;
+        let mut all = Vec::new();
+        let mut offset = 0;
+        loop {
+            let chunk = self.readdir(dir, offset)?;
+            let Some(last) = chunk.last() else { break };
+            offset = last.offset;
+            all.extend(
+                chunk
+                    .into_iter()
+                    .filter(|e| e.name != "." && e.name != ".."),
+            );
+        }
+        self.clunk(dir)?;
+        Ok(all)
+    }
+
+    pub fn clunk(&mut self, fid: u32) -> Result<()> {
+        match self.call(FCall::TClunk { fid })? {
+            FCall::RClunk => Ok(()),
+            other => Err(ClientError::Protocol(format!("clunk: {other:?}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::Session;
+
+    /// The server in this process, as a transport.
+    struct Local(Session);
+
+    impl Transport for Local {
+        fn round_trip(&mut self, msg: &[u8]) -> std::io::Result<Vec<u8>> {
+            let req = rs9p::serialize::read_msg(&mut &msg[..])
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            let reply = Msg {
+                tag: req.tag,
+                body: self.0.handle(req.body),
+            };
+            let mut out = Vec::new();
+            rs9p::serialize::write_msg(&mut out, &reply)
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            Ok(out)
+        }
+    }
+
+    #[test]
+    fn the_client_reads_lists_and_writes_through_the_server() {
+        let dir = std::env::temp_dir().join(format!("mosaic-9p-client-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        std::fs::write(dir.join("sub/a"), "alpha").unwrap();
+        // Enough names to need several reads of the directory.
+        for i in 0..300 {
+            std::fs::write(dir.join(format!("sub/file-with-a-long-name-{i:04}")), "").unwrap();
+        }
+        let export = std::sync::Arc::new(crate::export::Export::open(&dir, false).unwrap());
+        let mut c = Client::new(Local(Session::new(export)), 8192).unwrap();
+        let root = c.attach("root").unwrap();
+        let a = c.walk_path(root, "sub/a").unwrap();
+        assert_eq!(c.getattr(a).unwrap().1.size, 5);
+        c.open(a, libc::O_RDONLY).unwrap();
+        assert_eq!(c.read_all(a).unwrap(), b"alpha");
+        let sub = c.walk_path(root, "sub").unwrap();
+        let names = c.list(sub).unwrap();
+        assert_eq!(names.len(), 301);
+        assert!(
+            names
+                .iter()
+                .any(|e| e.name == "a" && e.kind == libc::DT_REG)
+        );
+        let new = c.walk(sub, &[]).unwrap();
+        c.create(new, "b", libc::O_WRONLY, 0o644).unwrap();
+        assert_eq!(c.write(new, 0, b"beta").unwrap(), 4);
+        c.clunk(new).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.join("sub/b")).unwrap(), "beta");
+        assert!(matches!(
+            c.walk_path(root, "sub/none"),
+            Err(ClientError::Errno(Errno::ENOENT))
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
