@@ -12,6 +12,8 @@
 //! accept_guests = true
 //! guest_uid = 65534                   # the unprivileged user guests run as
 //! guest_gid = 65534
+//! export = "/"                        # the tree served to peers over 9P (TCP, listen port + 1)
+//! export_read_only = false
 //! ```
 
 use std::net::SocketAddr;
@@ -55,6 +57,16 @@ pub struct Config {
     pub guest_uid: u32,
     #[serde(default = "default_guest_id")]
     pub guest_gid: u32,
+    /// The tree this node serves to its peers over 9P2000.L.
+    #[serde(default = "default_export")]
+    pub export: PathBuf,
+    /// Whether peers may only read it.
+    #[serde(default)]
+    pub export_read_only: bool,
+}
+
+fn default_export() -> PathBuf {
+    PathBuf::from("/")
 }
 
 fn default_guest_id() -> u32 {

@@ -167,6 +167,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     };
     let server = tokio::spawn(crate::control::serve(listener, handler));
+    let export = mosaic_ssi_fs::export::Export::open(&config.export, config.export_read_only)
+        .map_err(|e| anyhow::anyhow!("cannot serve {}: {e}", config.export.display()))?;
+    crate::files::serve(crate::files::fs_addr(config.listen), key.clone(), export)?;
     crate::migration::listen(
         config.listen,
         key.clone(),

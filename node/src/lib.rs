@@ -36,6 +36,7 @@ pub mod config;
 pub mod control;
 pub mod controls;
 pub mod daemon;
+pub mod files;
 pub mod gossip;
 pub mod load;
 pub mod local;

@@ -337,6 +337,8 @@ fn start_node(
         accept_guests: true,
         guest_uid: 65534,
         guest_gid: 65534,
+        export: PathBuf::from("/"),
+        export_read_only: false,
     };
     let config_path = node_dir.join("mosaicd.toml");
     std::fs::write(&config_path, config.to_toml())?;

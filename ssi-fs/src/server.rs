@@ -433,16 +433,25 @@ pub fn serve(export: Arc<Export>, mut stream: impl Read + Write) -> std::io::Res
         }
         let mut body = vec![0u8; size as usize - 4];
         stream.read_exact(&mut body)?;
-        let reply = match rs9p::serialize::read_msg(&mut body.as_slice()) {
-            Ok(msg) => Msg {
-                tag: msg.tag,
-                body: session.handle(msg.body),
+        let out = session.answer_message(&body)?;
+        stream.write_all(&(out.len() as u32 + 4).to_le_bytes())?;
+        stream.write_all(&out)?;
+    }
+}
+
+impl Session {
+    /// Answers one encoded message (without its size prefix) with one.
+    pub fn answer_message(&mut self, msg: &[u8]) -> std::io::Result<Vec<u8>> {
+        let reply = match rs9p::serialize::read_msg(&mut &msg[..]) {
+            Ok(m) => Msg {
+                tag: m.tag,
+                body: self.handle(m.body),
             },
             // Undecodable (or a type we do not know): answer its tag.
             Err(_) => Msg {
                 tag: u16::from_le_bytes([
-                    body.get(1).copied().unwrap_or(0),
-                    body.get(2).copied().unwrap_or(0),
+                    msg.get(1).copied().unwrap_or(0),
+                    msg.get(2).copied().unwrap_or(0),
                 ]),
                 body: FCall::RlError {
                     ecode: Errno::EOPNOTSUPP as u32,
@@ -452,7 +461,6 @@ pub fn serve(export: Arc<Export>, mut stream: impl Read + Write) -> std::io::Res
         let mut out = Vec::with_capacity(64);
         rs9p::serialize::write_msg(&mut out, &reply)
             .map_err(|e| std::io::Error::other(e.to_string()))?;
-        stream.write_all(&(out.len() as u32 + 4).to_le_bytes())?;
-        stream.write_all(&out)?;
+        Ok(out)
     }
 }

@@ -64,6 +64,8 @@ fn config_from(args: &Args) -> anyhow::Result<Config> {
             accept_guests: true,
             guest_uid: 65534,
             guest_gid: 65534,
+            export: PathBuf::from("/"),
+            export_read_only: false,
         },
     };
     if let Some(n) = &args.name {
