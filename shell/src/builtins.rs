@@ -174,21 +174,30 @@ pub fn job_groups<SE: ShellExtensions>(shell: &brush_core::Shell<SE>) -> Vec<(us
     groups
 }
 
+/// The session and the processes `target` names, or `None` after saying
+/// why not.
+fn session_and_targets<SE: ShellExtensions>(
+    ctx: &mut ExecutionContext<'_, SE>,
+    target: &str,
+) -> Option<(&'static Session, Vec<i32>)> {
+    let session = session_or_complain(ctx)?;
+    match resolve(ctx, session, target) {
+        Ok(pids) => Some((session, pids)),
+        Err(e) => {
+            let _ = writeln!(ctx.stderr(), "{}: {e}", ctx.command_name);
+            None
+        }
+    }
+}
+
 /// Moves each process of `target` to `node` ("home" and "balance" too).
 async fn move_target<SE: ShellExtensions>(
     mut ctx: ExecutionContext<'_, SE>,
     target: &str,
     node: &str,
 ) -> ExecutionResult {
-    let Some(session) = session_or_complain(&ctx) else {
+    let Some((session, pids)) = session_and_targets(&mut ctx, target) else {
         return exit(1);
-    };
-    let pids = match resolve(&mut ctx, session, target) {
-        Ok(p) => p,
-        Err(e) => {
-            let _ = writeln!(ctx.stderr(), "{}: {e}", ctx.command_name);
-            return exit(1);
-        }
     };
     let mut failed = false;
     for pid in pids {
@@ -390,15 +399,8 @@ async fn set_lock<SE: ShellExtensions>(
     target: &str,
     lock: bool,
 ) -> ExecutionResult {
-    let Some(session) = session_or_complain(&ctx) else {
+    let Some((session, pids)) = session_and_targets(&mut ctx, target) else {
         return exit(1);
-    };
-    let pids = match resolve(&mut ctx, session, target) {
-        Ok(p) => p,
-        Err(e) => {
-            let _ = writeln!(ctx.stderr(), "{}: {e}", ctx.command_name);
-            return exit(1);
-        }
     };
     let mut failed = false;
     for pid in pids {

@@ -103,6 +103,14 @@ fn watchdog(dir: PathBuf, limit: Duration) -> std::sync::mpsc::Sender<()> {
     tx
 }
 
+/// Runs `tmux args...` (tests drive real terminals with it).
+pub fn tmux(args: &[&str]) -> Output {
+    Command::new("tmux")
+        .args(args)
+        .output()
+        .expect("tmux must be installed (apt-get install tmux)")
+}
+
 /// The output of a command as text, for assertions and messages.
 pub fn text(o: &Output) -> String {
     format!(

@@ -1,16 +1,8 @@
 //! `mosaic mon` in a real terminal (tmux): one bar per node, `q` quits.
 
-use std::process::Command;
 use std::time::Duration;
 
-use mosaic_tests::{Cluster, bin, wait_for};
-
-fn tmux(args: &[&str]) -> std::process::Output {
-    Command::new("tmux")
-        .args(args)
-        .output()
-        .expect("tmux must be installed (apt-get install tmux)")
-}
+use mosaic_tests::{Cluster, bin, tmux, wait_for};
 
 #[test]
 fn mon_renders_one_bar_per_node_under_tmux_and_quits_on_q() {

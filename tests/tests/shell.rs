@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use mosaic_tests::{Cluster, bin, text, wait_for};
+use mosaic_tests::{Cluster, bin, text, tmux, wait_for};
 
 /// `bash -c` and `mosh -c` of each script print the same and exit the same.
 #[test]
@@ -125,13 +125,6 @@ fn mosh_c_prints_and_exits_as_bash_does() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-fn tmux(args: &[&str]) -> std::process::Output {
-    Command::new("tmux")
-        .args(args)
-        .output()
-        .expect("tmux must be installed (apt-get install tmux)")
-}
-
 /// An interactive mosh on node1 of `c`, in a tmux session.
 struct Terminal {
     session: String,
@@ -151,6 +144,13 @@ impl Terminal {
             bin("mosaic").display(),
             bin("mosh").display()
         );
+        let t = Terminal::start(session, &cmd);
+        t.screen_shows("the prompt", |s| s.contains("@node1:"));
+        t
+    }
+
+    /// Runs `cmd` in a new tmux session of 150x50.
+    fn start(session: String, cmd: &str) -> Terminal {
         let out = tmux(&[
             "new-session",
             "-d",
@@ -160,15 +160,13 @@ impl Terminal {
             "150",
             "-y",
             "50",
-            &cmd,
+            cmd,
         ]);
         assert!(out.status.success(), "{}", text(&out));
-        let t = Terminal {
+        Terminal {
             session,
             runs: Default::default(),
-        };
-        t.screen_shows("the prompt", |s| s.contains("@node1:"));
-        t
+        }
     }
 
     fn screen(&self) -> String {
@@ -402,22 +400,7 @@ fn mosh_without_a_node_starts_a_local_cluster_and_enters_it() {
         dir.join("cluster").display(),
         bin("mosh").display()
     );
-    let out = tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        &session,
-        "-x",
-        "150",
-        "-y",
-        "40",
-        &cmd,
-    ]);
-    assert!(out.status.success(), "{}", text(&out));
-    let t = Terminal {
-        session,
-        runs: Default::default(),
-    };
+    let t = Terminal::start(session, &cmd);
     let screen = t.screen_shows("a prompt on node1", |s| s.contains("@node1:"));
     assert!(
         screen.contains("starting a local 2-node cluster"),
