@@ -678,6 +678,10 @@ fn set_mm(t: &mut Tracee, meta: &ImageMeta, data: u64) -> Result<(), CkptError> 
     Ok(())
 }
 
+/// `sigaltstack`'s flag that disarms the stack while a handler runs on it
+/// (not in the libc crate).
+const SS_AUTODISARM: i32 = 1 << 31;
+
 fn set_signals(t: &mut Tracee, meta: &ImageMeta, data: u64) -> Result<(), CkptError> {
     // The image holds the caught and ignored signals; every other one is
     // at its default. The stub may have handlers of its own (a fork of a
@@ -717,16 +721,21 @@ fn set_signals(t: &mut Tracee, meta: &ImageMeta, data: u64) -> Result<(), CkptEr
             [a.signo as u64, data, 0, 8, 0, 0],
         )?;
     }
+    // The image's alternate stack, or none: the stub's own (a Rust thread
+    // has one) would point into memory that is the image's now.
     let st = &meta.altstack;
-    if st.flags & libc::SS_DISABLE == 0 {
-        let mut s = Vec::with_capacity(24);
-        s.extend_from_slice(&st.sp.to_le_bytes());
-        s.extend_from_slice(&0i32.to_le_bytes());
-        s.extend_from_slice(&0i32.to_le_bytes());
-        s.extend_from_slice(&st.size.to_le_bytes());
-        t.write_mem(data, &s)?;
-        t.syscall_ok("sigaltstack", libc::SYS_sigaltstack, [data, 0, 0, 0, 0, 0])?;
-    }
+    let (sp, flags, size) = if st.flags & libc::SS_DISABLE == 0 {
+        (st.sp, st.flags & SS_AUTODISARM, st.size)
+    } else {
+        (0, libc::SS_DISABLE, 0)
+    };
+    let mut s = Vec::with_capacity(24);
+    s.extend_from_slice(&sp.to_le_bytes());
+    s.extend_from_slice(&flags.to_le_bytes());
+    s.extend_from_slice(&0i32.to_le_bytes());
+    s.extend_from_slice(&size.to_le_bytes());
+    t.write_mem(data, &s)?;
+    t.syscall_ok("sigaltstack", libc::SYS_sigaltstack, [data, 0, 0, 0, 0, 0])?;
     Ok(())
 }
 

@@ -74,6 +74,8 @@ pub struct Candidate {
     pub eager: bool,
     /// A guest of this node (it may be sent home or on).
     pub guest: bool,
+    /// Since when it is busy (Unix ms; 0: not busy or not known).
+    pub busy_since_ms: u64,
 }
 
 /// What the node knows of a process, beyond what `/proc` shows.
@@ -306,6 +308,8 @@ struct Seen {
     /// far, and their decayed rate.
     io_calls: u64,
     io_rate: f64,
+    /// Since when it is busy (Unix ms; 0: not busy).
+    busy_since_ms: u64,
 }
 
 /// What the node tells the balancer about one process.
@@ -377,13 +381,20 @@ impl Balancer {
                 break;
             };
             decided += 1;
-            let resident = candidates
+            let (resident, busy_since_ms) = candidates
                 .iter()
                 .find(|c| c.pid == pid)
-                .map_or(std::time::Duration::ZERO, |c| c.resident);
+                .map_or((std::time::Duration::ZERO, 0), |c| {
+                    (c.resident, c.busy_since_ms)
+                });
             let mem = take(&mut candidates, pid);
             me.load = (me.load - 1.0).max(0.0);
-            let started_ms = now_ms.saturating_sub(resident.as_millis() as u64);
+            // Since it arrived here or became busy, whichever is later: an
+            // old idle process that turns busy now is news to the others
+            // as much as a new one.
+            let started_ms = now_ms
+                .saturating_sub(resident.as_millis() as u64)
+                .max(busy_since_ms);
             let fresh = peers.iter().find(|p| p.name == node).is_some_and(|p| {
                 if p.load.at_ms == 0 {
                     resident >= MIN_RESIDENCY + UNDATED_SLACK
@@ -437,6 +448,7 @@ impl Balancer {
         let mut out = Vec::new();
         // Decayed by half per second, whatever the interval.
         let keep = 0.5f64.powf(dt);
+        let wall_ms = mosaic_proto::load::now_ms();
         for pid in std::fs::read_dir("/proc")
             .into_iter()
             .flatten()
@@ -477,7 +489,7 @@ impl Balancer {
             }
             let guest = kind == Kind::Guest;
             let io_calls = forwarded.unwrap_or_else(|| io_calls(pid));
-            let now = match self.seen.get(&pid) {
+            let mut now = match self.seen.get(&pid) {
                 Some(old) if old.start == start && dt > 0.0 => {
                     let share = (ticks.saturating_sub(old.cpu_ticks) as f64 / hz / dt).min(1.0);
                     let io = io_calls.saturating_sub(old.io_calls) as f64 / dt;
@@ -496,6 +508,7 @@ impl Balancer {
                         runnable: decay(old.runnable, runnable),
                         io_calls,
                         io_rate: decay(old.io_rate, io),
+                        busy_since_ms: 0,
                     }
                 }
                 // First seen: what it did since it started (too young to
@@ -515,15 +528,24 @@ impl Balancer {
                     },
                     io_calls,
                     io_rate: 0.0,
+                    busy_since_ms: 0,
                 },
             };
-            seen.insert(pid, now);
             let eager = kind == Kind::CpuBound;
             let demand = if eager {
                 1.0
             } else {
                 now.share.max(now.runnable)
             };
+            // A process first seen busy has been since it started.
+            now.busy_since_ms = match self.seen.get(&pid) {
+                _ if demand < BUSY => 0,
+                Some(old) if old.start == start && old.busy_since_ms != 0 => old.busy_since_ms,
+                Some(old) if old.start == start => wall_ms,
+                _ => wall_ms.saturating_sub((age * 1000.0) as u64),
+            };
+            let busy_since_ms = now.busy_since_ms;
+            seen.insert(pid, now);
             // Busy ones may go for CPU, big ones for memory, guests home.
             if demand < BUSY && rss * 4096 < USHER_MIN && !guest {
                 continue;
@@ -539,6 +561,7 @@ impl Balancer {
                 cantmove: mosaic_ckpt::cantmove::reasons(pid).map_or(true, |r| !r.is_empty()),
                 eager,
                 guest,
+                busy_since_ms,
             });
         }
         self.seen = seen;
@@ -880,5 +903,53 @@ mod tests {
             assert!(pids.contains(pid), "{pid} is one of the spinners");
             assert_eq!(node, "node2");
         }
+    }
+
+    #[test]
+    fn an_old_process_that_turns_busy_waits_for_a_view_newer_than_its_turn() {
+        let born = mosaic_proto::load::now_ms();
+        let spin = Spinners(
+            (0..3)
+                .map(|_| {
+                    std::process::Command::new("sh")
+                        .args(["-c", "sleep 0.8; while :; do :; done"])
+                        .spawn()
+                        .expect("sh runs")
+                })
+                .collect(),
+        );
+        let pids: Vec<i32> = spin.0.iter().map(|c| c.id() as i32).collect();
+        let facts = |pid: i32| Facts {
+            kind: if pids.contains(&pid) {
+                Kind::Free
+            } else {
+                Kind::Pinned
+            },
+            forwarded: None,
+        };
+        let me = node(0.0, 1, 1000);
+        let peer = |at_ms: u64| {
+            vec![(
+                "node2".to_string(),
+                LoadVector {
+                    at_ms,
+                    ..node(0.0, 1, 1000)
+                },
+            )]
+        };
+        let mut b = Balancer::default();
+        // Sampled every 100 ms for 2.2 s: idle for 0.8 s, then spinning,
+        // busy (half of the time runnable, decayed) from about 1.8 s.
+        for _ in 0..22 {
+            // A view from before they started never confirms a move.
+            assert!(b.tick(&me, peer(born - 1000), &facts).is_empty());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // Older than half a second, but busy only lately: a view dated
+        // after their start yet before their turn does not confirm.
+        assert!(b.tick(&me, peer(born + 1000), &facts).is_empty());
+        std::thread::sleep(Duration::from_millis(50));
+        let moves = b.tick(&me, peer(mosaic_proto::load::now_ms()), &facts);
+        assert!(!moves.is_empty(), "a view newer than the turn confirms");
     }
 }

@@ -35,6 +35,12 @@ pub fn read_key(path: &Path) -> anyhow::Result<ClusterKey> {
 /// Runs the daemon until SIGTERM or SIGINT, then says goodbye.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let key = read_key(&config.key_file)?;
+    // Every fid of a peer's file session holds a descriptor: allow what
+    // the system allows, not the default 1024.
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
     let (machine, cpuset) = NodeShape::placement();
     let shape = NodeShape {
         cpus: config.cpus.unwrap_or_else(crate::load::usable_cpus),
@@ -205,12 +211,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                     // before the block) are sent home too.
                     guests.send_all_home();
                 }
+                // Dated when sampled: what the balancer counts now.
+                let sampled_at = mosaic_proto::load::now_ms();
                 balance(&ctx, &balancer, load.clone()).await;
                 // At least the processes the balancer saw busy: the others
                 // then compare what this node compares.
                 let busy = balancer.lock().map(|b| b.busy()).unwrap_or_default();
                 load.load = load.load.max(busy as f64);
-                load.at_ms = mosaic_proto::load::now_ms();
+                load.at_ms = sampled_at;
                 if controls.quiet() {
                     membership.publish_quiet().await;
                 } else {

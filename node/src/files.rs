@@ -32,7 +32,11 @@ pub fn serve(addr: SocketAddr, key: ClusterKey, export: Export) -> anyhow::Resul
         .name("files-listener".into())
         .spawn(move || {
             for conn in listener.incoming() {
-                let Ok(conn) = conn else { continue };
+                let Ok(conn) = conn else {
+                    // Out of descriptors, say: do not spin.
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    continue;
+                };
                 let (key, export) = (key.clone(), export.clone());
                 let peer = conn.peer_addr().map(|a| a.to_string()).unwrap_or_default();
                 let spawned = std::thread::Builder::new()

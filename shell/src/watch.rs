@@ -82,10 +82,14 @@ fn update(
     for Descendant { pid, pgrp, cmd, .. } in now {
         let lock = foreground == Some(*pgrp) || session.user_locked(*pid);
         match known.get_mut(pid) {
-            Some(c) if c.locked == lock => {}
             Some(c) => {
-                c.locked = lock;
-                changed.push((*pid, lock));
+                // Seen between fork and exec or setpgid, or since exec'd.
+                c.pgrp = *pgrp;
+                c.cmd.clone_from(cmd);
+                if c.locked != lock {
+                    c.locked = lock;
+                    changed.push((*pid, lock));
+                }
             }
             None => {
                 known.insert(

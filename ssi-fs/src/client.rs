@@ -79,7 +79,10 @@ impl<T: Transport> Client<T> {
             msize,
             version: rs9p::P92000L.into(),
         })? {
-            FCall::RVersion { msize, version } if version == rs9p::P92000L => c.msize = msize,
+            FCall::RVersion {
+                msize: agreed,
+                version,
+            } if version == rs9p::P92000L && (64..=msize).contains(&agreed) => c.msize = agreed,
             other => return Err(ClientError::Protocol(format!("version: {other:?}"))),
         }
         Ok(c)
@@ -99,6 +102,11 @@ impl<T: Transport> Client<T> {
 
     fn call(&mut self, body: FCall) -> Result<FCall> {
         let answer = self.transport.round_trip(&Self::encode(body)?)?;
+        if !crate::server::data_fits(&answer, crate::server::RREAD, 3) {
+            return Err(ClientError::Protocol(
+                "an Rread longer than its message".into(),
+            ));
+        }
         let msg = rs9p::serialize::read_msg(&mut answer.as_slice())
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
         match msg.body {
@@ -273,6 +281,9 @@ impl<T: Transport> Client<T> {
         loop {
             let chunk = self.readdir(dir, offset)?;
             let Some(last) = chunk.last() else { break };
+            if last.offset <= offset {
+                return Err(ClientError::Protocol("readdir offsets go backwards".into()));
+            }
             offset = last.offset;
             all.extend(
                 chunk

@@ -171,8 +171,12 @@ impl Export {
         if access != OFlag::O_RDONLY || flags.contains(OFlag::O_TRUNC) {
             self.writable()?;
         }
-        if self.stat(h)?.st_mode & libc::S_IFMT == libc::S_IFLNK {
-            return Err(FsError(Errno::ELOOP));
+        match self.stat(h)?.st_mode & libc::S_IFMT {
+            libc::S_IFREG | libc::S_IFDIR => {}
+            libc::S_IFLNK => return Err(FsError(Errno::ELOOP)),
+            // FIFOs, devices, sockets: an open could block the serving
+            // thread, and their data is not a file's.
+            _ => return Err(FsError(Errno::EOPNOTSUPP)),
         }
         let keep = OFlag::O_ACCMODE
             | OFlag::O_TRUNC
@@ -362,8 +366,20 @@ impl Export {
 
     /// The file system's numbers.
     pub fn statfs(&self, h: &Handle) -> Result<nix::sys::statvfs::Statvfs> {
-        let f = self.open_file(h, OFlag::O_RDONLY)?;
-        Ok(nix::sys::statvfs::fstatvfs(&f)?)
+        Ok(nix::sys::statvfs::fstatvfs(&h.fd)?)
+    }
+
+    /// Whether `name` in `dir` is still the file `h` stands for (a handle
+    /// keeps its path; the file may have been renamed since).
+    pub fn still_named(&self, dir: &Handle, name: &str, h: &Handle) -> Result<bool> {
+        let c = plain_name(name)?;
+        let there = nix::sys::stat::fstatat(
+            dir.fd.as_fd(),
+            c.as_c_str(),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        );
+        let mine = self.stat(h)?;
+        Ok(there.is_ok_and(|t| t.st_dev == mine.st_dev && t.st_ino == mine.st_ino))
     }
 }
 

@@ -28,9 +28,30 @@ use crate::export::{Entry, Export, FsError, Handle};
 
 /// The largest message this server takes or sends.
 pub const MAX_MSIZE: u32 = 1 << 20;
+/// The smallest it agrees to.
+const MIN_MSIZE: u32 = 512;
+/// Fids one session may hold (each holds a descriptor).
+pub const MAX_FIDS: usize = 4096;
 /// Bytes of a read or write reply around its data.
 const IOHDRSZ: u32 = 24;
 const AT_REMOVEDIR: u32 = 0x200;
+const TWRITE: u8 = 118;
+/// Rread's type (for the client's check).
+pub(crate) const RREAD: u8 = 117;
+
+/// Whether a message of type `typ` whose data count sits at byte `at` has
+/// that many bytes after it (rs9p allocates the count before reading: a
+/// forged count must not make a 4 GiB allocation). Other types pass.
+pub(crate) fn data_fits(msg: &[u8], typ: u8, at: usize) -> bool {
+    if msg.first() != Some(&typ) {
+        return true;
+    }
+    let Some(count) = msg.get(at..at + 4) else {
+        return false;
+    };
+    let count = u32::from_le_bytes([count[0], count[1], count[2], count[3]]) as usize;
+    msg.len() - (at + 4) >= count
+}
 
 /// One fid of a session.
 struct Fid {
@@ -104,6 +125,17 @@ impl Session {
         self.fids.get_mut(&fid).ok_or(errno(Errno::EBADF))
     }
 
+    /// `fid` may be given a file: not in use, and the session not full.
+    fn fresh(&self, fid: u32) -> Result<(), FsError> {
+        if self.fids.contains_key(&fid) {
+            return Err(errno(Errno::EBADF));
+        }
+        if self.fids.len() >= MAX_FIDS {
+            return Err(errno(Errno::EMFILE));
+        }
+        Ok(())
+    }
+
     fn insert(&mut self, fid: u32, handle: Handle) {
         self.fids.insert(
             fid,
@@ -132,7 +164,10 @@ impl Session {
         Ok(match req {
             FCall::TVersion { msize, version } => {
                 self.fids.clear();
-                self.msize = msize.clamp(IOHDRSZ + 512, MAX_MSIZE);
+                if msize < MIN_MSIZE {
+                    return Err(errno(Errno::EINVAL));
+                }
+                self.msize = msize.min(MAX_MSIZE);
                 let version = if version.starts_with(rs9p::P92000L) {
                     rs9p::P92000L.to_string()
                 } else {
@@ -145,6 +180,7 @@ impl Session {
             }
             FCall::TAuth { .. } => return Err(errno(Errno::ENOENT)),
             FCall::TAttach { fid, .. } => {
+                self.fresh(fid)?;
                 let root = ex.root()?;
                 let qid = self.qid_of(&root)?;
                 self.insert(fid, root);
@@ -155,6 +191,9 @@ impl Session {
                 newfid,
                 wnames,
             } => {
+                if newfid != fid {
+                    self.fresh(newfid)?;
+                }
                 let mut h = ex.clone_handle(&self.fid(fid)?.handle)?;
                 let mut wqids = Vec::new();
                 for (i, name) in wnames.iter().enumerate() {
@@ -366,6 +405,9 @@ impl Session {
             FCall::TRename { fid, dfid, name } => {
                 let h = &self.fid(fid)?.handle;
                 let parent = ex.walk(h, "..")?;
+                if !ex.still_named(&parent, h.name(), h)? {
+                    return Err(errno(Errno::ESTALE));
+                }
                 ex.rename(&parent, h.name(), &self.fid(dfid)?.handle, &name)?;
                 FCall::RRename
             }
@@ -400,6 +442,9 @@ impl Session {
                 let f = self.fids.remove(&fid).ok_or(errno(Errno::EBADF))?;
                 let st = ex.stat(&f.handle)?;
                 let parent = ex.walk(&f.handle, "..")?;
+                if !ex.still_named(&parent, f.handle.name(), &f.handle)? {
+                    return Err(errno(Errno::ESTALE));
+                }
                 ex.unlink(
                     &parent,
                     f.handle.name(),
@@ -442,7 +487,12 @@ pub fn serve(export: Arc<Export>, mut stream: impl Read + Write) -> std::io::Res
 impl Session {
     /// Answers one encoded message (without its size prefix) with one.
     pub fn answer_message(&mut self, msg: &[u8]) -> std::io::Result<Vec<u8>> {
-        let reply = match rs9p::serialize::read_msg(&mut &msg[..]) {
+        let decoded = if data_fits(msg, TWRITE, 15) {
+            rs9p::serialize::read_msg(&mut &msg[..]).ok()
+        } else {
+            None
+        };
+        let reply = match decoded.ok_or(()) {
             Ok(m) => Msg {
                 tag: m.tag,
                 body: self.handle(m.body),
@@ -462,5 +512,96 @@ impl Session {
         rs9p::serialize::write_msg(&mut out, &reply)
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(name: &str) -> (std::path::PathBuf, Session) {
+        let dir = std::env::temp_dir().join(format!("mosaic-9p-srv-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("a"), "a").unwrap();
+        let export = Arc::new(Export::open(&dir, false).unwrap());
+        let mut s = Session::new(export);
+        s.handle(FCall::TVersion {
+            msize: 8192,
+            version: rs9p::P92000L.into(),
+        });
+        assert!(matches!(
+            s.handle(FCall::TAttach {
+                fid: 1,
+                afid: rs9p::NOFID,
+                uname: "root".into(),
+                aname: String::new(),
+                n_uname: 0
+            }),
+            FCall::RAttach { .. }
+        ));
+        (dir, s)
+    }
+
+    fn err(r: FCall) -> i32 {
+        match r {
+            FCall::RlError { ecode } => ecode as i32,
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    fn walk(s: &mut Session, fid: u32, newfid: u32, names: &[&str]) -> FCall {
+        s.handle(FCall::TWalk {
+            fid,
+            newfid,
+            wnames: names.iter().map(|n| n.to_string()).collect(),
+        })
+    }
+
+    #[test]
+    fn bad_requests_get_errors_not_damage() {
+        let (dir, mut s) = session("bad");
+        // A fid in use is not silently replaced; walking onto itself is fine.
+        assert!(matches!(walk(&mut s, 1, 2, &["a"]), FCall::RWalk { .. }));
+        assert_eq!(err(walk(&mut s, 1, 2, &[])), libc::EBADF);
+        assert!(matches!(walk(&mut s, 2, 2, &[]), FCall::RWalk { .. }));
+        // A forged write count is answered, without allocating it.
+        let mut forged = vec![TWRITE, 7, 0];
+        forged.extend_from_slice(&2u32.to_le_bytes());
+        forged.extend_from_slice(&0u64.to_le_bytes());
+        forged.extend_from_slice(&u32::MAX.to_le_bytes());
+        forged.extend_from_slice(b"x");
+        let answer = s.answer_message(&forged).unwrap();
+        let msg = rs9p::serialize::read_msg(&mut answer.as_slice()).unwrap();
+        assert_eq!(msg.tag, 7);
+        assert_eq!(err(msg.body), libc::EOPNOTSUPP);
+        // A FIFO is not opened (an open would block the serving thread).
+        nix::unistd::mkfifo(
+            &dir.join("fifo"),
+            nix::sys::stat::Mode::from_bits_truncate(0o644),
+        )
+        .unwrap();
+        assert!(matches!(walk(&mut s, 1, 3, &["fifo"]), FCall::RWalk { .. }));
+        assert_eq!(
+            err(s.handle(FCall::TlOpen {
+                fid: 3,
+                flags: libc::O_RDONLY as u32
+            })),
+            libc::EOPNOTSUPP
+        );
+        // A file renamed since its fid was walked is not removed by name.
+        std::fs::rename(dir.join("a"), dir.join("b")).unwrap();
+        std::fs::write(dir.join("a"), "new a").unwrap();
+        assert_eq!(err(s.handle(FCall::TRemove { fid: 2 })), libc::ESTALE);
+        assert_eq!(std::fs::read_to_string(dir.join("a")).unwrap(), "new a");
+        // Too small a message size is refused.
+        assert_eq!(
+            err(s.handle(FCall::TVersion {
+                msize: 100,
+                version: rs9p::P92000L.into()
+            })),
+            libc::EINVAL
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
