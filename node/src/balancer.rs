@@ -854,40 +854,60 @@ mod tests {
         }
     }
 
-    #[test]
-    fn busy_processes_are_seen_at_once_and_a_move_waits_for_a_view_of_the_target_newer_than_them() {
-        let born = mosaic_proto::load::now_ms();
-        let spin = Spinners(
-            (0..3)
-                .map(|_| {
-                    std::process::Command::new("sh")
-                        .args(["-c", "while :; do :; done"])
-                        .spawn()
-                        .expect("sh runs")
-                })
-                .collect(),
-        );
-        let pids: Vec<i32> = spin.0.iter().map(|c| c.id() as i32).collect();
-        // Old enough to move, never sampled before.
-        std::thread::sleep(MIN_RESIDENCY + Duration::from_millis(100));
-        let facts = |pid: i32| Facts {
+    impl Spinners {
+        /// Three `sh -c script` processes.
+        fn start(script: &str) -> Spinners {
+            Spinners(
+                (0..3)
+                    .map(|_| {
+                        std::process::Command::new("sh")
+                            .args(["-c", script])
+                            .spawn()
+                            .expect("sh runs")
+                    })
+                    .collect(),
+            )
+        }
+
+        fn pids(&self) -> Vec<i32> {
+            self.0.iter().map(|c| c.id() as i32).collect()
+        }
+    }
+
+    /// The balancer's facts: `pids` are free, every other process of the
+    /// machine is pinned (but counts as load).
+    fn only(pids: &[i32]) -> impl Fn(i32) -> Facts + '_ {
+        move |pid| Facts {
             kind: if pids.contains(&pid) {
                 Kind::Free
             } else {
                 Kind::Pinned
             },
             forwarded: None,
-        };
+        }
+    }
+
+    /// An idle node2 whose view was published at `at_ms`.
+    fn idle_node2(at_ms: u64) -> Vec<(String, LoadVector)> {
+        vec![(
+            "node2".to_string(),
+            LoadVector {
+                at_ms,
+                ..node(0.0, 1, 1000)
+            },
+        )]
+    }
+
+    #[test]
+    fn busy_processes_are_seen_at_once_and_a_move_waits_for_a_view_of_the_target_newer_than_them() {
+        let born = mosaic_proto::load::now_ms();
+        let spin = Spinners::start("while :; do :; done");
+        let pids = spin.pids();
+        // Old enough to move, never sampled before.
+        std::thread::sleep(MIN_RESIDENCY + Duration::from_millis(100));
+        let facts = only(&pids);
         let me = node(0.0, 1, 1000);
-        let idle = |at_ms: u64| {
-            vec![(
-                "node2".to_string(),
-                LoadVector {
-                    at_ms,
-                    ..node(0.0, 1, 1000)
-                },
-            )]
-        };
+        let idle = idle_node2;
         let mut b = Balancer::default();
         // The target's view is older than the spinners (or too close to
         // their start to show the like of them there).
@@ -908,35 +928,11 @@ mod tests {
     #[test]
     fn an_old_process_that_turns_busy_waits_for_a_view_newer_than_its_turn() {
         let born = mosaic_proto::load::now_ms();
-        let spin = Spinners(
-            (0..3)
-                .map(|_| {
-                    std::process::Command::new("sh")
-                        .args(["-c", "sleep 0.8; while :; do :; done"])
-                        .spawn()
-                        .expect("sh runs")
-                })
-                .collect(),
-        );
-        let pids: Vec<i32> = spin.0.iter().map(|c| c.id() as i32).collect();
-        let facts = |pid: i32| Facts {
-            kind: if pids.contains(&pid) {
-                Kind::Free
-            } else {
-                Kind::Pinned
-            },
-            forwarded: None,
-        };
+        let spin = Spinners::start("sleep 0.8; while :; do :; done");
+        let pids = spin.pids();
+        let facts = only(&pids);
         let me = node(0.0, 1, 1000);
-        let peer = |at_ms: u64| {
-            vec![(
-                "node2".to_string(),
-                LoadVector {
-                    at_ms,
-                    ..node(0.0, 1, 1000)
-                },
-            )]
-        };
+        let peer = idle_node2;
         let mut b = Balancer::default();
         // Sampled every 100 ms for 2.2 s: idle for 0.8 s, then spinning,
         // busy (half of the time runnable, decayed) from about 1.8 s.
