@@ -257,7 +257,7 @@ impl Command for Nodes {
         if self.json {
             args.push("--json");
         }
-        let mosaic = session.mosaic.to_string_lossy().into_owned();
+        let mosaic = session::mosaic_command().to_string_lossy().into_owned();
         let cmd = brush_core::commands::compose_std_command(&ctx, &mosaic, "mosaic", &args, false)?;
         let status = tokio::process::Command::from(cmd).status().await;
         Ok(match status {

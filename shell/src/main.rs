@@ -62,7 +62,7 @@ fn run(cli: Cli, raw: &[OsString]) -> anyhow::Result<u8> {
             }
         },
         None if interactive && !cli.no_cluster => {
-            let mosaic = mosaic_path();
+            let mosaic = session::mosaic_command();
             start::enter_local_cluster(&mosaic, raw)?;
             unreachable!("enter_local_cluster returns only on error");
         }
@@ -81,17 +81,6 @@ fn run(cli: Cli, raw: &[OsString]) -> anyhow::Result<u8> {
         .build()
         .context("cannot start the shell's runtime")?;
     runtime.block_on(shell(cli, interactive, session))
-}
-
-/// The `mosaic` command beside `mosh`, else the one on the PATH.
-fn mosaic_path() -> PathBuf {
-    session::get().map(|s| s.mosaic.clone()).unwrap_or_else(|| {
-        std::env::current_exe()
-            .ok()
-            .and_then(|exe| Some(exe.parent()?.join("mosaic")))
-            .filter(|m| m.exists())
-            .unwrap_or_else(|| PathBuf::from("mosaic"))
-    })
 }
 
 async fn shell(
@@ -133,7 +122,10 @@ async fn shell(
         )
         .var("PS1", var(format!(r"\u@{node}:\w\$ ")))
         .var("PROMPT_COMMAND", var("__mosh_notes".to_string()))
-        .var("MOSH_MOSAIC", var(mosaic_path().display().to_string()));
+        .var(
+            "MOSH_MOSAIC",
+            var(session::mosaic_command().display().to_string()),
+        );
     for (name, registration) in builtins::all() {
         builder = builder.builtin(name, registration);
     }

@@ -39,8 +39,6 @@ pub struct Session {
     pub node: String,
     /// Its daemon's control socket.
     pub socket: PathBuf,
-    /// The `mosaic` command (beside `mosh`, else on the PATH).
-    pub mosaic: PathBuf,
     children: Mutex<HashMap<i32, Child>>,
     user_locked: Mutex<HashSet<i32>>,
     notes: Mutex<Vec<Note>>,
@@ -51,6 +49,15 @@ static SESSION: OnceLock<Session> = OnceLock::new();
 /// The session, if mosh runs on a mosaic node.
 pub fn get() -> Option<&'static Session> {
     SESSION.get()
+}
+
+/// The `mosaic` command: beside `mosh`, else the one on the PATH.
+pub fn mosaic_command() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join("mosaic")))
+        .filter(|m| m.exists())
+        .unwrap_or_else(|| PathBuf::from("mosaic"))
 }
 
 /// Sets the session (once; later calls keep the first).
@@ -66,15 +73,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Session {
     /// Connects to the daemon at `socket` and asks its node's name.
     pub fn connect(socket: PathBuf) -> Result<Session, String> {
-        let mosaic = std::env::current_exe()
-            .ok()
-            .and_then(|exe| Some(exe.parent()?.join("mosaic")))
-            .filter(|m| m.exists())
-            .unwrap_or_else(|| PathBuf::from("mosaic"));
         let mut session = Session {
             node: String::new(),
             socket,
-            mosaic,
             children: Default::default(),
             user_locked: Default::default(),
             notes: Default::default(),
