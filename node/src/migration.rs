@@ -145,7 +145,7 @@ impl Registry {
                 home: me.to_string(),
                 node: me.to_string(),
                 guest_pid: pid,
-                cmd: cmdline(pid),
+                cmd: crate::procstat::cmdline(pid),
                 state: crate::procstat::state_name(st.state).into(),
                 cpu: st.cpu,
                 mem_kb: st.mem_kb,
@@ -380,18 +380,6 @@ impl Guests {
     }
 }
 
-/// Its command line, as `ps` shows it.
-fn cmdline(pid: i32) -> String {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|b| {
-            String::from_utf8_lossy(&b)
-                .replace('\0', " ")
-                .trim()
-                .to_string()
-        })
-        .unwrap_or_default()
-}
-
 /// Resolves `node` to a live node's migration address, or says why not.
 async fn resolve(membership: &Membership, node: &str) -> Result<Target, String> {
     let nodes = membership.nodes().await;
@@ -483,7 +471,7 @@ fn deputy(
     registry: &Registry,
     resolve: &dyn Fn(&str) -> Result<Target, String>,
 ) {
-    let cmd = cmdline(pid);
+    let cmd = crate::procstat::cmdline(pid);
     loop {
         let (name, addr) = target;
         let mut link = match AuthStream::connect_tcp(addr, key) {

@@ -46,6 +46,18 @@ pub fn stat(pid: i32) -> Option<ProcStat> {
     })
 }
 
+/// Its command line, as `ps` shows it ("" if it is gone).
+pub fn cmdline(pid: i32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| {
+            String::from_utf8_lossy(&b)
+                .replace('\0', " ")
+                .trim()
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
 /// A word for a state letter.
 pub fn state_name(state: char) -> &'static str {
     match state {

@@ -184,24 +184,13 @@ pub fn descendants_of(ancestor: i32) -> Vec<Descendant> {
                     pid,
                     parent,
                     pgrp,
-                    cmd: cmdline(pid),
+                    cmd: mosaic_node::procstat::cmdline(pid),
                 });
             }
         }
     }
     out.sort();
     out
-}
-
-/// The command line of `pid`, arguments separated by spaces.
-fn cmdline(pid: i32) -> String {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|raw| {
-            String::from_utf8_lossy(&raw)
-                .trim_end_matches('\0')
-                .replace('\0', " ")
-        })
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
