@@ -72,8 +72,10 @@ pub fn serve(addr: SocketAddr, key: ClusterKey, export: Export) -> anyhow::Resul
 pub struct Frames(pub AuthStream<TcpStream>);
 
 impl Transport for Frames {
-    fn round_trip(&mut self, msg: &[u8]) -> std::io::Result<Vec<u8>> {
-        self.0.send(msg).map_err(std::io::Error::other)?;
+    fn send(&mut self, msg: &[u8]) -> std::io::Result<()> {
+        self.0.send(msg).map_err(std::io::Error::other)
+    }
+    fn recv(&mut self) -> std::io::Result<Vec<u8>> {
         self.0.recv().map_err(std::io::Error::other)
     }
 }

@@ -6,19 +6,38 @@
 use nix::errno::Errno;
 use rs9p::{FCall, GetAttrMask, Msg, QId, Stat};
 
-/// Carries one 9P message (without its size prefix) and brings back the
-/// answer.
+/// Carries 9P messages (without their size prefix) and brings back the
+/// answers, in order.
 pub trait Transport {
-    fn round_trip(&mut self, msg: &[u8]) -> std::io::Result<Vec<u8>>;
+    fn send(&mut self, msg: &[u8]) -> std::io::Result<()>;
+    fn recv(&mut self) -> std::io::Result<Vec<u8>>;
+    fn round_trip(&mut self, msg: &[u8]) -> std::io::Result<Vec<u8>> {
+        self.send(msg)?;
+        self.recv()
+    }
+}
+
+impl<T: Transport + ?Sized> Transport for Box<T> {
+    fn send(&mut self, msg: &[u8]) -> std::io::Result<()> {
+        (**self).send(msg)
+    }
+    fn recv(&mut self) -> std::io::Result<Vec<u8>> {
+        (**self).recv()
+    }
 }
 
 /// Size-prefixed 9P on a byte stream (a plain TCP connection).
 pub struct Stream<S>(pub S);
 
 impl<S: std::io::Read + std::io::Write> Transport for Stream<S> {
-    fn round_trip(&mut self, msg: &[u8]) -> std::io::Result<Vec<u8>> {
-        self.0.write_all(&(msg.len() as u32 + 4).to_le_bytes())?;
-        self.0.write_all(msg)?;
+    fn send(&mut self, msg: &[u8]) -> std::io::Result<()> {
+        let mut out = Vec::with_capacity(msg.len() + 4);
+        out.extend_from_slice(&(msg.len() as u32 + 4).to_le_bytes());
+        out.extend_from_slice(msg);
+        self.0.write_all(&out)
+    }
+
+    fn recv(&mut self) -> std::io::Result<Vec<u8>> {
         let mut size = [0u8; 4];
         self.0.read_exact(&mut size)?;
         let size = u32::from_le_bytes(size);
@@ -66,6 +85,8 @@ pub struct Client<T> {
 }
 
 const RREADDIR: u8 = 41;
+/// Requests a batch sends before it reads answers.
+const BATCH: usize = 64;
 
 impl<T: Transport> Client<T> {
     /// Negotiates 9P2000.L with messages of up to `msize` bytes.
@@ -93,41 +114,95 @@ impl<T: Transport> Client<T> {
         self.msize - 24
     }
 
-    fn encode(body: FCall) -> Result<Vec<u8>> {
+    fn encode_tagged(tag: u16, body: FCall) -> Result<Vec<u8>> {
         let mut out = Vec::new();
-        rs9p::serialize::write_msg(&mut out, &Msg { tag: 1, body })
+        rs9p::serialize::write_msg(&mut out, &Msg { tag, body })
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
         Ok(out)
     }
 
-    fn call(&mut self, body: FCall) -> Result<FCall> {
-        let answer = self.transport.round_trip(&Self::encode(body)?)?;
-        if !crate::server::data_fits(&answer, crate::server::RREAD, 3) {
+    fn encode(body: FCall) -> Result<Vec<u8>> {
+        Self::encode_tagged(1, body)
+    }
+
+    fn decode(answer: &[u8]) -> Result<Msg> {
+        if !crate::server::data_fits(answer, crate::server::RREAD, 3) {
             return Err(ClientError::Protocol(
                 "an Rread longer than its message".into(),
             ));
         }
-        let msg = rs9p::serialize::read_msg(&mut answer.as_slice())
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        rs9p::serialize::read_msg(&mut &answer[..])
+            .map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    fn body(msg: Msg) -> Result<FCall> {
         match msg.body {
             FCall::RlError { ecode } => Err(ClientError::Errno(Errno::from_raw(ecode as i32))),
             body => Ok(body),
         }
     }
 
-    fn fresh_fid(&mut self) -> u32 {
-        self.next_fid += 1;
+    /// Sends one request and waits for its answer (an `Rlerror` is an
+    /// `Err`).
+    pub fn call(&mut self, body: FCall) -> Result<FCall> {
+        let answer = self.transport.round_trip(&Self::encode(body)?)?;
+        Self::body(Self::decode(&answer)?)
+    }
+
+    /// Sends small requests back to back, then takes their answers: one
+    /// round trip for all (the server answers a connection's requests in
+    /// order). Each answer is its request's result. Not for writes: a
+    /// batch must fit the sockets' buffers while nobody reads.
+    pub fn batch(&mut self, reqs: Vec<FCall>) -> Result<Vec<Result<FCall>>> {
+        let n = reqs.len();
+        let mut out: Vec<Option<Result<FCall>>> = (0..n).map(|_| None).collect();
+        for chunk_start in (0..n).step_by(BATCH) {
+            let end = (chunk_start + BATCH).min(n);
+            for (i, req) in reqs[chunk_start..end].iter().enumerate() {
+                let tag = (chunk_start + i) as u16;
+                self.transport
+                    .send(&Self::encode_tagged(tag, req.clone())?)?;
+            }
+            for _ in chunk_start..end {
+                let msg = Self::decode(&self.transport.recv()?)?;
+                let slot = out
+                    .get_mut(msg.tag as usize)
+                    .filter(|s| s.is_none())
+                    .ok_or_else(|| {
+                        ClientError::Protocol(format!("an answer tagged {}", msg.tag))
+                    })?;
+                *slot = Some(Self::body(msg));
+            }
+        }
+        Ok(out
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(ClientError::Protocol("no answer".into()))))
+            .collect())
+    }
+
+    /// A fid number not in use on this connection.
+    pub fn fresh_fid(&mut self) -> u32 {
+        self.next_fid = self.next_fid.wrapping_add(1).max(2);
+        if self.next_fid == rs9p::NOFID {
+            self.next_fid = 2;
+        }
         self.next_fid
     }
 
     /// Attaches to the export's root; returns its fid.
     pub fn attach(&mut self, uname: &str) -> Result<u32> {
+        self.attach_to(uname, "")
+    }
+
+    /// Attaches to the tree named `aname` (`""`: the export;
+    /// [`crate::synth::ANAME`]: the synthetic `proc`).
+    pub fn attach_to(&mut self, uname: &str, aname: &str) -> Result<u32> {
         let fid = self.fresh_fid();
         match self.call(FCall::TAttach {
             fid,
             afid: rs9p::NOFID,
             uname: uname.into(),
-            aname: String::new(),
+            aname: aname.into(),
             n_uname: 0,
         })? {
             FCall::RAttach { .. } => Ok(fid),
@@ -159,7 +234,7 @@ impl<T: Transport> Client<T> {
     pub fn getattr(&mut self, fid: u32) -> Result<(QId, Stat)> {
         match self.call(FCall::TGetAttr {
             fid,
-            req_mask: GetAttrMask::BASIC,
+            req_mask: GetAttrMask::ALL,
         })? {
             FCall::RGetAttr { qid, stat, .. } => Ok((qid, stat)),
             other => Err(ClientError::Protocol(format!("getattr: {other:?}"))),
@@ -309,20 +384,18 @@ mod tests {
     use crate::server::Session;
 
     /// The server in this process, as a transport.
-    struct Local(Session);
+    struct Local(Session, std::collections::VecDeque<Vec<u8>>);
 
     impl Transport for Local {
-        fn round_trip(&mut self, msg: &[u8]) -> std::io::Result<Vec<u8>> {
-            let req = rs9p::serialize::read_msg(&mut &msg[..])
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
-            let reply = Msg {
-                tag: req.tag,
-                body: self.0.handle(req.body),
-            };
-            let mut out = Vec::new();
-            rs9p::serialize::write_msg(&mut out, &reply)
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
-            Ok(out)
+        fn send(&mut self, msg: &[u8]) -> std::io::Result<()> {
+            let answer = self.0.answer_message(msg)?;
+            self.1.push_back(answer);
+            Ok(())
+        }
+        fn recv(&mut self) -> std::io::Result<Vec<u8>> {
+            self.1
+                .pop_front()
+                .ok_or_else(|| std::io::Error::other("nothing sent"))
         }
     }
 
@@ -337,7 +410,7 @@ mod tests {
             std::fs::write(dir.join(format!("sub/file-with-a-long-name-{i:04}")), "").unwrap();
         }
         let export = std::sync::Arc::new(crate::export::Export::open(&dir, false).unwrap());
-        let mut c = Client::new(Local(Session::new(export)), 8192).unwrap();
+        let mut c = Client::new(Local(Session::new(export), Default::default()), 8192).unwrap();
         let root = c.attach("root").unwrap();
         let a = c.walk_path(root, "sub/a").unwrap();
         assert_eq!(c.getattr(a).unwrap().1.size, 5);

@@ -15,4 +15,6 @@
 
 pub mod client;
 pub mod export;
+pub mod mfs;
 pub mod server;
+pub mod synth;

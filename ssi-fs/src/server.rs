@@ -25,9 +25,10 @@ use rs9p::{
 };
 
 use crate::export::{Entry, Export, FsError, Handle};
+use crate::synth::{SynthFids, Synthetic};
 
 /// The largest message this server takes or sends.
-pub const MAX_MSIZE: u32 = 1 << 20;
+pub const MAX_MSIZE: u32 = (1 << 20) + 4096;
 /// The smallest it agrees to.
 const MIN_MSIZE: u32 = 512;
 /// Fids one session may hold (each holds a descriptor).
@@ -67,6 +68,9 @@ pub struct Session {
     export: Arc<Export>,
     fids: HashMap<u32, Fid>,
     msize: u32,
+    /// The synthetic tree served under the attach name `proc`, if any.
+    synth: Option<Arc<dyn Synthetic>>,
+    sfids: SynthFids,
 }
 
 type Reply = Result<FCall, FsError>;
@@ -114,6 +118,16 @@ impl Session {
             export,
             fids: HashMap::new(),
             msize: 8192,
+            synth: None,
+            sfids: SynthFids::default(),
+        }
+    }
+
+    /// A session that also serves `synth` under the attach name `proc`.
+    pub fn with_synthetic(export: Arc<Export>, synth: Arc<dyn Synthetic>) -> Session {
+        Session {
+            synth: Some(synth),
+            ..Session::new(export)
         }
     }
 
@@ -127,10 +141,10 @@ impl Session {
 
     /// `fid` may be given a file: not in use, and the session not full.
     fn fresh(&self, fid: u32) -> Result<(), FsError> {
-        if self.fids.contains_key(&fid) {
+        if self.fids.contains_key(&fid) || self.sfids.contains(fid) {
             return Err(errno(Errno::EBADF));
         }
-        if self.fids.len() >= MAX_FIDS {
+        if self.fids.len() + self.sfids.len() >= MAX_FIDS {
             return Err(errno(Errno::EMFILE));
         }
         Ok(())
@@ -159,11 +173,44 @@ impl Session {
         }
     }
 
+    /// Answers a request on the synthetic tree; gives any other back.
+    #[allow(clippy::result_large_err)] // not an error: the request back
+    fn synthetic(&mut self, req: FCall) -> Result<Reply, FCall> {
+        let Some(tree) = self.synth.clone() else {
+            return Err(req);
+        };
+        if let FCall::TAttach { fid, ref aname, .. } = req {
+            if aname != crate::synth::ANAME {
+                return Err(req);
+            }
+            return Ok(self
+                .fresh(fid)
+                .and_then(|()| self.sfids.attach(tree.as_ref(), fid)));
+        }
+        match crate::synth::fids_of(&req) {
+            (Some(fid), newfid) if self.sfids.contains(fid) => {
+                if let Some(newfid) = newfid.filter(|&n| n != fid)
+                    && let Err(e) = self.fresh(newfid)
+                {
+                    return Ok(Err(e));
+                }
+                let iounit = self.msize - IOHDRSZ;
+                Ok(self.sfids.answer(tree.as_ref(), req, iounit))
+            }
+            _ => Err(req),
+        }
+    }
+
     fn answer(&mut self, req: FCall) -> Reply {
+        let req = match self.synthetic(req) {
+            Ok(reply) => return reply,
+            Err(req) => req,
+        };
         let ex = self.export.clone();
         Ok(match req {
             FCall::TVersion { msize, version } => {
                 self.fids.clear();
+                self.sfids.clear();
                 if msize < MIN_MSIZE {
                     return Err(errno(Errno::EINVAL));
                 }
@@ -460,8 +507,12 @@ impl Session {
 
 /// Serves one connection of plain 9P (size-prefixed messages) until the
 /// peer closes it.
-pub fn serve(export: Arc<Export>, mut stream: impl Read + Write) -> std::io::Result<()> {
-    let mut session = Session::new(export);
+pub fn serve(export: Arc<Export>, stream: impl Read + Write) -> std::io::Result<()> {
+    serve_session(Session::new(export), stream)
+}
+
+/// Serves one connection of plain 9P with `session`.
+pub fn serve_session(mut session: Session, mut stream: impl Read + Write) -> std::io::Result<()> {
     loop {
         let mut size = [0u8; 4];
         match stream.read_exact(&mut size) {
