@@ -14,6 +14,7 @@
 //! guest_gid = 65534
 //! export = "/"                        # the tree served to peers over 9P (TCP, listen port + 1)
 //! export_read_only = false
+//! mfs = "/mfs"                        # where every node's files show; "" for none
 //! ```
 
 use std::net::SocketAddr;
@@ -63,6 +64,15 @@ pub struct Config {
     /// Whether peers may only read it.
     #[serde(default)]
     pub export_read_only: bool,
+    /// Where `/mfs` (every node's files, `home`, `here`, `proc`) is
+    /// mounted; empty: not mounted.
+    #[serde(default = "default_mfs")]
+    pub mfs: PathBuf,
+}
+
+/// `/mfs`.
+pub fn default_mfs() -> PathBuf {
+    PathBuf::from("/mfs")
 }
 
 fn default_export() -> PathBuf {
@@ -118,6 +128,12 @@ impl Config {
         if self.name.is_empty() || self.name.contains(['/', ' ', '\n']) {
             return Err(format!(
                 "node name {:?} must be non-empty, without '/', spaces or newlines",
+                self.name
+            ));
+        }
+        if matches!(self.name.as_str(), "here" | "home" | "proc" | "ps") {
+            return Err(format!(
+                "node name {:?} is taken by /mfs's own entries: choose another",
                 self.name
             ));
         }

@@ -79,7 +79,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let registry = crate::migration::Registry::default();
     let guests = crate::migration::Guests::default();
     let controls = Arc::new(crate::controls::Controls::default());
+    let mfs = Arc::new(crate::files::MfsState::default());
     let handler = {
+        let mfs = mfs.clone();
         let membership = membership.clone();
         let sampler = sampler.clone();
         let name = config.name.clone();
@@ -95,8 +97,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             let key = key.clone();
             let registry = registry.clone();
             let (guests, controls) = (guests.clone(), controls.clone());
+            let mfs = mfs.clone();
             async move {
                 match req {
+                    ControlRequest::Mfs => ControlResponse::Mfs {
+                        status: mfs.status(),
+                    },
                     ControlRequest::Nodes => ControlResponse::Nodes {
                         nodes: membership.nodes().await,
                     },
@@ -175,7 +181,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let server = tokio::spawn(crate::control::serve(listener, handler));
     let export = mosaic_ssi_fs::export::Export::open(&config.export, config.export_read_only)
         .map_err(|e| anyhow::anyhow!("cannot serve {}: {e}", config.export.display()))?;
-    crate::files::serve(crate::files::fs_addr(config.listen), key.clone(), export)?;
+    let view = crate::files::View {
+        me: config.name.clone(),
+        key: key.clone(),
+        facts: Default::default(),
+        guests: guests.clone(),
+        registry: registry.clone(),
+    };
+    refresh_facts(&view, &membership, &sampler.current(), true).await;
+    crate::files::serve(
+        crate::files::fs_addr(config.listen),
+        key.clone(),
+        export,
+        Arc::new(view.clone()),
+    )?;
+    mfs.mount(&config.mfs, view.clone());
     crate::migration::listen(
         config.listen,
         key.clone(),
@@ -226,6 +246,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 }
                 ticks = ticks.wrapping_add(1);
                 if ticks % PROCS_EVERY != 1 {
+                    refresh_facts(&view, &membership, &load, false).await;
                     continue;
                 }
                 let (me, registry, guests) = (config.name.clone(), registry.clone(), guests.clone());
@@ -234,6 +255,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 {
                     membership.publish_procs(&procs, &guests).await;
                 }
+                refresh_facts(&view, &membership, &load, true).await;
             }
             _ = term.recv() => break "SIGTERM",
             _ = int.recv() => break "SIGINT",
@@ -291,6 +313,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             }
         }
     }
+    mfs.unmount();
     info!(node = %config.name, "saying goodbye");
     server.abort();
     let _ = std::fs::remove_file(&config.control_socket);
@@ -332,6 +355,37 @@ async fn place(
     let (_, here_load) = loads.remove(at);
     Ok(crate::balancer::place(&here_load, &loads)
         .map(|node| if node == me { "home".to_string() } else { node }))
+}
+
+/// Refreshes what `/mfs` and the `proc` tree show: live nodes and this
+/// node's load every tick, the cluster's processes when `procs`.
+async fn refresh_facts(
+    view: &crate::files::View,
+    membership: &crate::gossip::Membership,
+    load: &mosaic_proto::LoadVector,
+    procs: bool,
+) {
+    let nodes: Vec<(String, std::net::SocketAddr)> = membership
+        .nodes()
+        .await
+        .into_iter()
+        .filter(|n| {
+            use mosaic_proto::NodeState::{Alive, Joining};
+            n.is_self || matches!(n.state, Alive | Joining)
+        })
+        .filter_map(|n| Some((n.name, n.addr.parse().ok()?)))
+        .collect();
+    let procs = if procs {
+        Some(membership.procs().await)
+    } else {
+        None
+    };
+    let mut facts = view.facts.lock().unwrap_or_else(|e| e.into_inner());
+    facts.nodes = nodes;
+    facts.load = load.clone();
+    if let Some(procs) = procs {
+        facts.procs = procs;
+    }
 }
 
 /// How long a stopping node waits for its guests to leave, and for its

@@ -339,6 +339,7 @@ fn start_node(
         guest_gid: 65534,
         export: PathBuf::from("/"),
         export_read_only: false,
+        mfs: crate::config::default_mfs(),
     };
     let config_path = node_dir.join("mosaicd.toml");
     std::fs::write(&config_path, config.to_toml())?;
@@ -621,6 +622,9 @@ pub fn node_init(name: &str, node_dir: &Path, cpus: Option<&[usize]>) -> anyhow:
     )
     .context("cannot make the node's mounts private")?;
     nix::unistd::sethostname(name).context("cannot set the node's hostname")?;
+    // A /mfs of the machine's own mosaicd, copied into this namespace, is
+    // not this node's: its mosaicd mounts its own.
+    let _ = nix::mount::umount2("/mfs", nix::mount::MntFlags::MNT_DETACH);
     for (src, dst) in [
         (node_dir.join("srv"), NODE_DIR_MOUNT),
         (node_dir.join("run"), RUN_MOUNT),

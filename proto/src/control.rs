@@ -33,6 +33,30 @@ pub enum ControlRequest {
     /// A node control (`mosaic node ...`), in the spirit of openMosix's
     /// `mosctl`.
     Node { action: NodeAction },
+    /// The state of this node's `/mfs`.
+    Mfs,
+}
+
+/// `/mfs` on one node, for `mosaic mfs status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MfsStatus {
+    /// Where it is (or would be) mounted; empty: not configured.
+    pub path: String,
+    pub mounted: bool,
+    /// Why it is not mounted, for a human.
+    #[serde(default)]
+    pub error: String,
+    /// The nodes it shows.
+    #[serde(default)]
+    pub nodes: Vec<String>,
+    pub read_bytes: u64,
+    pub written_bytes: u64,
+    /// 9P round trips made.
+    pub round_trips: u64,
+    /// Connections made to nodes' file servers.
+    pub connects: u64,
+    /// Requests that failed because a node did not answer.
+    pub transport_errors: u64,
 }
 
 /// What a process is known to do, as `mosrun -c` / `-i` told openMosix.
@@ -162,6 +186,8 @@ pub enum ControlResponse {
         controls: NodeControls,
         message: String,
     },
+    /// Answer to [`ControlRequest::Mfs`].
+    Mfs { status: MfsStatus },
     /// The request could not be served; `message` says why, for a human.
     Error { message: String },
 }

@@ -114,6 +114,21 @@ fn files_of_two_nodes_read_write_and_map_through_mfs() {
         guest: None,
     };
     let mounted = mfs::mount(nodes, &at).unwrap();
+    // A second mount there says what to do.
+    let again = mfs::mount(
+        Nodes {
+            addrs: addrs.clone(),
+            guest: None,
+        },
+        &at,
+    );
+    match again {
+        Err(e @ mfs::MountError::AlreadyMounted(_)) => {
+            assert!(e.to_string().contains("umount"), "{e}")
+        }
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("mounted twice"),
+    }
 
     // The root: nodes, here, home, proc.
     let mut names: Vec<String> = std::fs::read_dir(&at)

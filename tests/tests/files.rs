@@ -48,3 +48,117 @@ fn a_peer_reads_and_writes_another_nodes_files_and_a_stranger_is_refused() {
     assert!(mosaic_node::files::connect(addr("node2"), &stranger).is_err());
     c.down();
 }
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// `/mfs` on a 3-node cluster, as a user of node1 sees it: another node's
+/// files, a write that lands on node3, nodes appearing and dying, a
+/// migrated process in `/mfs/proc`, and a guest's `/mfs/home`.
+#[test]
+fn mfs_shows_every_nodes_files_and_processes() {
+    use mosaic_tests::{text, wait_for};
+    use std::time::Duration;
+    let mut c = Cluster::up("mfs", 3, 45946);
+    let sh = |node: &str, script: &str| c.exec(node, &["sh", "-c", script]);
+
+    // node2's own file, read from node1.
+    let out = sh("node1", "cat /mfs/node2/srv/mosaic-node/hostname.txt");
+    assert_eq!(stdout(&out).trim(), "node2", "{}", text(&out));
+    // A file written through /mfs/node3 lands on node3.
+    let out = sh(
+        "node1",
+        "echo 'from node1' > /mfs/node3/srv/mosaic-node/note.txt && mkdir /mfs/node3/srv/mosaic-node/d \
+         && mv /mfs/node3/srv/mosaic-node/note.txt /mfs/node3/srv/mosaic-node/d/",
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        std::fs::read_to_string(c.dir.join("node3/srv/d/note.txt")).unwrap(),
+        "from node1\n"
+    );
+    // here, home, and the status command.
+    let out = sh("node2", "readlink /mfs/here /mfs/home; mosaic mfs status");
+    let t = stdout(&out);
+    assert!(
+        t.starts_with("node2\nnode2\n/mfs: mounted at /mfs\nnodes: node1 node2 node3\n"),
+        "{t}"
+    );
+
+    // A migrated process shows in /mfs/proc with the node it runs on now,
+    // from any node.
+    let out = sh(
+        "node1",
+        "mosaic run --node node2 -- mawk 'BEGIN { while (1) n++ }' >/dev/null 2>&1 & echo $!",
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let (pid_dir, table) = wait_for("the process in /mfs/proc", Duration::from_secs(20), || {
+        let out = sh(
+            "node3",
+            "for d in /mfs/proc/node1/[0-9]*; do [ -d $d ] && echo $d $(cat $d/where $d/home $d/status); done; cat /mfs/proc/ps",
+        );
+        let t = stdout(&out);
+        let line = t
+            .lines()
+            .find(|l| l.starts_with("/mfs/proc/node1/") && l.contains(" node2 node1 "))
+            .ok_or(t.clone())?;
+        Ok((line.split(' ').next().unwrap().to_string(), t))
+    });
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("node1 ") && l.contains(" node2 ") && l.contains("mawk")),
+        "{table}"
+    );
+    let out = sh("node1", &format!("cat {pid_dir}/cmdline {pid_dir}/lock"));
+    assert_eq!(
+        stdout(&out),
+        "mawk BEGIN { while (1) n++ }\n0\n",
+        "{}",
+        text(&out)
+    );
+    let pid = pid_dir.rsplit('/').next().unwrap();
+    let out = c.exec("node1", &["mosaic", "migrate", pid, "home"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = sh("node1", &format!("cat {pid_dir}/where; kill {pid}"));
+    assert_eq!(stdout(&out).trim(), "node1", "{}", text(&out));
+
+    // A guest's /mfs/home is its home node's files.
+    let out = sh(
+        "node1",
+        "mosaic run --node node3 -- sh -c 'sleep 0.5; cat /mfs/home/srv/mosaic-node/hostname.txt; readlink /mfs/home'",
+    );
+    assert_eq!(stdout(&out), "node1\nnode1\n", "{}", text(&out));
+    assert!(c.log("node3").contains("guest"), "{}", c.log("node3"));
+
+    // Nodes appear and die in /mfs.
+    let out = c.mosaic(&["cluster", "add"]);
+    assert!(out.status.success(), "{}", text(&out));
+    wait_for("node4 in /mfs", Duration::from_secs(15), || {
+        let t = stdout(&sh("node1", "ls /mfs"));
+        if t.split_whitespace().any(|n| n == "node4") {
+            Ok(())
+        } else {
+            Err(t)
+        }
+    });
+    let out = sh("node1", "cat /mfs/node4/srv/mosaic-node/hostname.txt");
+    assert_eq!(stdout(&out).trim(), "node4", "{}", text(&out));
+    let daemon3 = c.pid_of("node3", "daemon_pid").expect("node3 daemon pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon3),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_for("node3 gone from /mfs", Duration::from_secs(30), || {
+        let t = stdout(&sh("node1", "ls /mfs"));
+        if t.split_whitespace().any(|n| n == "node3") {
+            Err(t)
+        } else {
+            Ok(())
+        }
+    });
+    let out = sh("node1", "cat /mfs/node3/srv/mosaic-node/hostname.txt");
+    assert!(!out.status.success(), "{}", text(&out));
+    c.down();
+}

@@ -129,10 +129,26 @@ enum Command {
         #[arg(long, value_enum, default_value = "image")]
         stdio: StdioArg,
     },
+    /// This node's /mfs: every node's files, /mfs/home, /mfs/proc.
+    Mfs {
+        #[command(subcommand)]
+        command: MfsCommand,
+    },
     /// A whole cluster on this machine, one namespaced node per mosaicd.
     Cluster {
         #[command(subcommand)]
         command: ClusterCommand,
+    },
+}
+
+#[derive(Subcommand, Debug, Clone, Copy)]
+enum MfsCommand {
+    /// Where /mfs is mounted (or why not), the nodes it shows, and its
+    /// traffic.
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -340,6 +356,24 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             return run_command(socket, dir, node, best, (lock, hint), &command);
         }
         Command::Node { action } => node_control(socket, dir, action)?,
+        Command::Mfs {
+            command: MfsCommand::Status { json },
+        } => {
+            let mut client = Client::find(socket, dir)?;
+            let status = match client.request(&ControlRequest::Mfs)? {
+                ControlResponse::Mfs { status } => status,
+                ControlResponse::Error { message } => bail!("{message}"),
+                other => bail!("mosaicd answered something else: {other:?}"),
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print!("{}", mfs_status_text(&status));
+            }
+            if !status.mounted {
+                return Ok(1);
+            }
+        }
         Command::Lock { pid } | Command::Unlock { pid } => {
             let lock = matches!(cli.command, Command::Lock { .. });
             let mut client = Client::find(socket, dir)?;
@@ -473,6 +507,31 @@ fn cluster(command: ClusterCommand, dir: &Path) -> anyhow::Result<i32> {
         } => return local::node_init(&name, &node_dir, cpus.as_deref()),
     }
     Ok(0)
+}
+
+/// `mosaic mfs status` for a human.
+fn mfs_status_text(s: &mosaic_proto::control::MfsStatus) -> String {
+    let mib = |b: u64| b as f64 / f64::from(1 << 20);
+    if !s.mounted {
+        return format!(
+            "/mfs: not mounted: {}\n",
+            if s.error.is_empty() {
+                "unknown"
+            } else {
+                &s.error
+            }
+        );
+    }
+    format!(
+        "/mfs: mounted at {}\nnodes: {}\nread {:.1} MiB, written {:.1} MiB in {} round trips; {} connections, {} failed requests\n",
+        s.path,
+        s.nodes.join(" "),
+        mib(s.read_bytes),
+        mib(s.written_bytes),
+        s.round_trips,
+        s.connects,
+        s.transport_errors
+    )
 }
 
 /// `mosaic run`: the command is our child, so the caller's shell sees its

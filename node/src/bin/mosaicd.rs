@@ -66,6 +66,7 @@ fn config_from(args: &Args) -> anyhow::Result<Config> {
             guest_gid: 65534,
             export: PathBuf::from("/"),
             export_read_only: false,
+            mfs: mosaic_node::config::default_mfs(),
         },
     };
     if let Some(n) = &args.name {
