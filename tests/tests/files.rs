@@ -61,6 +61,8 @@ fn mfs_shows_every_nodes_files_and_processes() {
     use mosaic_tests::{text, wait_for};
     use std::time::Duration;
     let mut c = Cluster::up("mfs", 3, 45946);
+    let mosaic = mosaic_tests::bin("mosaic");
+    let m = mosaic.display();
     let sh = |node: &str, script: &str| c.exec(node, &["sh", "-c", script]);
 
     // node2's own file, read from node1.
@@ -78,7 +80,10 @@ fn mfs_shows_every_nodes_files_and_processes() {
         "from node1\n"
     );
     // here, home, and the status command.
-    let out = sh("node2", "readlink /mfs/here /mfs/home; mosaic mfs status");
+    let out = sh(
+        "node2",
+        &format!("readlink /mfs/here /mfs/home; {m} mfs status"),
+    );
     let t = stdout(&out);
     assert!(
         t.starts_with("node2\nnode2\n/mfs: mounted at /mfs\nnodes: node1 node2 node3\n"),
@@ -89,7 +94,9 @@ fn mfs_shows_every_nodes_files_and_processes() {
     // from any node.
     let out = sh(
         "node1",
-        "mosaic run --node node2 -- mawk 'BEGIN { while (1) n++ }' >/dev/null 2>&1 & echo $!",
+        &format!(
+            "{m} run --node node2 -- mawk 'BEGIN {{ while (1) n++ }}' >/dev/null 2>&1 & echo $!"
+        ),
     );
     assert!(out.status.success(), "{}", text(&out));
     let (pid_dir, table) = wait_for("the process in /mfs/proc", Duration::from_secs(20), || {
@@ -118,7 +125,7 @@ fn mfs_shows_every_nodes_files_and_processes() {
         text(&out)
     );
     let pid = pid_dir.rsplit('/').next().unwrap();
-    let out = c.exec("node1", &["mosaic", "migrate", pid, "home"]);
+    let out = c.exec("node1", &[mosaic.to_str().unwrap(), "migrate", pid, "home"]);
     assert!(out.status.success(), "{}", text(&out));
     let out = sh("node1", &format!("cat {pid_dir}/where; kill {pid}"));
     assert_eq!(stdout(&out).trim(), "node1", "{}", text(&out));
@@ -126,7 +133,9 @@ fn mfs_shows_every_nodes_files_and_processes() {
     // A guest's /mfs/home is its home node's files.
     let out = sh(
         "node1",
-        "mosaic run --node node3 -- sh -c 'sleep 0.5; cat /mfs/home/srv/mosaic-node/hostname.txt; readlink /mfs/home'",
+        &format!(
+            "{m} run --node node3 -- sh -c 'sleep 0.5; cat /mfs/home/srv/mosaic-node/hostname.txt; readlink /mfs/home'"
+        ),
     );
     assert_eq!(stdout(&out), "node1\nnode1\n", "{}", text(&out));
     assert!(c.log("node3").contains("guest"), "{}", c.log("node3"));
