@@ -18,7 +18,9 @@
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 
-use mosaic_proto::image::{Backing, FdKind, ImageMeta, ImageReader, PAGE_SIZE, SigAction, Vma};
+use mosaic_proto::image::{
+    Backing, FdKind, FileId, ImageMeta, ImageReader, PAGE_SIZE, SigAction, Vma,
+};
 use nix::sys::ptrace;
 use nix::sys::signal::Signal;
 use nix::sys::wait::waitpid;
@@ -63,6 +65,11 @@ pub struct RestoreOptions {
     /// listener is left in the process as a descriptor for the caller to
     /// take (`pidfd_getfd`) and close there.
     pub seccomp_listener: bool,
+    /// Where the mapped files of the image are found when they are not
+    /// here (a guest: `/mfs/<home>`, its home node's files): a file there
+    /// with the same size and modification time is mapped from there, and
+    /// its pages arrive when first touched.
+    pub file_fallback: Option<std::path::PathBuf>,
 }
 
 /// Pages of the trampoline area: one of code, the rest for data
@@ -99,8 +106,8 @@ pub fn restore_traced<R: Read + Send>(
     opts: &RestoreOptions,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Tracee, CkptError> {
-    let (reader, meta) = ImageReader::new(input)?;
-    preflight(&meta, opts)?;
+    let (reader, mut meta) = ImageReader::new(input)?;
+    preflight(&mut meta, opts)?;
     // The stub is born on our CPU and we stay there while we build it; it
     // gets our former CPU set back before it runs.
     let pin = crate::ptrace::SameCpu::pin(None);
@@ -137,25 +144,53 @@ pub fn restore_traced<R: Read + Send>(
     }
 }
 
-/// Everything that can be checked before a process exists.
-fn preflight(meta: &ImageMeta, opts: &RestoreOptions) -> Result<(), CkptError> {
-    for v in &meta.vmas {
-        if let Backing::File { file, .. } = &v.backing {
-            let st = std::fs::metadata(&file.path).map_err(|e| CkptError::FileChanged {
-                path: file.path.clone(),
-                what: e.to_string(),
-            })?;
-            let mtime = st.mtime() * 1_000_000_000 + st.mtime_nsec();
-            if st.size() != file.size
-                || mtime != file.mtime_ns
-                || st.ino() != file.inode
-                || st.dev() != file.dev
-            {
-                return Err(CkptError::FileChanged {
-                    path: file.path.clone(),
-                    what: "size, time or inode differ".into(),
-                });
-            }
+/// Where file `f` of an image is now: its own path if the file there is
+/// the same (size, time, inode, device), else the same file under
+/// `fallback` (size and time: another machine's inode numbers differ).
+fn locate(f: &FileId, fallback: Option<&std::path::Path>) -> Result<String, CkptError> {
+    let mtime = |st: &std::fs::Metadata| st.mtime() * 1_000_000_000 + st.mtime_nsec();
+    let here = std::fs::metadata(&f.path);
+    if let Ok(st) = &here
+        && st.size() == f.size
+        && mtime(st) == f.mtime_ns
+        && st.ino() == f.inode
+        && st.dev() == f.dev
+    {
+        return Ok(f.path.clone());
+    }
+    if let Some(root) = fallback {
+        let there = root.join(f.path.trim_start_matches('/'));
+        if let Ok(st) = std::fs::metadata(&there)
+            && st.size() == f.size
+            && mtime(&st) == f.mtime_ns
+        {
+            return Ok(there.display().to_string());
+        }
+    }
+    Err(CkptError::FileChanged {
+        path: f.path.clone(),
+        what: match here {
+            Err(e) => e.to_string(),
+            Ok(_) => "size, time or inode differ".into(),
+        },
+    })
+}
+
+/// Everything that can be checked before a process exists; mapped files
+/// are located (see [`locate`]) and the image made to name where.
+fn preflight(meta: &mut ImageMeta, opts: &RestoreOptions) -> Result<(), CkptError> {
+    let mut located: std::collections::HashMap<String, String> = Default::default();
+    for v in &mut meta.vmas {
+        if let Backing::File { file, .. } = &mut v.backing {
+            let at = match located.get(&file.path) {
+                Some(at) => at.clone(),
+                None => {
+                    let at = locate(file, opts.file_fallback.as_deref())?;
+                    located.insert(file.path.clone(), at.clone());
+                    at
+                }
+            };
+            file.path = at;
         }
     }
     for f in meta
@@ -197,8 +232,8 @@ pub fn restore_into<R: Read + Send>(
     opts: &RestoreOptions,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<(), CkptError> {
-    let (reader, meta) = ImageReader::new(input)?;
-    preflight(&meta, opts)?;
+    let (reader, mut meta) = ImageReader::new(input)?;
+    preflight(&mut meta, opts)?;
     let cpu = procfs::stat_fields(t.pid.as_raw())?
         .get(39)
         .and_then(|c| c.parse().ok());

@@ -39,6 +39,10 @@ pub enum DeputyError {
     Ckpt(#[from] CkptError),
     #[error("the target node refused the guest: {0}; the process goes on at home")]
     Refused(String),
+    /// The target cannot map some of its files (not there, and not
+    /// through its `/mfs`): sending them in the image would do.
+    #[error("the target node cannot map its files: {0}; the process goes on at home")]
+    FilesMissing(String),
     #[error("lost the guest's node ({0}); the process was killed")]
     GuestLost(LinkError),
     #[error(transparent)]
@@ -146,6 +150,17 @@ pub fn migrate<T>(
     home: &str,
     link: &mut dyn Link,
 ) -> Result<Placeholder<T>, DeputyError> {
+    migrate_with(pid, home, link, &CaptureOptions::default())
+}
+
+/// [`migrate`], captured with `opts` (`embed_files`: the pages of its
+/// mapped files travel too, for a target that cannot map them).
+pub fn migrate_with<T>(
+    pid: i32,
+    home: &str,
+    link: &mut dyn Link,
+    opts: &CaptureOptions,
+) -> Result<Placeholder<T>, DeputyError> {
     link.set_stall_timeout(Some(STALL))?;
     link.send_msg(&HomeMsg::Begin {
         home: home.to_string(),
@@ -154,8 +169,7 @@ pub fn migrate<T>(
     })?;
     let started = std::time::Instant::now();
     let mut sender = ImageOut::<HomeMsg>::new(&mut *link);
-    let (tracee, stats) =
-        mosaic_ckpt::capture(pid, &CaptureOptions::default(), &mut sender, &mut |_, _| {})?;
+    let (tracee, stats) = mosaic_ckpt::capture(pid, opts, &mut sender, &mut |_, _| {})?;
     let sent = sender.finish();
     debug!(
         pid,
@@ -174,6 +188,8 @@ pub fn migrate<T>(
                 pid,
                 guest_pid,
                 pages = stats.pages,
+                image_bytes = stats.image_bytes,
+                embedded_files = opts.embed_files,
                 ms = started.elapsed().as_secs_f64() * 1e3,
                 "migrated; the process is a placeholder now"
             );
@@ -198,6 +214,7 @@ pub fn migrate<T>(
             tracee.release()?;
             match other {
                 Ok(RemoteMsg::Failed { error }) => Err(DeputyError::Refused(error)),
+                Ok(RemoteMsg::FilesMissing { error }) => Err(DeputyError::FilesMissing(error)),
                 Ok(m) => Err(DeputyError::Protocol(format!(
                     "expected Started, got {m:?}"
                 ))),

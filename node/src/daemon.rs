@@ -203,6 +203,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             uid: config.guest_uid,
             gid: config.guest_gid,
             accept: config.accept_guests,
+            mfs: mfs.is_mounted().then(|| config.mfs.clone()),
         },
         guests.clone(),
         controls.clone(),

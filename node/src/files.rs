@@ -296,6 +296,10 @@ impl MfsState {
         inner.view = Some(view);
     }
 
+    pub fn is_mounted(&self) -> bool {
+        self.lock().mounted.is_some()
+    }
+
     /// Unmounts it (at stop).
     pub fn unmount(&self) {
         if let Some(m) = self.lock().mounted.take() {

@@ -483,6 +483,26 @@ fn deputy(
         };
         let placeholder = match mosaic_deputy::migrate::<Target>(pid, me, &mut link) {
             Ok(p) => p,
+            Err(mosaic_deputy::DeputyError::FilesMissing(why)) => {
+                // Its files are not there (nor under the target's /mfs):
+                // again, with their pages in the image.
+                info!(pid, to = %name, %why, "sending the pages of its mapped files too");
+                let embed = mosaic_ckpt::CaptureOptions { embed_files: true };
+                let again = AuthStream::connect_tcp(addr, key)
+                    .map_err(|e| format!("cannot reach {name} at {addr}: {e}"))
+                    .and_then(|mut l| {
+                        let p = mosaic_deputy::migrate_with::<Target>(pid, me, &mut l, &embed);
+                        link = l;
+                        p.map_err(|e| e.to_string())
+                    });
+                match again {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                        return;
+                    }
+                }
+            }
             Err(e) => {
                 let _ = reply.send(Err(e.to_string()));
                 return;

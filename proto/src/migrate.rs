@@ -96,6 +96,10 @@ pub enum RemoteMsg {
     CannotReturn { error: String },
     /// The guest is gone; these signals reached it after its capture.
     Gone { signals: Vec<i32> },
+    /// The guest could not be started because files it maps are neither
+    /// here nor under this node's view of its home's files (`/mfs`); home
+    /// may send it again with their pages in the image.
+    FilesMissing { error: String },
 }
 
 /// One message of an image stream.

@@ -95,6 +95,10 @@ pub struct GuestPolicy {
     /// mosaicd.toml); if not, every migration here is refused before any
     /// of its image is read, and the process goes on at home.
     pub accept: bool,
+    /// Where this node sees every node's files (`/mfs`, if mounted): a
+    /// guest's mapped files that are not here are mapped from
+    /// `<mfs>/<home>/...`, their pages fetched when touched.
+    pub mfs: Option<std::path::PathBuf>,
 }
 
 impl Default for GuestPolicy {
@@ -104,6 +108,7 @@ impl Default for GuestPolicy {
             uid: 65534,
             gid: 65534,
             accept: true,
+            mfs: None,
         }
     }
 }
@@ -340,6 +345,7 @@ pub fn serve(
             drop_to: Some((policy.uid, policy.gid)),
             seccomp: Some(guest_filter()?),
             seccomp_listener: true,
+            file_fallback: policy.mfs.as_ref().map(|m| m.join(&home)),
             ..Default::default()
         };
         let mut stream = ImageIn::<HomeMsg>::new(&mut *link);
@@ -364,8 +370,12 @@ pub fn serve(
     let guest = match started {
         Ok(g) => g,
         Err(e) => {
-            let _ = link.send_msg(&RemoteMsg::Failed {
-                error: e.to_string(),
+            let error = e.to_string();
+            let _ = link.send_msg(&match e {
+                RemoteError::Ckpt(CkptError::FileChanged { .. }) => {
+                    RemoteMsg::FilesMissing { error }
+                }
+                _ => RemoteMsg::Failed { error },
             });
             return Err(e);
         }

@@ -6,12 +6,11 @@
 //! process table in `/mfs/proc`. It keeps no cluster state of its own: it asks
 //! `mosaicd` for membership.
 //!
-//! Status (issue 6, first part): [`export`], path-safe access to a served
-//! tree, and [`server`], the 9P2000.L dispatcher over it (tested with
-//! diod's tools and Python's p9fs through `mosaic-9p`, a plain loopback
-//! server for tests). Not yet: serving over the cluster's authenticated
-//! channel from mosaicd, the synthetic `proc` tree, the FUSE client, lazy
-//! file pages.
+//! Modules: [`export`], path-safe access to a served tree; [`server`], the
+//! 9P2000.L dispatcher over it (tested with diod's tools and Python's p9fs
+//! through `mosaic-9p`, a plain loopback server for tests); [`synth`], the
+//! synthetic `proc` tree served beside it; [`client`], 9P requests one at a
+//! time or in batches; [`mfs`], the FUSE file system behind `/mfs`.
 
 pub mod client;
 pub mod export;

@@ -171,3 +171,77 @@ fn mfs_shows_every_nodes_files_and_processes() {
     assert!(!out.status.success(), "{}", text(&out));
     c.down();
 }
+
+/// The image bytes of each migration in a node's log, in order, with
+/// whether the pages of its files travelled too.
+fn migrations_in(log: &str) -> Vec<(u64, bool)> {
+    log.lines()
+        .filter(|l| l.contains("migrated; the process is a placeholder now"))
+        .filter_map(|l| {
+            let field = |name: &str| {
+                l.split_whitespace()
+                    .find_map(|w| w.strip_prefix(name))
+                    .map(str::to_string)
+            };
+            Some((
+                field("image_bytes=")?.parse().ok()?,
+                field("embedded_files=")? == "true",
+            ))
+        })
+        .collect()
+}
+
+/// A process whose binary exists only on its home node migrates with its
+/// binary and libraries mapped where it lands (the binary through
+/// `/mfs/node1` on node2, its pages fetched when touched), and prints what
+/// it prints natively; without `/mfs` on the target the same migration
+/// must carry every page of its files, at least 5x the bytes.
+#[test]
+fn a_guest_maps_its_home_only_binary_through_mfs_and_sends_5x_fewer_bytes() {
+    use mosaic_tests::text;
+    let mut c = Cluster::up("mfs-lazy", 2, 46946);
+    let mosaic = mosaic_tests::bin("mosaic");
+    std::fs::copy("/usr/bin/mawk", c.dir.join("node1/srv/mawk")).unwrap();
+    let prog = "BEGIN { for (i = 0; i < 3000000; i++) s += i % 7; printf \"%d\\n\", s }";
+    let native = c.exec("node1", &["/srv/mosaic-node/mawk", prog]);
+    assert!(native.status.success(), "{}", text(&native));
+    let migrated = |c: &Cluster| {
+        let out = c.exec(
+            "node1",
+            &[
+                mosaic.to_str().unwrap(),
+                "run",
+                "--node",
+                "node2",
+                "--",
+                "/srv/mosaic-node/mawk",
+                prog,
+            ],
+        );
+        assert_eq!(stdout(&out), stdout(&native), "{}", text(&out));
+        migrations_in(&c.log("node1"))
+    };
+    // node2 has no /srv/mosaic-node/mawk: it maps node1's through /mfs.
+    assert!(!c.dir.join("node2/srv/mawk").exists());
+    let lazy = migrated(&c);
+    assert_eq!(lazy.len(), 1, "{}", c.log("node1"));
+    assert!(!lazy[0].1, "{lazy:?}");
+    // Without /mfs on node2, the binary cannot be mapped there: the
+    // migration is made again with the files' pages in the image.
+    let out = c.exec("node2", &["umount", "-l", "/mfs"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let both = migrated(&c);
+    assert_eq!(both.len(), 2, "{}", c.log("node1"));
+    assert!(both[1].1, "{both:?}");
+    assert!(
+        c.log("node1")
+            .contains("sending the pages of its mapped files too")
+    );
+    let (with, without) = (both[0].0, both[1].0);
+    println!("image bytes: {with} with /mfs, {without} without");
+    assert!(
+        without >= 5 * with,
+        "{with} bytes with /mfs, {without} without: less than 5x"
+    );
+    c.down();
+}
