@@ -134,7 +134,13 @@ struct Walked {
 struct Conn {
     client: Client<Box<dyn Transport + Send>>,
     root: u32,
+    /// Fids of closed files, clunked at the head of the next batch (a
+    /// close then costs no round trip of its own).
+    clunks: Vec<u32>,
 }
+
+/// Closed fids kept for the next batch, at most.
+const MAX_DEFERRED_CLUNKS: usize = 64;
 
 type Shared<T> = Arc<Mutex<T>>;
 type Answer = Result<FCall, ClientError>;
@@ -159,8 +165,9 @@ pub struct Mfs<C> {
     conns: Mutex<HashMap<(String, Tree), Shared<Conn>>>,
     handles: Mutex<HashMap<u64, Arc<Handle>>>,
     /// Per open directory: entries a `readdirplus` fetched that did not
-    /// fit its reply, and the offset they go on from.
-    ahead: Mutex<HashMap<u64, (u64, Listed)>>,
+    /// fit its reply, the offset they go on from, and whether they are
+    /// the directory's last.
+    ahead: Mutex<HashMap<u64, (u64, Listed, bool)>>,
     next_fh: AtomicU64,
     stats: Arc<Stats>,
 }
@@ -352,7 +359,11 @@ impl<C: Cluster> Mfs<C> {
             Tree::Proc => crate::synth::ANAME,
         };
         let root = client.attach_to("root", aname).map_err(|e| errno_of(&e))?;
-        let conn = Arc::new(Mutex::new(Conn { client, root }));
+        let conn = Arc::new(Mutex::new(Conn {
+            client,
+            root,
+            clunks: Vec::new(),
+        }));
         // Two threads may have connected at once: keep the first.
         Ok(lock(&self.conns).entry(key).or_insert(conn).clone())
     }
@@ -377,7 +388,18 @@ impl<C: Cluster> Mfs<C> {
         reqs: Vec<FCall>,
     ) -> Result<Vec<Result<FCall, ClientError>>, Errno> {
         self.stats.round_trips.fetch_add(1, Ordering::Relaxed);
-        let answers = lock(conn).client.batch(reqs);
+        let answers = {
+            let mut c = lock(conn);
+            let clunks: Vec<FCall> = c
+                .clunks
+                .drain(..)
+                .map(|fid| FCall::TClunk { fid })
+                .collect();
+            let n = clunks.len();
+            c.client
+                .batch(clunks.into_iter().chain(reqs).collect())
+                .map(|mut a| a.split_off(n))
+        };
         answers.map_err(|e| {
             tracing::warn!(node = %r.node, error = %e, "/mfs: a node's connection failed");
             self.stats.transport_errors.fetch_add(1, Ordering::Relaxed);
@@ -672,8 +694,21 @@ impl<C: Cluster> Mfs<C> {
 
     /// The entries of an open directory from `offset`, each with its
     /// attributes (walk, getattr, clunk of every entry in one batch).
-    fn fetch_with_attrs(&self, h: &Handle, dir: &Remote, offset: u64) -> Result<Listed, Errno> {
+    /// Also says whether these are the last: our servers fill a reply
+    /// with as many entries as fit, so room left for the longest name
+    /// means none is left.
+    fn fetch_with_attrs(
+        &self,
+        h: &Handle,
+        dir: &Remote,
+        offset: u64,
+    ) -> Result<(Listed, bool), Errno> {
         let (entries, conn, dfid) = self.readdir_remote(h, offset)?;
+        let (used, room) = (
+            entries.iter().map(|e| 24 + e.name.len()).sum::<usize>(),
+            lock(&conn).client.iounit() as usize,
+        );
+        let last = used + 24 + 255 <= room;
         let tmp = lock(&conn).client.fresh_fid();
         let mut reqs = Vec::new();
         for e in &entries {
@@ -690,11 +725,12 @@ impl<C: Cluster> Mfs<C> {
             reqs.push(FCall::TClunk { fid: tmp });
         }
         let answers = self.batch(dir, &conn, reqs)?;
-        Ok(entries
+        let listed = entries
             .into_iter()
             .enumerate()
             .map(|(i, e)| (e, Self::attr_answer(&answers[3 * i + 1]).ok()))
-            .collect())
+            .collect();
+        Ok((listed, last))
     }
 
     fn readdir_remote(
@@ -1268,14 +1304,15 @@ impl<C: Cluster> Filesystem for Mfs<C> {
         // here; else this call's share, with every entry's attributes.
         let ahead = lock(&self.ahead)
             .remove(&fh.0)
-            .filter(|(from, _)| *from == offset);
-        let fetched = match ahead {
-            Some((_, entries)) => entries,
+            .filter(|(from, _, _)| *from == offset);
+        let (fetched, last_ones) = match ahead {
+            Some((_, entries, last_ones)) => (entries, last_ones),
             None => match self.fetch_with_attrs(&h, &dir, offset) {
                 Ok(x) => x,
                 Err(e) => return reply.error(e),
             },
         };
+        let mut all_added = true;
         let ttl = Self::ttl(&dir);
         let mut rest = fetched.into_iter().peekable();
         let mut last = offset;
@@ -1299,10 +1336,15 @@ impl<C: Cluster> Filesystem for Mfs<C> {
                 // Kept for the next call, which goes on after `last`.
                 let mut left = vec![(e, Some((qid, stat)))];
                 left.extend(rest);
-                lock(&self.ahead).insert(fh.0, (last, left));
+                lock(&self.ahead).insert(fh.0, (last, left, last_ones));
+                all_added = false;
                 break;
             }
             last = e.offset;
+        }
+        if all_added && last_ones && last != offset {
+            // The next call, from `last`, is answered empty at once.
+            lock(&self.ahead).insert(fh.0, (last, Vec::new(), true));
         }
         reply.ok()
     }
@@ -1406,7 +1448,16 @@ impl<C: Cluster> Mfs<C> {
             return;
         };
         if let Handle::Remote { conn, fid } = &*h {
-            let _ = lock(conn).client.call(FCall::TClunk { fid: *fid });
+            let mut c = lock(conn);
+            c.clunks.push(*fid);
+            if c.clunks.len() >= MAX_DEFERRED_CLUNKS {
+                let clunks: Vec<FCall> = c
+                    .clunks
+                    .drain(..)
+                    .map(|fid| FCall::TClunk { fid })
+                    .collect();
+                let _ = c.client.batch(clunks);
+            }
         }
     }
 }

@@ -14,8 +14,8 @@
 //! source is warm in the page cache for all three, and the reader's own
 //! cache of the file is dropped first (`dd iflag=nocache count=0`), so each
 //! read crosses its transport. Walks: each method walks a fresh tree of
-//! its own (no client cache warm). Goal: read >= 1.5x sshfs, walk at
-//! least as fast as sshfs.
+//! its own (no client cache warm). Every timed step starts after `sync`.
+//! Goal: read >= 1.5x sshfs, walk at least as fast as sshfs.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -25,6 +25,8 @@ use anyhow::{Context, bail};
 use mosaic_bench::LocalCluster;
 
 const ROUNDS: usize = 3;
+/// Walks per method in a round (their median is the round's).
+const WALKS: usize = 3;
 const SSH_PORT: &str = "2299";
 const FILE_MIB: u64 = 1024;
 const DIRS: usize = 100;
@@ -85,8 +87,11 @@ impl Bench {
             + &String::from_utf8_lossy(&out.stderr))
     }
 
-    /// Seconds `cmd` takes where `m` runs (timed there).
+    /// Seconds `cmd` takes where `m` runs (timed there), after the
+    /// machine's dirty pages are written (the write-back of one method's
+    /// gigabyte must not slow the next one's).
     fn time(&self, m: Method, cmd: &str) -> anyhow::Result<f64> {
+        Command::new("sync").status()?;
         let out = self.sh(
             m,
             &format!(
@@ -267,8 +272,20 @@ fn main() -> anyhow::Result<()> {
     let methods = [Method::Raw, Method::Sshfs, Method::Mfs];
     let mut results: Vec<[Vec<f64>; 3]> = methods.iter().map(|_| Default::default()).collect();
     for round in 0..ROUNDS {
+        // Walks first: right after a gigabyte went through a mount, its
+        // next walk is up to 2x slower for a while (seen on /mfs: 481 ms,
+        // then 211 ms), which is not what a walk costs.
+        // Three walks each (fresh trees), in turns: this host's noise
+        // moves a walk by up to 1.5x from one minute to the next.
+        let mut walks = vec![Vec::new(); methods.len()];
+        for turn in 0..WALKS {
+            for (i, &m) in methods.iter().enumerate() {
+                walks[i].push(b.walk(m, round * WALKS + turn)?);
+            }
+        }
+        let walks: Vec<f64> = walks.iter_mut().map(|w| median(w)).collect();
         for (i, &m) in methods.iter().enumerate() {
-            let (r, w, k) = (b.read(m)?, b.write(m, round)?, b.walk(m, round)?);
+            let (r, w, k) = (b.read(m)?, b.write(m, round)?, walks[i]);
             println!(
                 "round {}: {:<13} read {r:>7.0} MiB/s  write {w:>7.0} MiB/s  walk {k:>6.3} s",
                 round + 1,
