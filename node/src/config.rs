@@ -14,6 +14,7 @@
 //! guest_gid = 65534
 //! export = "/"                        # the tree served to peers over 9P (TCP, listen port + 1)
 //! export_read_only = false
+//! exports = ["/home", "/srv"]         # optional: serve only these trees of `export`
 //! mfs = "/mfs"                        # where every node's files show; "" for none
 //! ```
 
@@ -64,6 +65,10 @@ pub struct Config {
     /// Whether peers may only read it.
     #[serde(default)]
     pub export_read_only: bool,
+    /// Serve only these trees of `export` (real directories), and the
+    /// directories leading to them (listed, not changed); empty: all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exports: Vec<PathBuf>,
     /// Where `/mfs` (every node's files, `home`, `here`, `proc`) is
     /// mounted; empty: not mounted.
     #[serde(default = "default_mfs")]

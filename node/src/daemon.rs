@@ -180,6 +180,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let server = tokio::spawn(crate::control::serve(listener, handler));
     let export = mosaic_ssi_fs::export::Export::open(&config.export, config.export_read_only)
+        .and_then(|e| e.only(&config.exports, &config.export))
         .map_err(|e| anyhow::anyhow!("cannot serve {}: {e}", config.export.display()))?;
     let view = crate::files::View {
         me: config.name.clone(),

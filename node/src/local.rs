@@ -339,6 +339,7 @@ fn start_node(
         guest_gid: 65534,
         export: PathBuf::from("/"),
         export_read_only: false,
+        exports: Vec::new(),
         mfs: crate::config::default_mfs(),
     };
     let config_path = node_dir.join("mosaicd.toml");

@@ -45,6 +45,21 @@ pub type Result<T> = std::result::Result<T, FsError>;
 pub struct Export {
     root: OwnedFd,
     read_only: bool,
+    /// Only these trees of it are served (components from the root), and
+    /// the directories on the way to them, read-only and listing only
+    /// what leads there; empty: all of it.
+    only: Vec<Vec<String>>,
+}
+
+/// Where a path stands against an export list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// In a served tree (or no list).
+    Inside,
+    /// A directory on the way to one.
+    OnTheWay,
+    /// Not served.
+    Hidden,
 }
 
 /// A file, directory or link of an export.
@@ -102,7 +117,43 @@ impl Export {
             OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
             Mode::empty(),
         )?;
-        Ok(Export { root, read_only })
+        Ok(Export {
+            root,
+            read_only,
+            only: Vec::new(),
+        })
+    }
+
+    /// Serves only the trees `only` (absolute paths, or relative to the
+    /// export's root; each a real directory, no link on the way) and the
+    /// directories leading to them, which can be listed and walked but not
+    /// changed and show only what leads to a served tree.
+    pub fn only(mut self, only: &[std::path::PathBuf], root: &Path) -> Result<Export> {
+        for p in only {
+            let rel = p.strip_prefix(root).unwrap_or(p);
+            let mut parts = Vec::new();
+            for c in rel.components() {
+                match c {
+                    std::path::Component::Normal(n) => {
+                        parts.push(n.to_str().ok_or(FsError(Errno::EINVAL))?.to_string())
+                    }
+                    std::path::Component::RootDir | std::path::Component::CurDir => {}
+                    _ => return Err(FsError(Errno::EINVAL)),
+                }
+            }
+            self.only.push(parts);
+        }
+        Ok(self)
+    }
+
+    fn place(&self, path: &[String]) -> Place {
+        if self.only.is_empty() || self.only.iter().any(|t| path.starts_with(t)) {
+            Place::Inside
+        } else if self.only.iter().any(|t| t.starts_with(path)) {
+            Place::OnTheWay
+        } else {
+            Place::Hidden
+        }
     }
 
     fn writable(&self) -> Result<()> {
@@ -110,6 +161,16 @@ impl Export {
             Err(FsError(Errno::EROFS))
         } else {
             Ok(())
+        }
+    }
+
+    /// `h` may be changed (or have its entries changed).
+    fn changeable(&self, h: &Handle) -> Result<()> {
+        self.writable()?;
+        if self.place(&h.path) == Place::Inside {
+            Ok(())
+        } else {
+            Err(FsError(Errno::EACCES))
         }
     }
 
@@ -142,14 +203,17 @@ impl Export {
             }
             _ => {
                 let c = plain_name(name)?;
+                let mut path = from.path.clone();
+                path.push(name.to_string());
+                if self.place(&path) == Place::Hidden {
+                    return Err(FsError(Errno::ENOENT));
+                }
                 let fd = nix::fcntl::openat(
                     from.fd.as_fd(),
                     c.as_c_str(),
                     OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
                     Mode::empty(),
                 )?;
-                let mut path = from.path.clone();
-                path.push(name.to_string());
                 Ok(Handle { fd, path })
             }
         }
@@ -169,7 +233,7 @@ impl Export {
     pub fn open_file(&self, h: &Handle, flags: OFlag) -> Result<File> {
         let access = flags & OFlag::O_ACCMODE;
         if access != OFlag::O_RDONLY || flags.contains(OFlag::O_TRUNC) {
-            self.writable()?;
+            self.changeable(h)?;
         }
         match self.stat(h)?.st_mode & libc::S_IFMT {
             libc::S_IFREG | libc::S_IFDIR => {}
@@ -202,7 +266,7 @@ impl Export {
         flags: OFlag,
         mode: u32,
     ) -> Result<(Handle, File)> {
-        self.writable()?;
+        self.changeable(dir)?;
         plain_name(name)?;
         let keep = OFlag::O_ACCMODE | OFlag::O_APPEND | OFlag::O_NONBLOCK | OFlag::O_SYNC;
         let file = open_beneath(
@@ -217,7 +281,7 @@ impl Export {
 
     /// Makes directory `name` in `dir`.
     pub fn mkdir(&self, dir: &Handle, name: &str, mode: u32) -> Result<Handle> {
-        self.writable()?;
+        self.changeable(dir)?;
         let c = plain_name(name)?;
         nix::sys::stat::mkdirat(
             dir.fd.as_fd(),
@@ -230,7 +294,7 @@ impl Export {
     /// Makes symbolic link `name` in `dir`, pointing at `target` (any text:
     /// the export never follows it).
     pub fn symlink(&self, dir: &Handle, name: &str, target: &str) -> Result<Handle> {
-        self.writable()?;
+        self.changeable(dir)?;
         let c = plain_name(name)?;
         nix::unistd::symlinkat(target, dir.fd.as_fd(), c.as_c_str())?;
         self.walk(dir, name)
@@ -244,7 +308,7 @@ impl Export {
 
     /// Removes `name` from `dir` (a directory if `dir_too`, as AT_REMOVEDIR).
     pub fn unlink(&self, dir: &Handle, name: &str, directory: bool) -> Result<()> {
-        self.writable()?;
+        self.changeable(dir)?;
         let c = plain_name(name)?;
         let how = if directory {
             nix::unistd::UnlinkatFlags::RemoveDir
@@ -257,7 +321,8 @@ impl Export {
 
     /// Renames `old` in `from` to `new` in `to`.
     pub fn rename(&self, from: &Handle, old: &str, to: &Handle, new: &str) -> Result<()> {
-        self.writable()?;
+        self.changeable(from)?;
+        self.changeable(to)?;
         let (o, n) = (plain_name(old)?, plain_name(new)?);
         nix::fcntl::renameat(from.fd.as_fd(), o.as_c_str(), to.fd.as_fd(), n.as_c_str())?;
         Ok(())
@@ -265,6 +330,7 @@ impl Export {
 
     /// The entries of a directory, without `.` and `..`.
     pub fn readdir(&self, h: &Handle) -> Result<Vec<Entry>> {
+        let on_the_way = self.place(&h.path) == Place::OnTheWay;
         let dir = self.open_file(h, OFlag::O_RDONLY | OFlag::O_DIRECTORY)?;
         let mut d = nix::dir::Dir::from_fd(OwnedFd::from(dir))?;
         let mut out = Vec::new();
@@ -273,6 +339,13 @@ impl Export {
             let name = OsStr::from_bytes(e.file_name().to_bytes());
             if name == "." || name == ".." {
                 continue;
+            }
+            if on_the_way {
+                let mut path = h.path.clone();
+                path.push(name.to_string_lossy().into_owned());
+                if self.place(&path) == Place::Hidden {
+                    continue;
+                }
             }
             out.push(Entry {
                 name: name.to_string_lossy().into_owned(),
@@ -294,7 +367,7 @@ impl Export {
 
     /// Changes the permission bits (not of a link).
     pub fn chmod(&self, h: &Handle, mode: u32) -> Result<()> {
-        self.writable()?;
+        self.changeable(h)?;
         // SAFETY: fchmodat2 with a descriptor we hold, an empty C string and
         // integer flags.
         let r = unsafe {
@@ -315,7 +388,7 @@ impl Export {
 
     /// Changes owner and group (`None`: unchanged).
     pub fn chown(&self, h: &Handle, uid: Option<u32>, gid: Option<u32>) -> Result<()> {
-        self.writable()?;
+        self.changeable(h)?;
         nix::unistd::fchownat(
             h.fd.as_fd(),
             c"",
@@ -341,7 +414,7 @@ impl Export {
         atime: Option<libc::timespec>,
         mtime: Option<libc::timespec>,
     ) -> Result<()> {
-        self.writable()?;
+        self.changeable(h)?;
         let omit = libc::timespec {
             tv_sec: 0,
             tv_nsec: libc::UTIME_OMIT,
@@ -526,6 +599,54 @@ mod tests {
         rofs(e.rename(&dir, "file", &root, "y"));
         rofs(e.chmod(&file, 0o600));
         rofs(e.truncate(&file, 0));
+        let _ = std::fs::remove_dir_all(base);
+    }
+
+    #[test]
+    fn an_export_list_serves_its_trees_and_only_the_way_to_them() {
+        let (base, _) = setup("list");
+        let ex = base.join("export");
+        std::fs::create_dir_all(ex.join("srv/data/sub")).unwrap();
+        std::fs::create_dir_all(ex.join("srv/private")).unwrap();
+        std::fs::create_dir_all(ex.join("home/u")).unwrap();
+        std::fs::write(ex.join("srv/data/sub/f"), "served").unwrap();
+        std::fs::write(ex.join("srv/note"), "hidden").unwrap();
+        let e = Export::open(&ex, false)
+            .unwrap()
+            .only(&[ex.join("srv/data"), "home".into()], &ex)
+            .unwrap();
+        let root = e.root().unwrap();
+        let names = |h: &Handle| {
+            let mut v: Vec<String> = e.readdir(h).unwrap().into_iter().map(|x| x.name).collect();
+            v.sort();
+            v
+        };
+        // The way: only what leads to a served tree, and no changes.
+        assert_eq!(names(&root), ["home", "srv"]);
+        assert_eq!(e.walk(&root, "dir").unwrap_err().0, Errno::ENOENT);
+        let srv = e.walk(&root, "srv").unwrap();
+        assert_eq!(names(&srv), ["data"]);
+        assert_eq!(e.walk(&srv, "note").unwrap_err().0, Errno::ENOENT);
+        assert_eq!(e.walk(&srv, "private").unwrap_err().0, Errno::ENOENT);
+        let acces = |r: Result<()>| assert_eq!(r.unwrap_err().0, Errno::EACCES);
+        acces(e.create(&srv, "x", OFlag::O_WRONLY, 0o644).map(drop));
+        acces(e.mkdir(&root, "x", 0o755).map(drop));
+        acces(e.unlink(&srv, "data", true));
+        acces(e.rename(&root, "srv", &root, "y"));
+        acces(e.chmod(&srv, 0o700));
+        // Inside: everything, and `..` back out is the way again.
+        let data = e.walk(&srv, "data").unwrap();
+        let sub = e.walk(&data, "sub").unwrap();
+        let f = e.walk(&sub, "f").unwrap();
+        assert_eq!(read(&e, &f).unwrap(), "served");
+        e.create(&sub, "new", OFlag::O_WRONLY, 0o644).unwrap();
+        e.rename(&sub, "new", &data, "moved").unwrap();
+        assert!(ex.join("srv/data/moved").exists());
+        acces(e.rename(&data, "moved", &srv, "moved"));
+        let up = e.walk(&data, "..").unwrap();
+        assert_eq!(names(&up), ["data"]);
+        let home = e.walk(&root, "home").unwrap();
+        assert_eq!(names(&home), ["u"]);
         let _ = std::fs::remove_dir_all(base);
     }
 }

@@ -324,6 +324,12 @@ fn ctrl_z_bg_fg_ctrl_c_and_kill_of_jobs_as_in_bash() {
     assert_eq!(jobs.trim(), "", "no job left");
     // `kill %N` of background jobs, as in bash.
     t.line("sleep 101 & sleep 102 &");
+    // Typed ahead, the next line can be lost while the shell starts the
+    // jobs and sets the terminal again (seen once under load in CI): wait
+    // for both jobs and a fresh prompt first.
+    t.screen_shows("both sleeps started", |s| {
+        s.contains("[2]+") && s.trim_end().ends_with(['#', '$'])
+    });
     // (brush's `wait %1` then says 0 where bash says 143.)
     let killed = t.run("sleep 0.3; kill %1; echo k=$?");
     assert!(killed.contains("k=0"), "{killed}");

@@ -66,6 +66,7 @@ fn config_from(args: &Args) -> anyhow::Result<Config> {
             guest_gid: 65534,
             export: PathBuf::from("/"),
             export_read_only: false,
+            exports: Vec::new(),
             mfs: mosaic_node::config::default_mfs(),
         },
     };
