@@ -30,6 +30,10 @@ pub struct CaptureOptions {
     /// Carry clean pages of private file mappings in the image instead of
     /// referring to the files.
     pub embed_files: bool,
+    /// Files mapped from under this directory (a guest's `/mfs/<home>`)
+    /// are recorded by their path at home (the rest of the path) and
+    /// identified by size and time only (their inode is this node's view).
+    pub files_from: Option<std::path::PathBuf>,
 }
 
 /// What a capture measured.
@@ -453,10 +457,22 @@ fn vma_of(
                     reasons: vec![format!("{name} was replaced since the process mapped it")],
                 });
             }
+            let file = || {
+                let mut id = file_id(name, &st);
+                if let Some(rest) = opts
+                    .files_from
+                    .as_deref()
+                    .and_then(|root| std::path::Path::new(name).strip_prefix(root).ok())
+                {
+                    id.path = format!("/{}", rest.display());
+                    (id.dev, id.inode) = (0, 0);
+                }
+                id
+            };
             if m.shared {
                 // Read-only shared mappings (writable ones are refused by cantmove).
                 Backing::File {
-                    file: file_id(name, &st),
+                    file: file(),
                     offset: m.offset,
                 }
             } else if opts.embed_files {
@@ -467,7 +483,7 @@ fn vma_of(
                 }
             } else {
                 Backing::File {
-                    file: file_id(name, &st),
+                    file: file(),
                     offset: m.offset,
                 }
             }

@@ -145,16 +145,17 @@ pub fn restore_traced<R: Read + Send>(
 }
 
 /// Where file `f` of an image is now: its own path if the file there is
-/// the same (size, time, inode, device), else the same file under
-/// `fallback` (size and time: another machine's inode numbers differ).
+/// the same (size, time, inode, device; size and time only when the image
+/// knows no inode: a file a guest mapped through `/mfs`), else the same
+/// file under `fallback` (size and time: another machine's inode numbers
+/// differ).
 fn locate(f: &FileId, fallback: Option<&std::path::Path>) -> Result<String, CkptError> {
     let mtime = |st: &std::fs::Metadata| st.mtime() * 1_000_000_000 + st.mtime_nsec();
     let here = std::fs::metadata(&f.path);
     if let Ok(st) = &here
         && st.size() == f.size
         && mtime(st) == f.mtime_ns
-        && st.ino() == f.inode
-        && st.dev() == f.dev
+        && ((f.inode, f.dev) == (0, 0) || (st.ino(), st.dev()) == (f.inode, f.dev))
     {
         return Ok(f.path.clone());
     }

@@ -55,7 +55,10 @@ pub fn checkpoint(pid: i32, output: &Path, after: After, embed_files: bool) -> a
     let tmp = output.with_extension("partial");
     let file =
         std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    let opts = CaptureOptions { embed_files };
+    let opts = CaptureOptions {
+        embed_files,
+        ..Default::default()
+    };
     let captured = mosaic_ckpt::capture(
         pid,
         &opts,

@@ -181,6 +181,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let server = tokio::spawn(crate::control::serve(listener, handler));
     let export = mosaic_ssi_fs::export::Export::open(&config.export, config.export_read_only)
         .and_then(|e| e.only(&config.exports, &config.export))
+        .and_then(|e| {
+            // Its own /mfs is never served: a walk into it would come
+            // back to this server.
+            if !config.mfs.as_os_str().is_empty() && config.mfs.starts_with(&config.export) {
+                e.hide(&config.mfs, &config.export)
+            } else {
+                Ok(e)
+            }
+        })
         .map_err(|e| anyhow::anyhow!("cannot serve {}: {e}", config.export.display()))?;
     let view = crate::files::View {
         me: config.name.clone(),

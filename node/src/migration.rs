@@ -487,7 +487,10 @@ fn deputy(
                 // Its files are not there (nor under the target's /mfs):
                 // again, with their pages in the image.
                 info!(pid, to = %name, %why, "sending the pages of its mapped files too");
-                let embed = mosaic_ckpt::CaptureOptions { embed_files: true };
+                let embed = mosaic_ckpt::CaptureOptions {
+                    embed_files: true,
+                    ..Default::default()
+                };
                 let again = AuthStream::connect_tcp(addr, key)
                     .map_err(|e| format!("cannot reach {name} at {addr}: {e}"))
                     .and_then(|mut l| {

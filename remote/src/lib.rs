@@ -224,6 +224,9 @@ struct Guest {
     /// Home asked for it back while a call was being answered.
     asked: std::cell::Cell<bool>,
     handle: GuestHandle,
+    /// Where its home's files are seen here (`<mfs>/<home>`): files it
+    /// maps from there go home under their own paths.
+    files_from: Option<std::path::PathBuf>,
 }
 
 impl Guest {
@@ -338,6 +341,8 @@ pub fn serve(
         return Err(RemoteError::Protocol(error));
     }
     let begun = std::time::Instant::now();
+    let files_from = policy.mfs.as_ref().map(|m| m.join(&home));
+    let mut stream = ImageIn::<HomeMsg>::new(&mut *link);
     let started = (|| -> Result<Guest, RemoteError> {
         let opts = RestoreOptions {
             no_files: true,
@@ -345,10 +350,9 @@ pub fn serve(
             drop_to: Some((policy.uid, policy.gid)),
             seccomp: Some(guest_filter()?),
             seccomp_listener: true,
-            file_fallback: policy.mfs.as_ref().map(|m| m.join(&home)),
+            file_fallback: files_from.clone(),
             ..Default::default()
         };
-        let mut stream = ImageIn::<HomeMsg>::new(&mut *link);
         let mut t = mosaic_ckpt::restore_traced(&mut stream, &opts, &mut |_, _| {})?;
         tracing::debug!(ms = begun.elapsed().as_secs_f64() * 1e3, "restored");
         // The trailer was read by restore; take the end of the stream.
@@ -368,8 +372,16 @@ pub fn serve(
         }
     })();
     let guest = match started {
-        Ok(g) => g,
+        Ok(mut g) => {
+            g.files_from = files_from;
+            g
+        }
         Err(e) => {
+            // Home is still sending the image: take the rest (it waits for
+            // our answer only once it has sent it all).
+            if !matches!(e, RemoteError::Link(_)) {
+                let _ = stream.drain();
+            }
             let error = e.to_string();
             let _ = link.send_msg(&match e {
                 RemoteError::Ckpt(CkptError::FileChanged { .. }) => {
@@ -463,6 +475,7 @@ fn take_guest(t: &mut Tracee) -> Result<Guest, RemoteError> {
         listener,
         asked: Default::default(),
         handle: GuestHandle::default(),
+        files_from: None,
     })
 }
 
@@ -725,7 +738,10 @@ fn go_home_stopped(
     let mut out = mosaic_proto::migrate::ImageOut::<RemoteMsg>::new(&mut *link);
     let captured = mosaic_ckpt::capture_traced(
         &mut t,
-        &mosaic_ckpt::CaptureOptions::default(),
+        &mosaic_ckpt::CaptureOptions {
+            files_from: g.files_from.clone(),
+            ..Default::default()
+        },
         &mut out,
         &mut |_, _| {},
     );

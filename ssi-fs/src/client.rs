@@ -95,6 +95,9 @@ pub struct Client<T> {
     transport: T,
     msize: u32,
     next_fid: u32,
+    /// A request failed in the transport or the protocol: answers may be
+    /// left on the stream, so nothing more is asked on it.
+    broken: bool,
 }
 
 const RREADDIR: u8 = 41;
@@ -108,6 +111,7 @@ impl<T: Transport> Client<T> {
             transport,
             msize,
             next_fid: 1,
+            broken: false,
         };
         match c.call(FCall::TVersion {
             msize,
@@ -155,11 +159,40 @@ impl<T: Transport> Client<T> {
         }
     }
 
+    /// Whether a transport or protocol failure ended this connection.
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    /// Runs `f` unless the connection is broken, and marks it broken when
+    /// `f` fails other than with an errno.
+    fn guarded<R>(&mut self, f: impl FnOnce(&mut Self) -> Result<R>) -> Result<R> {
+        if self.broken {
+            return Err(ClientError::Io(std::io::Error::other(
+                "this 9P connection failed earlier",
+            )));
+        }
+        let r = f(self);
+        if matches!(r, Err(ClientError::Io(_) | ClientError::Protocol(_))) {
+            self.broken = true;
+        }
+        r
+    }
+
     /// Sends one request and waits for its answer (an `Rlerror` is an
     /// `Err`).
     pub fn call(&mut self, body: FCall) -> Result<FCall> {
-        let answer = self.transport.round_trip(&Self::encode(body)?)?;
-        Self::body(Self::decode(&answer)?)
+        self.guarded(|c| {
+            let answer = c.transport.round_trip(&Self::encode(body)?)?;
+            let msg = Self::decode(&answer)?;
+            if msg.tag != 1 {
+                return Err(ClientError::Protocol(format!(
+                    "an answer tagged {} to a request tagged 1",
+                    msg.tag
+                )));
+            }
+            Self::body(msg)
+        })
     }
 
     /// Sends small requests back to back, then takes their answers: one
@@ -167,19 +200,23 @@ impl<T: Transport> Client<T> {
     /// order). Each answer is its request's result. Not for writes: a
     /// batch must fit the sockets' buffers while nobody reads.
     pub fn batch(&mut self, reqs: Vec<FCall>) -> Result<Vec<Result<FCall>>> {
+        self.guarded(|c| c.batch_unguarded(reqs))
+    }
+
+    fn batch_unguarded(&mut self, reqs: Vec<FCall>) -> Result<Vec<Result<FCall>>> {
         let n = reqs.len();
         let mut out: Vec<Option<Result<FCall>>> = (0..n).map(|_| None).collect();
         for chunk_start in (0..n).step_by(BATCH) {
             let end = (chunk_start + BATCH).min(n);
+            // Tags within a chunk (at most BATCH of them).
             for (i, req) in reqs[chunk_start..end].iter().enumerate() {
-                let tag = (chunk_start + i) as u16;
                 self.transport
-                    .queue(&Self::encode_tagged(tag, req.clone())?)?;
+                    .queue(&Self::encode_tagged(i as u16, req.clone())?)?;
             }
             self.transport.flush()?;
             for _ in chunk_start..end {
                 let msg = Self::decode(&self.transport.recv()?)?;
-                let slot = out
+                let slot = out[chunk_start..end]
                     .get_mut(msg.tag as usize)
                     .filter(|s| s.is_none())
                     .ok_or_else(|| {
@@ -319,11 +356,17 @@ impl<T: Transport> Client<T> {
     /// Entries of an open directory from `offset` (parsed here: rs9p's
     /// decoder takes the byte count for an entry count).
     pub fn readdir(&mut self, fid: u32, offset: u64) -> Result<Vec<DirEntry>> {
-        let req = Self::encode(FCall::TReadDir {
-            fid,
-            offset,
-            count: self.iounit(),
-        })?;
+        let count = self.iounit();
+        self.readdir_up_to(fid, offset, count)
+    }
+
+    /// [`Self::readdir`], at most `count` bytes of entries.
+    pub fn readdir_up_to(&mut self, fid: u32, offset: u64, count: u32) -> Result<Vec<DirEntry>> {
+        self.guarded(|c| c.readdir_unguarded(fid, offset, count.min(c.iounit())))
+    }
+
+    fn readdir_unguarded(&mut self, fid: u32, offset: u64, count: u32) -> Result<Vec<DirEntry>> {
+        let req = Self::encode(FCall::TReadDir { fid, offset, count })?;
         let answer = self.transport.round_trip(&req)?;
         if answer.first() != Some(&RREADDIR) {
             let msg = rs9p::serialize::read_msg(&mut answer.as_slice())

@@ -49,6 +49,9 @@ pub struct Export {
     /// the directories on the way to them, read-only and listing only
     /// what leads there; empty: all of it.
     only: Vec<Vec<String>>,
+    /// Never served (the node's own `/mfs`: walking into it would ask
+    /// this very server again).
+    hidden: Vec<Vec<String>>,
 }
 
 /// Where a path stands against an export list.
@@ -91,6 +94,22 @@ pub struct Entry {
     pub kind: u8,
 }
 
+/// The components of `p` from `root` (`p` absolute under it, or relative).
+fn components(p: &Path, root: &Path) -> Result<Vec<String>> {
+    let rel = p.strip_prefix(root).unwrap_or(p);
+    let mut parts = Vec::new();
+    for c in rel.components() {
+        match c {
+            std::path::Component::Normal(n) => {
+                parts.push(n.to_str().ok_or(FsError(Errno::EINVAL))?.to_string())
+            }
+            std::path::Component::RootDir | std::path::Component::CurDir => {}
+            _ => return Err(FsError(Errno::EINVAL)),
+        }
+    }
+    Ok(parts)
+}
+
 /// A name the client may give: one component, not `.` or `..`.
 fn plain_name(name: &str) -> Result<CString> {
     if name.is_empty() || name == "." || name == ".." || name.contains('/') {
@@ -121,7 +140,15 @@ impl Export {
             root,
             read_only,
             only: Vec::new(),
+            hidden: Vec::new(),
         })
+    }
+
+    /// Never serves `path` (absolute, or relative to the export's root)
+    /// nor anything under it.
+    pub fn hide(mut self, path: &Path, root: &Path) -> Result<Export> {
+        self.hidden.push(components(path, root)?);
+        Ok(self)
     }
 
     /// Serves only the trees `only` (absolute paths, or relative to the
@@ -130,24 +157,15 @@ impl Export {
     /// changed and show only what leads to a served tree.
     pub fn only(mut self, only: &[std::path::PathBuf], root: &Path) -> Result<Export> {
         for p in only {
-            let rel = p.strip_prefix(root).unwrap_or(p);
-            let mut parts = Vec::new();
-            for c in rel.components() {
-                match c {
-                    std::path::Component::Normal(n) => {
-                        parts.push(n.to_str().ok_or(FsError(Errno::EINVAL))?.to_string())
-                    }
-                    std::path::Component::RootDir | std::path::Component::CurDir => {}
-                    _ => return Err(FsError(Errno::EINVAL)),
-                }
-            }
-            self.only.push(parts);
+            self.only.push(components(p, root)?);
         }
         Ok(self)
     }
 
     fn place(&self, path: &[String]) -> Place {
-        if self.only.is_empty() || self.only.iter().any(|t| path.starts_with(t)) {
+        if self.hidden.iter().any(|h| path.starts_with(h)) {
+            Place::Hidden
+        } else if self.only.is_empty() || self.only.iter().any(|t| path.starts_with(t)) {
             Place::Inside
         } else if self.only.iter().any(|t| t.starts_with(path)) {
             Place::OnTheWay
@@ -330,7 +348,7 @@ impl Export {
 
     /// The entries of a directory, without `.` and `..`.
     pub fn readdir(&self, h: &Handle) -> Result<Vec<Entry>> {
-        let on_the_way = self.place(&h.path) == Place::OnTheWay;
+        let filter = self.place(&h.path) == Place::OnTheWay || !self.hidden.is_empty();
         let dir = self.open_file(h, OFlag::O_RDONLY | OFlag::O_DIRECTORY)?;
         let mut d = nix::dir::Dir::from_fd(OwnedFd::from(dir))?;
         let mut out = Vec::new();
@@ -340,7 +358,7 @@ impl Export {
             if name == "." || name == ".." {
                 continue;
             }
-            if on_the_way {
+            if filter {
                 let mut path = h.path.clone();
                 path.push(name.to_string_lossy().into_owned());
                 if self.place(&path) == Place::Hidden {
@@ -647,6 +665,22 @@ mod tests {
         assert_eq!(names(&up), ["data"]);
         let home = e.walk(&root, "home").unwrap();
         assert_eq!(names(&home), ["u"]);
+        // A hidden tree (the node's own /mfs) is neither listed nor walked.
+        let e = Export::open(&ex, false)
+            .unwrap()
+            .hide(&ex.join("srv/data"), &ex)
+            .unwrap();
+        let root = e.root().unwrap();
+        let srv = e.walk(&root, "srv").unwrap();
+        let listed: Vec<String> = e
+            .readdir(&srv)
+            .unwrap()
+            .into_iter()
+            .map(|x| x.name)
+            .collect();
+        assert!(!listed.contains(&"data".to_string()), "{listed:?}");
+        assert!(listed.contains(&"note".to_string()), "{listed:?}");
+        assert_eq!(e.walk(&srv, "data").unwrap_err().0, Errno::ENOENT);
         let _ = std::fs::remove_dir_all(base);
     }
 }

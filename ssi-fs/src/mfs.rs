@@ -22,8 +22,9 @@
 //! Caching: attributes and names for [`TTL`]; file pages are kept across
 //! opens while the file's mtime and size are unchanged (`FOPEN_KEEP_CACHE`),
 //! never direct I/O for files (so `mmap` works); the synthetic `proc` is read
-//! with direct I/O (its sizes are not known ahead). `readdirplus` brings a
-//! directory's attributes in one round trip per 64 entries.
+//! with direct I/O (its sizes are not known ahead). `readdirplus` asks
+//! for up to [`DIR_CHUNK`] bytes of entries, then their attributes in
+//! batches (85 entries a round trip).
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -41,12 +42,13 @@ use rs9p::{FCall, GetAttrMask, QId, SetAttrMask, Stat, Time};
 
 use crate::client::{Client, ClientError, Transport};
 
+/// Bytes of directory entries one `readdirplus` asks for (about 2,000
+/// names; their attributes then take 6,000 requests in 24 batches).
+const DIR_CHUNK: u32 = 64 << 10;
 /// How long the kernel may trust a name or an attribute.
 pub const TTL: Duration = Duration::from_secs(1);
 /// The 9P message size `/mfs` asks for: a 1 MiB FUSE read is one 9P read.
 pub const MSIZE: u32 = crate::server::MAX_MSIZE;
-/// Names one `Twalk` may carry (9P's MAXWELEM).
-const MAXWELEM: usize = 16;
 
 /// What `/mfs` needs from its node's daemon.
 pub trait Cluster: Send + Sync + 'static {
@@ -183,8 +185,18 @@ fn errno_of(e: &ClientError) -> Errno {
     }
 }
 
+/// A 9P time (seconds as the server's signed `time_t`, sent unsigned).
 fn time_of(t: Time) -> SystemTime {
-    UNIX_EPOCH + Duration::new(t.sec, t.nsec as u32)
+    let secs = t.sec as i64;
+    let nanos = Duration::from_nanos(t.nsec.min(999_999_999));
+    let at = if secs >= 0 {
+        UNIX_EPOCH.checked_add(Duration::from_secs(secs as u64) + nanos)
+    } else {
+        UNIX_EPOCH
+            .checked_sub(Duration::from_secs(secs.unsigned_abs()))
+            .and_then(|t| t.checked_add(nanos))
+    };
+    at.unwrap_or(UNIX_EPOCH)
 }
 
 fn kind_of(mode: u32) -> FileType {
@@ -251,40 +263,30 @@ fn mtime_ns(st: &Stat) -> u64 {
     st.mtime.sec.wrapping_mul(1_000_000_000) + st.mtime.nsec
 }
 
-/// Requests that walk `path` from `root` onto `fid` (at least one, so
-/// that `fid` is a clone of the root for an empty path).
+/// Requests that walk `path` from `root` onto `fid` (a clone of the root
+/// for an empty path). One `Twalk` whatever the depth: our servers take
+/// any number of names, and a walk that stops short makes no fid, so the
+/// operations after it in a batch fail (EBADF) instead of acting on an
+/// ancestor, as a walk in several steps onto one fid would.
 fn walk_reqs(root: u32, fid: u32, path: &[String]) -> Vec<FCall> {
-    let mut out = vec![FCall::TWalk {
+    vec![FCall::TWalk {
         fid: root,
         newfid: fid,
-        wnames: path.iter().take(MAXWELEM).cloned().collect(),
-    }];
-    for chunk in path.chunks(MAXWELEM).skip(1) {
-        out.push(FCall::TWalk {
-            fid,
-            newfid: fid,
-            wnames: chunk.to_vec(),
-        });
-    }
-    out
+        wnames: path.to_vec(),
+    }]
 }
 
-fn walks_in(path: &[String]) -> usize {
-    path.len().div_ceil(MAXWELEM).max(1)
-}
+/// Requests [`walk_reqs`] makes.
+const WALKS: usize = 1;
 
 /// Whether the answers to [`walk_reqs`] reached the end of the path.
 fn walked(answers: &[Result<FCall, ClientError>], path: &[String]) -> Result<(), Errno> {
-    let mut left = path.len();
-    for a in &answers[..walks_in(path)] {
-        let want = left.min(MAXWELEM);
-        match a {
-            Ok(FCall::RWalk { wqids }) if wqids.len() == want => left -= want,
-            Ok(_) => return Err(Errno::ENOENT),
-            Err(e) => return Err(errno_of(e)),
-        }
+    match answers.first() {
+        Some(Ok(FCall::RWalk { wqids })) if wqids.len() == path.len() => Ok(()),
+        Some(Ok(_)) => Err(Errno::ENOENT),
+        Some(Err(e)) => Err(errno_of(e)),
+        None => Err(Errno::EIO),
     }
-    Ok(())
 }
 
 /// A process's tgid and parent, from `/proc/PID/status`.
@@ -344,8 +346,17 @@ impl<C: Cluster> Mfs<C> {
 
     fn conn(&self, node: &str, tree: Tree) -> Result<Shared<Conn>, Errno> {
         let key = (node.to_string(), tree);
-        if let Some(c) = lock(&self.conns).get(&key) {
-            return Ok(c.clone());
+        {
+            let mut conns = lock(&self.conns);
+            if let Some(c) = conns.get(&key) {
+                // A connection that failed (a timeout, a peer gone) is
+                // never asked again: its open files fail with EIO, and a
+                // new one serves everything else.
+                if !lock(c).client.is_broken() {
+                    return Ok(c.clone());
+                }
+                conns.remove(&key);
+            }
         }
         let transport = self.cluster.connect(node).map_err(|e| {
             tracing::warn!(%node, error = %e, "/mfs: cannot reach the node's files");
@@ -447,15 +458,25 @@ impl<C: Cluster> Mfs<C> {
         }
         let mut answers = self.batch(r, &conn, reqs)?;
         walked(&answers, &r.path)?;
-        if keep && answers[n_walks..].iter().any(|a| a.is_err()) {
-            // Do not leak the fid of a failed open.
-            let _ = self.batch(r, &conn, vec![FCall::TClunk { fid }]);
+        if keep && answers.get(n_walks).is_some_and(|a| a.is_err()) {
+            // The first operation (an open, a create) failed: the fid is
+            // not kept. (Later ones are the caller's: see `Self::drop_fid`.)
+            self.drop_fid(&conn, fid);
         }
         answers.truncate(n_walks + n_ops);
         Ok((answers.split_off(n_walks), conn, fid))
     }
 
+    /// Clunks `fid` with the next batch on `conn`.
+    fn drop_fid(&self, conn: &Shared<Conn>, fid: u32) {
+        lock(conn).clunks.push(fid);
+    }
+
     fn remote(&self, ino: u64) -> Result<Remote, Errno> {
+        if ino < FIRST_DYNAMIC {
+            // `/mfs`, `/mfs/proc` and their own entries cannot be changed.
+            return Err(Errno::EROFS);
+        }
         lock(&self.tables)
             .inodes
             .get(&ino)
@@ -703,12 +724,9 @@ impl<C: Cluster> Mfs<C> {
         dir: &Remote,
         offset: u64,
     ) -> Result<(Listed, bool), Errno> {
-        let (entries, conn, dfid) = self.readdir_remote(h, offset)?;
-        let (used, room) = (
-            entries.iter().map(|e| 24 + e.name.len()).sum::<usize>(),
-            lock(&conn).client.iounit() as usize,
-        );
-        let last = used + 24 + 255 <= room;
+        let (entries, conn, dfid) = self.readdir_remote(h, offset, DIR_CHUNK)?;
+        let used = entries.iter().map(|e| 24 + e.name.len()).sum::<usize>();
+        let last = used + 24 + 255 <= DIR_CHUNK as usize;
         let tmp = lock(&conn).client.fresh_fid();
         let mut reqs = Vec::new();
         for e in &entries {
@@ -737,12 +755,13 @@ impl<C: Cluster> Mfs<C> {
         &self,
         h: &Handle,
         offset: u64,
+        count: u32,
     ) -> Result<(Vec<crate::client::DirEntry>, Shared<Conn>, u32), Errno> {
         let Handle::Remote { conn, fid } = h else {
             return Err(Errno::EBADF);
         };
         self.stats.round_trips.fetch_add(1, Ordering::Relaxed);
-        let entries = lock(conn).client.readdir(*fid, offset);
+        let entries = lock(conn).client.readdir_up_to(*fid, offset, count);
         Ok((entries.map_err(|e| errno_of(&e))?, conn.clone(), *fid))
     }
 }
@@ -1023,7 +1042,7 @@ impl<C: Cluster> Filesystem for Mfs<C> {
                 v
             })?;
             walked(&answers, &to_dir.path)?;
-            Self::ok(&answers[walks_in(&to_dir.path)])?;
+            Self::ok(&answers[WALKS])?;
             self.moved(&from_dir.child(name), &to_dir.child(newname));
             Ok(())
         })();
@@ -1039,15 +1058,21 @@ impl<C: Cluster> Filesystem for Mfs<C> {
         let got = self.remote(ino.0).and_then(|r| {
             let (answers, conn, fid) = self.on_path(&r, true, |fid| {
                 vec![
-                    Self::getattr_req(fid),
                     FCall::TlOpen {
                         fid,
                         flags: acc as u32,
                     },
+                    Self::getattr_req(fid),
                 ]
             })?;
-            let (_, stat) = Self::attr_answer(&answers[0])?;
-            Self::ok(&answers[1])?;
+            Self::ok(&answers[0])?;
+            let stat = match Self::attr_answer(&answers[1]) {
+                Ok((_, stat)) => stat,
+                Err(e) => {
+                    self.drop_fid(&conn, fid);
+                    return Err(e);
+                }
+            };
             Ok((r.tree, stat, conn, fid))
         });
         match got {
@@ -1115,6 +1140,7 @@ impl<C: Cluster> Filesystem for Mfs<C> {
                         Err(_) => break,
                     }
                 }
+                out.truncate(size as usize);
                 self.stats
                     .read_bytes
                     .fetch_add(out.len() as u64, Ordering::Relaxed);
@@ -1149,6 +1175,7 @@ impl<C: Cluster> Filesystem for Mfs<C> {
         while done < data.len() {
             self.stats.round_trips.fetch_add(1, Ordering::Relaxed);
             match c.client.write(*fid, offset + done as u64, &data[done..]) {
+                Ok(0) if done == 0 => return reply.error(Errno::EIO),
                 Ok(0) => break,
                 Ok(n) => done += n as usize,
                 Err(e) if done == 0 => return reply.error(errno_of(&e)),
@@ -1240,7 +1267,7 @@ impl<C: Cluster> Filesystem for Mfs<C> {
             }
             return reply.ok();
         }
-        match self.readdir_remote(&h, offset) {
+        match self.readdir_remote(&h, offset, MSIZE) {
             Ok((entries, _, _)) => {
                 for e in entries {
                     let kind = kind_of(u32::from(e.kind) << 12);
@@ -1407,7 +1434,14 @@ impl<C: Cluster> Filesystem for Mfs<C> {
                 v
             })?;
             Self::ok(&answers[0])?;
-            let (qid, stat) = Self::attr_answer(&answers[answers.len() - 1])?;
+            // (A refused chown of the new file leaves it root's.)
+            let (qid, stat) = match Self::attr_answer(&answers[answers.len() - 1]) {
+                Ok(x) => x,
+                Err(e) => {
+                    self.drop_fid(&conn, fid);
+                    return Err(e);
+                }
+            };
             let ino = self.intern(&child, &qid, true);
             Ok((attr_of(ino, &stat), conn, fid))
         })();

@@ -84,8 +84,19 @@ fn qid(st: &libc::stat) -> QId {
     QId {
         typ,
         version: st.st_mtime as u32 ^ st.st_mtime_nsec as u32,
-        path: st.st_ino,
+        path: qid_path(st),
     }
+}
+
+/// A file's identity on the wire: its inode mixed with its device (an
+/// export spans file systems: `/`, `/proc` and `/sys` all have an inode
+/// 1), the top bit left clear (the synthetic tree's).
+fn qid_path(st: &libc::stat) -> u64 {
+    (st.st_ino
+        ^ st.st_dev
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(32))
+        & !(1 << 63)
 }
 
 fn stat_of(st: &libc::stat) -> Stat {

@@ -172,6 +172,36 @@ fn mfs_shows_every_nodes_files_and_processes() {
     c.down();
 }
 
+/// The PID on this machine of process `pid` of node1.
+fn host_pid_of(c: &Cluster, pid: i64) -> i32 {
+    let init = c.pid_of("node1", "init_pid").expect("node1's init");
+    // Find the host process whose innermost PID (NSpid's last) is `pid`
+    // in node1's PID namespace.
+    let ns = std::fs::read_link(format!("/proc/{init}/ns/pid")).unwrap();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(p) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if std::fs::read_link(format!("/proc/{p}/ns/pid"))
+            .ok()
+            .as_ref()
+            != Some(&ns)
+        {
+            continue;
+        }
+        let status = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default();
+        let inner = status
+            .lines()
+            .find_map(|l| l.strip_prefix("NSpid:"))
+            .and_then(|v| v.split_whitespace().last())
+            .and_then(|v| v.parse::<i64>().ok());
+        if inner == Some(pid) {
+            return p;
+        }
+    }
+    panic!("no process {pid} in node1")
+}
+
 /// The image bytes of each migration in a node's log, in order, with
 /// whether the pages of its files travelled too.
 fn migrations_in(log: &str) -> Vec<(u64, bool)> {
@@ -193,51 +223,84 @@ fn migrations_in(log: &str) -> Vec<(u64, bool)> {
 
 /// A process whose binary exists only on its home node migrates with its
 /// binary and libraries mapped where it lands (the binary through
-/// `/mfs/node1` on node2, its pages fetched when touched), and prints what
-/// it prints natively; without `/mfs` on the target the same migration
-/// must carry every page of its files, at least 5x the bytes.
+/// `/mfs/node1` on node2, its pages fetched when touched), prints what it
+/// prints natively, and comes home again; without `/mfs` on the target
+/// the same migration must carry every page of its files, at least 5x the
+/// bytes.
 #[test]
 fn a_guest_maps_its_home_only_binary_through_mfs_and_sends_5x_fewer_bytes() {
     use mosaic_tests::text;
     let mut c = Cluster::up("mfs-lazy", 2, 46946);
     let mosaic = mosaic_tests::bin("mosaic");
+    let m = mosaic.display();
     std::fs::copy("/usr/bin/mawk", c.dir.join("node1/srv/mawk")).unwrap();
-    let prog = "BEGIN { for (i = 0; i < 3000000; i++) s += i % 7; printf \"%d\\n\", s }";
+    // node2 has no /srv/mosaic-node/mawk: it maps node1's through /mfs.
+    assert!(!c.dir.join("node2/srv/mawk").exists());
+    let prog = "BEGIN { for (i = 0; i < 20000000; i++) s += i % 7; printf \"%d\\n\", s }";
     let native = c.exec("node1", &["/srv/mosaic-node/mawk", prog]);
     assert!(native.status.success(), "{}", text(&native));
+    // Moved once it runs (its libraries mapped), then waited for.
     let migrated = |c: &Cluster| {
         let out = c.exec(
             "node1",
             &[
-                mosaic.to_str().unwrap(),
-                "run",
-                "--node",
-                "node2",
-                "--",
-                "/srv/mosaic-node/mawk",
-                prog,
+                "sh",
+                "-c",
+                &format!(
+                    "/srv/mosaic-node/mawk '{prog}' & p=$!; sleep 0.3; {m} migrate $p node2 >&2; wait $p"
+                ),
             ],
         );
         assert_eq!(stdout(&out), stdout(&native), "{}", text(&out));
         migrations_in(&c.log("node1"))
     };
-    // node2 has no /srv/mosaic-node/mawk: it maps node1's through /mfs.
-    assert!(!c.dir.join("node2/srv/mawk").exists());
     let lazy = migrated(&c);
     assert_eq!(lazy.len(), 1, "{}", c.log("node1"));
     assert!(!lazy[0].1, "{lazy:?}");
+    // Such a guest comes home again: its binary goes home under its own
+    // path and is mapped from the file there.
+    let out = c.exec(
+        "node1",
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "/srv/mosaic-node/mawk 'BEGIN {{ while (1) n++ }}' >/dev/null 2>&1 & p=$!; sleep 0.3; {m} migrate $p node2 >&2 && echo $p"
+            ),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let spinner: i64 = stdout(&out).trim().parse().unwrap();
+    let home = c.exec(
+        "node1",
+        &[
+            mosaic.to_str().unwrap(),
+            "migrate",
+            &spinner.to_string(),
+            "home",
+        ],
+    );
+    assert!(home.status.success(), "{}\n{}", text(&home), c.log("node1"));
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", host_pid_of(&c, spinner)))
+        .unwrap_or_default();
+    assert!(
+        maps.contains("/srv/mosaic-node/mawk") && !maps.contains("/mfs/"),
+        "at home it maps its own files, not /mfs: {maps}"
+    );
+    let _ = c.exec("node1", &["kill", &spinner.to_string()]);
     // Without /mfs on node2, the binary cannot be mapped there: the
     // migration is made again with the files' pages in the image.
     let out = c.exec("node2", &["umount", "-l", "/mfs"]);
     assert!(out.status.success(), "{}", text(&out));
-    let both = migrated(&c);
-    assert_eq!(both.len(), 2, "{}", c.log("node1"));
-    assert!(both[1].1, "{both:?}");
+    let all = migrated(&c);
+    // The lazy one, the spinner, and this one (its pages in the image).
+    assert_eq!(all.len(), 3, "{}", c.log("node1"));
+    assert!(all[2].1, "{all:?}");
     assert!(
         c.log("node1")
             .contains("sending the pages of its mapped files too")
     );
-    let (with, without) = (both[0].0, both[1].0);
+    let (with, without) = (all[0].0, all[2].0);
     println!("image bytes: {with} with /mfs, {without} without");
     assert!(
         without >= 5 * with,
