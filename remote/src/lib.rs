@@ -606,9 +606,15 @@ const FILL_MAX: u64 = 256 << 20;
 /// Whether the guest's call is an `mmap` of a file, private, that we fill
 /// from home.
 fn private_file_map(n: &Notif) -> bool {
-    let flags = n.args[3];
+    let (prot, flags) = (n.args[2], n.args[3]);
+    let kind = flags & libc::MAP_TYPE as u64;
+    // A read-only shared mapping reads like a private one (ld.so maps
+    // /etc/ld.so.cache so, right after exec: it brought every guest
+    // captured at exec straight home). It would not see later writes to
+    // the file by others.
+    let read_only_shared = kind == libc::MAP_SHARED as u64 && prot & libc::PROT_WRITE as u64 == 0;
     i64::from(n.nr) == libc::SYS_mmap
-        && flags & libc::MAP_TYPE as u64 == libc::MAP_PRIVATE as u64
+        && (kind == libc::MAP_PRIVATE as u64 || read_only_shared)
         && flags & libc::MAP_ANONYMOUS as u64 == 0
         && n.args[1] > 0
         && n.args[1] <= FILL_MAX

@@ -746,6 +746,28 @@ fn private_file_mappings_made_while_away_are_filled_from_home() {
         !log.contains("sending the guest home"),
         "it stayed on node2:\n{log}"
     );
+
+    // Captured at exec (`mosaic run --node`), before ld.so ran: ld.so's
+    // read-only shared mapping of /etc/ld.so.cache is filled from home
+    // like a private one, and the process stays on node2.
+    let out = c.exec(
+        "node1",
+        &[
+            bin("mosaic").to_str().unwrap(),
+            "run",
+            "--node",
+            "node2",
+            "--",
+            "mawk",
+            "BEGIN { for (i = 0; i < 3000000; i++) n++; print n }",
+        ],
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "3000000\n");
+    let log = c.log("node1");
+    assert!(
+        !log.contains("the process came home and runs here again"),
+        "it stayed on node2:\n{log}"
+    );
     c.down();
 }
 
