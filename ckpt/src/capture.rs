@@ -530,7 +530,7 @@ fn vma_of(
 /// Marks a shared mapping in `Vma::prot` (above the PROT_* bits).
 pub const SHARED_FLAG: u32 = 1 << 16;
 
-fn file_id(path: &str, st: &std::fs::Metadata) -> FileId {
+pub(crate) fn file_id(path: &str, st: &std::fs::Metadata) -> FileId {
     use std::os::unix::fs::MetadataExt;
     FileId {
         path: path.to_string(),

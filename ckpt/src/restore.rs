@@ -16,7 +16,6 @@
 //! failure kills and reaps it: a failed restore leaves no process behind.
 
 use std::io::Read;
-use std::os::unix::fs::MetadataExt;
 
 use mosaic_proto::image::{
     Backing, FdKind, FileId, ImageMeta, ImageReader, PAGE_SIZE, SigAction, Vma,
@@ -150,22 +149,24 @@ pub fn restore_traced<R: Read + Send>(
 /// file under `fallback` (size and time: another machine's inode numbers
 /// differ).
 fn locate(f: &FileId, fallback: Option<&std::path::Path>) -> Result<String, CkptError> {
-    let mtime = |st: &std::fs::Metadata| st.mtime() * 1_000_000_000 + st.mtime_nsec();
-    let here = std::fs::metadata(&f.path);
-    if let Ok(st) = &here
-        && st.size() == f.size
-        && mtime(st) == f.mtime_ns
-        && ((f.inode, f.dev) == (0, 0) || (st.ino(), st.dev()) == (f.inode, f.dev))
+    // The identity of the file at `path` now.
+    let now = |path: &str| std::fs::metadata(path).map(|st| crate::capture::file_id(path, &st));
+    let here = now(&f.path);
+    if let Ok(id) = &here
+        && (id.size, id.mtime_ns) == (f.size, f.mtime_ns)
+        && ((f.inode, f.dev) == (0, 0) || (id.inode, id.dev) == (f.inode, f.dev))
     {
         return Ok(f.path.clone());
     }
     if let Some(root) = fallback {
-        let there = root.join(f.path.trim_start_matches('/'));
-        if let Ok(st) = std::fs::metadata(&there)
-            && st.size() == f.size
-            && mtime(&st) == f.mtime_ns
+        let there = root
+            .join(f.path.trim_start_matches('/'))
+            .display()
+            .to_string();
+        if let Ok(id) = now(&there)
+            && (id.size, id.mtime_ns) == (f.size, f.mtime_ns)
         {
-            return Ok(there.display().to_string());
+            return Ok(there);
         }
     }
     Err(CkptError::FileChanged {

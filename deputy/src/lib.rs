@@ -142,20 +142,12 @@ pub struct Placeholder<T> {
     pidfd: Option<OwnedFd>,
 }
 
-/// Sends process `pid` over `link`. On success the process is a placeholder
-/// and its guest runs on the other side; on any failure before that it goes
-/// on running at home as if nothing happened.
+/// Sends process `pid` over `link`, captured with `opts` (`embed_files`:
+/// the pages of its mapped files travel too, for a target that cannot map
+/// them). On success the process is a placeholder and its guest runs on
+/// the other side; on any failure before that it goes on running at home
+/// as if nothing happened.
 pub fn migrate<T>(
-    pid: i32,
-    home: &str,
-    link: &mut dyn Link,
-) -> Result<Placeholder<T>, DeputyError> {
-    migrate_with(pid, home, link, &CaptureOptions::default())
-}
-
-/// [`migrate`], captured with `opts` (`embed_files`: the pages of its
-/// mapped files travel too, for a target that cannot map them).
-pub fn migrate_with<T>(
     pid: i32,
     home: &str,
     link: &mut dyn Link,

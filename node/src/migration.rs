@@ -474,40 +474,31 @@ fn deputy(
     let cmd = crate::procstat::cmdline(pid);
     loop {
         let (name, addr) = target;
-        let mut link = match AuthStream::connect_tcp(addr, key) {
-            Ok(l) => l,
-            Err(e) => {
-                let _ = reply.send(Err(format!("cannot reach {name} at {addr}: {e}")));
-                return;
-            }
+        // Connects and sends it, captured with `opts`; the error is the
+        // deputy's (`Ok`) or the connection's (`Err`).
+        let send = |opts: &mosaic_ckpt::CaptureOptions| {
+            let mut link = AuthStream::connect_tcp(addr, key)
+                .map_err(|e| Err(format!("cannot reach {name} at {addr}: {e}")))?;
+            mosaic_deputy::migrate::<Target>(pid, me, &mut link, opts)
+                .map(|p| (link, p))
+                .map_err(Ok)
         };
-        let placeholder = match mosaic_deputy::migrate::<Target>(pid, me, &mut link) {
-            Ok(p) => p,
-            Err(mosaic_deputy::DeputyError::FilesMissing(why)) => {
+        let sent = match send(&Default::default()) {
+            Err(Ok(mosaic_deputy::DeputyError::FilesMissing(why))) => {
                 // Its files are not there (nor under the target's /mfs):
                 // again, with their pages in the image.
                 info!(pid, to = %name, %why, "sending the pages of its mapped files too");
-                let embed = mosaic_ckpt::CaptureOptions {
+                send(&mosaic_ckpt::CaptureOptions {
                     embed_files: true,
                     ..Default::default()
-                };
-                let again = AuthStream::connect_tcp(addr, key)
-                    .map_err(|e| format!("cannot reach {name} at {addr}: {e}"))
-                    .and_then(|mut l| {
-                        let p = mosaic_deputy::migrate_with::<Target>(pid, me, &mut l, &embed);
-                        link = l;
-                        p.map_err(|e| e.to_string())
-                    });
-                match again {
-                    Ok(p) => p,
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                        return;
-                    }
-                }
+                })
             }
+            other => other,
+        };
+        let (mut link, placeholder) = match sent {
+            Ok(sent) => sent,
             Err(e) => {
-                let _ = reply.send(Err(e.to_string()));
+                let _ = reply.send(Err(e.map_or_else(|m| m, |d| d.to_string())));
                 return;
             }
         };

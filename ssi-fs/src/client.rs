@@ -369,12 +369,9 @@ impl<T: Transport> Client<T> {
         let req = Self::encode(FCall::TReadDir { fid, offset, count })?;
         let answer = self.transport.round_trip(&req)?;
         if answer.first() != Some(&RREADDIR) {
-            let msg = rs9p::serialize::read_msg(&mut answer.as_slice())
-                .map_err(|e| ClientError::Protocol(e.to_string()))?;
-            return match msg.body {
-                FCall::RlError { ecode } => Err(ClientError::Errno(Errno::from_raw(ecode as i32))),
-                other => Err(ClientError::Protocol(format!("readdir: {other:?}"))),
-            };
+            // An Rlerror (its errno), or a stray answer.
+            let other = Self::body(Self::decode(&answer)?)?;
+            return Err(ClientError::Protocol(format!("readdir: {other:?}")));
         }
         let bad = || ClientError::Protocol("a short Rreaddir".into());
         let body = answer.get(3..).ok_or_else(bad)?;

@@ -141,6 +141,16 @@ struct Conn {
     clunks: Vec<u32>,
 }
 
+impl Conn {
+    /// The deferred clunks, as requests (taken: sent once).
+    fn take_clunks(&mut self) -> Vec<FCall> {
+        self.clunks
+            .drain(..)
+            .map(|fid| FCall::TClunk { fid })
+            .collect()
+    }
+}
+
 /// Closed fids kept for the next batch, at most.
 const MAX_DEFERRED_CLUNKS: usize = 64;
 
@@ -263,29 +273,25 @@ fn mtime_ns(st: &Stat) -> u64 {
     st.mtime.sec.wrapping_mul(1_000_000_000) + st.mtime.nsec
 }
 
-/// Requests that walk `path` from `root` onto `fid` (a clone of the root
-/// for an empty path). One `Twalk` whatever the depth: our servers take
-/// any number of names, and a walk that stops short makes no fid, so the
-/// operations after it in a batch fail (EBADF) instead of acting on an
+/// The request that walks `path` from `from` onto `fid` (a clone of
+/// `from` for an empty path). One `Twalk` whatever the depth: our servers
+/// take any number of names, and a walk that stops short makes no fid, so
+/// the operations after it in a batch fail (EBADF) instead of acting on an
 /// ancestor, as a walk in several steps onto one fid would.
-fn walk_reqs(root: u32, fid: u32, path: &[String]) -> Vec<FCall> {
-    vec![FCall::TWalk {
-        fid: root,
+fn walk_req(from: u32, fid: u32, path: &[String]) -> FCall {
+    FCall::TWalk {
+        fid: from,
         newfid: fid,
         wnames: path.to_vec(),
-    }]
+    }
 }
 
-/// Requests [`walk_reqs`] makes.
-const WALKS: usize = 1;
-
-/// Whether the answers to [`walk_reqs`] reached the end of the path.
-fn walked(answers: &[Result<FCall, ClientError>], path: &[String]) -> Result<(), Errno> {
-    match answers.first() {
-        Some(Ok(FCall::RWalk { wqids })) if wqids.len() == path.len() => Ok(()),
-        Some(Ok(_)) => Err(Errno::ENOENT),
-        Some(Err(e)) => Err(errno_of(e)),
-        None => Err(Errno::EIO),
+/// Whether the answer to [`walk_req`] reached the end of the path.
+fn walked(answer: &Answer, path: &[String]) -> Result<(), Errno> {
+    match answer {
+        Ok(FCall::RWalk { wqids }) if wqids.len() == path.len() => Ok(()),
+        Ok(_) => Err(Errno::ENOENT),
+        Err(e) => Err(errno_of(e)),
     }
 }
 
@@ -401,11 +407,7 @@ impl<C: Cluster> Mfs<C> {
         self.stats.round_trips.fetch_add(1, Ordering::Relaxed);
         let answers = {
             let mut c = lock(conn);
-            let clunks: Vec<FCall> = c
-                .clunks
-                .drain(..)
-                .map(|fid| FCall::TClunk { fid })
-                .collect();
+            let clunks = c.take_clunks();
             let n = clunks.len();
             c.client
                 .batch(clunks.into_iter().chain(reqs).collect())
@@ -448,8 +450,7 @@ impl<C: Cluster> Mfs<C> {
             }
         };
         let fid = w.fid;
-        let mut reqs = walk_reqs(w.root, fid, &r.path);
-        let n_walks = reqs.len();
+        let mut reqs = vec![walk_req(w.root, fid, &r.path)];
         let ops = ops(w);
         let n_ops = ops.len();
         reqs.extend(ops);
@@ -457,19 +458,24 @@ impl<C: Cluster> Mfs<C> {
             reqs.push(FCall::TClunk { fid });
         }
         let mut answers = self.batch(r, &conn, reqs)?;
-        walked(&answers, &r.path)?;
-        if keep && answers.get(n_walks).is_some_and(|a| a.is_err()) {
+        walked(&answers[0], &r.path)?;
+        if keep && answers.get(1).is_some_and(|a| a.is_err()) {
             // The first operation (an open, a create) failed: the fid is
             // not kept. (Later ones are the caller's: see `Self::drop_fid`.)
             self.drop_fid(&conn, fid);
         }
-        answers.truncate(n_walks + n_ops);
-        Ok((answers.split_off(n_walks), conn, fid))
+        answers.truncate(1 + n_ops);
+        Ok((answers.split_off(1), conn, fid))
     }
 
     /// Clunks `fid` with the next batch on `conn`.
     fn drop_fid(&self, conn: &Shared<Conn>, fid: u32) {
-        lock(conn).clunks.push(fid);
+        let mut c = lock(conn);
+        c.clunks.push(fid);
+        if c.clunks.len() >= MAX_DEFERRED_CLUNKS {
+            let clunks = c.take_clunks();
+            let _ = c.client.batch(clunks);
+        }
     }
 
     fn remote(&self, ino: u64) -> Result<Remote, Errno> {
@@ -576,14 +582,7 @@ impl<C: Cluster> Mfs<C> {
         let child = dir.child(name);
         let (answers, _, _) = self.on_path_with(&dir, false, |w| {
             let (fid, tmp) = (w.fid, w.spare);
-            let mut v = vec![
-                make(fid, name),
-                FCall::TWalk {
-                    fid,
-                    newfid: tmp,
-                    wnames: vec![name.to_string()],
-                },
-            ];
+            let mut v = vec![make(fid, name), walk_req(fid, tmp, &[name.to_string()])];
             v.extend(Self::owner_reqs(req, tmp));
             v.push(Self::getattr_req(tmp));
             v.push(FCall::TClunk { fid: tmp });
@@ -730,15 +729,13 @@ impl<C: Cluster> Mfs<C> {
         let tmp = lock(&conn).client.fresh_fid();
         let mut reqs = Vec::new();
         for e in &entries {
-            reqs.push(FCall::TWalk {
-                fid: dfid,
-                newfid: tmp,
-                wnames: if e.name == "." || e.name == ".." {
-                    vec![]
-                } else {
-                    vec![e.name.clone()]
-                },
-            });
+            let dots = e.name == "." || e.name == "..";
+            let path = if dots {
+                &[][..]
+            } else {
+                std::slice::from_ref(&e.name)
+            };
+            reqs.push(walk_req(dfid, tmp, path));
             reqs.push(Self::getattr_req(tmp));
             reqs.push(FCall::TClunk { fid: tmp });
         }
@@ -1031,18 +1028,19 @@ impl<C: Cluster> Filesystem for Mfs<C> {
             );
             let (answers, _, _) = self.on_path_with(&from_dir, false, |w| {
                 // The second directory, walked in the same batch.
-                let mut v = walk_reqs(w.root, w.spare, &to_dir.path);
-                v.push(FCall::TRenameAt {
-                    olddirfid: w.fid,
-                    oldname: name.into(),
-                    newdirfid: w.spare,
-                    newname: newname.into(),
-                });
-                v.push(FCall::TClunk { fid: w.spare });
-                v
+                vec![
+                    walk_req(w.root, w.spare, &to_dir.path),
+                    FCall::TRenameAt {
+                        olddirfid: w.fid,
+                        oldname: name.into(),
+                        newdirfid: w.spare,
+                        newname: newname.into(),
+                    },
+                    FCall::TClunk { fid: w.spare },
+                ]
             })?;
-            walked(&answers, &to_dir.path)?;
-            Self::ok(&answers[WALKS])?;
+            walked(&answers[0], &to_dir.path)?;
+            Self::ok(&answers[1])?;
             self.moved(&from_dir.child(name), &to_dir.child(newname));
             Ok(())
         })();
@@ -1482,16 +1480,7 @@ impl<C: Cluster> Mfs<C> {
             return;
         };
         if let Handle::Remote { conn, fid } = &*h {
-            let mut c = lock(conn);
-            c.clunks.push(*fid);
-            if c.clunks.len() >= MAX_DEFERRED_CLUNKS {
-                let clunks: Vec<FCall> = c
-                    .clunks
-                    .drain(..)
-                    .map(|fid| FCall::TClunk { fid })
-                    .collect();
-                let _ = c.client.batch(clunks);
-            }
+            self.drop_fid(conn, *fid);
         }
     }
 }
