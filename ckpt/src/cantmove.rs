@@ -71,6 +71,10 @@ pub fn reasons(pid: i32) -> Result<Vec<String>, CkptError> {
             why.push(format!("it uses io_uring (fd {fd})"));
         } else if target == "anon_inode:[userfaultfd]" {
             why.push(format!("it uses userfaultfd (fd {fd})"));
+        } else if target == "anon_inode:[signalfd]" {
+            why.push(format!(
+                "it reads signals through a signalfd (fd {fd}), which would not see them once they are relayed to a guest"
+            ));
         }
     }
     Ok(why)

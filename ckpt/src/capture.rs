@@ -128,6 +128,16 @@ fn describe(t: &mut Tracee, opts: &CaptureOptions) -> Result<ImageMeta, CkptErro
     let insn = find_syscall_insn(t, &maps_before, regs.rip)?;
     t.set_syscall_insn(insn);
     let injected = Injected::ask(t)?;
+    // Signals taken off its queue while we held it (before the interrupt,
+    // or during an injection) travel as queued ones, with their siginfo. The
+    // tracee keeps them too: if the process stays, release gives them back;
+    // the caller drops them once the image runs elsewhere.
+    for d in &t.deferred_signals {
+        pending.push(PendingSignal {
+            shared: false,
+            siginfo: d.info.to_vec(),
+        });
+    }
     mm.brk = injected.brk;
 
     let maps = procfs::maps(pid)?;
@@ -162,6 +172,7 @@ fn describe(t: &mut Tracee, opts: &CaptureOptions) -> Result<ImageMeta, CkptErro
         vmas,
         fds: fds(t)?,
         itimers: injected.itimers,
+        posix_timers: injected.posix_timers,
         cpus: nix::sched::sched_getaffinity(t.pid)
             .map(|set| {
                 (0..nix::sched::CpuSet::count())
@@ -337,6 +348,7 @@ fn find_syscall_insn(t: &Tracee, maps: &[MapLine], rip: u64) -> Result<u64, Ckpt
 /// What only the process itself can tell, asked by injected system calls.
 struct Injected {
     itimers: Vec<(i32, u64, u64)>,
+    posix_timers: Vec<mosaic_proto::image::PosixTimer>,
     sigactions: Vec<SigAction>,
     altstack: AltStack,
     tid_address: u64,
@@ -408,24 +420,11 @@ impl Injected {
         t.read_mem(scratch, &mut raw)?;
         let tid_address = u64::from_le_bytes(raw);
         let brk = t.syscall_ok("brk(0)", libc::SYS_brk, [0; 6])?;
-        let mut itimers = Vec::new();
-        for which in [libc::ITIMER_REAL, libc::ITIMER_VIRTUAL, libc::ITIMER_PROF] {
-            t.syscall_ok(
-                "getitimer",
-                libc::SYS_getitimer,
-                [which as u64, scratch, 0, 0, 0, 0],
-            )?;
-            let mut raw = [0u8; 32];
-            t.read_mem(scratch, &mut raw)?;
-            let w =
-                |i: usize| u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
-            let (interval, value) = (w(0) * 1_000_000 + w(1), w(2) * 1_000_000 + w(3));
-            if value != 0 {
-                itimers.push((which, interval, value));
-            }
-        }
+        let itimers = crate::timers::capture_itimers(t, scratch)?;
+        let posix_timers = crate::timers::capture_posix(t, scratch)?;
         Ok(Injected {
             itimers,
+            posix_timers,
             sigactions,
             altstack,
             tid_address,

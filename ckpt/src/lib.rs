@@ -12,7 +12,8 @@
 //!
 //! Modules: [`ptrace`] (a stopped tracee, injection of system calls),
 //! [`procfs`] (what `/proc` says), [`cantmove`], [`capture`], [`restore`],
-//! [`restart`] (how an interrupted system call resumes).
+//! [`restart`] (how an interrupted system call resumes), [`timers`]
+//! (interval and POSIX timers, capture and restore side by side).
 //!
 //! Why by hand: CRIU does this in C with a parasite blob; no Rust crate
 //! restores a process. We inject single system calls with
@@ -26,6 +27,7 @@ pub mod procfs;
 pub mod ptrace;
 pub mod restart;
 pub mod restore;
+pub mod timers;
 
 use thiserror::Error;
 

@@ -32,9 +32,90 @@ pub struct Tracee {
     mem: File,
     /// Address of a `syscall` instruction in the tracee, for injection.
     syscall_insn: Option<u64>,
-    /// Signals that arrived while we injected, to deliver on release.
-    pub deferred_signals: Vec<Signal>,
+    /// Signals that arrived while we held it (at a delivery stop, which
+    /// takes them off its queue), with their siginfo: given back on
+    /// release, and carried by a capture.
+    pub deferred_signals: Vec<Deferred>,
     _not_send: std::marker::PhantomData<*const ()>,
+}
+
+/// A signal taken off a tracee's queue at a delivery stop.
+#[derive(Clone)]
+pub struct Deferred {
+    pub signal: Signal,
+    /// Its `siginfo_t` as the kernel gave it (zeros but the number if
+    /// `PTRACE_GETSIGINFO` failed).
+    pub info: [u8; 128],
+}
+
+impl std::fmt::Debug for Deferred {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (si_code {})", self.signal, self.code())
+    }
+}
+
+impl Deferred {
+    /// The signal `pid` is stopped at, with its siginfo.
+    pub fn at_stop(pid: Pid, signal: Signal) -> Deferred {
+        let mut info = [0u8; 128];
+        // PTRACE_GETSIGINFO writes one siginfo_t (128 bytes) into `info`.
+        let got = raw_ptrace(libc::PTRACE_GETSIGINFO, pid, 0, info.as_mut_ptr() as usize);
+        if got.is_err() {
+            info = [0u8; 128];
+            info[..4].copy_from_slice(&(signal as i32).to_le_bytes());
+        }
+        Deferred { signal, info }
+    }
+
+    /// A signal with no siginfo to keep (sent by number).
+    pub fn plain(signal: Signal) -> Deferred {
+        let mut info = [0u8; 128];
+        info[..4].copy_from_slice(&(signal as i32).to_le_bytes());
+        info[8..12].copy_from_slice(&libc::SI_USER.to_le_bytes());
+        Deferred { signal, info }
+    }
+
+    /// `si_code`.
+    pub fn code(&self) -> i32 {
+        i32::from_le_bytes(self.info[8..12].try_into().expect("4 bytes"))
+    }
+
+    /// Whether the process's own timers sent it ([`timer_signal`]).
+    pub fn from_timer(&self) -> bool {
+        timer_signal(self.signal as i32, self.code())
+    }
+
+    /// Queues it on `pid` again: with its siginfo where the kernel lets
+    /// another process queue one (a negative si_code other than SI_TKILL:
+    /// timers, sigqueue), else by number.
+    pub fn requeue(&self, pid: Pid) {
+        let code = self.code();
+        if code < 0 && code != libc::SI_TKILL {
+            // SAFETY: rt_tgsigqueueinfo reads one siginfo_t from `info`.
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_rt_tgsigqueueinfo,
+                    pid.as_raw(),
+                    pid.as_raw(),
+                    self.signal as i32,
+                    self.info.as_ptr(),
+                )
+            };
+            if r == 0 {
+                return;
+            }
+        }
+        let _ = nix::sys::signal::kill(pid, self.signal);
+    }
+}
+
+/// Whether a signal with this `si_code` was sent by the process's own
+/// timers: a POSIX timer (SI_TIMER), or an interval timer (SIGALRM,
+/// SIGVTALRM, SIGPROF from the kernel).
+pub fn timer_signal(signo: i32, si_code: i32) -> bool {
+    si_code == libc::SI_TIMER
+        || (si_code == libc::SI_KERNEL
+            && matches!(signo, libc::SIGALRM | libc::SIGVTALRM | libc::SIGPROF))
 }
 
 fn raw_ptrace(req: libc::c_uint, pid: Pid, addr: usize, data: usize) -> nix::Result<libc::c_long> {
@@ -65,7 +146,7 @@ impl Tracee {
                 WaitStatus::PtraceEvent(_, _, _) | WaitStatus::Stopped(_, Signal::SIGSTOP) => break,
                 WaitStatus::Stopped(_, sig) => {
                     // A signal arrived before our interrupt: keep it for later.
-                    deferred.push(sig);
+                    deferred.push(Deferred::at_stop(pid, sig));
                     ptrace::cont(pid, None).map_err(|e| CkptError::Ptrace("PTRACE_CONT", e))?;
                 }
                 WaitStatus::Exited(..) | WaitStatus::Signaled(..) => {
@@ -82,7 +163,7 @@ impl Tracee {
         Tracee::new(pid, Vec::new())
     }
 
-    fn new(pid: Pid, deferred_signals: Vec<Signal>) -> Result<Tracee, CkptError> {
+    fn new(pid: Pid, deferred_signals: Vec<Deferred>) -> Result<Tracee, CkptError> {
         let mem = File::options()
             .read(true)
             .write(true)
@@ -283,7 +364,7 @@ impl Tracee {
             {
                 WaitStatus::Stopped(_, Signal::SIGTRAP) => break,
                 WaitStatus::Stopped(_, sig) => {
-                    self.deferred_signals.push(sig);
+                    self.deferred_signals.push(Deferred::at_stop(self.pid, sig));
                     let now = ptrace::getregs(self.pid)
                         .map_err(|e| CkptError::Ptrace("PTRACE_GETREGS", e))?;
                     if now.rip != at {
@@ -393,8 +474,8 @@ impl Tracee {
     /// deferred signals are re-sent.
     pub fn release_with(self, sig: Option<Signal>) -> Result<(), CkptError> {
         ptrace::detach(self.pid, sig).map_err(|e| CkptError::Ptrace("PTRACE_DETACH", e))?;
-        for sig in &self.deferred_signals {
-            let _ = nix::sys::signal::kill(self.pid, *sig);
+        for d in &self.deferred_signals {
+            d.requeue(self.pid);
         }
         Ok(())
     }

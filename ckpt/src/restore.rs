@@ -383,7 +383,8 @@ fn build<R: Read + Send>(
     }
     set_files(t, meta, opts, data)?;
     queue_pending(t, meta, data)?;
-    set_itimers(t, meta, data)?;
+    crate::timers::restore_itimers(t, meta, data)?;
+    crate::timers::restore_posix(t, meta, data)?;
     if opts.own_process_group {
         t.syscall_ok("setpgid", libc::SYS_setpgid, [0, 0, 0, 0, 0, 0])?;
     }
@@ -911,27 +912,6 @@ fn set_files(
         libc::SYS_close_range,
         [base, u32::MAX as u64, 0, 0, 0, 0],
     )?;
-    Ok(())
-}
-
-fn set_itimers(t: &mut Tracee, meta: &ImageMeta, data: u64) -> Result<(), CkptError> {
-    for &(which, interval, value) in &meta.itimers {
-        let mut s = Vec::with_capacity(32);
-        for w in [
-            interval / 1_000_000,
-            interval % 1_000_000,
-            value / 1_000_000,
-            value % 1_000_000,
-        ] {
-            s.extend_from_slice(&w.to_le_bytes());
-        }
-        t.write_mem(data, &s)?;
-        t.syscall_ok(
-            "setitimer",
-            libc::SYS_setitimer,
-            [which as u64, data, 0, 0, 0, 0],
-        )?;
-    }
     Ok(())
 }
 

@@ -22,12 +22,17 @@
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use mosaic_ckpt::ptrace::Tracee;
+use mosaic_ckpt::ptrace::{Deferred, Tracee};
 use mosaic_ckpt::{CaptureOptions, CkptError, RestoreOptions};
 use mosaic_proto::migrate::{
     Buf, HomeMsg, ImageIn, ImageOut, Link, LinkError, LinkExt, RemoteMsg, STALL,
 };
-use mosaic_proto::syscalls::{Arg, Class, args_for, lookup};
+use mosaic_proto::ratelimit::Every;
+use mosaic_proto::syscalls::codec::errno::{
+    EINTR, ENOSYS, ERESTART_RESTARTBLOCK, ERESTARTNOHAND, ERESTARTNOINTR, ERESTARTSYS,
+};
+use mosaic_proto::syscalls::codec::{self, AtHome, PlaceError};
+use mosaic_proto::syscalls::{Class, lookup};
 use nix::sys::signal::Signal;
 use thiserror::Error;
 use tracing::{debug, info, warn};
@@ -78,13 +83,6 @@ pub enum Outcome<T> {
     },
 }
 
-const ENOSYS: i64 = -38;
-const EFAULT: i64 = -14;
-const EINTR: i64 = -4;
-const ERESTARTSYS: i64 = -512;
-const ERESTARTNOINTR: i64 = -513;
-const ERESTARTNOHAND: i64 = -514;
-const ERESTART_RESTARTBLOCK: i64 = -516;
 /// How often an idle placeholder is checked for signals.
 const WATCH_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
 
@@ -140,6 +138,8 @@ pub struct Placeholder<T> {
     asked: Option<(Option<T>, Reply)>,
     /// A pidfd of the placeholder, for `pidfd_getfd` (opened on first use).
     pidfd: Option<OwnedFd>,
+    /// Warnings about its calls, at most one a second.
+    noisy: Every,
 }
 
 /// Sends process `pid` over `link`, captured with `opts` (`embed_files`:
@@ -192,7 +192,10 @@ pub fn migrate<T>(
                 stopped: Default::default(),
                 asked: None,
                 pidfd: None,
+                noisy: Every::second(),
             };
+            // Signals caught while it was captured travelled in the image.
+            p.tracee.deferred_signals.clear();
             // Its memory travelled: give it back to the home node.
             match p.tracee.release_memory() {
                 Ok(bytes) => info!(pid, bytes, "released the placeholder's memory"),
@@ -324,8 +327,8 @@ impl<T> Placeholder<T> {
                     // Signals that arrived during the call are the guest's,
                     // and go first: an interrupted call restarts or fails
                     // by the handler of the signal that interrupted it.
-                    for sig in std::mem::take(&mut self.tracee.deferred_signals) {
-                        link.send_msg(&HomeMsg::Signal { signal: sig as i32 })?;
+                    for sig in self.take_deferred() {
+                        link.send_msg(&HomeMsg::Signal { signal: sig })?;
                     }
                     link.send_msg(&HomeMsg::SyscallResult { ret, outbufs })?;
                 }
@@ -394,6 +397,7 @@ impl<T> Placeholder<T> {
                 let _ = ImageIn::<RemoteMsg>::new(&mut *link).drain();
             }
             warn!(pid, error = %e, "could not take the process back; its guest goes on");
+            self.quiet_timers();
             // Its memory may be gone: a new scratch on the next call.
             self.scratch = Scratch::default();
             link.send_msg(&HomeMsg::Stay {
@@ -486,7 +490,9 @@ impl<T> Placeholder<T> {
                 }
                 WaitStatus::Stopped(_, other) => {
                     // Another signal first: the guest's; ours is still queued.
-                    self.tracee.deferred_signals.push(other);
+                    self.tracee
+                        .deferred_signals
+                        .push(Deferred::at_stop(pid, other));
                     nix::sys::ptrace::cont(pid, None).map_err(|e| ptrace_err("PTRACE_CONT", e))?;
                 }
                 WaitStatus::PtraceEvent(_, _, libc::PTRACE_EVENT_STOP) => {
@@ -557,16 +563,40 @@ impl<T> Placeholder<T> {
             return Ok(None);
         }
         self.take_pending()?;
-        if continued && !self.tracee.deferred_signals.contains(&Signal::SIGCONT) {
-            self.tracee.deferred_signals.push(Signal::SIGCONT);
+        if continued
+            && !self
+                .tracee
+                .deferred_signals
+                .iter()
+                .any(|d| d.signal == Signal::SIGCONT)
+        {
+            self.tracee
+                .deferred_signals
+                .push(Deferred::plain(Signal::SIGCONT));
         }
         // A pending signal also shows up as a stop while we inject (the
         // injection then suppresses it): those are relayed too.
-        for sig in std::mem::take(&mut self.tracee.deferred_signals) {
-            info!(pid = pid.as_raw(), signal = %sig, "relaying a signal to the guest");
-            link.send_msg(&HomeMsg::Signal { signal: sig as i32 })?;
+        for sig in self.take_deferred() {
+            info!(
+                pid = pid.as_raw(),
+                signal = sig,
+                "relaying a signal to the guest"
+            );
+            link.send_msg(&HomeMsg::Signal { signal: sig })?;
         }
         Ok(None)
+    }
+
+    /// The signals caught at the placeholder, to relay to the guest; those
+    /// its own timers sent are dropped: its timers travelled with the
+    /// guest, whose copies fire there (one that fired here before it was
+    /// deleted would reach the guest twice).
+    fn take_deferred(&mut self) -> Vec<i32> {
+        std::mem::take(&mut self.tracee.deferred_signals)
+            .into_iter()
+            .filter(|d| !d.from_timer())
+            .map(|d| d.signal as i32)
+            .collect()
     }
 
     /// Takes the signals queued on the placeholder off its queue, into
@@ -587,25 +617,30 @@ impl<T> Placeholder<T> {
             {
                 continue;
             }
-            // Take it off the placeholder's queue: rt_sigtimedwait({sig}, NULL, {0, 0}).
+            // Take it off the placeholder's queue: rt_sigtimedwait({sig}, &info, {0, 0}).
             let set = (1u64 << (signo - 1)).to_le_bytes();
-            self.scratch.begin(&mut self.tracee, 64)?;
+            self.scratch.begin(&mut self.tracee, 256)?;
             let set_at = self.scratch.put(&mut self.tracee, &set)?;
             let zero_at = self.scratch.put(&mut self.tracee, &[0u8; 16])?;
-            let r = self
-                .tracee
-                .syscall(libc::SYS_rt_sigtimedwait, [set_at, 0, zero_at, 8, 0, 0])?;
-            if r == i64::from(signo) {
-                self.tracee
-                    .deferred_signals
-                    .push(Signal::try_from(signo as i32).unwrap_or(Signal::SIGKILL));
+            let info_at = self.scratch.put(&mut self.tracee, &[0u8; 128])?;
+            let r = self.tracee.syscall(
+                libc::SYS_rt_sigtimedwait,
+                [set_at, info_at, zero_at, 8, 0, 0],
+            )?;
+            if r == i64::from(signo)
+                && let Ok(signal) = Signal::try_from(signo as i32)
+            {
+                let mut info = [0u8; 128];
+                self.tracee.read_mem(info_at, &mut info)?;
+                self.tracee.deferred_signals.push(Deferred { signal, info });
             }
         }
         Ok(())
     }
 
-    /// Disarms the placeholder's interval timers: they travelled with the
-    /// guest and fire there (a second SIGALRM from home would be relayed).
+    /// Disarms the placeholder's interval timers and deletes its POSIX
+    /// timers: they travelled with the guest and fire there (a second tick
+    /// from home would be relayed too). Coming home recreates them.
     fn quiet_timers(&mut self) {
         let t = &mut self.tracee;
         let zero = self
@@ -615,6 +650,16 @@ impl<T> Placeholder<T> {
         if let Ok(zero) = zero {
             for which in 0..3u64 {
                 let _ = t.syscall(libc::SYS_setitimer, [which, zero, 0, 0, 0, 0]);
+            }
+        }
+        match mosaic_ckpt::timers::delete_posix(t) {
+            Ok(0) => {}
+            Ok(n) => debug!(
+                pid = t.pid.as_raw(),
+                n, "deleted the placeholder's POSIX timers"
+            ),
+            Err(e) => {
+                warn!(pid = t.pid.as_raw(), error = %e, "could not delete the placeholder's POSIX timers; a timer may tick twice")
             }
         }
     }
@@ -666,7 +711,7 @@ impl<T> Placeholder<T> {
             _ => return None,
         };
         let len = args[2];
-        if len > mosaic_max_buf() || args[1] == 0 {
+        if len > codec::MAX_BUF || args[1] == 0 {
             return None;
         }
         if self.pidfd.is_none() {
@@ -707,188 +752,98 @@ impl<T> Placeholder<T> {
         })
     }
 
-    /// Runs a forwarded call inside the placeholder.
+    /// Runs a forwarded call inside the placeholder: its buffers placed in
+    /// scratch by the codec, the call injected, its out-buffers collected.
     fn execute(
         &mut self,
         nr: u32,
         args: [u64; 6],
         inbufs: &[Buf],
     ) -> Result<(i64, Vec<Buf>), DeputyError> {
+        let pid = self.tracee.pid.as_raw();
+        // The remote forwards only what the codec marshals; anything else
+        // is its mistake, answered ENOSYS and said.
         let Some(spec) = lookup(nr).filter(|s| s.class == Class::Forward) else {
+            if let Some(held) = self.noisy.allow() {
+                warn!(
+                    pid,
+                    nr, held, "the guest forwarded a call that is not forwarded; answered ENOSYS"
+                );
+            }
             return Ok((ENOSYS, Vec::new()));
         };
-        let Some(marshal) = args_for(spec, &args) else {
-            return Ok((ENOSYS, Vec::new()));
+        let marshal = match codec::resolve(spec, &args) {
+            Ok(m) => m,
+            Err(AtHome(why)) => {
+                if let Some(held) = self.noisy.allow() {
+                    warn!(
+                        pid,
+                        syscall = spec.name,
+                        why,
+                        held,
+                        "the guest forwarded a call that is made at home; answered ENOSYS"
+                    );
+                }
+                return Ok((ENOSYS, Vec::new()));
+            }
         };
         if let Some(done) = self.read_directly(nr, args) {
             return Ok(done);
         }
-        let inbuf = |i: usize| {
-            inbufs
-                .iter()
-                .find(|b| b.0 as usize == i)
-                .map(|b| b.1.as_slice())
+        let mut room = InPlaceholder {
+            tracee: &mut self.tracee,
+            scratch: &mut self.scratch,
         };
-        let t = &mut self.tracee;
-        self.scratch
-            .begin(t, scratch_needed(&marshal, &args, inbufs))?;
-        let mut real = args;
-        // Where each out-buffer lives in scratch, and how many bytes it may return.
-        let mut outs: Vec<(usize, u64, u64)> = Vec::new();
-        // A recvmsg's pieces in scratch: (argument, header, name, its room,
-        // control, its room, data).
-        let mut msg_out: Option<(usize, u64, u64, u64, u64, u64, u64)> = None;
-        for (i, arg) in marshal.iter().enumerate() {
-            if args[i] == 0 && !matches!(arg, Arg::Int | Arg::Fd) {
-                continue; // NULL stays NULL
+        let placed = match codec::place(&marshal, &args, inbufs, &mut room) {
+            Ok(p) => p,
+            Err(PlaceError::Bad { errno, why }) => {
+                if let Some(held) = self.noisy.allow() {
+                    warn!(
+                        pid,
+                        syscall = spec.name,
+                        why,
+                        held,
+                        "a malformed forwarded call; answered with an error"
+                    );
+                }
+                return Ok((errno, Vec::new()));
             }
-            match *arg {
-                Arg::Int | Arg::Fd => {}
-                Arg::Special => return Ok((ENOSYS, Vec::new())),
-                // Its capacity is what the guest sent (the u32 behind the
-                // SockLen); copied back up to the length the kernel set.
-                Arg::SockBuf => {
-                    let data = inbuf(i).unwrap_or(&[]);
-                    real[i] = self.scratch.put(t, data)?;
-                    outs.push((i, real[i], data.len() as u64));
-                }
-                Arg::CStr | Arg::InBuf { .. } | Arg::InStruct { .. } => {
-                    real[i] = self.scratch.put(t, inbuf(i).unwrap_or(&[]))?;
-                }
-                Arg::InOutStruct { size } => {
-                    real[i] = self.scratch.put(t, inbuf(i).unwrap_or(&[]))?;
-                    outs.push((i, real[i], u64::from(size)));
-                }
-                Arg::SockLen { .. } => {
-                    real[i] = self.scratch.put(t, inbuf(i).unwrap_or(&[0; 4]))?;
-                    outs.push((i, real[i], 4));
-                }
-                Arg::OutBuf { len, .. } => {
-                    let cap = args[len as usize];
-                    if cap > mosaic_max_buf() {
-                        return Ok((-7, Vec::new())); // E2BIG
-                    }
-                    real[i] = self.scratch.alloc(cap)?;
-                    outs.push((i, real[i], cap));
-                }
-                Arg::OutStruct { size } => {
-                    real[i] = self.scratch.alloc(u64::from(size))?;
-                    outs.push((i, real[i], u64::from(size)));
-                }
-                Arg::MsgHdr { recv } => {
-                    use mosaic_proto::syscalls::msghdr;
-                    let blob = inbuf(i).unwrap_or(&[]);
-                    let Some(mut f) = msghdr::parse(blob) else {
-                        return Ok((EFAULT, Vec::new()));
-                    };
-                    let (name_n, control_n) = (f.namelen as usize, f.controllen as usize);
-                    let rest = &blob[msghdr::SIZE..];
-                    if rest.len() < name_n + control_n {
-                        return Ok((EFAULT, Vec::new()));
-                    }
-                    let (name, rest) = rest.split_at(name_n);
-                    let (control, payload) = rest.split_at(control_n);
-                    let name_at = if f.name != 0 {
-                        self.scratch.put(t, name)?
-                    } else {
-                        0
-                    };
-                    let control_at = if f.control != 0 {
-                        self.scratch.put(t, control)?
-                    } else {
-                        0
-                    };
-                    let Some((iov_at, data_at, _)) = self.scratch.one_iovec(t, payload, recv)?
-                    else {
-                        return Ok((-7, Vec::new())); // E2BIG
-                    };
-                    f.iov = iov_at;
-                    f.iovlen = 1;
-                    f.name = name_at;
-                    f.control = control_at;
-                    real[i] = self.scratch.put(t, &msghdr::build(&f))?;
-                    if recv {
-                        msg_out = Some((
-                            i,
-                            real[i],
-                            name_at,
-                            name_n as u64,
-                            control_at,
-                            control_n as u64,
-                            data_at,
-                        ));
-                    }
-                }
-                Arg::Iovec { count, write } => {
-                    let data = inbuf(i).unwrap_or(&[]);
-                    let Some((iov_at, base, total)) = self.scratch.one_iovec(t, data, write)?
-                    else {
-                        return Ok((-7, Vec::new())); // E2BIG
-                    };
-                    real[i] = iov_at;
-                    real[count as usize] = 1;
-                    if write {
-                        outs.push((i, base, total));
-                    }
-                }
-            }
-        }
+            Err(PlaceError::Scratch(e)) => return Err(e.into()),
+        };
         // A signal for the home PID can interrupt a blocking call in the
         // placeholder. ERESTARTNOINTR means "always restart": done here.
         // ERESTARTSYS and ERESTARTNOHAND go to the remote with the signal,
         // whose kernel then restarts or fails the call by the guest's own
         // handler flags (SA_RESTART). A restart block cannot travel: EINTR.
         let ret = loop {
-            match t.syscall(i64::from(nr), real)? {
+            match room.tracee.syscall(i64::from(nr), placed.args)? {
                 ERESTARTNOINTR => continue,
                 ERESTART_RESTARTBLOCK => break EINTR,
                 r => break r,
             }
         };
-        let mut outbufs = Vec::new();
-        if ret >= 0 {
-            for (i, addr, cap) in outs {
-                let n = match marshal[i] {
-                    Arg::OutBuf { whole: false, .. } | Arg::Iovec { .. } => (ret as u64).min(cap),
-                    Arg::SockBuf => {
-                        let len_at = marshal
-                            .iter()
-                            .position(|a| *a == Arg::SockLen { buf: i as u8 })
-                            .map(|j| real[j]);
-                        let mut len = [0u8; 4];
-                        if let Some(at) = len_at {
-                            t.read_mem(at, &mut len)?;
-                        }
-                        u64::from(u32::from_le_bytes(len)).min(cap)
-                    }
-                    _ => cap,
-                };
-                let mut b = vec![0u8; n as usize];
-                t.read_mem(addr, &mut b)?;
-                outbufs.push((i as u8, b.into()));
-            }
-            if let Some((i, hdr_at, name_at, name_room, control_at, control_room, data_at)) =
-                msg_out
-            {
-                use mosaic_proto::syscalls::msghdr;
-                let mut blob = vec![0u8; msghdr::SIZE];
-                t.read_mem(hdr_at, &mut blob)?;
-                let after = msghdr::parse(&blob).unwrap_or_default();
-                for (at, n) in [
-                    (name_at, u64::from(after.namelen).min(name_room)),
-                    (control_at, after.controllen.min(control_room)),
-                    (data_at, ret as u64),
-                ] {
-                    if n > 0 && at != 0 {
-                        let start = blob.len();
-                        blob.resize(start + n as usize, 0);
-                        t.read_mem(at, &mut blob[start..])?;
-                    }
-                }
-                outbufs.push((i as u8, blob.into()));
-            }
-        }
-        Ok((ret, outbufs))
+        Ok((ret, placed.collect(ret, &mut room)?))
+    }
+}
+
+/// The codec's room for one call: the deputy's scratch mapping inside the
+/// placeholder, reached through ptrace.
+struct InPlaceholder<'a> {
+    tracee: &'a mut Tracee,
+    scratch: &'a mut Scratch,
+}
+
+impl codec::Scratch for InPlaceholder<'_> {
+    type Error = CkptError;
+    fn reserve(&mut self, len: u64) -> Result<u64, CkptError> {
+        self.scratch.begin(self.tracee, len)?;
+        Ok(self.scratch.base)
+    }
+    fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), CkptError> {
+        self.tracee.write_mem(addr, data)
+    }
+    fn read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), CkptError> {
+        self.tracee.read_mem(addr, buf)
     }
 }
 
@@ -935,34 +890,6 @@ impl Scratch {
         Ok(at)
     }
 
-    /// One iovec in scratch over the bytes of a gathering call (`data`)
-    /// or, for a scattering one (`kernel_writes`), over room for the total
-    /// capacity `data` carries as 8 bytes. Returns (iovec address, buffer,
-    /// length), or `None` if that is more than a forwarded call may carry.
-    fn one_iovec(
-        &mut self,
-        t: &mut Tracee,
-        data: &[u8],
-        kernel_writes: bool,
-    ) -> Result<Option<(u64, u64, u64)>, CkptError> {
-        let (base, total) = if kernel_writes {
-            let total = u64::from_le_bytes(
-                data.get(..8)
-                    .and_then(|b| b.try_into().ok())
-                    .unwrap_or([0; 8]),
-            );
-            if total > mosaic_max_buf() {
-                return Ok(None);
-            }
-            (self.alloc(total)?, total)
-        } else {
-            (self.put(t, data)?, data.len() as u64)
-        };
-        let mut iov = base.to_le_bytes().to_vec();
-        iov.extend_from_slice(&total.to_le_bytes());
-        Ok(Some((self.put(t, &iov)?, base, total)))
-    }
-
     fn put(&mut self, t: &mut Tracee, data: &[u8]) -> Result<u64, CkptError> {
         let at = self.alloc(data.len() as u64)?;
         if !data.is_empty() {
@@ -970,49 +897,4 @@ impl Scratch {
         }
         Ok(at)
     }
-}
-
-/// Scratch bytes a call needs, generously (each piece rounded up).
-fn scratch_needed(marshal: &[Arg], args: &[u64; 6], inbufs: &[Buf]) -> u64 {
-    let mut n = 0;
-    for b in inbufs {
-        n += b.1.len() as u64 + ALIGN;
-    }
-    for (i, arg) in marshal.iter().enumerate() {
-        n += match *arg {
-            Arg::OutBuf { len, .. } => args[len as usize].min(mosaic_max_buf()) + ALIGN,
-            Arg::OutStruct { size } | Arg::InOutStruct { size } => u64::from(size) + ALIGN,
-            Arg::SockLen { .. } => 2 * ALIGN,
-            Arg::MsgHdr { recv: false } => 6 * ALIGN,
-            Arg::MsgHdr { recv: true } => {
-                // The blob ends with the data capacity.
-                let total = inbufs
-                    .iter()
-                    .find(|b| b.0 as usize == i)
-                    .and_then(|b| b.1.len().checked_sub(8).map(|at| &b.1[at..]))
-                    .and_then(|b| b.try_into().ok())
-                    .map(u64::from_le_bytes)
-                    .unwrap_or(0);
-                total.min(mosaic_max_buf()) + 6 * ALIGN
-            }
-            Arg::Iovec { write: true, .. } => {
-                // The inbuf carries the total capacity of the guest's buffers.
-                let total = inbufs
-                    .iter()
-                    .find(|b| b.0 as usize == i)
-                    .and_then(|b| b.1.get(..8))
-                    .and_then(|b| b.try_into().ok())
-                    .map(u64::from_le_bytes)
-                    .unwrap_or(0);
-                total.min(mosaic_max_buf()) + 2 * ALIGN
-            }
-            _ => 2 * ALIGN,
-        };
-    }
-    n
-}
-
-/// Largest buffer a forwarded call may carry.
-fn mosaic_max_buf() -> u64 {
-    64 << 20
 }

@@ -101,3 +101,14 @@ fn mosaicd_without_key_says_how_to_make_one() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("mosaic keygen"), "{err}");
 }
+
+#[test]
+fn mosaic_syscalls_prints_the_page_kept_in_the_tree() {
+    let out = mosaic(&["syscalls"], &empty_dir("syscalls"));
+    assert!(out.status.success());
+    let kept = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../SYSCALLS.md")).unwrap();
+    assert!(out.stdout == kept, "`mosaic syscalls` is not SYSCALLS.md");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("| 270 | `pselect6` | home |"), "{text}");
+    assert!(text.contains("| 250 | `keyctl` | home, or comes home |"));
+}

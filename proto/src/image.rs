@@ -125,6 +125,23 @@ pub struct Rseq {
     pub sig: u32,
 }
 
+/// A POSIX timer (`timer_create`), restored under the same id.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PosixTimer {
+    /// The id the program holds.
+    pub id: i32,
+    pub clock: i32,
+    /// `sigev_notify`: SIGEV_SIGNAL, SIGEV_NONE, or SIGEV_THREAD_ID (to
+    /// the process's own thread).
+    pub notify: i32,
+    pub signo: i32,
+    /// `sigev_value`, given back with each signal.
+    pub sigval: u64,
+    pub interval_ns: u64,
+    /// Left until it fires (0: disarmed).
+    pub value_ns: u64,
+}
+
 /// Identity of a file, to tell whether it changed since the capture.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileId {
@@ -236,6 +253,9 @@ pub struct ImageMeta {
     /// Interval timers (`setitimer`): (which, interval µs, value µs).
     #[serde(default)]
     pub itimers: Vec<(i32, u64, u64)>,
+    /// POSIX timers.
+    #[serde(default)]
+    pub posix_timers: Vec<PosixTimer>,
     /// CPUs the process was allowed to run on (empty: any).
     #[serde(default)]
     pub cpus: Vec<usize>,
@@ -460,6 +480,7 @@ mod tests {
             }],
             fds: vec![],
             itimers: vec![],
+            posix_timers: vec![],
             cpus: vec![],
         }
     }

@@ -13,6 +13,7 @@ pub mod control;
 pub mod image;
 pub mod load;
 pub mod migrate;
+pub mod ratelimit;
 pub mod syscalls;
 
 pub use auth::{AuthError, ClusterKey};

@@ -19,19 +19,25 @@
 //! (coming home, moving on) and to place a file mapping (`mmap` made
 //! while away), then released.
 //!
-//! Forwarded: calls whose arguments are integers, fds, strings, buffers,
-//! fixed structs, iovecs, socket addresses and counted arrays. Bring-home
-//! calls (fork, execve, clone, shared mmap, ...) send the guest home just
-//! before the call, which home then makes natively. Job control: the guest
-//! stops natively (it is our child) and home is told. Not yet: `Special`
-//! arguments the table has no marshaller for (ENOSYS and a log line).
+//! Forwarded: calls whose arguments the forwarding codec
+//! (`mosaic_proto::syscalls::codec`) marshals: integers, fds, strings,
+//! buffers, fixed structs, iovecs, socket addresses, msghdrs and counted
+//! arrays. Bring-home calls (fork, execve, clone, shared mmap, and calls
+//! the codec does not marshal) send the guest home just before the call,
+//! which home then makes natively. Job control: the guest stops natively
+//! (it is our child) and home is told.
 
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
-use mosaic_ckpt::ptrace::{Memory, ProcMem, Tracee};
+use mosaic_ckpt::ptrace::{Deferred, Memory, ProcMem, Tracee};
 use mosaic_ckpt::{CkptError, RestoreOptions};
 use mosaic_proto::migrate::{Buf, HomeMsg, ImageIn, Link, LinkError, LinkExt, RemoteMsg};
-use mosaic_proto::syscalls::{Arg, Class, args_for, lookup};
+use mosaic_proto::ratelimit::Every;
+use mosaic_proto::syscalls::codec::errno::{
+    EAGAIN, EFAULT, ENOSYS, ERESTARTNOHAND, ERESTARTNOINTR, ERESTARTSYS,
+};
+use mosaic_proto::syscalls::codec::{self, AtHome, Fault, Marshal, ScatterError};
+use mosaic_proto::syscalls::{Class, lookup};
 use nix::sys::ptrace;
 use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
@@ -113,14 +119,6 @@ impl Default for GuestPolicy {
     }
 }
 
-/// Largest buffer a forwarded call may carry each way.
-pub const MAX_BUF: u64 = 64 << 20;
-/// Largest buffer behind a socklen_t (addresses, socket options).
-const SOCKBUF_MAX: u64 = 64 << 10;
-const ENOSYS: i64 = -38;
-const EFAULT: i64 = -14;
-const E2BIG: i64 = -7;
-
 /// The seccomp program for guests: local and exit calls run, every other
 /// call stops the guest for its tracer.
 pub fn guest_filter() -> Result<Vec<u8>, RemoteError> {
@@ -146,7 +144,9 @@ pub fn guest_filter() -> Result<Vec<u8>, RemoteError> {
     .map_err(bad)?;
     let rules = mosaic_proto::syscalls::SYSCALLS
         .iter()
-        .filter(|s| matches!(s.class, Class::Local | Class::Exit))
+        // Numbers without an entry point answer ENOSYS from the guest's
+        // own kernel, as natively.
+        .filter(|s| matches!(s.class, Class::Local | Class::Exit | Class::Unsupported))
         .map(|s| {
             let conditions = if i64::from(s.nr) == libc::SYS_mmap {
                 vec![anon_private.clone()]
@@ -227,9 +227,18 @@ struct Guest {
     /// Where its home's files are seen here (`<mfs>/<home>`): files it
     /// maps from there go home under their own paths.
     files_from: Option<std::path::PathBuf>,
+    /// Warnings about its calls, at most one a second.
+    noisy: std::cell::RefCell<Every>,
 }
 
 impl Guest {
+    /// Logs with `log(held)` unless a line was logged within the second.
+    fn warn(&self, log: impl FnOnce(u64)) {
+        if let Some(held) = self.noisy.borrow_mut().allow() {
+            log(held);
+        }
+    }
+
     fn signal(&self, signal: i32) {
         // SAFETY: pidfd_send_signal with our pidfd and no siginfo.
         unsafe {
@@ -298,7 +307,7 @@ impl Guest {
                 WaitStatus::PtraceEvent(..) => break,
                 WaitStatus::Stopped(_, sig) => {
                     // A signal on its way: kept, and given back later.
-                    deferred.push(sig);
+                    deferred.push(Deferred::at_stop(pid, sig));
                     ptrace::cont(pid, None).map_err(|e| CkptError::Ptrace("PTRACE_CONT", e))?;
                 }
                 WaitStatus::Exited(..) | WaitStatus::Signaled(..) => {
@@ -476,26 +485,43 @@ fn take_guest(t: &mut Tracee) -> Result<Guest, RemoteError> {
         asked: Default::default(),
         handle: GuestHandle::default(),
         files_from: None,
+        noisy: std::cell::RefCell::new(Every::second()),
     })
 }
 
-const ERESTARTSYS: i64 = -512;
-const ERESTARTNOINTR: i64 = -513;
-const ERESTARTNOHAND: i64 = -514;
-const EAGAIN: i64 = -11;
 /// How often a running guest is checked for a job-control stop.
 const STOP_CHECK: u16 = 50;
 
-/// Why a call must be run at home, natively: `None` if it may be forwarded
-/// or run here.
-fn brings_home(n: &Notif) -> Option<&'static str> {
-    let spec = lookup(n.nr as u32)?;
-    match spec.class {
-        Class::BringHome => Some(spec.name),
-        Class::Local if i64::from(n.nr) == libc::SYS_mmap && !private_file_map(n) => {
-            Some("mmap of shared memory (or of a very large file)")
+/// What becomes of a call the guest's filter sent us.
+enum Route {
+    /// Forwarded home and answered, marshalled so.
+    Forward(Marshal),
+    /// Made at home, natively: the guest goes home first.
+    Home(&'static str),
+    /// A private (or read-only shared) file mapping, filled from home.
+    FillMapping,
+    /// No row says how (the filter lets only these through).
+    Refuse(&'static str),
+}
+
+fn route(n: &Notif) -> Route {
+    let Some(row) = u32::try_from(n.nr).ok().and_then(lookup) else {
+        return Route::Refuse("not a system call of this kernel");
+    };
+    match row.class {
+        Class::BringHome => Route::Home(row.name),
+        Class::Forward => match codec::resolve(row, &n.args) {
+            Ok(m) => Route::Forward(m),
+            Err(AtHome(why)) => Route::Home(why),
+        },
+        Class::Local if i64::from(n.nr) == libc::SYS_mmap => {
+            if private_file_map(n) {
+                Route::FillMapping
+            } else {
+                Route::Home("mmap of shared memory (or of a very large file)")
+            }
         }
-        _ => None,
+        Class::Local | Class::Exit | Class::Unsupported => Route::Refuse(row.name),
     }
 }
 
@@ -576,15 +602,28 @@ fn run_guest(g: &Guest, link: &mut dyn Link) -> Result<(), RemoteError> {
 
 /// One call of the guest. Returns true if the guest went home.
 fn call(g: &Guest, link: &mut dyn Link, n: Notif) -> Result<bool, RemoteError> {
-    if let Some(reason) = brings_home(&n) {
-        return go_home(g, link, Some(n.id), reason, None);
-    }
-    if private_file_map(&n) {
-        map_private_file(g, link, &n)?;
-        return Ok(false);
-    }
+    let nr = n.nr as u32; // x86-64 numbers are small and positive
+    let marshal = match route(&n) {
+        Route::Forward(m) => m,
+        Route::Home(reason) => return go_home(g, link, Some(n.id), reason, None),
+        Route::FillMapping => {
+            map_private_file(g, link, &n)?;
+            return Ok(false);
+        }
+        Route::Refuse(why) => {
+            // Not a call the guest's filter sends us: said, and ENOSYS.
+            g.warn(|held| {
+                warn!(
+                    nr,
+                    why, held, "a guest call with no way to run; answered ENOSYS"
+                )
+            });
+            g.answer(n.id, ENOSYS);
+            return Ok(false);
+        }
+    };
     loop {
-        let ret = forward(&g.mem, link, g, n.nr as u32, n.args)?;
+        let ret = forward(&g.mem, link, g, nr, n.args, &marshal)?;
         if matches!(ret, ERESTARTSYS | ERESTARTNOINTR | ERESTARTNOHAND)
             && !deliverable_signal(g.pid.as_raw())
         {
@@ -632,7 +671,7 @@ fn map_private_file(g: &Guest, link: &mut dyn Link, n: &Notif) -> Result<(), Rem
     let [addr, len, prot, flags, fd, offset] = n.args;
     let mut data: Vec<u8> = Vec::with_capacity(len as usize);
     while (data.len() as u64) < len {
-        let want = (len - data.len() as u64).min(MAX_BUF);
+        let want = (len - data.len() as u64).min(codec::MAX_BUF);
         let at = offset + data.len() as u64;
         link.send_msg(&RemoteMsg::Syscall {
             nr: libc::SYS_pread64 as u32,
@@ -772,7 +811,7 @@ fn go_home_stopped(
                     waitpid(pid, Some(WaitPidFlag::__WALL)),
                     Ok(WaitStatus::Signaled(..) | WaitStatus::Exited(..)) | Err(_)
                 ) {}
-                held.extend(t.deferred_signals.drain(..).map(|s| s as i32));
+                // Those it caught while being captured travelled in the image.
                 link.send_msg(&RemoteMsg::Gone { signals: held })?;
                 tracing::info!(guest_pid = pid.as_raw(), "the guest went home");
                 return Ok(true);
@@ -797,207 +836,52 @@ fn go_home_stopped(
     }
 }
 
-fn read_buf(t: &dyn Memory, addr: u64, len: u64) -> Result<Vec<u8>, i64> {
-    if len > MAX_BUF {
-        return Err(E2BIG);
+/// The guest's memory as the codec reaches it.
+struct GuestMem<'a>(&'a dyn Memory);
+
+impl codec::GuestMemory for GuestMem<'_> {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), Fault> {
+        self.0.read_mem(addr, buf).map_err(|_| Fault)
     }
-    let mut b = vec![0u8; len as usize];
-    t.read_mem(addr, &mut b).map_err(|_| EFAULT)?;
-    Ok(b)
+    fn write(&self, addr: u64, data: &[u8]) -> Result<(), Fault> {
+        self.0.write_mem(addr, data).map_err(|_| Fault)
+    }
 }
 
-/// Forwards the call the guest is stopped in; returns its result.
+/// Forwards the call the guest waits in (`marshal`, resolved by
+/// [`call`]); returns its result.
 fn forward(
     t: &dyn Memory,
     link: &mut dyn Link,
     g: &Guest,
     nr: u32,
     args: [u64; 6],
+    marshal: &Marshal,
 ) -> Result<i64, RemoteError> {
-    let Some(spec) = lookup(nr) else {
-        return Ok(ENOSYS);
-    };
     g.handle
         .forwarded
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    if spec.class != Class::Forward {
-        warn!(syscall = spec.name, class = ?spec.class, "guest call has no implementation");
-        return Ok(ENOSYS);
-    }
-    let Some(marshal) = args_for(spec, &args) else {
-        warn!(
-            syscall = spec.name,
-            "forwarding of this call is not written yet"
-        );
-        return Ok(ENOSYS);
+    let mem = GuestMem(t);
+    let mut gathered = match codec::gather(marshal, &args, &mem) {
+        Ok(gathered) => gathered,
+        Err(errno) => return Ok(errno),
     };
-    let mut inbufs: Vec<Buf> = Vec::new();
-    for (i, arg) in marshal.iter().enumerate() {
-        let ptr = args[i];
-        let got = match *arg {
-            _ if ptr == 0 => continue,
-            Arg::Special => {
-                warn!(
-                    syscall = spec.name,
-                    "forwarding of this call is not written yet"
-                );
-                return Ok(ENOSYS);
-            }
-            // Its capacity is the u32 behind the row's SockLen pointer;
-            // copied in too (getsockopt reads it).
-            Arg::SockBuf => {
-                let len_ptr = marshal
-                    .iter()
-                    .position(|a| *a == Arg::SockLen { buf: i as u8 })
-                    .map(|j| args[j])
-                    .unwrap_or(0);
-                if len_ptr == 0 {
-                    continue;
-                }
-                read_buf(t, len_ptr, 4).and_then(|cap| {
-                    let cap = u32::from_le_bytes(cap.try_into().unwrap_or([0; 4]));
-                    read_buf(t, ptr, u64::from(cap).min(SOCKBUF_MAX))
-                })
-            }
-            Arg::CStr => t.read_cstr(ptr, 4096).map_err(|_| EFAULT),
-            Arg::InBuf { len } => read_buf(t, ptr, args[len as usize]),
-            Arg::InStruct { size } | Arg::InOutStruct { size } => read_buf(t, ptr, u64::from(size)),
-            Arg::SockLen { .. } => read_buf(t, ptr, 4),
-            Arg::Iovec { count, write } => gather(t, ptr, args[count as usize], write),
-            Arg::MsgHdr { recv } => msghdr_in(t, ptr, recv),
-            _ => continue,
-        };
-        match got {
-            Ok(bytes) => inbufs.push((i as u8, bytes.into())),
-            Err(errno) => return Ok(errno),
-        }
-    }
+    let inbufs = std::mem::take(&mut gathered.inbufs);
     link.send_msg(&RemoteMsg::Syscall { nr, args, inbufs })?;
     let (ret, outbufs) = result_of(link, g)?;
-    for (i, bytes) in outbufs {
-        let Some(arg) = marshal.get(i as usize) else {
-            return Err(RemoteError::Protocol(format!(
-                "result for argument {i} of {}",
-                spec.name
-            )));
-        };
-        let ptr = args[i as usize];
-        if let Arg::Iovec { count, .. } = *arg {
-            scatter(t, ptr, args[count as usize], &bytes)?;
-        } else if let Arg::MsgHdr { .. } = *arg {
-            if msghdr_out(t, ptr, &bytes).is_err() {
-                return Ok(EFAULT);
-            }
-        } else if t.write_mem(ptr, &bytes).is_err() {
-            return Ok(EFAULT);
+    match gathered.scatter(&mem, &outbufs) {
+        Ok(()) => Ok(ret),
+        Err(ScatterError::Fault) => Ok(EFAULT),
+        Err(ScatterError::Malformed(why)) => {
+            g.warn(|held| {
+                warn!(
+                    nr,
+                    why, held, "a malformed answer from home; the call answers EFAULT"
+                )
+            });
+            Ok(EFAULT)
         }
     }
-    Ok(ret)
-}
-
-/// The blob of a guest's `struct msghdr` at `ptr` (`proto::syscalls::msghdr`).
-fn msghdr_in(t: &dyn Memory, ptr: u64, recv: bool) -> Result<Vec<u8>, i64> {
-    use mosaic_proto::syscalls::msghdr;
-    let mut f = msghdr::parse(&read_buf(t, ptr, msghdr::SIZE as u64)?).ok_or(EFAULT)?;
-    let (name_len, control_len) = msghdr::travelling(&f);
-    let name = if name_len > 0 {
-        read_buf(t, f.name, name_len)?
-    } else {
-        Vec::new()
-    };
-    let control = if control_len > 0 {
-        read_buf(t, f.control, control_len)?
-    } else {
-        Vec::new()
-    };
-    let payload = gather(t, f.iov, f.iovlen, recv)?;
-    f.namelen = name_len as u32;
-    f.controllen = control_len;
-    let mut blob = msghdr::build(&f).to_vec();
-    blob.extend_from_slice(&name);
-    blob.extend_from_slice(&control);
-    blob.extend_from_slice(&payload);
-    Ok(blob)
-}
-
-/// Writes a recvmsg's answer into the guest: name, control bytes, data,
-/// and the lengths and flags of its `struct msghdr` at `ptr`.
-fn msghdr_out(t: &dyn Memory, ptr: u64, blob: &[u8]) -> Result<(), RemoteError> {
-    use mosaic_proto::syscalls::msghdr;
-    let bad = || RemoteError::Protocol("malformed recvmsg answer".into());
-    let sent = read_buf(t, ptr, msghdr::SIZE as u64)
-        .ok()
-        .and_then(|h| msghdr::parse(&h))
-        .ok_or_else(bad)?;
-    let after = msghdr::parse(blob).ok_or_else(bad)?;
-    let (name_cap, control_cap) = msghdr::travelling(&sent);
-    let name_n = u64::from(after.namelen).min(name_cap) as usize;
-    let control_n = after.controllen.min(control_cap) as usize;
-    let rest = &blob[msghdr::SIZE..];
-    if rest.len() < name_n + control_n {
-        return Err(bad());
-    }
-    if name_n > 0 {
-        t.write_mem(sent.name, &rest[..name_n])?;
-    }
-    if control_n > 0 {
-        t.write_mem(sent.control, &rest[name_n..name_n + control_n])?;
-    }
-    scatter(t, sent.iov, sent.iovlen, &rest[name_n + control_n..])?;
-    // The lengths and flags the kernel set, in the guest's own header.
-    t.write_mem(ptr + 8, &after.namelen.to_le_bytes())?;
-    t.write_mem(ptr + 40, &after.controllen.to_le_bytes())?;
-    t.write_mem(ptr + 48, &after.flags.to_le_bytes())?;
-    Ok(())
-}
-
-/// The guest's iovec array at `ptr`: (base, len) pairs.
-fn iovecs(t: &dyn Memory, ptr: u64, count: u64) -> Result<Vec<(u64, u64)>, i64> {
-    if count > 1024 {
-        return Err(-22); // EINVAL, as the kernel says above IOV_MAX
-    }
-    let raw = read_buf(t, ptr, count * 16)?;
-    Ok(raw
-        .chunks_exact(16)
-        .map(|c| {
-            (
-                u64::from_le_bytes(c[..8].try_into().expect("8 bytes")),
-                u64::from_le_bytes(c[8..].try_into().expect("8 bytes")),
-            )
-        })
-        .collect())
-}
-
-/// For a gathering call (writev): the bytes of all buffers. For a
-/// scattering one (readv): the total capacity as 8 bytes.
-fn gather(t: &dyn Memory, ptr: u64, count: u64, kernel_writes: bool) -> Result<Vec<u8>, i64> {
-    let iov = iovecs(t, ptr, count)?;
-    let total: u64 = iov.iter().map(|v| v.1).sum();
-    if total > MAX_BUF {
-        return Err(E2BIG);
-    }
-    if kernel_writes {
-        return Ok(total.to_le_bytes().to_vec());
-    }
-    let mut out = Vec::with_capacity(total as usize);
-    for (base, len) in iov {
-        out.extend(read_buf(t, base, len)?);
-    }
-    Ok(out)
-}
-
-fn scatter(t: &dyn Memory, ptr: u64, count: u64, mut bytes: &[u8]) -> Result<(), RemoteError> {
-    let iov =
-        iovecs(t, ptr, count).map_err(|e| RemoteError::Protocol(format!("iovec: errno {e}")))?;
-    for (base, len) in iov {
-        if bytes.is_empty() {
-            break;
-        }
-        let n = (len as usize).min(bytes.len());
-        t.write_mem(base, &bytes[..n])?;
-        bytes = &bytes[n..];
-    }
-    Ok(())
 }
 
 #[cfg(test)]

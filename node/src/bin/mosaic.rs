@@ -139,6 +139,9 @@ enum Command {
         #[command(subcommand)]
         command: ClusterCommand,
     },
+    /// What a migrated process can do, system call by system call: where
+    /// each runs (guest, home, comes home) and what it misses (Markdown).
+    Syscalls,
 }
 
 #[derive(Subcommand, Debug, Clone, Copy)]
@@ -304,6 +307,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             })?;
         }
         Command::Keygen { output, force } => keygen(&output, force)?,
+        Command::Syscalls => print!("{}", mosaic_proto::syscalls::listing()),
         Command::Ps { json } => {
             let mut client = Client::find(socket, dir)?;
             let procs = match client.request(&ControlRequest::Ps)? {
