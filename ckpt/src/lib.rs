@@ -24,6 +24,7 @@
 pub mod cantmove;
 pub mod capture;
 pub mod procfs;
+pub mod procstat;
 pub mod ptrace;
 pub mod restart;
 pub mod restore;

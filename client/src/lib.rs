@@ -282,7 +282,8 @@ mod tests {
 
     /// A daemon that answers every request with `answer`.
     fn fake_daemon(name: &str, answer: &'static str) -> PathBuf {
-        let path = std::env::temp_dir().join(format!("mosaic-client-{name}-{}", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("mosaic-client-{name}-{}", std::process::id()));
         let _ = std::fs::remove_file(&path);
         let listener = UnixListener::bind(&path).unwrap();
         std::thread::spawn(move || {
@@ -305,19 +306,29 @@ mod tests {
         let mut c = Client::connect(&ok).unwrap();
         assert!(c.ps().unwrap().is_empty());
         match c.nodes() {
-            Err(ClientError::Unexpected { request: "Nodes", got, .. }) => {
+            Err(ClientError::Unexpected {
+                request: "Nodes",
+                got,
+                ..
+            }) => {
                 assert!(got.contains("Ps"), "{got}")
             }
             other => panic!("expected Unexpected, got {other:?}"),
         }
-        let no = fake_daemon("no", "{\"response\":\"error\",\"message\":\"no process 42 here\"}\n");
+        let no = fake_daemon(
+            "no",
+            "{\"response\":\"error\",\"message\":\"no process 42 here\"}\n",
+        );
         let mut c = Client::connect(&no).unwrap();
         match c.migrate(42, "node2") {
             Err(ClientError::Refused { message }) => assert_eq!(message, "no process 42 here"),
             other => panic!("expected Refused, got {other:?}"),
         }
         let garbage = fake_daemon("garbage", "not json\n");
-        assert!(matches!(Client::connect(&garbage).unwrap().ps(), Err(ClientError::Protocol { .. })));
+        assert!(matches!(
+            Client::connect(&garbage).unwrap().ps(),
+            Err(ClientError::Protocol { .. })
+        ));
     }
 
     #[test]
@@ -332,7 +343,10 @@ mod tests {
         .unwrap();
         assert_eq!(
             local_sockets(&dir),
-            vec![dir.join("node1/run/mosaicd.sock"), dir.join("node2/run/mosaicd.sock")]
+            vec![
+                dir.join("node1/run/mosaicd.sock"),
+                dir.join("node2/run/mosaicd.sock")
+            ]
         );
         match Client::find(None, &dir) {
             // (Unless a daemon runs on this machine's default socket.)

@@ -342,7 +342,7 @@ async fn place(
     pid: i32,
     my_load: mosaic_proto::LoadVector,
 ) -> Result<Option<String>, String> {
-    if registry.where_is(pid).is_none() && crate::procstat::stat(pid).is_none() {
+    if registry.where_is(pid).is_none() && mosaic_ckpt::procstat::stat(pid).is_none() {
         return Err(format!("no process {pid} here"));
     }
     // This node as the others see it (its published load counts its busy

@@ -10,7 +10,8 @@
 //!   later (migration, deputy, 9P).
 //! * [`load`]: the load vector of this node (openMosix-style smoothed run
 //!   queue, CPUs, calibrated speed, memory).
-//! * [`control`]: the local control socket, server and client.
+//! * [`control`]: the server of the local control socket (its client is
+//!   the `mosaic-client` crate).
 //! * [`daemon`]: `mosaicd` itself.
 //! * [`local`]: `mosaic cluster up|down|exec|add`, a whole cluster of
 //!   namespaced nodes on one machine.
@@ -43,13 +44,9 @@ pub mod local;
 pub mod migration;
 pub mod mon;
 pub mod net;
-pub mod procstat;
 pub mod supervise;
 
-/// Default path of the control socket.
-pub const DEFAULT_SOCKET: &str = "/run/mosaic/mosaicd.sock";
-/// Default state directory of the local cluster.
-pub const DEFAULT_CLUSTER_DIR: &str = "/var/lib/mosaic/cluster";
+pub use mosaic_client::{DEFAULT_CLUSTER_DIR, DEFAULT_SOCKET};
 /// Default UDP port for gossip.
 pub const DEFAULT_GOSSIP_PORT: u16 = 7946;
 

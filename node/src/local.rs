@@ -39,7 +39,7 @@ use crate::supervise::{block, forwarded_signals, supervise, unblocked_in_child};
 pub const NODE_DIR_MOUNT: &str = "/srv/mosaic-node";
 /// Where each node sees its own run directory (control socket).
 pub const RUN_MOUNT: &str = "/run/mosaic";
-const STATE_FILE: &str = "cluster.json";
+const STATE_FILE: &str = mosaic_client::CLUSTER_STATE_FILE;
 const KEY_FILE: &str = "cluster.key";
 /// How long a node's daemon may take to answer after start.
 pub const START_TIMEOUT: Duration = Duration::from_secs(15);
@@ -91,7 +91,7 @@ impl LocalNode {
 
     /// The node's control socket, as seen from the host.
     pub fn socket_path(&self, cluster_dir: &Path) -> PathBuf {
-        self.dir(cluster_dir).join("run").join("mosaicd.sock")
+        mosaic_client::node_socket(cluster_dir, &self.name)
     }
 
     /// The node's daemon log.
@@ -238,9 +238,8 @@ fn wait_until_converged(state: &ClusterState, dir: &Path) {
     };
     let deadline = Instant::now() + START_TIMEOUT;
     while Instant::now() < deadline {
-        if let Ok(mut c) = crate::control::Client::connect(&first.socket_path(dir))
-            && let Ok(mosaic_proto::ControlResponse::Nodes { nodes }) =
-                c.request(&mosaic_proto::ControlRequest::Nodes)
+        if let Ok(mut c) = mosaic_client::Client::connect(&first.socket_path(dir))
+            && let Ok(nodes) = c.nodes()
             && nodes
                 .iter()
                 .filter(|n| n.state == mosaic_proto::NodeState::Alive)
@@ -391,8 +390,8 @@ fn start_node(
 fn wait_until_ready(node: &LocalNode, dir: &Path) -> anyhow::Result<()> {
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
-        if let Ok(mut c) = crate::control::Client::connect(&node.socket_path(dir))
-            && c.request(&mosaic_proto::ControlRequest::Status).is_ok()
+        if let Ok(mut c) = mosaic_client::Client::connect(&node.socket_path(dir))
+            && c.status().is_ok()
         {
             return Ok(());
         }

@@ -118,7 +118,7 @@ impl Registry {
         let mut t = self.lock();
         // Forget processes that ended (or whose PID was reused).
         t.managed.retain(|pid, m| {
-            crate::procstat::stat(*pid).is_some_and(|s| s.start == m.start && s.state != 'Z')
+            mosaic_ckpt::procstat::stat(*pid).is_some_and(|s| s.start == m.start && s.state != 'Z')
         });
         let mut out: Vec<ProcInfo> = t
             .away
@@ -137,7 +137,7 @@ impl Registry {
             .iter()
             .filter(|(pid, _)| !t.away.contains_key(pid))
         {
-            let Some(st) = crate::procstat::stat(pid) else {
+            let Some(st) = mosaic_ckpt::procstat::stat(pid) else {
                 continue;
             };
             out.push(ProcInfo {
@@ -145,8 +145,8 @@ impl Registry {
                 home: me.to_string(),
                 node: me.to_string(),
                 guest_pid: pid,
-                cmd: crate::procstat::cmdline(pid),
-                state: crate::procstat::state_name(st.state).into(),
+                cmd: mosaic_ckpt::procstat::cmdline(pid),
+                state: mosaic_ckpt::procstat::state_name(st.state).into(),
                 cpu: st.cpu,
                 mem_kb: st.mem_kb,
                 cantmove: mosaic_ckpt::cantmove::reasons(pid)
@@ -165,7 +165,8 @@ impl Registry {
         lock: bool,
         hint: mosaic_proto::control::Hint,
     ) -> Result<(), String> {
-        let st = crate::procstat::stat(pid).ok_or_else(|| format!("no process {pid} here"))?;
+        let st =
+            mosaic_ckpt::procstat::stat(pid).ok_or_else(|| format!("no process {pid} here"))?;
         let mut t = self.lock();
         // `mosaic lock`/`unlock` keep what `mosaic run` said of it.
         let hint = match t.managed.get(&pid) {
@@ -216,7 +217,7 @@ impl Registry {
         let mut t = self.lock();
         if let std::collections::btree_map::Entry::Vacant(e) = t.managed.entry(pid) {
             // A process sent away by hand is managed from then on.
-            if let Some(st) = crate::procstat::stat(pid) {
+            if let Some(st) = mosaic_ckpt::procstat::stat(pid) {
                 e.insert(Managed {
                     lock: false,
                     hint: Default::default(),
@@ -300,12 +301,12 @@ impl Guests {
         let g = self.lock();
         g.iter()
             .filter_map(|(&guest_pid, e)| {
-                let st = crate::procstat::stat(guest_pid)?;
+                let st = mosaic_ckpt::procstat::stat(guest_pid)?;
                 Some(GuestInfo {
                     home: e.home.clone(),
                     home_pid: e.home_pid,
                     guest_pid,
-                    state: crate::procstat::state_name(st.state).into(),
+                    state: mosaic_ckpt::procstat::state_name(st.state).into(),
                     cpu: st.cpu,
                     mem_kb: st.mem_kb,
                 })
@@ -471,7 +472,7 @@ fn deputy(
     registry: &Registry,
     resolve: &dyn Fn(&str) -> Result<Target, String>,
 ) {
-    let cmd = crate::procstat::cmdline(pid);
+    let cmd = mosaic_ckpt::procstat::cmdline(pid);
     loop {
         let (name, addr) = target;
         // Connects and sends it, captured with `opts`; the error is the

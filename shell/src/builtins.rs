@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use brush_core::builtins::Command;
 use brush_core::{ExecutionContext, ExecutionExitCode, ExecutionResult, ShellExtensions};
-use mosaic_proto::{ControlRequest, ControlResponse};
+use mosaic_client::{Client, ClientError, Moved};
 
 use crate::session::{self, Session};
 
@@ -69,13 +69,13 @@ fn session_or_complain<SE: ShellExtensions>(
     s
 }
 
-/// Runs a blocking daemon request off the interpreter's thread.
-async fn ask(
+/// Runs a blocking exchange with the daemon off the interpreter's thread.
+async fn ask<T: Send + 'static>(
     session: &'static Session,
-    req: ControlRequest,
     timeout: Duration,
-) -> Result<ControlResponse, String> {
-    tokio::task::spawn_blocking(move || session.request(&req, timeout))
+    f: impl FnOnce(&mut Client) -> Result<T, ClientError> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(move || session.with_client(timeout, f))
         .await
         .map_err(|e| format!("the request failed: {e}"))?
 }
@@ -201,25 +201,18 @@ async fn move_target<SE: ShellExtensions>(
     };
     let mut failed = false;
     for pid in pids {
-        let req = ControlRequest::Migrate {
-            pid,
-            node: node.to_string(),
-        };
+        let to = node.to_string();
         // A large process takes a while to move.
-        match ask(session, req, Duration::from_secs(600)).await {
-            Ok(ControlResponse::Migrated { pid, node, .. }) => {
+        match ask(session, Duration::from_secs(600), move |c| {
+            c.migrate(pid, &to)
+        })
+        .await
+        {
+            Ok(Moved::To { pid, node, .. }) => {
                 let _ = writeln!(ctx.stdout(), "process {pid} now runs on {node}");
             }
-            Ok(ControlResponse::Stays { pid, node }) => {
+            Ok(Moved::Stays { pid, node }) => {
                 let _ = writeln!(ctx.stdout(), "process {pid} stays on {node}");
-            }
-            Ok(other) => {
-                failed = true;
-                let _ = writeln!(
-                    ctx.stderr(),
-                    "{}: unexpected answer {other:?}",
-                    ctx.command_name
-                );
             }
             Err(e) => {
                 failed = true;
@@ -285,12 +278,8 @@ impl Command for Mps {
         let Some(session) = session_or_complain(&ctx) else {
             return Ok(exit(1));
         };
-        let procs = match ask(session, ControlRequest::Ps, Duration::from_secs(10)).await {
-            Ok(ControlResponse::Ps { procs }) => procs,
-            Ok(other) => {
-                let _ = writeln!(ctx.stderr(), "mps: unexpected answer {other:?}");
-                return Ok(exit(1));
-            }
+        let procs = match ask(session, Duration::from_secs(10), |c| c.ps()).await {
+            Ok(procs) => procs,
             Err(e) => {
                 let _ = writeln!(ctx.stderr(), "mps: {e}");
                 return Ok(exit(1));
@@ -317,11 +306,11 @@ impl Command for Mps {
             let (node, state, cpu, cmd) = match row {
                 Some(p) => (p.node.clone(), p.state.clone(), p.cpu, p.cmd.clone()),
                 None => {
-                    let st = mosaic_node::procstat::stat(pid);
+                    let st = mosaic_ckpt::procstat::stat(pid);
                     (
                         session.node.clone(),
                         st.as_ref()
-                            .map_or("ended", |s| mosaic_node::procstat::state_name(s.state))
+                            .map_or("ended", |s| mosaic_ckpt::procstat::state_name(s.state))
                             .to_string(),
                         st.map_or(0.0, |s| s.cpu),
                         child.cmd.clone(),
@@ -405,12 +394,11 @@ async fn set_lock<SE: ShellExtensions>(
     let mut failed = false;
     for pid in pids {
         session.set_user_lock(pid, lock);
-        let req = ControlRequest::Manage {
-            pid,
-            lock,
-            hint: Default::default(),
-        };
-        match ask(session, req, Duration::from_secs(10)).await {
+        match ask(session, Duration::from_secs(10), move |c| {
+            c.manage(pid, lock, Default::default())
+        })
+        .await
+        {
             Ok(_) => {
                 let word = if lock { "locked" } else { "unlocked" };
                 let _ = writeln!(ctx.stdout(), "process {pid} {word}");
@@ -499,9 +487,7 @@ impl Command for NodeNames {
         let Some(session) = session::get() else {
             return Ok(exit(1));
         };
-        let Ok(ControlResponse::Nodes { nodes }) =
-            ask(session, ControlRequest::Nodes, Duration::from_secs(2)).await
-        else {
+        let Ok(nodes) = ask(session, Duration::from_secs(2), |c| c.nodes()).await else {
             return Ok(exit(1));
         };
         let mut out = ctx.stdout();

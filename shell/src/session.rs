@@ -8,8 +8,7 @@ use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use mosaic_node::control::Client;
-use mosaic_proto::{ControlRequest, ControlResponse};
+use mosaic_client::{Client, ClientError};
 
 /// A child of the shell, as the watcher last saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,26 +79,23 @@ impl Session {
             user_locked: Default::default(),
             notes: Default::default(),
         };
-        match session.request(&ControlRequest::Status, Duration::from_secs(10))? {
-            ControlResponse::Status { name, .. } => session.node = name,
-            other => return Err(format!("mosaicd answered something else: {other:?}")),
-        }
+        session.node = session
+            .with_client(Duration::from_secs(10), |c| c.status())?
+            .name;
         Ok(session)
     }
 
-    /// One request to the daemon, waiting up to `timeout` for the answer;
-    /// an error answer is an `Err` with the daemon's message.
-    pub fn request(
+    /// One exchange with the daemon through the typed client, waiting up
+    /// to `timeout` for each answer; a refusal is an `Err` with the
+    /// daemon's message.
+    pub fn with_client<T>(
         &self,
-        req: &ControlRequest,
         timeout: Duration,
-    ) -> Result<ControlResponse, String> {
+        f: impl FnOnce(&mut Client) -> Result<T, ClientError>,
+    ) -> Result<T, String> {
         let mut client = Client::connect(&self.socket).map_err(|e| e.to_string())?;
         client.set_timeout(timeout).map_err(|e| e.to_string())?;
-        match client.request(req).map_err(|e| e.to_string())? {
-            ControlResponse::Error { message } => Err(message),
-            answer => Ok(answer),
-        }
+        f(&mut client).map_err(|e| e.to_string())
     }
 
     /// The children the watcher knows, by PID.

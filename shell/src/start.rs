@@ -18,7 +18,7 @@ const ENTERED: &str = "MOSH_ENTERED_CLUSTER";
 pub fn node_socket() -> Option<PathBuf> {
     let socket = std::env::var_os("MOSAIC_SOCKET")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(mosaic_node::DEFAULT_SOCKET));
+        .unwrap_or_else(|| PathBuf::from(mosaic_client::DEFAULT_SOCKET));
     std::os::unix::net::UnixStream::connect(&socket)
         .is_ok()
         .then_some(socket)
@@ -28,15 +28,15 @@ pub fn node_socket() -> Option<PathBuf> {
 fn cluster_dir() -> PathBuf {
     std::env::var_os("MOSAIC_CLUSTER_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(mosaic_node::DEFAULT_CLUSTER_DIR))
+        .unwrap_or_else(|| PathBuf::from(mosaic_client::DEFAULT_CLUSTER_DIR))
 }
 
-/// Whether a local cluster's first node runs in `dir`.
+/// Whether a local cluster's first node runs in `dir` (its daemon answers).
 fn local_cluster_runs(dir: &Path) -> bool {
-    mosaic_node::local::ClusterState::load(dir)
-        .ok()
-        .and_then(|s| s.nodes.first().map(|n| n.is_running()))
-        .unwrap_or(false)
+    mosaic_client::local_sockets(dir)
+        .first()
+        .and_then(|s| mosaic_client::Client::connect(s).ok())
+        .is_some_and(|mut c| c.status().is_ok())
 }
 
 /// The first run: brings up a local 2-node cluster if none runs, then
@@ -47,7 +47,7 @@ pub fn enter_local_cluster(mosaic: &Path, args: &[std::ffi::OsString]) -> anyhow
     if std::env::var_os(ENTERED).is_some() {
         bail!(
             "inside the local cluster, but node1's daemon does not answer on {}: see `mosaic cluster status`",
-            mosaic_node::DEFAULT_SOCKET
+            mosaic_client::DEFAULT_SOCKET
         );
     }
     // SAFETY: geteuid has no arguments and cannot fail.

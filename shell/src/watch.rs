@@ -16,7 +16,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use mosaic_proto::control::{Hint, ProcInfo};
-use mosaic_proto::{ControlRequest, ControlResponse};
 
 use crate::session::{Child, Note, Session};
 
@@ -45,20 +44,13 @@ fn run(session: &'static Session, terminal: Option<std::os::fd::RawFd>) {
         let changed = session.with_children(|known| update(known, &now, foreground, session));
         for (pid, lock) in changed {
             // Gone already, or the daemon restarts: nothing to manage.
-            let _ = session.request(
-                &ControlRequest::Manage {
-                    pid,
-                    lock,
-                    hint: Hint::None,
-                },
-                Duration::from_secs(2),
-            );
+            let _ =
+                session.with_client(Duration::from_secs(2), |c| c.manage(pid, lock, Hint::None));
         }
         session.retain_user_locks(|pid| now.iter().any(|d| d.pid == pid));
         if round % WHERE_EVERY == 0
             && !now.is_empty()
-            && let Ok(ControlResponse::Ps { procs }) =
-                session.request(&ControlRequest::Ps, Duration::from_secs(2))
+            && let Ok(procs) = session.with_client(Duration::from_secs(2), |c| c.ps())
         {
             session.with_children(|known| {
                 for note in moves(known, &procs, &session.node) {
@@ -184,7 +176,7 @@ pub fn descendants_of(ancestor: i32) -> Vec<Descendant> {
                     pid,
                     parent,
                     pgrp,
-                    cmd: mosaic_node::procstat::cmdline(pid),
+                    cmd: mosaic_ckpt::procstat::cmdline(pid),
                 });
             }
         }

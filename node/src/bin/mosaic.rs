@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use mosaic_node::control::Client;
+use mosaic_client::{Client, Moved};
 use mosaic_node::local;
-use mosaic_proto::{ControlRequest, ControlResponse, NodeInfo};
+use mosaic_proto::NodeInfo;
 
 /// Admin command of a mosaic cluster: see the nodes, watch them, run a local cluster.
 #[derive(Parser, Debug)]
@@ -297,7 +297,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Mon => {
             let mut client = Client::find(socket, dir)?;
             mosaic_node::mon::run(|| {
-                let fetched = request_nodes(&mut client);
+                let fetched = client.nodes();
                 if fetched.is_err()
                     && let Ok(c) = Client::find(socket, dir)
                 {
@@ -310,11 +310,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Syscalls => print!("{}", mosaic_proto::syscalls::listing()),
         Command::Ps { json } => {
             let mut client = Client::find(socket, dir)?;
-            let procs = match client.request(&ControlRequest::Ps)? {
-                ControlResponse::Ps { procs } => procs,
-                ControlResponse::Error { message } => bail!("{message}"),
-                other => bail!("mosaicd answered something else: {other:?}"),
-            };
+            let procs = client.ps()?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&procs)?);
             } else {
@@ -364,11 +360,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             command: MfsCommand::Status { json },
         } => {
             let mut client = Client::find(socket, dir)?;
-            let status = match client.request(&ControlRequest::Mfs)? {
-                ControlResponse::Mfs { status } => status,
-                ControlResponse::Error { message } => bail!("{message}"),
-                other => bail!("mosaicd answered something else: {other:?}"),
-            };
+            let status = client.mfs()?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&status)?);
             } else {
@@ -381,32 +373,24 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Lock { pid } | Command::Unlock { pid } => {
             let lock = matches!(cli.command, Command::Lock { .. });
             let mut client = Client::find(socket, dir)?;
-            let hint = Default::default();
-            match client.request(&ControlRequest::Manage { pid, lock, hint })? {
-                ControlResponse::Managed { pid } => {
-                    println!("process {pid} {}", if lock { "locked" } else { "unlocked" });
-                }
-                ControlResponse::Error { message } => bail!("{message}"),
-                other => bail!("mosaicd answered something else: {other:?}"),
-            }
+            let pid = client.manage(pid, lock, Default::default())?;
+            println!("process {pid} {}", if lock { "locked" } else { "unlocked" });
         }
         Command::Migrate { pid, node } => {
             let mut client = Client::find(socket, dir)?;
             // A large process takes a while to move.
             client.set_timeout(std::time::Duration::from_secs(600))?;
-            match client.request(&ControlRequest::Migrate { pid, node })? {
-                ControlResponse::Migrated {
+            match client.migrate(pid, &node)? {
+                Moved::To {
                     pid,
                     node,
                     guest_pid,
                 } => {
                     println!("process {pid} now runs on {node} (guest pid {guest_pid} there)");
                 }
-                ControlResponse::Stays { pid, node } => {
+                Moved::Stays { pid, node } => {
                     println!("process {pid} stays on {node}: no node would run it better now");
                 }
-                ControlResponse::Error { message } => bail!("{message}"),
-                other => bail!("mosaicd answered something else: {other:?}"),
             }
         }
         Command::Checkpoint {
@@ -547,13 +531,7 @@ fn node_control(socket: Option<&Path>, dir: &Path, cmd: Option<NodeCmd>) -> anyh
     use mosaic_proto::control::{NodeAction, NodeControls};
     let mut client = Client::find(socket, dir)?;
     let mut ask = |action: &NodeAction| -> anyhow::Result<(NodeControls, String)> {
-        match client.request(&ControlRequest::Node {
-            action: action.clone(),
-        })? {
-            ControlResponse::Node { controls, message } => Ok((controls, message)),
-            ControlResponse::Error { message } => bail!("{message}"),
-            other => bail!("mosaicd answered something else: {other:?}"),
-        }
+        Ok(client.node(action.clone())?)
     };
     let action = cmd.map_or(NodeAction::Show, NodeCmd::action);
     let (mut controls, message) = ask(&action)?;
@@ -605,7 +583,7 @@ fn run_command(
     let target = match (node, best) {
         (Some(n), _) => Some(n),
         (None, true) => {
-            let nodes = request_nodes(&mut client)?;
+            let nodes = client.nodes()?;
             nodes
                 .iter()
                 .filter(|n| !n.is_self && n.state == mosaic_proto::NodeState::Alive)
@@ -634,13 +612,8 @@ fn run_command(
         .with_context(|| format!("cannot run {program}"))?;
     let pid = child.id() as i32;
     let (lock, hint) = manage;
-    match client.request(&ControlRequest::Manage { pid, lock, hint }) {
-        Ok(ControlResponse::Managed { .. }) => {}
-        Ok(ControlResponse::Error { message }) => {
-            eprintln!("mosaic: {program} is not managed: {message}")
-        }
-        Ok(other) => eprintln!("mosaic: {program} is not managed: unexpected answer {other:?}"),
-        Err(e) => eprintln!("mosaic: {program} is not managed: {e}"),
+    if let Err(e) = client.manage(pid, lock, hint) {
+        eprintln!("mosaic: {program} is not managed: {e}");
     }
     if let Some(node) = target {
         // Wait until it is the program (not our fork before exec).
@@ -652,15 +625,9 @@ fn run_command(
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         client.set_timeout(std::time::Duration::from_secs(600))?;
-        match client.request(&ControlRequest::Migrate {
-            pid,
-            node: node.clone(),
-        }) {
-            Ok(ControlResponse::Migrated { .. }) => {}
-            Ok(ControlResponse::Error { message }) => {
-                eprintln!("mosaic: {program} stays here: {message}")
-            }
-            Ok(other) => eprintln!("mosaic: {program} stays here: unexpected answer {other:?}"),
+        match client.migrate(pid, &node) {
+            Ok(Moved::To { .. }) => {}
+            Ok(Moved::Stays { node, .. }) => eprintln!("mosaic: {program} stays on {node}"),
             Err(e) => eprintln!("mosaic: {program} stays here: {e}"),
         }
     } else if best {
@@ -669,16 +636,8 @@ fn run_command(
     supervise::supervise(nix::unistd::Pid::from_raw(pid), &signals, false)
 }
 
-fn request_nodes(client: &mut Client) -> anyhow::Result<Vec<NodeInfo>> {
-    match client.request(&ControlRequest::Nodes)? {
-        ControlResponse::Nodes { nodes } => Ok(nodes),
-        ControlResponse::Error { message } => bail!("mosaicd: {message}"),
-        other => bail!("mosaicd answered something else: {other:?}"),
-    }
-}
-
 fn fetch_nodes(socket: Option<&Path>, dir: &Path) -> anyhow::Result<Vec<NodeInfo>> {
-    request_nodes(&mut Client::find(socket, dir)?)
+    Ok(Client::find(socket, dir)?.nodes()?)
 }
 
 fn nodes_table(nodes: &[NodeInfo]) -> String {

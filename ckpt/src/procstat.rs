@@ -1,4 +1,4 @@
-//! What `/proc` says about one process, for `mosaic ps`.
+//! What `/proc` says about one process for a person: `mosaic ps`, mosh's `mps`.
 
 /// State, CPU share and memory of a process.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,12 +15,11 @@ pub struct ProcStat {
 
 /// Reads `/proc/PID/stat` and `status`; `None` if the process is gone.
 pub fn stat(pid: i32) -> Option<ProcStat> {
-    let raw = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command (which may contain spaces and parentheses).
-    let rest = &raw[raw.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let num = |i: usize| f.get(i - 3).and_then(|v| v.parse::<u64>().ok());
-    let state = f.first()?.chars().next()?;
+    // Numbered as in proc(5): 3 is the state, 14 and 15 user and system
+    // time, 22 the start time.
+    let f = crate::procfs::stat_fields(pid).ok()?;
+    let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
+    let state = f.get(3)?.chars().next()?;
     let (utime, stime, start) = (num(14)?, num(15)?, num(22)?);
     // SAFETY: sysconf takes an integer and returns one.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
