@@ -173,6 +173,7 @@ fn describe(t: &mut Tracee, opts: &CaptureOptions) -> Result<ImageMeta, CkptErro
         fds: fds(t)?,
         itimers: injected.itimers,
         posix_timers: injected.posix_timers,
+        rlimits: crate::limits::capture(pid)?,
         cpus: nix::sched::sched_getaffinity(t.pid)
             .map(|set| {
                 (0..nix::sched::CpuSet::count())

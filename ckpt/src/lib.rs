@@ -12,8 +12,9 @@
 //!
 //! Modules: [`ptrace`] (a stopped tracee, injection of system calls),
 //! [`procfs`] (what `/proc` says), [`cantmove`], [`capture`], [`restore`],
-//! [`restart`] (how an interrupted system call resumes), [`timers`]
-//! (interval and POSIX timers, capture and restore side by side).
+//! [`restart`] (how an interrupted system call resumes), and by resource,
+//! capture and restore side by side: [`timers`] (interval and POSIX
+//! timers), [`limits`] (resource limits).
 //!
 //! Why by hand: CRIU does this in C with a parasite blob; no Rust crate
 //! restores a process. We inject single system calls with
@@ -23,6 +24,7 @@
 
 pub mod cantmove;
 pub mod capture;
+pub mod limits;
 pub mod procfs;
 pub mod procstat;
 pub mod ptrace;

@@ -385,6 +385,7 @@ fn build<R: Read + Send>(
     queue_pending(t, meta, data)?;
     crate::timers::restore_itimers(t, meta, data)?;
     crate::timers::restore_posix(t, meta, data)?;
+    crate::limits::restore(t, meta, data)?;
     if opts.own_process_group {
         t.syscall_ok("setpgid", libc::SYS_setpgid, [0, 0, 0, 0, 0, 0])?;
     }

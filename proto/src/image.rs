@@ -125,6 +125,14 @@ pub struct Rseq {
     pub sig: u32,
 }
 
+/// A resource limit (`getrlimit`): `u64::MAX` is RLIM_INFINITY.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rlimit {
+    pub resource: u32,
+    pub soft: u64,
+    pub hard: u64,
+}
+
 /// A POSIX timer (`timer_create`), restored under the same id.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PosixTimer {
@@ -256,6 +264,9 @@ pub struct ImageMeta {
     /// POSIX timers.
     #[serde(default)]
     pub posix_timers: Vec<PosixTimer>,
+    /// Resource limits (empty in older images: the restorer's apply).
+    #[serde(default)]
+    pub rlimits: Vec<Rlimit>,
     /// CPUs the process was allowed to run on (empty: any).
     #[serde(default)]
     pub cpus: Vec<usize>,
@@ -481,6 +492,7 @@ mod tests {
             fds: vec![],
             itimers: vec![],
             posix_timers: vec![],
+            rlimits: vec![],
             cpus: vec![],
         }
     }

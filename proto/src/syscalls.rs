@@ -108,6 +108,10 @@ pub enum Arg {
     /// the set it points to copied too.
     SigsetPair,
 
+    /// Shape: a struct of `size` bytes the kernel reads to change state
+    /// that travels with the process (prlimit64's new limit): NULL is
+    /// forwarded, anything else makes the call at home.
+    HomeIfSet { size: u32 },
     /// Shape: `count` (argument number) elements of `elem` bytes.
     Array { count: u8, elem: u16, dir: Dir },
     /// Shape: an `fd_set` of select/pselect6, `ceil(nfds/64)` words by
@@ -333,7 +337,7 @@ pub static SYSCALLS: &[Syscall] = &[
     Syscall { nr: 94, name: "lchown", class: Forward, args: &[CStr, Int, Int], note: "", gap: "" },
     Syscall { nr: 95, name: "umask", class: Forward, args: &[Int], note: "governs file creation, which happens at home", gap: "" },
     Syscall { nr: 96, name: "gettimeofday", class: Local, args: &[], note: "", gap: "" },
-    Syscall { nr: 97, name: "getrlimit", class: Forward, args: &[Int, OutStruct { size: 16 }], note: "home limits are the answer", gap: "the guest runs under its node's limits, not these (limits do not travel yet)" },
+    Syscall { nr: 97, name: "getrlimit", class: Forward, args: &[Int, OutStruct { size: 16 }], note: "the placeholder's limits, which are the guest's: limits travel in the migration image and change only at home", gap: "" },
     Syscall { nr: 98, name: "getrusage", class: Forward, args: &[Int, OutStruct { size: 144 }], note: "home accounting (RUSAGE_CHILDREN lives there)", gap: "RUSAGE_SELF/THREAD count only the time the process spent at home, not on the guest" },
     Syscall { nr: 99, name: "sysinfo", class: Forward, args: &[OutStruct { size: 112 }], note: "the home node's view (uptime, load, memory)", gap: "" },
     Syscall { nr: 100, name: "times", class: Forward, args: &[OutStruct { size: 32 }], note: "home accounting; the return value is home clock ticks", gap: "tms_utime/tms_stime count only the time the process spent at home, not on the guest" },
@@ -396,7 +400,7 @@ pub static SYSCALLS: &[Syscall] = &[
     Syscall { nr: 157, name: "prctl", class: Local, args: &[], note: "runs on the guest: PR_SET_NAME and the like change the guest only", gap: "options that are home state (PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER, PR_SET_DUMPABLE, PR_SET_KEEPCAPS, securebits, capabilities, PR_SET_PTRACER) act on the guest, not on the placeholder" },
     Syscall { nr: 158, name: "arch_prctl", class: Local, args: &[], note: "FS/GS base are guest CPU state, carried in the migration image", gap: "CPUID faulting (ARCH_SET_CPUID) is not carried" },
     Syscall { nr: 159, name: "adjtimex", class: Forward, args: &[InOutStruct { size: 208 }], note: "the home clock; modes 0 just reads its state", gap: "" },
-    Syscall { nr: 160, name: "setrlimit", class: Forward, args: &[Int, InStruct { size: 16 }], note: "sets the placeholder's limits", gap: "the guest keeps running under its node's limits (limits do not travel yet)" },
+    Syscall { nr: 160, name: "setrlimit", class: BringHome, args: &[], note: "the process comes home to change a limit (its guest's kernel enforces them, and they travel with it)", gap: "" },
     Syscall { nr: 161, name: "chroot", class: Forward, args: &[CStr], note: "root of path resolution, which happens at home", gap: "" },
     Syscall { nr: 162, name: "sync", class: Forward, args: &[], note: "", gap: "" },
     Syscall { nr: 163, name: "acct", class: Forward, args: &[CStr], note: "filename may be NULL (turns accounting off)", gap: "" },
@@ -538,7 +542,7 @@ pub static SYSCALLS: &[Syscall] = &[
     Syscall { nr: 299, name: "recvmmsg", class: Forward, args: &[Fd, Opaque, Int, Int, InOutStruct { size: 16 }], note: "msgvec: vlen x 64-byte struct mmsghdr, each a msghdr", gap: "not marshalled: the call is made at home" },
     Syscall { nr: 300, name: "fanotify_init", class: Forward, args: &[Int, Int], note: "", gap: "" },
     Syscall { nr: 301, name: "fanotify_mark", class: Forward, args: &[Fd, Int, Int, Fd, CStr], note: "pathname may be NULL", gap: "" },
-    Syscall { nr: 302, name: "prlimit64", class: Forward, args: &[Int, Int, InStruct { size: 16 }, OutStruct { size: 16 }], note: "pid is a home PID; reads and sets the placeholder's limits", gap: "the guest keeps running under its node's limits (limits do not travel yet)" },
+    Syscall { nr: 302, name: "prlimit64", class: Forward, args: &[Int, Int, HomeIfSet { size: 16 }, OutStruct { size: 16 }], note: "pid is a home PID; reading is forwarded (the placeholder's limits are the guest's); setting makes the call at home, the process brought home first (limits travel with it)", gap: "" },
     Syscall { nr: 303, name: "name_to_handle_at", class: Forward, args: &[Fd, CStr, Opaque, Opaque, Int], note: "handle: struct file_handle, 8-byte header whose handle_bytes gives the capacity, in and out; mount_id: int out, or u64 with AT_HANDLE_MNT_ID_UNIQUE", gap: "not marshalled: the call is made at home" },
     Syscall { nr: 304, name: "open_by_handle_at", class: Forward, args: &[Fd, Opaque, Int], note: "handle: struct file_handle, 8-byte header + handle_bytes, in", gap: "not marshalled: the call is made at home" },
     Syscall { nr: 305, name: "clock_adjtime", class: Forward, args: &[Int, InOutStruct { size: 208 }], note: "the home clock; modes 0 just reads its state", gap: "" },

@@ -941,3 +941,42 @@ fn posix_timers_travel_under_their_ids_and_tick_on_every_node() {
     assert!(c.log("node3").contains("guest started"));
     c.down();
 }
+
+#[test]
+fn resource_limits_travel_and_the_guests_own_kernel_enforces_them() {
+    let mut c = Cluster::up("migrate-limits", 2, 40946);
+    let prog = build("deep_stack", &c.dir);
+    // The shell sets them, the program inherits them (exec keeps the PID).
+    let script = format!("ulimit -s unlimited; ulimit -n 64; exec {prog}");
+    let (mut run, mut out, pid) = start_in_node1(&c, "sh", &["-c", &script]);
+    migrate(&c, pid, "node2");
+    let guest = wait_for("the guest on node2", Duration::from_secs(10), || {
+        processes_of(65534, &prog)
+            .first()
+            .copied()
+            .ok_or_else(|| "no guest yet".to_string())
+    });
+    let limits = std::fs::read_to_string(format!("/proc/{guest}/limits")).unwrap();
+    let line = |name: &str| -> Vec<String> {
+        let l = limits.lines().find(|l| l.starts_with(name)).unwrap();
+        l[name.len()..]
+            .split_whitespace()
+            .take(2)
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(
+        line("Max stack size"),
+        ["unlimited", "unlimited"],
+        "{limits}"
+    );
+    assert_eq!(
+        line("Max open files"),
+        ["64", "64"],
+        "not mosaicd's: {limits}"
+    );
+    // 64 MiB of stack on the guest: only the unlimited stack allows it.
+    assert_eq!(line_of(&mut out), "deep 0\n");
+    assert_eq!(run.wait().unwrap().code(), Some(0));
+    c.down();
+}

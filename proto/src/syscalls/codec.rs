@@ -146,6 +146,13 @@ pub fn resolve(row: &Syscall, args: &[u64; 6]) -> Result<Marshal, AtHome> {
                     Arg::InStruct { size }
                 }
             }
+            Arg::HomeIfSet { size } => {
+                let i = out.len();
+                if args[i] != 0 {
+                    return Err(AtHome("it sets state that travels with the process"));
+                }
+                Arg::InStruct { size }
+            }
             Arg::ByCmd(Cmd::Fcntl) => fcntl_arg(args[1]),
             Arg::ByCmd(Cmd::Ioctl) => ioctl_arg(args[1])?,
             Arg::Opaque => return Err(AtHome(row.name)),
@@ -442,7 +449,12 @@ pub fn gather(m: &Marshal, args: &[u64; 6], mem: &dyn GuestMemory) -> Result<Gat
                 }
                 send(pair);
             }
-            Arg::Array { .. } | Arg::FdSet | Arg::MsgBuf { .. } | Arg::ByCmd(_) | Arg::Opaque => {
+            Arg::Array { .. }
+            | Arg::FdSet
+            | Arg::MsgBuf { .. }
+            | Arg::ByCmd(_)
+            | Arg::HomeIfSet { .. }
+            | Arg::Opaque => {
                 unreachable!("resolve leaves no shapes")
             }
         }
@@ -977,7 +989,12 @@ fn lay_out<K: Sink>(
                 pair[8..].copy_from_slice(&size.to_le_bytes());
                 real[i] = sink.put(&pair).map_err(sink_err)?;
             }
-            Arg::Array { .. } | Arg::FdSet | Arg::MsgBuf { .. } | Arg::ByCmd(_) | Arg::Opaque => {
+            Arg::Array { .. }
+            | Arg::FdSet
+            | Arg::MsgBuf { .. }
+            | Arg::ByCmd(_)
+            | Arg::HomeIfSet { .. }
+            | Arg::Opaque => {
                 unreachable!("resolve leaves no shapes")
             }
         }
