@@ -550,9 +550,43 @@ const REOPENABLE_DEVICES: &[&str] = &[
     "/dev/urandom",
 ];
 
+/// Descriptors of `pid` that a stand-alone restore cannot reopen (sockets,
+/// terminals, pipes shared with another process, ...): (fd, what it is).
+/// Read from `/proc` without stopping the process, so that `mosaic
+/// checkpoint --kill` can refuse before it touches anything.
+pub fn restore_blockers(pid: i32) -> Result<Vec<(i32, String)>, CkptError> {
+    Ok(classify(pid)?
+        .into_iter()
+        .filter_map(|f| match f.kind {
+            FdKind::Other { what } => Some((f.fd, what)),
+            _ => None,
+        })
+        .collect())
+}
+
 fn fds(t: &Tracee) -> Result<Vec<FdInfo>, CkptError> {
-    use std::os::unix::fs::FileTypeExt;
     let pid = t.pid.as_raw();
+    let mut out = classify(pid)?;
+    // The buffered bytes of a self-pipe, read once the process is stopped.
+    let mut drained = std::collections::HashSet::new();
+    for f in &mut out {
+        if let FdKind::Pipe {
+            id,
+            write: false,
+            contents,
+            ..
+        } = &mut f.kind
+            && drained.insert(*id)
+        {
+            *contents = pipe_contents(pid, f.fd)?;
+        }
+    }
+    Ok(out)
+}
+
+/// What each descriptor of `pid` is, from `/proc` (pipe contents empty).
+fn classify(pid: i32) -> Result<Vec<FdInfo>, CkptError> {
+    use std::os::unix::fs::FileTypeExt;
     let mut out: Vec<FdInfo> = Vec::new();
     let mut pipe_ends: std::collections::HashMap<u64, (bool, bool)> = Default::default();
     for (fd, target) in procfs::fds(pid)? {
@@ -571,9 +605,12 @@ fn fds(t: &Tracee) -> Result<Vec<FdInfo>, CkptError> {
             });
             continue;
         }
+        // Regular files and directories (gzip holds its directory open)
+        // are reopened by path, at their offset.
         let is_file = target.starts_with('/')
             && !target.ends_with(" (deleted)")
-            && std::fs::metadata(&target).is_ok_and(|m| m.file_type().is_file());
+            && std::fs::metadata(&target)
+                .is_ok_and(|m| m.file_type().is_file() || m.file_type().is_dir());
         let kind = if is_file || REOPENABLE_DEVICES.contains(&target.as_str()) {
             FdKind::Path {
                 path: target,
@@ -611,25 +648,14 @@ fn fds(t: &Tracee) -> Result<Vec<FdInfo>, CkptError> {
         out.push(FdInfo { fd, kind });
     }
     // A pipe is carried only when this process holds both of its ends.
-    let mut drained = std::collections::HashSet::new();
     for f in &mut out {
-        if let FdKind::Pipe {
-            id,
-            write,
-            contents,
-            ..
-        } = &mut f.kind
+        if let FdKind::Pipe { id, write, .. } = &mut f.kind
+            && pipe_ends.get(id) != Some(&(true, true))
         {
-            if pipe_ends.get(id) != Some(&(true, true)) {
-                let end = if *write { "write" } else { "read" };
-                f.kind = FdKind::Other {
-                    what: format!(
-                        "the {end} end of a pipe shared with another process (pipe:[{id}])"
-                    ),
-                };
-            } else if !*write && drained.insert(*id) {
-                *contents = pipe_contents(pid, f.fd)?;
-            }
+            let end = if *write { "write" } else { "read" };
+            f.kind = FdKind::Other {
+                what: format!("the {end} end of a pipe shared with another process (pipe:[{id}])"),
+            };
         }
     }
     Ok(out)

@@ -70,7 +70,7 @@ pub enum CkptError {
     )]
     FileChanged { path: String, what: String },
     #[error(
-        "fd {fd} is {what}: a stand-alone restore reopens only regular files and /dev/null{hint}"
+        "fd {fd} is {what}: a stand-alone restore reopens only regular files, directories, self-pipes and /dev/null-like devices{hint}"
     )]
     UnsupportedFd {
         fd: i32,

@@ -50,8 +50,23 @@ fn progress_bar(verb: &str) -> impl FnMut(u64, u64) {
     }
 }
 
-/// Checkpoints `pid` into `output`.
+/// Checkpoints `pid` into `output`. With `--kill` or `--stop`, a process
+/// whose image a `mosaic restore` could not bring back is refused before
+/// anything is done to it: a command that succeeds never loses a process.
 pub fn checkpoint(pid: i32, output: &Path, after: After, embed_files: bool) -> anyhow::Result<()> {
+    // Descriptors 0-2 can be given by `mosaic restore --stdio inherit`.
+    let (stdio, blockers): (Vec<_>, Vec<_>) = mosaic_ckpt::capture::restore_blockers(pid)?
+        .into_iter()
+        .map(|(fd, what)| (fd, format!("fd {fd} is {what}")))
+        .partition(|(fd, _)| *fd <= 2);
+    let words = |v: Vec<(i32, String)>| v.into_iter().map(|b| b.1).collect::<Vec<_>>().join("; ");
+    if after != After::LeaveRunning && !blockers.is_empty() {
+        anyhow::bail!(
+            "not checkpointed: `mosaic restore` could not bring process {pid} back ({}), so --{} would lose it; nothing was done to it. Use --leave-running to keep it running",
+            words(blockers),
+            if after == After::Kill { "kill" } else { "stop" }
+        );
+    }
     let tmp = output.with_extension("partial");
     let file =
         std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
@@ -96,6 +111,13 @@ pub fn checkpoint(pid: i32, output: &Path, after: After, embed_files: bool) -> a
                 }
             }
         }
+    }
+    if !stdio.is_empty() {
+        eprintln!(
+            "note: restore it with `mosaic restore {} --stdio inherit` ({})",
+            output.display(),
+            words(stdio)
+        );
     }
     eprintln!(
         "checkpointed process {pid} to {} ({} memory areas, {} pages, {:.1} MiB)",

@@ -504,6 +504,53 @@ fn xz_9_with_its_self_pipe() {
     real_program("xz", &["xz", "-9", "-c", input.to_str().unwrap()]);
 }
 
+/// gzip holds the directory of its input open (fd 3): reopened by path.
+/// Before, `checkpoint --kill` succeeded and the restore refused the
+/// directory: the process was lost by a command that said it worked.
+#[test]
+fn gzip_9_with_its_directory_open() {
+    let dir = scratch("gzip-input");
+    let input = dir.join("data");
+    pseudo_random_file(&input, 40_000_000);
+    real_program("gzip", &["gzip", "-9", "-c", input.to_str().unwrap()]);
+}
+
+/// `--kill` (and `--stop`) refuse a process that a restore could not
+/// bring back, before touching it, naming the descriptor and what to use.
+#[test]
+fn kill_refuses_a_process_a_restore_could_not_bring_back() {
+    let dir = scratch("socket-holder");
+    let out = dir.join("out");
+    let script = "import socket, time\ns = socket.socket()\nprint('waiting', flush=True)\ntime.sleep(3)\nprint('done')";
+    let mut c = spawn(&sh(&["python3", "-c", script]), &out, &dir);
+    wait_for("waiting", Duration::from_secs(20), || {
+        output_contains(&out, "waiting")
+    });
+    let img = dir.join("image");
+    for then in ["--kill", "--stop"] {
+        let r = mosaic(&[
+            "checkpoint",
+            &c.id().to_string(),
+            "-o",
+            img.to_str().unwrap(),
+            then,
+        ]);
+        assert_eq!(r.status.code(), Some(1), "{}", text(&r));
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert!(
+            err.contains(" is a socket (socket:[") && err.contains("--leave-running"),
+            "{err}"
+        );
+        assert!(!img.exists(), "no image for a refused checkpoint");
+    }
+    assert_eq!(
+        wait_exit(&mut c, Duration::from_secs(30)),
+        0,
+        "it goes on unharmed"
+    );
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "waiting\ndone\n");
+}
+
 #[test]
 fn sha256sum_of_a_large_file() {
     let dir = scratch("sha-input");
