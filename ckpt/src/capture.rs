@@ -138,6 +138,15 @@ fn describe(t: &mut Tracee, opts: &CaptureOptions) -> Result<ImageMeta, CkptErro
             siginfo: d.info.to_vec(),
         });
     }
+    // A job stopped by Ctrl-Z stays stopped: its stop signal, queued
+    // again, stops it wherever it is restored, before it runs anything (its
+    // disposition is the default one, or it would not have stopped).
+    if let Some(sig) = t.group_stop {
+        pending.push(PendingSignal {
+            shared: true,
+            siginfo: crate::ptrace::Deferred::plain(sig).info.to_vec(),
+        });
+    }
     mm.brk = injected.brk;
 
     let maps = procfs::maps(pid)?;

@@ -36,7 +36,21 @@ pub struct Tracee {
     /// takes them off its queue), with their siginfo: given back on
     /// release, and carried by a capture.
     pub deferred_signals: Vec<Deferred>,
+    /// It was in a job-control stop when we took it, by this signal: a
+    /// capture carries the stop (the process stops again wherever it is
+    /// restored), and a release leaves it stopped.
+    pub group_stop: Option<Signal>,
     _not_send: std::marker::PhantomData<*const ()>,
+}
+
+/// The signal of a job-control stop, from the signal a seized tracee's
+/// `PTRACE_EVENT_STOP` reports (SIGTRAP when it was running).
+pub fn job_control_stop(sig: Signal) -> Option<Signal> {
+    matches!(
+        sig,
+        Signal::SIGSTOP | Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU
+    )
+    .then_some(sig)
 }
 
 /// A signal taken off a tracee's queue at a delivery stop.
@@ -139,11 +153,16 @@ impl Tracee {
         })?;
         ptrace::interrupt(pid).map_err(|e| CkptError::Ptrace("PTRACE_INTERRUPT", e))?;
         let mut deferred = Vec::new();
+        let mut group_stop = None;
         loop {
             match waitpid(pid, Some(WaitPidFlag::__WALL))
                 .map_err(|e| CkptError::Ptrace("waitpid", e))?
             {
-                WaitStatus::PtraceEvent(_, _, _) | WaitStatus::Stopped(_, Signal::SIGSTOP) => break,
+                WaitStatus::PtraceEvent(_, sig, _) => {
+                    group_stop = job_control_stop(sig);
+                    break;
+                }
+                WaitStatus::Stopped(_, Signal::SIGSTOP) => break,
                 WaitStatus::Stopped(_, sig) => {
                     // A signal arrived before our interrupt: keep it for later.
                     deferred.push(Deferred::at_stop(pid, sig));
@@ -155,7 +174,9 @@ impl Tracee {
                 _ => {}
             }
         }
-        Tracee::new(pid, deferred)
+        let mut t = Tracee::new(pid, deferred)?;
+        t.group_stop = group_stop;
+        Ok(t)
     }
 
     /// Wraps a child that stopped itself after `PTRACE_TRACEME`.
@@ -174,6 +195,7 @@ impl Tracee {
             mem,
             syscall_insn: None,
             deferred_signals,
+            group_stop: None,
             _not_send: std::marker::PhantomData,
         })
     }

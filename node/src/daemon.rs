@@ -229,6 +229,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tokio::select! {
             _ = tick.tick() => {
                 let mut load = controls.apply(sampler.current());
+                // The guests it hosts (`mosaic nodes` showed 0 for a node
+                // running five).
+                load.guests = u32::try_from(guests.present()).unwrap_or(u32::MAX);
                 let ctx = Ctx {
                     membership: &membership,
                     registry: &registry,

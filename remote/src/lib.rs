@@ -300,11 +300,14 @@ impl Guest {
             self.answer(id, ERESTARTNOINTR);
         }
         let mut deferred = Vec::new();
-        loop {
+        let group_stop = loop {
             match waitpid(pid, Some(WaitPidFlag::__WALL))
                 .map_err(|e| CkptError::Ptrace("waitpid", e))?
             {
-                WaitStatus::PtraceEvent(..) => break,
+                // Stopped by job control (Ctrl-Z, then moved on), or not.
+                WaitStatus::PtraceEvent(_, sig, _) => {
+                    break mosaic_ckpt::ptrace::job_control_stop(sig);
+                }
                 WaitStatus::Stopped(_, sig) => {
                     // A signal on its way: kept, and given back later.
                     deferred.push(Deferred::at_stop(pid, sig));
@@ -315,9 +318,10 @@ impl Guest {
                 }
                 _ => {}
             }
-        }
+        };
         let mut t = Tracee::from_stopped_child(pid)?;
         t.deferred_signals = deferred;
+        t.group_stop = group_stop;
         Ok(t)
     }
 }

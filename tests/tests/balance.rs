@@ -143,6 +143,25 @@ fn wait_for_guests_on_node2(c: &Cluster, what: &str) {
             n => Ok(n),
         }
     });
+    // The cluster's table counts them as node2 does (it said 0).
+    mosaic_tests::wait_for(
+        "node1's table to count them",
+        Duration::from_secs(10),
+        || {
+            let here = shown(c, "node2", "guests here");
+            let nodes = c.nodes_seen_by("node1")?;
+            let seen = nodes
+                .iter()
+                .find(|n| n.name == "node2")
+                .and_then(|n| n.load.as_ref())
+                .map_or(0, |l| l.guests);
+            (usize::try_from(seen).ok() == Some(here))
+                .then_some(())
+                .ok_or(format!(
+                    "node2 hosts {here}, node1's `mosaic nodes` says {seen}"
+                ))
+        },
+    );
 }
 
 /// Waits until node1 sees `node`'s load at `at_least` or more.

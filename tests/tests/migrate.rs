@@ -980,3 +980,72 @@ fn resource_limits_travel_and_the_guests_own_kernel_enforces_them() {
     assert_eq!(run.wait().unwrap().code(), Some(0));
     c.down();
 }
+
+#[test]
+fn a_stopped_job_stays_stopped_through_two_moves_and_continues_where_it_is() {
+    let mut c = Cluster::up("migrate-stopped", 3, 43946);
+    let parent = build("parent", &c.dir);
+    let ticker = build("ticker", &c.dir);
+    let tick_file = c.dir.join("node1/srv/ticks");
+    let (mut run, mut out, pid) = start_in_node1(&c, &parent, &[&ticker, "/srv/mosaic-node/ticks"]);
+    wait_for("ticks", Duration::from_secs(10), || {
+        (ticks(&tick_file) > 2)
+            .then_some(())
+            .ok_or("no ticks".into())
+    });
+    // Ctrl-Z at home, as a shell's job; then moved twice while stopped.
+    kill_in_node1(&c, "-TSTP", pid);
+    assert_eq!(line_of(&mut out), "stopped 20\n");
+    let stopped_at = ticks(&tick_file);
+    for node in ["node2", "node3"] {
+        migrate(&c, pid, node);
+        let guest = wait_for("the guest", Duration::from_secs(10), || {
+            processes_of(65534, &ticker)
+                .first()
+                .copied()
+                .ok_or_else(|| "no guest yet".to_string())
+        });
+        // Stopped there, using no CPU: its state, its CPU time, its ticks.
+        let cpu = |pid: u32| -> (String, u64) {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+            // Fields after the command: state, then utime and stime at 12, 13.
+            let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+            (
+                f[0].to_string(),
+                f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap(),
+            )
+        };
+        let (state, before) = wait_for("the guest to stop", Duration::from_secs(10), || {
+            let (state, t) = cpu(guest);
+            if state == "T" {
+                Ok((state, t))
+            } else {
+                Err(format!("state {state}"))
+            }
+        });
+        std::thread::sleep(Duration::from_millis(800));
+        assert_eq!(
+            cpu(guest),
+            (state, before),
+            "it ran on {node} while stopped"
+        );
+        assert_eq!(
+            ticks(&tick_file),
+            stopped_at,
+            "it ticked on {node} while stopped"
+        );
+    }
+    // fg: SIGCONT to the home PID; it goes on where it is and finishes.
+    kill_in_node1(&c, "-CONT", pid);
+    let mut line = line_of(&mut out);
+    while line == "stopped 20\n" {
+        // (Each move stops the placeholder again; its parent hears it.)
+        line = line_of(&mut out);
+    }
+    assert_eq!(line, "continued\n");
+    assert_eq!(line_of(&mut out), "exited 5\n");
+    assert_eq!(ticks(&tick_file), 80);
+    assert!(run.wait().unwrap().success());
+    assert!(c.log("node3").contains("guest started"));
+    c.down();
+}
