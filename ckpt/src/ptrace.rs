@@ -15,14 +15,14 @@ use nix::unistd::Pid;
 
 use crate::CkptError;
 
-const PTRACE_GETREGSET: libc::c_uint = 0x4204;
-const PTRACE_SETREGSET: libc::c_uint = 0x4205;
-const PTRACE_PEEKSIGINFO: libc::c_uint = 0x4209;
-const PTRACE_GETSIGMASK: libc::c_uint = 0x420a;
-const PTRACE_SETSIGMASK: libc::c_uint = 0x420b;
-const PTRACE_GET_RSEQ_CONFIGURATION: libc::c_uint = 0x420f;
+const PTRACE_GETREGSET: libc::c_uint = libc::PTRACE_GETREGSET;
+const PTRACE_SETREGSET: libc::c_uint = libc::PTRACE_SETREGSET;
+const PTRACE_PEEKSIGINFO: libc::c_uint = libc::PTRACE_PEEKSIGINFO;
+const PTRACE_GETSIGMASK: libc::c_uint = libc::PTRACE_GETSIGMASK;
+const PTRACE_SETSIGMASK: libc::c_uint = libc::PTRACE_SETSIGMASK;
+const PTRACE_GET_RSEQ_CONFIGURATION: libc::c_uint = libc::PTRACE_GET_RSEQ_CONFIGURATION;
 const NT_X86_XSTATE: usize = 0x202;
-const PTRACE_PEEKSIGINFO_SHARED: u32 = 1;
+const PTRACE_PEEKSIGINFO_SHARED: u32 = libc::PTRACE_PEEKSIGINFO_SHARED;
 /// Largest xstate buffer we offer the kernel (AMX needs ~11 KiB).
 const XSTATE_MAX: usize = 16384;
 
@@ -72,8 +72,9 @@ impl Deferred {
     /// The signal `pid` is stopped at, with its siginfo.
     pub fn at_stop(pid: Pid, signal: Signal) -> Deferred {
         let mut info = [0u8; 128];
-        // PTRACE_GETSIGINFO writes one siginfo_t (128 bytes) into `info`.
-        let got = raw_ptrace(libc::PTRACE_GETSIGINFO, pid, 0, info.as_mut_ptr() as usize);
+        // SAFETY: PTRACE_GETSIGINFO writes one siginfo_t (128 bytes) into `info`.
+        let got =
+            unsafe { raw_ptrace(libc::PTRACE_GETSIGINFO, pid, 0, info.as_mut_ptr() as usize) };
         if got.is_err() {
             info = [0u8; 128];
             info[..4].copy_from_slice(&(signal as i32).to_le_bytes());
@@ -132,9 +133,21 @@ pub fn timer_signal(signo: i32, si_code: i32) -> bool {
             && matches!(signo, libc::SIGALRM | libc::SIGVTALRM | libc::SIGPROF))
 }
 
-fn raw_ptrace(req: libc::c_uint, pid: Pid, addr: usize, data: usize) -> nix::Result<libc::c_long> {
-    // SAFETY: raw ptrace request; callers pass addr/data valid for `req`
-    // (pointers into live buffers of the right size).
+/// A ptrace request nix does not wrap (regsets, sigmask, peeksiginfo,
+/// rseq configuration).
+///
+/// # Safety
+///
+/// `addr` and `data` must be what `req` expects: where it takes a pointer,
+/// one to live memory of at least the size the request reads or writes,
+/// not aliased while the call runs.
+unsafe fn raw_ptrace(
+    req: libc::c_uint,
+    pid: Pid,
+    addr: usize,
+    data: usize,
+) -> nix::Result<libc::c_long> {
+    // SAFETY: the caller's duty (above).
     let r = unsafe { libc::ptrace(req, pid.as_raw(), addr, data) };
     if r < 0 {
         Err(nix::errno::Errno::last())
@@ -219,12 +232,16 @@ impl Tracee {
             iov_base: buf.as_mut_ptr().cast(),
             iov_len: buf.len(),
         };
-        raw_ptrace(
-            PTRACE_GETREGSET,
-            self.pid,
-            NT_X86_XSTATE,
-            &mut iov as *mut _ as usize,
-        )
+        // SAFETY: GETREGSET writes at most `iov_len` bytes at `iov_base`
+        // (the buffer above) and updates `iov`, which lives across the call.
+        unsafe {
+            raw_ptrace(
+                PTRACE_GETREGSET,
+                self.pid,
+                NT_X86_XSTATE,
+                &mut iov as *mut _ as usize,
+            )
+        }
         .map_err(|e| CkptError::Ptrace("PTRACE_GETREGSET(xstate)", e))?;
         buf.truncate(iov.iov_len);
         Ok(buf)
@@ -237,12 +254,16 @@ impl Tracee {
             iov_base: buf.as_mut_ptr().cast(),
             iov_len: buf.len(),
         };
-        raw_ptrace(
-            PTRACE_SETREGSET,
-            self.pid,
-            NT_X86_XSTATE,
-            &mut iov as *mut _ as usize,
-        )
+        // SAFETY: SETREGSET reads `iov_len` bytes at `iov_base` (the
+        // buffer above), which lives across the call.
+        unsafe {
+            raw_ptrace(
+                PTRACE_SETREGSET,
+                self.pid,
+                NT_X86_XSTATE,
+                &mut iov as *mut _ as usize,
+            )
+        }
         .map_err(|e| CkptError::Ptrace("PTRACE_SETREGSET(xstate)", e))?;
         Ok(())
     }
@@ -250,12 +271,15 @@ impl Tracee {
     /// The blocked-signal mask.
     pub fn sigmask(&self) -> Result<u64, CkptError> {
         let mut mask = 0u64;
-        raw_ptrace(
-            PTRACE_GETSIGMASK,
-            self.pid,
-            8,
-            &mut mask as *mut u64 as usize,
-        )
+        // SAFETY: GETSIGMASK writes `addr` = 8 bytes into `mask`.
+        unsafe {
+            raw_ptrace(
+                PTRACE_GETSIGMASK,
+                self.pid,
+                8,
+                &mut mask as *mut u64 as usize,
+            )
+        }
         .map_err(|e| CkptError::Ptrace("PTRACE_GETSIGMASK", e))?;
         Ok(mask)
     }
@@ -263,7 +287,8 @@ impl Tracee {
     /// Sets the blocked-signal mask.
     pub fn set_sigmask(&self, mask: u64) -> Result<(), CkptError> {
         let m = mask;
-        raw_ptrace(PTRACE_SETSIGMASK, self.pid, 8, &m as *const u64 as usize)
+        // SAFETY: SETSIGMASK reads `addr` = 8 bytes from `m`.
+        unsafe { raw_ptrace(PTRACE_SETSIGMASK, self.pid, 8, &m as *const u64 as usize) }
             .map_err(|e| CkptError::Ptrace("PTRACE_SETSIGMASK", e))?;
         Ok(())
     }
@@ -285,12 +310,16 @@ impl Tracee {
                 flags: if shared { PTRACE_PEEKSIGINFO_SHARED } else { 0 },
                 nr: 16,
             };
-            let n = raw_ptrace(
-                PTRACE_PEEKSIGINFO,
-                self.pid,
-                &args as *const _ as usize,
-                buf.as_mut_ptr() as usize,
-            )
+            // SAFETY: PEEKSIGINFO reads `args` and writes at most `args.nr`
+            // (16) siginfos of 128 bytes into `buf`, which holds that many.
+            let n = unsafe {
+                raw_ptrace(
+                    PTRACE_PEEKSIGINFO,
+                    self.pid,
+                    &args as *const _ as usize,
+                    buf.as_mut_ptr() as usize,
+                )
+            }
             .map_err(|e| CkptError::Ptrace("PTRACE_PEEKSIGINFO", e))?;
             if n <= 0 {
                 return Ok(out);
@@ -313,12 +342,16 @@ impl Tracee {
             pad: u32,
         }
         let mut conf = RseqConf::default();
-        raw_ptrace(
-            PTRACE_GET_RSEQ_CONFIGURATION,
-            self.pid,
-            std::mem::size_of::<RseqConf>(),
-            &mut conf as *mut _ as usize,
-        )
+        // SAFETY: the request writes at most `addr` = size_of RseqConf
+        // bytes into `conf`.
+        unsafe {
+            raw_ptrace(
+                PTRACE_GET_RSEQ_CONFIGURATION,
+                self.pid,
+                std::mem::size_of::<RseqConf>(),
+                &mut conf as *mut _ as usize,
+            )
+        }
         .map_err(|e| CkptError::Ptrace("PTRACE_GET_RSEQ_CONFIGURATION", e))?;
         Ok((conf.abi_ptr != 0).then_some((conf.abi_ptr, conf.len, conf.sig)))
     }

@@ -20,12 +20,10 @@
 
 use mosaic_proto::image::Regs;
 
-const ERESTARTSYS: i64 = -512;
-const ERESTARTNOINTR: i64 = -513;
-const ERESTARTNOHAND: i64 = -514;
-const ERESTART_RESTARTBLOCK: i64 = -516;
-const EINTR: i64 = -4;
-const TIMER_ABSTIME: u64 = 1;
+use mosaic_proto::syscalls::codec::errno::{
+    EINTR, ERESTART_RESTARTBLOCK, ERESTARTNOHAND, ERESTARTNOINTR, ERESTARTSYS,
+};
+const TIMER_ABSTIME: u64 = libc::TIMER_ABSTIME as u64;
 
 /// Registers to resume a restored process with, from the captured ones.
 /// The result has `orig_rax = -1`, so no restart logic of the kernel's

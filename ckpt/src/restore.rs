@@ -76,10 +76,10 @@ pub struct RestoreOptions {
 const TRAMPOLINE_PAGES: u64 = 16;
 
 const ARCH_MAP_VDSO_64: u64 = 0x2003;
-const PR_SET_MM: u64 = 35;
-const PR_SET_MM_MAP: u64 = 14;
+const PR_SET_MM: u64 = libc::PR_SET_MM as u64;
+const PR_SET_MM_MAP: u64 = libc::PR_SET_MM_MAP as u64;
 const RSEQ_FLAG_UNREGISTER: u64 = 1;
-const MAP_FIXED_NOREPLACE: u64 = 0x100000;
+const MAP_FIXED_NOREPLACE: u64 = libc::MAP_FIXED_NOREPLACE as u64;
 const TASK_SIZE: u64 = 0x7fff_ffff_f000;
 const CHUNK: u64 = 4 << 20;
 

@@ -19,9 +19,9 @@ const RESTORE_IDS_OFF: u64 = 0;
 const RESTORE_IDS_ON: u64 = 1;
 /// `sigev_notify` values the kernel keeps (SIGEV_THREAD is glibc's, made
 /// of SIGEV_THREAD_ID to a helper thread).
-const SIGEV_SIGNAL: i32 = 0;
-const SIGEV_NONE: i32 = 1;
-const SIGEV_THREAD_ID: i32 = 4;
+const SIGEV_SIGNAL: i32 = libc::SIGEV_SIGNAL;
+const SIGEV_NONE: i32 = libc::SIGEV_NONE;
+const SIGEV_THREAD_ID: i32 = libc::SIGEV_THREAD_ID;
 
 const NS: u64 = 1_000_000_000;
 

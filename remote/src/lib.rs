@@ -183,36 +183,16 @@ pub fn guest_filter() -> Result<Vec<u8>, RemoteError> {
     Ok(bytes)
 }
 
-const BPF_RET_K: u16 = 0x06;
-const SECCOMP_RET_TRACE: u32 = 0x7ff0_0000;
-const SECCOMP_RET_USER_NOTIF: u32 = 0x7fc0_0000;
-/// ioctls of the seccomp listener (linux/seccomp.h).
-const SECCOMP_IOCTL_NOTIF_RECV: libc::c_ulong = 0xc050_2100;
-const SECCOMP_IOCTL_NOTIF_SEND: libc::c_ulong = 0xc018_2101;
-const SECCOMP_IOCTL_NOTIF_SET_FLAGS: libc::c_ulong = 0x4008_2104;
+/// A BPF `ret` of a constant (libc's BPF_RET | BPF_K, as the code field).
+const BPF_RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+const SECCOMP_RET_TRACE: u32 = libc::SECCOMP_RET_TRACE;
+const SECCOMP_RET_USER_NOTIF: u32 = libc::SECCOMP_RET_USER_NOTIF;
+/// Wake the notified task on the CPU of the thread that answers
+/// (linux/seccomp.h, Linux 6.6; libc 0.2 does not have it yet).
 const SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: u64 = 1;
 
-/// `struct seccomp_notif`.
-#[repr(C)]
-#[derive(Default)]
-struct Notif {
-    id: u64,
-    pid: u32,
-    flags: u32,
-    nr: i32,
-    arch: u32,
-    ip: u64,
-    args: [u64; 6],
-}
-
-/// `struct seccomp_notif_resp`.
-#[repr(C)]
-struct NotifResp {
-    id: u64,
-    val: i64,
-    error: i32,
-    flags: u32,
-}
+/// One notification of the listener (`struct seccomp_notif`).
+type Notif = libc::seccomp_notif;
 
 /// A guest as the remote holds it: untraced, its memory through
 /// `/proc/PID/mem`, its calls through the seccomp listener.
@@ -254,12 +234,22 @@ impl Guest {
 
     /// The next notification; `None` if it went away (the guest died).
     fn receive(&self) -> Option<Notif> {
-        let mut n = Notif::default();
+        let mut n = Notif {
+            id: 0,
+            pid: 0,
+            flags: 0,
+            data: libc::seccomp_data {
+                nr: 0,
+                arch: 0,
+                instruction_pointer: 0,
+                args: [0; 6],
+            },
+        };
         // SAFETY: NOTIF_RECV fills one zeroed `struct seccomp_notif`.
         let r = unsafe {
             libc::ioctl(
                 self.listener.as_raw_fd(),
-                SECCOMP_IOCTL_NOTIF_RECV,
+                libc::SECCOMP_IOCTL_NOTIF_RECV,
                 &mut n as *mut Notif,
             )
         };
@@ -268,7 +258,7 @@ impl Guest {
 
     /// Ends the guest's call `id` with `ret` (a negative errno or a value).
     fn answer(&self, id: u64, ret: i64) {
-        let resp = NotifResp {
+        let resp = libc::seccomp_notif_resp {
             id,
             val: ret.max(0),
             error: if ret < 0 { ret as i32 } else { 0 },
@@ -279,8 +269,8 @@ impl Guest {
         unsafe {
             libc::ioctl(
                 self.listener.as_raw_fd(),
-                SECCOMP_IOCTL_NOTIF_SEND,
-                &resp as *const NotifResp,
+                libc::SECCOMP_IOCTL_NOTIF_SEND,
+                &resp as *const libc::seccomp_notif_resp,
             )
         };
     }
@@ -464,7 +454,7 @@ fn take_guest(t: &mut Tracee) -> Result<Guest, RemoteError> {
     unsafe {
         libc::ioctl(
             listener.as_raw_fd(),
-            SECCOMP_IOCTL_NOTIF_SET_FLAGS,
+            libc::SECCOMP_IOCTL_NOTIF_SET_FLAGS,
             &flags as *const u64,
         )
     };
@@ -509,16 +499,16 @@ enum Route {
 }
 
 fn route(n: &Notif) -> Route {
-    let Some(row) = u32::try_from(n.nr).ok().and_then(lookup) else {
+    let Some(row) = u32::try_from(n.data.nr).ok().and_then(lookup) else {
         return Route::Refuse("not a system call of this kernel");
     };
     match row.class {
         Class::BringHome => Route::Home(row.name),
-        Class::Forward => match codec::resolve(row, &n.args) {
+        Class::Forward => match codec::resolve(row, &n.data.args) {
             Ok(m) => Route::Forward(m),
             Err(AtHome(why)) => Route::Home(why),
         },
-        Class::Local if i64::from(n.nr) == libc::SYS_mmap => {
+        Class::Local if i64::from(n.data.nr) == libc::SYS_mmap => {
             if private_file_map(n) {
                 Route::FillMapping
             } else {
@@ -606,7 +596,7 @@ fn run_guest(g: &Guest, link: &mut dyn Link) -> Result<(), RemoteError> {
 
 /// One call of the guest. Returns true if the guest went home.
 fn call(g: &Guest, link: &mut dyn Link, n: Notif) -> Result<bool, RemoteError> {
-    let nr = n.nr as u32; // x86-64 numbers are small and positive
+    let nr = n.data.nr as u32; // x86-64 numbers are small and positive
     let marshal = match route(&n) {
         Route::Forward(m) => m,
         Route::Home(reason) => return go_home(g, link, Some(n.id), reason, None),
@@ -627,7 +617,7 @@ fn call(g: &Guest, link: &mut dyn Link, n: Notif) -> Result<bool, RemoteError> {
         }
     };
     loop {
-        let ret = forward(&g.mem, link, g, nr, n.args, &marshal)?;
+        let ret = forward(&g.mem, link, g, nr, n.data.args, &marshal)?;
         if matches!(ret, ERESTARTSYS | ERESTARTNOINTR | ERESTARTNOHAND)
             && !deliverable_signal(g.pid.as_raw())
         {
@@ -649,18 +639,18 @@ const FILL_MAX: u64 = 256 << 20;
 /// Whether the guest's call is an `mmap` of a file, private, that we fill
 /// from home.
 fn private_file_map(n: &Notif) -> bool {
-    let (prot, flags) = (n.args[2], n.args[3]);
+    let (prot, flags) = (n.data.args[2], n.data.args[3]);
     let kind = flags & libc::MAP_TYPE as u64;
     // A read-only shared mapping reads like a private one (ld.so maps
     // /etc/ld.so.cache so, right after exec: it brought every guest
     // captured at exec straight home). It would not see later writes to
     // the file by others.
     let read_only_shared = kind == libc::MAP_SHARED as u64 && prot & libc::PROT_WRITE as u64 == 0;
-    i64::from(n.nr) == libc::SYS_mmap
+    i64::from(n.data.nr) == libc::SYS_mmap
         && (kind == libc::MAP_PRIVATE as u64 || read_only_shared)
         && flags & libc::MAP_ANONYMOUS as u64 == 0
-        && n.args[1] > 0
-        && n.args[1] <= FILL_MAX
+        && n.data.args[1] > 0
+        && n.data.args[1] <= FILL_MAX
 }
 
 /// A private file mapping made while away: the file's bytes are read at
@@ -672,7 +662,7 @@ fn private_file_map(n: &Notif) -> bool {
 /// mapping of the file would have held (bytes past the end of the file are
 /// zeros, as in the file's last page).
 fn map_private_file(g: &Guest, link: &mut dyn Link, n: &Notif) -> Result<(), RemoteError> {
-    let [addr, len, prot, flags, fd, offset] = n.args;
+    let [addr, len, prot, flags, fd, offset] = n.data.args;
     let mut data: Vec<u8> = Vec::with_capacity(len as usize);
     while (data.len() as u64) < len {
         let want = (len - data.len() as u64).min(codec::MAX_BUF);
