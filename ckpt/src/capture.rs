@@ -115,11 +115,6 @@ fn describe(t: &mut Tracee, opts: &CaptureOptions) -> Result<ImageMeta, CkptErro
     let xstate = t.xstate()?;
     let sigmask = t.sigmask()?;
     let mut pending = Vec::new();
-    for shared in [false, true] {
-        for siginfo in t.pending(shared)? {
-            pending.push(PendingSignal { shared, siginfo });
-        }
-    }
     let rseq = t.rseq()?.map(|(addr, len, sig)| Rseq { addr, len, sig });
     let robust_list = robust_list(pid)?;
     let mut mm = mm_fields(pid)?;
@@ -128,10 +123,12 @@ fn describe(t: &mut Tracee, opts: &CaptureOptions) -> Result<ImageMeta, CkptErro
     let insn = find_syscall_insn(t, &maps_before, regs.rip)?;
     t.set_syscall_insn(insn);
     let injected = Injected::ask(t)?;
-    // Signals taken off its queue while we held it (before the interrupt,
-    // or during an injection) travel as queued ones, with their siginfo. The
-    // tracee keeps them too: if the process stays, release gives them back;
-    // the caller drops them once the image runs elsewhere.
+    // Its queued signals were taken off its queues by `Injected::ask`
+    // (or at a stop before the interrupt or during an injection): they
+    // travel as queued ones, with their siginfo, exactly once. The tracee
+    // keeps them: if the process stays, release queues them again; the
+    // caller drops them once the image runs elsewhere (peeking instead left
+    // them queued at home too, and the deputy relayed them a second time).
     for d in &t.deferred_signals {
         pending.push(PendingSignal {
             shared: false,
@@ -144,7 +141,7 @@ fn describe(t: &mut Tracee, opts: &CaptureOptions) -> Result<ImageMeta, CkptErro
     if let Some(sig) = t.group_stop {
         pending.push(PendingSignal {
             shared: true,
-            siginfo: crate::ptrace::Deferred::plain(sig).info.to_vec(),
+            siginfo: crate::ptrace::Deferred::plain(sig as i32).info.to_vec(),
         });
     }
     mm.brk = injected.brk;
@@ -430,6 +427,11 @@ impl Injected {
         t.read_mem(scratch, &mut raw)?;
         let tid_address = u64::from_le_bytes(raw);
         let brk = t.syscall_ok("brk(0)", libc::SYS_brk, [0; 6])?;
+        let queued = |name: &str| -> Result<u64, CkptError> {
+            u64::from_str_radix(&procfs::status_field(pid, name)?, 16)
+                .map_err(|_| CkptError::Parse(name.into()))
+        };
+        t.dequeue_signals(queued("SigPnd")? | queued("ShdPnd")?, scratch + 2048)?;
         let itimers = crate::timers::capture_itimers(t, scratch)?;
         let posix_timers = crate::timers::capture_posix(t, scratch)?;
         Ok(Injected {

@@ -56,7 +56,8 @@ pub fn job_control_stop(sig: Signal) -> Option<Signal> {
 /// A signal taken off a tracee's queue at a delivery stop.
 #[derive(Clone)]
 pub struct Deferred {
-    pub signal: Signal,
+    /// Its number (real-time ones too, which nix's `Signal` lacks).
+    pub signal: i32,
     /// Its `siginfo_t` as the kernel gave it (zeros but the number if
     /// `PTRACE_GETSIGINFO` failed).
     pub info: [u8; 128],
@@ -64,7 +65,7 @@ pub struct Deferred {
 
 impl std::fmt::Debug for Deferred {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} (si_code {})", self.signal, self.code())
+        write!(f, "signal {} (si_code {})", self.signal, self.code())
     }
 }
 
@@ -76,16 +77,18 @@ impl Deferred {
         let got =
             unsafe { raw_ptrace(libc::PTRACE_GETSIGINFO, pid, 0, info.as_mut_ptr() as usize) };
         if got.is_err() {
-            info = [0u8; 128];
-            info[..4].copy_from_slice(&(signal as i32).to_le_bytes());
+            return Deferred::plain(signal as i32);
         }
-        Deferred { signal, info }
+        Deferred {
+            signal: signal as i32,
+            info,
+        }
     }
 
     /// A signal with no siginfo to keep (sent by number).
-    pub fn plain(signal: Signal) -> Deferred {
+    pub fn plain(signal: i32) -> Deferred {
         let mut info = [0u8; 128];
-        info[..4].copy_from_slice(&(signal as i32).to_le_bytes());
+        info[..4].copy_from_slice(&signal.to_le_bytes());
         info[8..12].copy_from_slice(&libc::SI_USER.to_le_bytes());
         Deferred { signal, info }
     }
@@ -97,7 +100,7 @@ impl Deferred {
 
     /// Whether the process's own timers sent it ([`timer_signal`]).
     pub fn from_timer(&self) -> bool {
-        timer_signal(self.signal as i32, self.code())
+        timer_signal(self.signal, self.code())
     }
 
     /// Queues it on `pid` again: with its siginfo where the kernel lets
@@ -112,7 +115,7 @@ impl Deferred {
                     libc::SYS_rt_tgsigqueueinfo,
                     pid.as_raw(),
                     pid.as_raw(),
-                    self.signal as i32,
+                    self.signal,
                     self.info.as_ptr(),
                 )
             };
@@ -120,7 +123,8 @@ impl Deferred {
                 return;
             }
         }
-        let _ = nix::sys::signal::kill(pid, self.signal);
+        // SAFETY: kill takes integers.
+        unsafe { libc::kill(pid.as_raw(), self.signal) };
     }
 }
 
@@ -435,6 +439,40 @@ impl Tracee {
         let done = ptrace::getregs(self.pid).map_err(|e| CkptError::Ptrace("PTRACE_GETREGS", e))?;
         ptrace::setregs(self.pid, saved).map_err(|e| CkptError::Ptrace("PTRACE_SETREGS", e))?;
         Ok(done.rax as i64)
+    }
+
+    /// Takes the signals of `mask` off the stopped process's queues (every
+    /// instance of a real-time one) into [`Tracee::deferred_signals`], with
+    /// their siginfo, by injected `rt_sigtimedwait(set, &info, {0, 0})`;
+    /// `scratch` is 160 bytes of the process's memory to use. SIGKILL and
+    /// SIGSTOP cannot be taken so.
+    pub fn dequeue_signals(&mut self, mask: u64, scratch: u64) -> Result<(), CkptError> {
+        let (set_at, zero_at, info_at) = (scratch, scratch + 16, scratch + 32);
+        self.write_mem(zero_at, &[0u8; 16])?;
+        for signo in 1..=64i32 {
+            let bit = 1u64 << (signo - 1);
+            if mask & bit == 0 || signo == libc::SIGKILL || signo == libc::SIGSTOP {
+                continue;
+            }
+            self.write_mem(set_at, &bit.to_le_bytes())?;
+            // Bounded: RLIMIT_SIGPENDING caps what can be queued.
+            for _ in 0..1 << 16 {
+                let r = self.syscall(
+                    libc::SYS_rt_sigtimedwait,
+                    [set_at, info_at, zero_at, 8, 0, 0],
+                )?;
+                if r != i64::from(signo) {
+                    break; // EAGAIN: none left
+                }
+                let mut info = [0u8; 128];
+                self.read_mem(info_at, &mut info)?;
+                self.deferred_signals.push(Deferred {
+                    signal: signo,
+                    info,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Like [`Tracee::syscall`], turning a negative result into an error.

@@ -382,10 +382,17 @@ fn build<R: Read + Send>(
         )?;
     }
     set_files(t, meta, opts, data)?;
-    queue_pending(t, meta, data)?;
     crate::timers::restore_itimers(t, meta, data)?;
     crate::timers::restore_posix(t, meta, data)?;
     crate::limits::restore(t, meta, data)?;
+    // Last of what can fail (a placeholder whose restore failed must not
+    // keep the image's signals queued: its guest goes on and has them);
+    // before the seccomp filter, which would trap the injected calls. All
+    // blocked until the image's own mask is set at the end: a queued signal
+    // delivered at one of the injections that follow would stop them (and
+    // a real-time one is a stop nix's waitpid cannot even name: EINVAL).
+    t.set_sigmask(!0)?;
+    queue_pending(t, meta, data)?;
     if opts.own_process_group {
         t.syscall_ok("setpgid", libc::SYS_setpgid, [0, 0, 0, 0, 0, 0])?;
     }

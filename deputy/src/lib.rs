@@ -568,11 +568,11 @@ impl<T> Placeholder<T> {
                 .tracee
                 .deferred_signals
                 .iter()
-                .any(|d| d.signal == Signal::SIGCONT)
+                .any(|d| d.signal == libc::SIGCONT)
         {
             self.tracee
                 .deferred_signals
-                .push(Deferred::plain(Signal::SIGCONT));
+                .push(Deferred::plain(libc::SIGCONT));
         }
         // A pending signal also shows up as a stop while we inject (the
         // injection then suppresses it): those are relayed too.
@@ -595,7 +595,7 @@ impl<T> Placeholder<T> {
         std::mem::take(&mut self.tracee.deferred_signals)
             .into_iter()
             .filter(|d| !d.from_timer())
-            .map(|d| d.signal as i32)
+            .map(|d| d.signal)
             .collect()
     }
 
@@ -610,31 +610,9 @@ impl<T> Placeholder<T> {
             self.tracee.syscall(libc::SYS_getpid, [0; 6])?;
             pending = pending_signals(pid.as_raw());
         }
-        for signo in 1..=64u32 {
-            if pending & (1 << (signo - 1)) == 0
-                || signo == libc::SIGKILL as u32
-                || signo == libc::SIGSTOP as u32
-            {
-                continue;
-            }
-            // Take it off the placeholder's queue: rt_sigtimedwait({sig}, &info, {0, 0}).
-            let set = (1u64 << (signo - 1)).to_le_bytes();
-            self.scratch.begin(&mut self.tracee, 256)?;
-            let set_at = self.scratch.put(&mut self.tracee, &set)?;
-            let zero_at = self.scratch.put(&mut self.tracee, &[0u8; 16])?;
-            let info_at = self.scratch.put(&mut self.tracee, &[0u8; 128])?;
-            let r = self.tracee.syscall(
-                libc::SYS_rt_sigtimedwait,
-                [set_at, info_at, zero_at, 8, 0, 0],
-            )?;
-            if r == i64::from(signo)
-                && let Ok(signal) = Signal::try_from(signo as i32)
-            {
-                let mut info = [0u8; 128];
-                self.tracee.read_mem(info_at, &mut info)?;
-                self.tracee.deferred_signals.push(Deferred { signal, info });
-            }
-        }
+        self.scratch.begin(&mut self.tracee, 256)?;
+        let room = self.scratch.alloc(160)?;
+        self.tracee.dequeue_signals(pending, room)?;
         Ok(())
     }
 
@@ -760,56 +738,28 @@ impl<T> Placeholder<T> {
         args: [u64; 6],
         inbufs: &[Buf],
     ) -> Result<(i64, Vec<Buf>), DeputyError> {
-        let pid = self.tracee.pid.as_raw();
         // The remote forwards only what the codec marshals; anything else
         // is its mistake, answered ENOSYS and said.
         let Some(spec) = lookup(nr).filter(|s| s.class == Class::Forward) else {
-            if let Some(held) = self.noisy.allow() {
-                warn!(
-                    pid,
-                    nr, held, "the guest forwarded a call that is not forwarded; answered ENOSYS"
-                );
-            }
-            return Ok((ENOSYS, Vec::new()));
+            return Ok(self.refuse(ENOSYS, nr, "not a forwarded call", "its row"));
         };
         let marshal = match codec::resolve(spec, &args) {
             Ok(m) => m,
             Err(AtHome(why)) => {
-                if let Some(held) = self.noisy.allow() {
-                    warn!(
-                        pid,
-                        syscall = spec.name,
-                        why,
-                        held,
-                        "the guest forwarded a call that is made at home; answered ENOSYS"
-                    );
-                }
-                return Ok((ENOSYS, Vec::new()));
+                return Ok(self.refuse(ENOSYS, nr, "a call made at home", why));
             }
         };
         if let Some(done) = self.read_directly(nr, args) {
             return Ok(done);
         }
-        let mut room = InPlaceholder {
-            tracee: &mut self.tracee,
-            scratch: &mut self.scratch,
-        };
-        let placed = match codec::place(&marshal, &args, inbufs, &mut room) {
+        let placed = match codec::place(&marshal, &args, inbufs, &mut self.room()) {
             Ok(p) => p,
             Err(PlaceError::Bad { errno, why }) => {
-                if let Some(held) = self.noisy.allow() {
-                    warn!(
-                        pid,
-                        syscall = spec.name,
-                        why,
-                        held,
-                        "a malformed forwarded call; answered with an error"
-                    );
-                }
-                return Ok((errno, Vec::new()));
+                return Ok(self.refuse(errno, nr, "a malformed forwarded call", &why));
             }
             Err(PlaceError::Scratch(e)) => return Err(e.into()),
         };
+        let mut room = self.room();
         // A signal for the home PID can interrupt a blocking call in the
         // placeholder. ERESTARTNOINTR means "always restart": done here.
         // ERESTARTSYS and ERESTARTNOHAND go to the remote with the signal,
@@ -823,6 +773,29 @@ impl<T> Placeholder<T> {
             }
         };
         Ok((ret, placed.collect(ret, &mut room)?))
+    }
+}
+
+impl<T> Placeholder<T> {
+    /// The codec's room in this placeholder.
+    fn room(&mut self) -> InPlaceholder<'_> {
+        InPlaceholder {
+            tracee: &mut self.tracee,
+            scratch: &mut self.scratch,
+        }
+    }
+
+    /// A forwarded call answered `errno` without running: said, at most
+    /// once a second (a guest may repeat it in a loop).
+    fn refuse(&mut self, errno: i64, nr: u32, what: &str, why: &str) -> (i64, Vec<Buf>) {
+        if let Some(held) = self.noisy.allow() {
+            let syscall = lookup(nr).map_or("?", |s| s.name);
+            warn!(
+                pid = self.tracee.pid.as_raw(),
+                nr, syscall, why, held, errno, "{what} from the guest; answered with an error"
+            );
+        }
+        (errno, Vec::new())
     }
 }
 

@@ -1049,3 +1049,18 @@ fn a_stopped_job_stays_stopped_through_two_moves_and_continues_where_it_is() {
     assert!(c.log("node3").contains("guest started"));
     c.down();
 }
+
+#[test]
+fn signals_queued_while_blocked_travel_once_with_their_values() {
+    let mut c = Cluster::up("migrate-queued", 2, 48946);
+    let prog = build("queued_signals", &c.dir);
+    let (mut run, mut out, pid) = start_in_node1(&c, &prog, &[]);
+    migrate(&c, pid, "node2");
+    // As natively: one SIGUSR1, two SIGRTMIN with their values (a capture
+    // that only peeked at the queue left them queued at home too, and the
+    // placeholder relayed them: a second SIGUSR1).
+    assert_eq!(line_of(&mut out), "usr1 1 rt 2 values 7 8\n");
+    assert_eq!(run.wait().unwrap().code(), Some(0));
+    assert!(c.log("node2").contains("guest started"));
+    c.down();
+}

@@ -188,10 +188,15 @@ fn ioctl_arg(request: u64) -> Result<Arg, AtHome> {
     // The request is an int (glibc passes unsigned long; the kernel takes
     // the low 32 bits).
     Ok(match request as u32 {
-        // TCGETS: struct termios
-        0x5401 => Arg::OutStruct { size: 60 },
+        // TCGETS: the kernel's struct termios, 36 bytes on x86-64 (NCCS 19;
+        // glibc's own is 60, and tcgetattr passes a 36-byte one: copying 60
+        // back smashed its stack, "stack smashing detected" in bc).
+        0x5401 => Arg::OutStruct { size: 36 },
         // TCSETS, TCSETSW, TCSETSF
-        0x5402..=0x5404 => Arg::InStruct { size: 60 },
+        0x5402..=0x5404 => Arg::InStruct { size: 36 },
+        // TCGETS2, TCSETS2, TCSETSW2, TCSETSF2: struct termios2, 44 bytes
+        0x802c_542a => Arg::OutStruct { size: 44 },
+        0x402c_542b..=0x402c_542d => Arg::InStruct { size: 44 },
         // TIOCGWINSZ / TIOCSWINSZ: struct winsize
         0x5413 => Arg::OutStruct { size: 8 },
         0x5414 => Arg::InStruct { size: 8 },
@@ -354,7 +359,10 @@ pub fn gather(m: &Marshal, args: &[u64; 6], mem: &dyn GuestMemory) -> Result<Gat
             Arg::InBuf { len } => send(read_vec(mem, ptr, args[usize::from(len)])?),
             Arg::Bytes { len } => send(read_vec(mem, ptr, args[usize::from(len)].min(MAX_BUF))?),
             Arg::InStruct { size } => send(read_vec(mem, ptr, u64::from(size))?),
-            Arg::InOutStruct { size } => {
+            // An out-struct travels in too: where the kernel writes less
+            // than all of it (wait4 with WNOHANG returning 0, a short
+            // siginfo), the guest keeps its own bytes, as natively.
+            Arg::InOutStruct { size } | Arg::OutStruct { size } => {
                 send(read_vec(mem, ptr, u64::from(size))?);
                 let cap = u64::from(size);
                 g.outs.push(GuestOut::Flat { arg: at, ptr, cap });
@@ -367,7 +375,7 @@ pub fn gather(m: &Marshal, args: &[u64; 6], mem: &dyn GuestMemory) -> Result<Gat
                 let cap = cap.min(MAX_BUF);
                 g.outs.push(GuestOut::Flat { arg: at, ptr, cap });
             }
-            Arg::OutStruct { size } | Arg::OutCounted { size, .. } => {
+            Arg::OutCounted { size, .. } => {
                 let cap = u64::from(size);
                 g.outs.push(GuestOut::Flat { arg: at, ptr, cap });
             }
@@ -742,11 +750,7 @@ fn lay_out<K: Sink>(
         let at = i as u8; // at most six arguments
         let takes_buf = !matches!(
             arg,
-            Arg::Int
-                | Arg::Fd
-                | Arg::OutBuf { .. }
-                | Arg::OutStruct { .. }
-                | Arg::OutCounted { .. }
+            Arg::Int | Arg::Fd | Arg::OutBuf { .. } | Arg::OutCounted { .. }
         );
         if (args[i] == 0 || !takes_buf) && by_arg[i].is_some() {
             return Err(bad(
@@ -788,7 +792,7 @@ fn lay_out<K: Sink>(
             Arg::InStruct { size } => {
                 real[i] = sink.put(exact(i, u64::from(size))?).map_err(sink_err)?;
             }
-            Arg::InOutStruct { size } => {
+            Arg::InOutStruct { size } | Arg::OutStruct { size } => {
                 real[i] = sink.put(exact(i, u64::from(size))?).map_err(sink_err)?;
                 outs.push(HomeOut::Room {
                     arg: at,
@@ -811,15 +815,6 @@ fn lay_out<K: Sink>(
                     at: real[i],
                     cap,
                     count,
-                });
-            }
-            Arg::OutStruct { size } => {
-                real[i] = sink.room(u64::from(size)).map_err(sink_err)?;
-                outs.push(HomeOut::Room {
-                    arg: at,
-                    at: real[i],
-                    cap: u64::from(size),
-                    count: Count::Whole,
                 });
             }
             Arg::OutCounted { size, elem, header } => {
@@ -880,20 +875,8 @@ fn lay_out<K: Sink>(
                 }
             }
             Arg::Iovec { count, write } => {
-                let b = need(i)?;
-                let (base, total) = if write {
-                    let total = u64_at(exact(i, 8)?, 0).unwrap_or(0).min(MAX_BUF);
-                    (sink.room(total).map_err(sink_err)?, total)
-                } else {
-                    if b.len() as u64 > MAX_BUF {
-                        return Err(bad(E2BIG, format!("{} bytes to write", b.len())));
-                    }
-                    (sink.put(b).map_err(sink_err)?, b.len() as u64)
-                };
-                let mut iov = [0u8; 16];
-                iov[..8].copy_from_slice(&base.to_le_bytes());
-                iov[8..].copy_from_slice(&total.to_le_bytes());
-                real[i] = sink.put(&iov).map_err(sink_err)?;
+                let (iov, base, total) = one_iovec(sink, need(i)?, write)?;
+                real[i] = iov;
                 real[usize::from(count)] = 1;
                 if write {
                     outs.push(HomeOut::Room {
@@ -941,22 +924,8 @@ fn lay_out<K: Sink>(
                 } else {
                     0
                 };
-                let (base, total) = if recv {
-                    if payload.len() != 8 {
-                        return Err(bad(EFAULT, "a recvmsg without its capacity"));
-                    }
-                    let total = u64_at(payload, 0).unwrap_or(0).min(MAX_BUF);
-                    (sink.room(total).map_err(sink_err)?, total)
-                } else {
-                    if payload.len() as u64 > MAX_BUF {
-                        return Err(bad(E2BIG, format!("{} bytes to send", payload.len())));
-                    }
-                    (sink.put(payload).map_err(sink_err)?, payload.len() as u64)
-                };
-                let mut iov = [0u8; 16];
-                iov[..8].copy_from_slice(&base.to_le_bytes());
-                iov[8..].copy_from_slice(&total.to_le_bytes());
-                f.iov = sink.put(&iov).map_err(sink_err)?;
+                let (iov, base, total) = one_iovec(sink, payload, recv)?;
+                f.iov = iov;
                 f.iovlen = 1;
                 f.name = name_at;
                 f.control = control_at;
@@ -1000,6 +969,32 @@ fn lay_out<K: Sink>(
         }
     }
     Ok(Placed { args: real, outs })
+}
+
+/// One iovec in the room: over the bytes of a gathering call (`blob` is
+/// the data), or over room for what a scattering one may receive (`blob`
+/// is its capacity as 8 bytes). Returns (the iovec, its buffer, its length).
+fn one_iovec<K: Sink>(
+    sink: &mut K,
+    blob: &[u8],
+    kernel_writes: bool,
+) -> Result<(u64, u64, u64), PlaceError<K::E>> {
+    let (base, total) = if kernel_writes {
+        let Some(total) = u64_at(blob, 0).filter(|_| blob.len() == 8) else {
+            return Err(bad(EFAULT, "a receiving call without its capacity"));
+        };
+        let total = total.min(MAX_BUF);
+        (sink.room(total).map_err(sink_err)?, total)
+    } else {
+        if blob.len() as u64 > MAX_BUF {
+            return Err(bad(E2BIG, format!("{} bytes to write", blob.len())));
+        }
+        (sink.put(blob).map_err(sink_err)?, blob.len() as u64)
+    };
+    let mut iov = [0u8; 16];
+    iov[..8].copy_from_slice(&base.to_le_bytes());
+    iov[8..].copy_from_slice(&total.to_le_bytes());
+    Ok((sink.put(&iov).map_err(sink_err)?, base, total))
 }
 
 impl Placed {
