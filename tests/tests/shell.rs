@@ -1,7 +1,7 @@
 //! `mosh`, the shell: bash behaviour compared with bash itself, and the
 //! openMosix demo and job control typed into a real terminal (tmux).
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use mosaic_tests::{Cluster, bin, text, tmux, wait_for};
@@ -430,4 +430,92 @@ fn mosh_without_a_node_starts_a_local_cluster_and_enters_it() {
     drop(t);
     drop(_down);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Interpreters at their prompt, stopped, moved and brought back: bc (its
+/// tcgetattr after SIGCONT smashed its stack when TCGETS copied glibc's
+/// 60-byte termios back into the kernel's 36-byte one) and the python3 REPL
+/// (it spun on `select`, answered ENOSYS, and flooded the node's log).
+#[test]
+fn bc_and_the_python_repl_moved_at_their_prompt_answer_and_exit_0() {
+    let mut c = Cluster::up_with("mosh-repl", 2, 49946, &["--cpus-per-node", "1"]);
+    let t = Terminal::open(&c, "repl");
+    for (cmd, prompt, input) in [
+        ("bc -lq", None, "scale=20; 4*a(1)"),
+        ("python3 -q", Some(">>> "), "print(sum(range(10**6)))"),
+    ] {
+        // What the same input answers natively.
+        let mut words = cmd.split(' ');
+        let native = Command::new(words.next().unwrap())
+            .args(words)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .and_then(|mut p| {
+                use std::io::Write;
+                p.stdin
+                    .take()
+                    .unwrap()
+                    .write_all(format!("{input}\n").as_bytes())?;
+                p.wait_with_output()
+            })
+            .unwrap();
+        let answer = String::from_utf8_lossy(&native.stdout).trim().to_string();
+        assert!(!answer.is_empty(), "{cmd} natively: {}", text(&native));
+        t.line(cmd);
+        if let Some(p) = prompt {
+            t.screen_shows("the prompt", |s| s.contains(p));
+        } else {
+            std::thread::sleep(Duration::from_millis(700));
+        }
+        t.line("1+2");
+        t.screen_shows("an answer at home", |s| s.lines().any(|l| l.trim() == "3"));
+        t.key("C-z");
+        t.screen_shows("the job stopped", |s| s.contains("Stopped"));
+        let moved = t.run("migrate %1 node2");
+        assert!(moved.contains("now runs on node2"), "{moved}");
+        t.line("fg");
+        std::thread::sleep(Duration::from_millis(700));
+        t.line(input);
+        t.screen_shows(&format!("{cmd} answering {answer} on node2"), |s| {
+            s.lines().any(|l| l.trim() == answer)
+        });
+        // Still away: its terminal reads and selects were served from home.
+        let prog = cmd.split(' ').next().unwrap();
+        // (`mosaic ps` is the gossiped table: up to a second old.)
+        wait_for(
+            &format!("{cmd} on node2 in mosaic ps"),
+            Duration::from_secs(10),
+            || {
+                let ps = c.exec("node1", &[bin("mosaic").to_str().unwrap(), "ps", "--json"]);
+                let rows: Vec<serde_json::Value> =
+                    serde_json::from_slice(&ps.stdout).unwrap_or_default();
+                rows.iter()
+                    .any(|r| {
+                        r["cmd"].as_str().is_some_and(|c| c.contains(prog)) && r["node"] == "node2"
+                    })
+                    .then_some(())
+                    .ok_or(format!("{rows:?}"))
+            },
+        );
+        t.key("C-d");
+        let status = t.run("echo status=$?");
+        assert!(
+            status.contains("status=0"),
+            "{cmd}: {status}\n{}",
+            t.screen()
+        );
+    }
+    assert!(c.log("node2").contains("guest started"));
+    // Nothing looped on a refused call.
+    for node in ["node1", "node2"] {
+        let log = c.log(node);
+        assert!(
+            log.lines().count() < 400,
+            "{node}'s log grew to {} lines",
+            log.lines().count()
+        );
+    }
+    drop(t);
+    c.down();
 }
