@@ -114,7 +114,6 @@ fn describe(t: &mut Tracee, opts: &CaptureOptions) -> Result<ImageMeta, CkptErro
     let regs = t.regs()?;
     let xstate = t.xstate()?;
     let sigmask = t.sigmask()?;
-    let mut pending = Vec::new();
     let rseq = t.rseq()?.map(|(addr, len, sig)| Rseq { addr, len, sig });
     let robust_list = robust_list(pid)?;
     let mut mm = mm_fields(pid)?;
@@ -129,12 +128,14 @@ fn describe(t: &mut Tracee, opts: &CaptureOptions) -> Result<ImageMeta, CkptErro
     // keeps them: if the process stays, release queues them again; the
     // caller drops them once the image runs elsewhere (peeking instead left
     // them queued at home too, and the deputy relayed them a second time).
-    for d in &t.deferred_signals {
-        pending.push(PendingSignal {
+    let mut pending: Vec<PendingSignal> = t
+        .deferred_signals
+        .iter()
+        .map(|d| PendingSignal {
             shared: false,
             siginfo: d.info.to_vec(),
-        });
-    }
+        })
+        .collect();
     // A job stopped by Ctrl-Z stays stopped: its stop signal, queued
     // again, stops it wherever it is restored, before it runs anything (its
     // disposition is the default one, or it would not have stopped).
@@ -379,11 +380,7 @@ impl Injected {
     }
 
     fn ask_with(t: &mut Tracee, pid: i32, scratch: u64) -> Result<Injected, CkptError> {
-        let mask = |name: &str| -> Result<u64, CkptError> {
-            u64::from_str_radix(&procfs::status_field(pid, name)?, 16)
-                .map_err(|_| CkptError::Parse(name.into()))
-        };
-        let interesting = mask("SigCgt")? | mask("SigIgn")?;
+        let interesting = procfs::signal_set(pid, &["SigCgt", "SigIgn"])?;
         let mut sigactions = Vec::new();
         for signo in 1..=64u32 {
             if interesting & (1 << (signo - 1)) == 0 {
@@ -427,11 +424,8 @@ impl Injected {
         t.read_mem(scratch, &mut raw)?;
         let tid_address = u64::from_le_bytes(raw);
         let brk = t.syscall_ok("brk(0)", libc::SYS_brk, [0; 6])?;
-        let queued = |name: &str| -> Result<u64, CkptError> {
-            u64::from_str_radix(&procfs::status_field(pid, name)?, 16)
-                .map_err(|_| CkptError::Parse(name.into()))
-        };
-        t.dequeue_signals(queued("SigPnd")? | queued("ShdPnd")?, scratch + 2048)?;
+        let queued = procfs::signal_set(pid, &["SigPnd", "ShdPnd"])?;
+        t.dequeue_signals(queued, scratch + 2048)?;
         let itimers = crate::timers::capture_itimers(t, scratch)?;
         let posix_timers = crate::timers::capture_posix(t, scratch)?;
         Ok(Injected {

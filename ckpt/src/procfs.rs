@@ -83,6 +83,23 @@ pub fn status_field(pid: i32, name: &str) -> Result<String, CkptError> {
         .ok_or_else(|| CkptError::Parse(format!("no {name} in /proc/{pid}/status")))
 }
 
+/// The union of signal sets `names` of `/proc/PID/status` (SigPnd,
+/// ShdPnd, SigBlk, SigIgn, SigCgt), read at once.
+pub fn signal_set(pid: i32, names: &[&str]) -> Result<u64, CkptError> {
+    let path = format!("/proc/{pid}/status");
+    let text = read(path.clone())?;
+    let mut set = 0;
+    for name in names {
+        let value = text
+            .lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(':')))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .ok_or_else(|| CkptError::Parse(format!("no {name} in {path}")))?;
+        set |= value;
+    }
+    Ok(set)
+}
+
 /// Fields of `/proc/PID/stat` after the command name, numbered as in
 /// proc(5) (field 3 is the state).
 pub fn stat_fields(pid: i32) -> Result<Vec<String>, CkptError> {

@@ -17,12 +17,10 @@ use crate::CkptError;
 
 const PTRACE_GETREGSET: libc::c_uint = libc::PTRACE_GETREGSET;
 const PTRACE_SETREGSET: libc::c_uint = libc::PTRACE_SETREGSET;
-const PTRACE_PEEKSIGINFO: libc::c_uint = libc::PTRACE_PEEKSIGINFO;
 const PTRACE_GETSIGMASK: libc::c_uint = libc::PTRACE_GETSIGMASK;
 const PTRACE_SETSIGMASK: libc::c_uint = libc::PTRACE_SETSIGMASK;
 const PTRACE_GET_RSEQ_CONFIGURATION: libc::c_uint = libc::PTRACE_GET_RSEQ_CONFIGURATION;
 const NT_X86_XSTATE: usize = 0x202;
-const PTRACE_PEEKSIGINFO_SHARED: u32 = libc::PTRACE_PEEKSIGINFO_SHARED;
 /// Largest xstate buffer we offer the kernel (AMX needs ~11 KiB).
 const XSTATE_MAX: usize = 16384;
 
@@ -137,8 +135,8 @@ pub fn timer_signal(signo: i32, si_code: i32) -> bool {
             && matches!(signo, libc::SIGALRM | libc::SIGVTALRM | libc::SIGPROF))
 }
 
-/// A ptrace request nix does not wrap (regsets, sigmask, peeksiginfo,
-/// rseq configuration).
+/// A ptrace request nix does not wrap (regsets, sigmask, siginfo, rseq
+/// configuration).
 ///
 /// # Safety
 ///
@@ -295,43 +293,6 @@ impl Tracee {
         unsafe { raw_ptrace(PTRACE_SETSIGMASK, self.pid, 8, &m as *const u64 as usize) }
             .map_err(|e| CkptError::Ptrace("PTRACE_SETSIGMASK", e))?;
         Ok(())
-    }
-
-    /// Queued signals (thread-private, or process-wide with `shared`), as
-    /// raw 128-byte siginfos, without dequeuing them.
-    pub fn pending(&self, shared: bool) -> Result<Vec<Vec<u8>>, CkptError> {
-        #[repr(C)]
-        struct PeekArgs {
-            off: u64,
-            flags: u32,
-            nr: i32,
-        }
-        let mut out = Vec::new();
-        loop {
-            let mut buf = [0u8; 128 * 16];
-            let args = PeekArgs {
-                off: out.len() as u64,
-                flags: if shared { PTRACE_PEEKSIGINFO_SHARED } else { 0 },
-                nr: 16,
-            };
-            // SAFETY: PEEKSIGINFO reads `args` and writes at most `args.nr`
-            // (16) siginfos of 128 bytes into `buf`, which holds that many.
-            let n = unsafe {
-                raw_ptrace(
-                    PTRACE_PEEKSIGINFO,
-                    self.pid,
-                    &args as *const _ as usize,
-                    buf.as_mut_ptr() as usize,
-                )
-            }
-            .map_err(|e| CkptError::Ptrace("PTRACE_PEEKSIGINFO", e))?;
-            if n <= 0 {
-                return Ok(out);
-            }
-            for i in 0..n as usize {
-                out.push(buf[i * 128..(i + 1) * 128].to_vec());
-            }
-        }
     }
 
     /// rseq registration: (address, length, signature), if any.

@@ -88,15 +88,7 @@ const WATCH_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Signals queued on process `pid` (thread and process queues).
 fn pending_signals(pid: i32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .filter_map(|l| {
-            l.strip_prefix("SigPnd:")
-                .or_else(|| l.strip_prefix("ShdPnd:"))
-        })
-        .filter_map(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .fold(0, |a, b| a | b)
+    mosaic_ckpt::procfs::signal_set(pid, &["SigPnd", "ShdPnd"]).unwrap_or(0)
 }
 /// Whether the process group of `pid` is orphaned: no member has a parent
 /// in another group of the same session (POSIX). The kernel

@@ -617,7 +617,7 @@ fn call(g: &Guest, link: &mut dyn Link, n: Notif) -> Result<bool, RemoteError> {
         }
     };
     loop {
-        let ret = forward(&g.mem, link, g, nr, n.data.args, &marshal)?;
+        let ret = forward(link, g, nr, n.data.args, &marshal)?;
         if matches!(ret, ERESTARTSYS | ERESTARTNOINTR | ERESTARTNOHAND)
             && !deliverable_signal(g.pid.as_raw())
         {
@@ -726,15 +726,9 @@ fn result_of(link: &mut dyn Link, g: &Guest) -> Result<(i64, Vec<Buf>), RemoteEr
 
 /// Whether a signal is queued for `pid` and not blocked.
 fn deliverable_signal(pid: i32) -> bool {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-            .unwrap_or(0)
-    };
-    (field("SigPnd:") | field("ShdPnd:")) & !field("SigBlk:") != 0
+    use mosaic_ckpt::procfs::signal_set;
+    let queued = signal_set(pid, &["SigPnd", "ShdPnd"]).unwrap_or(0);
+    queued & !signal_set(pid, &["SigBlk"]).unwrap_or(0) != 0
 }
 
 /// Sends the guest home: stopped and captured where it is (for a call that
@@ -845,7 +839,6 @@ impl codec::GuestMemory for GuestMem<'_> {
 /// Forwards the call the guest waits in (`marshal`, resolved by
 /// [`call`]); returns its result.
 fn forward(
-    t: &dyn Memory,
     link: &mut dyn Link,
     g: &Guest,
     nr: u32,
@@ -855,7 +848,7 @@ fn forward(
     g.handle
         .forwarded
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mem = GuestMem(t);
+    let mem = GuestMem(&g.mem);
     let mut gathered = match codec::gather(marshal, &args, &mem) {
         Ok(gathered) => gathered,
         Err(errno) => return Ok(errno),

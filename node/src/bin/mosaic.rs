@@ -530,11 +530,8 @@ fn mfs_status_text(s: &mosaic_proto::control::MfsStatus) -> String {
 fn node_control(socket: Option<&Path>, dir: &Path, cmd: Option<NodeCmd>) -> anyhow::Result<()> {
     use mosaic_proto::control::{NodeAction, NodeControls};
     let mut client = Client::find(socket, dir)?;
-    let mut ask = |action: &NodeAction| -> anyhow::Result<(NodeControls, String)> {
-        Ok(client.node(action.clone())?)
-    };
     let action = cmd.map_or(NodeAction::Show, NodeCmd::action);
-    let (mut controls, message) = ask(&action)?;
+    let (mut controls, message) = client.node(action.clone())?;
     if !message.is_empty() {
         println!("{message}");
     }
@@ -555,7 +552,7 @@ fn node_control(socket: Option<&Path>, dir: &Path, cmd: Option<NodeCmd>) -> anyh
             bail!("{n} {what} after 60 s; see `mosaic ps` and the daemon's log");
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
-        controls = ask(&NodeAction::Show)?.0;
+        controls = client.node(NodeAction::Show)?.0;
     }
     let on = |b: bool| if b { "yes" } else { "no" };
     println!(

@@ -89,6 +89,13 @@ impl Marshal {
     pub fn args(&self) -> &[Arg] {
         &self.0
     }
+
+    /// The argument that holds the length of SockBuf argument `buf`.
+    pub fn sock_len_of(&self, buf: usize) -> Option<usize> {
+        self.0
+            .iter()
+            .position(|a| matches!(*a, Arg::SockLen { buf: b } if usize::from(b) == buf))
+    }
 }
 
 /// Why a call is made at home (the process comes home first).
@@ -107,7 +114,7 @@ pub fn resolve(row: &Syscall, args: &[u64; 6]) -> Result<Marshal, AtHome> {
             .ok_or(AtHome("an array larger than a forwarded call carries"))
     };
     let mut out = Vec::with_capacity(row.args.len());
-    for arg in row.args {
+    for (i, arg) in row.args.iter().enumerate() {
         out.push(match *arg {
             Arg::Array { count, elem, dir } => {
                 let n = args[usize::from(count)]
@@ -147,7 +154,6 @@ pub fn resolve(row: &Syscall, args: &[u64; 6]) -> Result<Marshal, AtHome> {
                 }
             }
             Arg::HomeIfSet { size } => {
-                let i = out.len();
                 if args[i] != 0 {
                     return Err(AtHome("it sets state that travels with the process"));
                 }
@@ -341,11 +347,6 @@ pub fn gather(m: &Marshal, args: &[u64; 6], mem: &dyn GuestMemory) -> Result<Gat
         inbufs: Vec::new(),
         outs: Vec::new(),
     };
-    let sock_len_of = |buf: usize| {
-        m.0.iter()
-            .position(|a| matches!(*a, Arg::SockLen { buf: b } if usize::from(b) == buf))
-            .map_or(0, |j| args[j])
-    };
     for (i, arg) in m.0.iter().enumerate() {
         let ptr = args[i];
         let at = i as u8; // at most six arguments
@@ -391,7 +392,7 @@ pub fn gather(m: &Marshal, args: &[u64; 6], mem: &dyn GuestMemory) -> Result<Gat
                 // Its capacity is the u32 behind the row's SockLen; copied
                 // in too (getsockopt reads it). Without a length pointer
                 // home passes an empty room, and the kernel says EFAULT.
-                let len_ptr = sock_len_of(i);
+                let len_ptr = m.sock_len_of(i).map_or(0, |j| args[j]);
                 if len_ptr == 0 {
                     continue;
                 }
@@ -845,9 +846,7 @@ fn lay_out<K: Sink>(
                 });
             }
             Arg::SockBuf => {
-                let len =
-                    m.0.iter()
-                        .position(|a| matches!(*a, Arg::SockLen { buf } if usize::from(buf) == i));
+                let len = m.sock_len_of(i);
                 let len_null = len.is_none_or(|j| args[j] == 0);
                 match by_arg[i] {
                     // No length to read: the kernel fails on it, as natively.

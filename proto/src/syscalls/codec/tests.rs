@@ -203,10 +203,7 @@ fn fake_kernel(m: &Marshal, args: &[u64; 6], mem: &FakeMem) -> i64 {
                     h.update(&read(ptr, 4)?);
                 }
                 Arg::SockBuf => {
-                    let len_at = a
-                        .iter()
-                        .position(|x| matches!(*x, Arg::SockLen { buf } if usize::from(buf) == i))
-                        .map_or(0, |j| args[j]);
+                    let len_at = m.sock_len_of(i).map_or(0, |j| args[j]);
                     if len_at == 0 {
                         return Err(EFAULT);
                     }
@@ -309,10 +306,7 @@ fn fake_kernel(m: &Marshal, args: &[u64; 6], mem: &FakeMem) -> i64 {
                 put(ptr, u64::from(header) + ret * u64::from(elem))
             }
             Arg::SockBuf => {
-                let j = a
-                    .iter()
-                    .position(|x| matches!(*x, Arg::SockLen { buf } if usize::from(buf) == i))
-                    .unwrap();
+                let j = m.sock_len_of(i).unwrap();
                 let v = u32::from_le_bytes(array_at(&read(args[j], 4).unwrap(), 0));
                 let actual = (seed >> 8) % 64;
                 put(ptr, actual.min(u64::from(v)));
@@ -422,10 +416,7 @@ fn random_call(row: &Syscall, rng: &mut Rng) -> Option<(Marshal, [u64; 6], FakeM
             Arg::OutBuf { len, .. } => g.fill(args[usize::from(len)], true, rng),
             Arg::SockBuf => {
                 let v = rng.below(200) as u32;
-                let j = concrete
-                    .iter()
-                    .position(|x| matches!(*x, Arg::SockLen { buf } if usize::from(buf) == i))
-                    .unwrap();
+                let j = m.sock_len_of(i).unwrap();
                 args[j] = g.map(v.to_le_bytes().to_vec(), true);
                 g.fill(u64::from(v), true, rng)
             }
