@@ -34,6 +34,9 @@ pub struct CaptureOptions {
     /// are recorded by their path at home (the rest of the path) and
     /// identified by size and time only (their inode is this node's view).
     pub files_from: Option<std::path::PathBuf>,
+    /// CPU time the process used under other kernels, which this one did
+    /// not count (see [`crate::cputime`]).
+    pub cpu_elsewhere: mosaic_proto::image::CpuTime,
 }
 
 /// What a capture measured.
@@ -42,6 +45,8 @@ pub struct CaptureStats {
     pub pages: u64,
     pub image_bytes: u64,
     pub vmas: usize,
+    /// All the CPU time the image says the process used.
+    pub cpu: mosaic_proto::image::CpuTime,
 }
 
 /// Largest read from the process at once.
@@ -188,6 +193,9 @@ fn describe(t: &mut Tracee, opts: &CaptureOptions) -> Result<ImageMeta, CkptErro
                     .collect()
             })
             .unwrap_or_default(),
+        // Last: the capture's injections ran in it too.
+        cpu_counted: crate::cputime::counted(pid)?,
+        cpu_elsewhere: opts.cpu_elsewhere,
     };
 
     Ok(meta)
@@ -271,6 +279,7 @@ fn write_image<W: Write + Send>(
             pages: meta.page_count(),
             image_bytes,
             vmas: meta.vmas.len(),
+            cpu: meta.cpu_total(),
         })
     })
 }

@@ -14,7 +14,8 @@
 //! [`procfs`] (what `/proc` says), [`cantmove`], [`capture`], [`restore`],
 //! [`restart`] (how an interrupted system call resumes), and by resource,
 //! capture and restore side by side: [`timers`] (interval and POSIX
-//! timers), [`limits`] (resource limits).
+//! timers), [`limits`] (resource limits), [`cputime`] (CPU time used
+//! under other kernels).
 //!
 //! Why by hand: CRIU does this in C with a parasite blob; no Rust crate
 //! restores a process. We inject single system calls with
@@ -24,6 +25,7 @@
 
 pub mod cantmove;
 pub mod capture;
+pub mod cputime;
 pub mod limits;
 pub mod procfs;
 pub mod procstat;

@@ -18,7 +18,7 @@
 use std::io::Read;
 
 use mosaic_proto::image::{
-    Backing, FdKind, FileId, ImageMeta, ImageReader, PAGE_SIZE, SigAction, Vma,
+    Backing, CpuTime, FdKind, FileId, ImageMeta, ImageReader, PAGE_SIZE, SigAction, Vma,
 };
 use nix::sys::ptrace;
 use nix::sys::signal::Signal;
@@ -90,7 +90,7 @@ pub fn restore<R: Read + Send>(
     opts: &RestoreOptions,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Pid, CkptError> {
-    let t = restore_traced(input, opts, progress)?;
+    let (t, _) = restore_traced(input, opts, progress)?;
     let pid = t.pid;
     t.release()?;
     Ok(pid)
@@ -99,12 +99,14 @@ pub fn restore<R: Read + Send>(
 /// Like [`restore`], but the process is left stopped under our ptrace
 /// (with `PTRACE_O_TRACESECCOMP`, so a seccomp filter's `RET_TRACE` stops
 /// it): the caller continues it and serves its traps. If the caller dies,
-/// so does the process.
+/// so does the process. Also returns all the CPU time the image says the
+/// process used (this kernel counts the restored process from zero: see
+/// [`crate::cputime`]).
 pub fn restore_traced<R: Read + Send>(
     input: R,
     opts: &RestoreOptions,
     progress: &mut dyn FnMut(u64, u64),
-) -> Result<Tracee, CkptError> {
+) -> Result<(Tracee, CpuTime), CkptError> {
     let (reader, mut meta) = ImageReader::new(input)?;
     preflight(&mut meta, opts)?;
     // The stub is born on our CPU and we stay there while we build it; it
@@ -133,7 +135,7 @@ pub fn restore_traced<R: Read + Send>(
                 ptrace::Options::PTRACE_O_EXITKILL | ptrace::Options::PTRACE_O_TRACESECCOMP,
             )
             .map_err(|e| CkptError::Ptrace("PTRACE_SETOPTIONS", e))?;
-            Ok(t)
+            Ok((t, meta.cpu_total()))
         }
         Err(e) => {
             let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
@@ -227,20 +229,22 @@ fn preflight(meta: &mut ImageMeta, opts: &RestoreOptions) -> Result<(), CkptErro
 /// what the kernel keeps for it (PID, parent, descriptors unless the options
 /// say otherwise, credentials, cwd) stays. On success it is left stopped,
 /// for the caller to release. On failure it may have lost its memory and
-/// must not run user code again; it is still stopped and ours.
+/// must not run user code again; it is still stopped and ours. Returns
+/// all the CPU time the image says the process used.
 pub fn restore_into<R: Read + Send>(
     t: &mut Tracee,
     input: R,
     opts: &RestoreOptions,
     progress: &mut dyn FnMut(u64, u64),
-) -> Result<(), CkptError> {
+) -> Result<CpuTime, CkptError> {
     let (reader, mut meta) = ImageReader::new(input)?;
     preflight(&mut meta, opts)?;
     let cpu = procfs::stat_fields(t.pid.as_raw())?
         .get(39)
         .and_then(|c| c.parse().ok());
     let pin = crate::ptrace::SameCpu::pin(cpu);
-    build(t, reader, &meta, opts, pin.previous(), false, progress)
+    build(t, reader, &meta, opts, pin.previous(), false, progress)?;
+    Ok(meta.cpu_total())
 }
 
 /// Forks a child that sleeps in `pause()`, seizes it and stops it there

@@ -24,6 +24,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use mosaic_ckpt::ptrace::{Deferred, Tracee};
 use mosaic_ckpt::{CaptureOptions, CkptError, RestoreOptions};
+use mosaic_proto::image::CpuTime;
 use mosaic_proto::migrate::{
     Buf, HomeMsg, ImageIn, ImageOut, Link, LinkError, LinkExt, RemoteMsg, STALL,
 };
@@ -76,10 +77,14 @@ pub enum Outcome<T> {
     /// The process runs at home again (restored into the placeholder).
     /// `then`: where home asked it to go next; `next`: the node its host
     /// suggested when it sent it back (home decides whether to follow).
+    /// `cpu_elsewhere`: all the CPU time it used away from home so far
+    /// (the home kernel counts only its time here): the next capture's
+    /// [`CaptureOptions::cpu_elsewhere`].
     Home {
         reason: String,
         then: Option<(T, Reply)>,
         next: Option<String>,
+        cpu_elsewhere: CpuTime,
     },
 }
 
@@ -132,6 +137,10 @@ pub struct Placeholder<T> {
     pidfd: Option<OwnedFd>,
     /// Warnings about its calls, at most one a second.
     noisy: Every,
+    /// The CPU time its image said it had used when it left, and the part
+    /// of it used away from home before.
+    cpu_sent: CpuTime,
+    cpu_elsewhere: CpuTime,
 }
 
 /// Sends process `pid` over `link`, captured with `opts` (`embed_files`:
@@ -185,6 +194,8 @@ pub fn migrate<T>(
                 asked: None,
                 pidfd: None,
                 noisy: Every::second(),
+                cpu_sent: stats.cpu,
+                cpu_elsewhere: opts.cpu_elsewhere,
             };
             // Signals caught while it was captured travelled in the image.
             p.tracee.deferred_signals.clear();
@@ -367,7 +378,7 @@ impl<T> Placeholder<T> {
     ) -> Result<Option<Next<T>>, DeputyError> {
         let pid = self.tracee.pid.as_raw();
         self.trap();
-        let restored = if died {
+        let restored: Result<CpuTime, DeputyError> = if died {
             Err(DeputyError::Protocol("the home process was killed".into()))
         } else {
             let opts = RestoreOptions {
@@ -380,26 +391,32 @@ impl<T> Placeholder<T> {
             let drained = input.drain();
             let r = r
                 .map_err(DeputyError::from)
-                .and_then(|()| drained.map_err(DeputyError::from));
+                .and_then(|cpu| drained.map(|()| cpu).map_err(DeputyError::from));
             link.set_stall_timeout(None)?;
             r
         };
-        if let Err(e) = restored {
-            if died {
-                let _ = ImageIn::<RemoteMsg>::new(&mut *link).drain();
+        let cpu_back = match restored {
+            Ok(cpu) => cpu,
+            Err(e) => {
+                if died {
+                    let _ = ImageIn::<RemoteMsg>::new(&mut *link).drain();
+                }
+                warn!(pid, error = %e, "could not take the process back; its guest goes on");
+                self.quiet_timers();
+                // Its memory may be gone: a new scratch on the next call.
+                self.scratch = Scratch::default();
+                link.send_msg(&HomeMsg::Stay {
+                    error: e.to_string(),
+                })?;
+                if let Some((_, reply)) = self.asked.take() {
+                    let _ = reply.send(Err(format!("could not take it back: {e}")));
+                }
+                return Ok(None);
             }
-            warn!(pid, error = %e, "could not take the process back; its guest goes on");
-            self.quiet_timers();
-            // Its memory may be gone: a new scratch on the next call.
-            self.scratch = Scratch::default();
-            link.send_msg(&HomeMsg::Stay {
-                error: e.to_string(),
-            })?;
-            if let Some((_, reply)) = self.asked.take() {
-                let _ = reply.send(Err(format!("could not take it back: {e}")));
-            }
-            return Ok(None);
-        }
+        };
+        // What its guest (and any before it) used; the home kernel counts
+        // the rest.
+        let cpu_elsewhere = self.cpu_elsewhere.plus(cpu_back.since(self.cpu_sent));
         link.send_msg(&HomeMsg::Arrived)?;
         // The guest is ended over there; signals it caught meanwhile are ours.
         let signals = match link.recv_msg::<RemoteMsg>() {
@@ -421,7 +438,12 @@ impl<T> Placeholder<T> {
             None => None,
         };
         Ok(Some(Next::Release(
-            Outcome::Home { reason, then, next },
+            Outcome::Home {
+                reason,
+                then,
+                next,
+                cpu_elsewhere,
+            },
             signals,
         )))
     }

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use mosaic_proto::control::{GuestInfo, ProcInfo};
+use mosaic_proto::image::CpuTime;
 use mosaic_proto::{ClusterKey, ControlResponse, NodeState};
 use tracing::{info, warn};
 
@@ -97,6 +98,9 @@ struct Managed {
     hint: mosaic_proto::control::Hint,
     /// Start time, so that a recycled PID is not taken for it.
     start: u64,
+    /// CPU time it used away from home (its own kernel here counts only
+    /// the rest), carried in its next image.
+    cpu_elsewhere: CpuTime,
 }
 
 #[derive(Default)]
@@ -173,12 +177,17 @@ impl Registry {
             Some(m) if m.start == st.start && hint == Default::default() => m.hint,
             _ => hint,
         };
+        let cpu_elsewhere = match t.managed.get(&pid) {
+            Some(m) if m.start == st.start => m.cpu_elsewhere,
+            _ => CpuTime::default(),
+        };
         t.managed.insert(
             pid,
             Managed {
                 lock,
                 hint,
                 start: st.start,
+                cpu_elsewhere,
             },
         );
         Ok(())
@@ -222,6 +231,7 @@ impl Registry {
                     lock: false,
                     hint: Default::default(),
                     start: st.start,
+                    cpu_elsewhere: CpuTime::default(),
                 });
             }
         }
@@ -237,6 +247,23 @@ impl Registry {
 
     fn remove(&self, pid: i32) {
         self.lock().away.remove(&pid);
+    }
+
+    /// The CPU time `pid` used away from home so far.
+    fn cpu_elsewhere(&self, pid: i32) -> CpuTime {
+        let start = mosaic_ckpt::procstat::stat(pid).map(|s| s.start);
+        self.lock()
+            .managed
+            .get(&pid)
+            .filter(|m| Some(m.start) == start)
+            .map(|m| m.cpu_elsewhere)
+            .unwrap_or_default()
+    }
+
+    fn set_cpu_elsewhere(&self, pid: i32, cpu: CpuTime) {
+        if let Some(m) = self.lock().managed.get_mut(&pid) {
+            m.cpu_elsewhere = cpu;
+        }
     }
 
     /// Asks every process of this node that runs elsewhere to come home
@@ -484,14 +511,18 @@ fn deputy(
                 .map(|p| (link, p))
                 .map_err(Ok)
         };
-        let sent = match send(&Default::default()) {
+        let opts = mosaic_ckpt::CaptureOptions {
+            cpu_elsewhere: registry.cpu_elsewhere(pid),
+            ..Default::default()
+        };
+        let sent = match send(&opts) {
             Err(Ok(mosaic_deputy::DeputyError::FilesMissing(why))) => {
                 // Its files are not there (nor under the target's /mfs):
                 // again, with their pages in the image.
                 info!(pid, to = %name, %why, "sending the pages of its mapped files too");
                 send(&mosaic_ckpt::CaptureOptions {
                     embed_files: true,
-                    ..Default::default()
+                    ..opts
                 })
             }
             other => other,
@@ -523,6 +554,9 @@ fn deputy(
         );
         let served = placeholder.serve(&mut link, &incoming);
         registry.remove(pid);
+        if let Ok(mosaic_deputy::Outcome::Home { cpu_elsewhere, .. }) = &served {
+            registry.set_cpu_elsewhere(pid, *cpu_elsewhere);
+        }
         match served {
             Ok(mosaic_deputy::Outcome::Home {
                 reason,
@@ -537,6 +571,7 @@ fn deputy(
                 reason,
                 then: None,
                 next: Some(node),
+                ..
             }) if node != me => match resolve(&node) {
                 Ok(next) => {
                     info!(pid, %reason, to = %node, "came home; its host sends it on");

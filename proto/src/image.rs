@@ -133,6 +133,35 @@ pub struct Rlimit {
     pub hard: u64,
 }
 
+/// CPU time in nanoseconds, split into user and system time as the kernel
+/// splits it for `getrusage`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpuTime {
+    pub user_ns: u64,
+    pub sys_ns: u64,
+}
+
+impl CpuTime {
+    pub fn total_ns(self) -> u64 {
+        self.user_ns.saturating_add(self.sys_ns)
+    }
+
+    pub fn plus(self, o: CpuTime) -> CpuTime {
+        CpuTime {
+            user_ns: self.user_ns.saturating_add(o.user_ns),
+            sys_ns: self.sys_ns.saturating_add(o.sys_ns),
+        }
+    }
+
+    /// What was added since `earlier` (never negative).
+    pub fn since(self, earlier: CpuTime) -> CpuTime {
+        CpuTime {
+            user_ns: self.user_ns.saturating_sub(earlier.user_ns),
+            sys_ns: self.sys_ns.saturating_sub(earlier.sys_ns),
+        }
+    }
+}
+
 /// A POSIX timer (`timer_create`), restored under the same id.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PosixTimer {
@@ -270,9 +299,22 @@ pub struct ImageMeta {
     /// CPUs the process was allowed to run on (empty: any).
     #[serde(default)]
     pub cpus: Vec<usize>,
+    /// CPU time the process had used when captured, as the kernel it was
+    /// captured on counted it.
+    #[serde(default)]
+    pub cpu_counted: CpuTime,
+    /// CPU time it used before, under other kernels, which that kernel did
+    /// not count (given by whoever captured it: the time it spent away).
+    #[serde(default)]
+    pub cpu_elsewhere: CpuTime,
 }
 
 impl ImageMeta {
+    /// All the CPU time the process has used, wherever it ran.
+    pub fn cpu_total(&self) -> CpuTime {
+        self.cpu_counted.plus(self.cpu_elsewhere)
+    }
+
     /// Total pages carried.
     pub fn page_count(&self) -> u64 {
         self.vmas.iter().map(Vma::page_count).sum()
@@ -494,6 +536,8 @@ mod tests {
             posix_timers: vec![],
             rlimits: vec![],
             cpus: vec![],
+            cpu_counted: CpuTime::default(),
+            cpu_elsewhere: CpuTime::default(),
         }
     }
 

@@ -29,8 +29,10 @@
 
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
+use mosaic_ckpt::cputime::Carried;
 use mosaic_ckpt::ptrace::{Deferred, Memory, ProcMem, Tracee};
 use mosaic_ckpt::{CkptError, RestoreOptions};
+use mosaic_proto::image::CpuTime;
 use mosaic_proto::migrate::{Buf, HomeMsg, ImageIn, Link, LinkError, LinkExt, RemoteMsg};
 use mosaic_proto::ratelimit::Every;
 use mosaic_proto::syscalls::codec::errno::{
@@ -142,16 +144,28 @@ pub fn guest_filter() -> Result<Vec<u8>, RemoteError> {
         flags(libc::MAP_ANONYMOUS as u64, libc::MAP_ANONYMOUS as u64).map_err(bad)?,
     ])
     .map_err(bad)?;
+    // clock_gettime runs here but for CPU-time clocks (`cpu_clock`): the
+    // process's own (CLOCK_PROCESS/THREAD_CPUTIME_ID) and those named by
+    // a PID (negative clockids).
+    let clock = |op: SeccompCmpOp, value: u64| {
+        SeccompCondition::new(0, SeccompCmpArgLen::Dword, op, value).map_err(bad)
+    };
+    let wall_clock = SeccompRule::new(vec![
+        clock(SeccompCmpOp::MaskedEq(0x8000_0000), 0)?,
+        clock(SeccompCmpOp::Ne, libc::CLOCK_PROCESS_CPUTIME_ID as u64)?,
+        clock(SeccompCmpOp::Ne, libc::CLOCK_THREAD_CPUTIME_ID as u64)?,
+    ])
+    .map_err(bad)?;
     let rules = mosaic_proto::syscalls::SYSCALLS
         .iter()
         // Numbers without an entry point answer ENOSYS from the guest's
         // own kernel, as natively.
         .filter(|s| matches!(s.class, Class::Local | Class::Exit | Class::Unsupported))
         .map(|s| {
-            let conditions = if i64::from(s.nr) == libc::SYS_mmap {
-                vec![anon_private.clone()]
-            } else {
-                Vec::new()
+            let conditions = match i64::from(s.nr) {
+                libc::SYS_mmap => vec![anon_private.clone()],
+                libc::SYS_clock_gettime => vec![wall_clock.clone()],
+                _ => Vec::new(),
             };
             (i64::from(s.nr), conditions)
         })
@@ -209,6 +223,10 @@ struct Guest {
     files_from: Option<std::path::PathBuf>,
     /// Warnings about its calls, at most one a second.
     noisy: std::cell::RefCell<Every>,
+    /// The CPU time it used before it came here.
+    cpu: Carried,
+    /// Its PID at home (the one it knows itself by).
+    home_pid: i32,
 }
 
 impl Guest {
@@ -356,13 +374,13 @@ pub fn serve(
             file_fallback: files_from.clone(),
             ..Default::default()
         };
-        let mut t = mosaic_ckpt::restore_traced(&mut stream, &opts, &mut |_, _| {})?;
+        let (mut t, cpu) = mosaic_ckpt::restore_traced(&mut stream, &opts, &mut |_, _| {})?;
         tracing::debug!(ms = begun.elapsed().as_secs_f64() * 1e3, "restored");
         // The trailer was read by restore; take the end of the stream.
         let guest = stream
             .drain()
             .map_err(RemoteError::from)
-            .and_then(|()| take_guest(&mut t));
+            .and_then(|()| take_guest(&mut t, cpu));
         match guest {
             Ok(g) => {
                 t.release()?;
@@ -377,6 +395,7 @@ pub fn serve(
     let guest = match started {
         Ok(mut g) => {
             g.files_from = files_from;
+            g.home_pid = home_pid;
             g
         }
         Err(e) => {
@@ -419,7 +438,7 @@ pub fn serve(
 
 /// Takes the restored guest's seccomp listener (its only descriptor) and
 /// makes it die with the thread that serves it.
-fn take_guest(t: &mut Tracee) -> Result<Guest, RemoteError> {
+fn take_guest(t: &mut Tracee, cpu: CpuTime) -> Result<Guest, RemoteError> {
     let pid = t.pid;
     // The guest keeps its copy: closing it would be a forwarded call that
     // only this thread could answer. Its calls that take descriptors are
@@ -473,6 +492,9 @@ fn take_guest(t: &mut Tracee) -> Result<Guest, RemoteError> {
     )?;
     Ok(Guest {
         pid,
+        // Counted from here: the restore's injections are not its own.
+        cpu: Carried::start(pid.as_raw(), cpu)?,
+        home_pid: 0,
         mem: t.mem()?,
         pidfd,
         listener,
@@ -494,6 +516,8 @@ enum Route {
     Home(&'static str),
     /// A private (or read-only shared) file mapping, filled from home.
     FillMapping,
+    /// `clock_gettime` of a CPU-time clock.
+    CpuClock,
     /// No row says how (the filter lets only these through).
     Refuse(&'static str),
 }
@@ -508,6 +532,7 @@ fn route(n: &Notif) -> Route {
             Ok(m) => Route::Forward(m),
             Err(AtHome(why)) => Route::Home(why),
         },
+        Class::Local if i64::from(n.data.nr) == libc::SYS_clock_gettime => Route::CpuClock,
         Class::Local if i64::from(n.data.nr) == libc::SYS_mmap => {
             if private_file_map(n) {
                 Route::FillMapping
@@ -604,6 +629,10 @@ fn call(g: &Guest, link: &mut dyn Link, n: Notif) -> Result<bool, RemoteError> {
             map_private_file(g, link, &n)?;
             return Ok(false);
         }
+        Route::CpuClock => {
+            cpu_clock(g, link, &n)?;
+            return Ok(false);
+        }
         Route::Refuse(why) => {
             // Not a call the guest's filter sends us: said, and ENOSYS.
             g.warn(|held| {
@@ -625,11 +654,110 @@ fn call(g: &Guest, link: &mut dyn Link, n: Notif) -> Result<bool, RemoteError> {
             // would restart it, so do we.
             continue;
         }
+        if ret >= 0 {
+            own_cpu_time(g, nr, &n.data.args);
+        }
         // With a signal queued, the guest's kernel restarts the call or
         // fails it with EINTR by the guest's own SA_RESTART.
         g.answer(n.id, ret);
         return Ok(false);
     }
+}
+
+/// The CPU time it used, wherever it ran: what it came with plus what this
+/// kernel counted since.
+fn cpu_now(g: &Guest) -> CpuTime {
+    match mosaic_ckpt::cputime::counted(g.pid.as_raw()) {
+        Ok(here) => g.cpu.total(here),
+        Err(_) => g.cpu.before,
+    }
+}
+
+/// `getrusage` and `times` answered at home count the time the process
+/// ran there: its whole CPU time is written over theirs, and what this
+/// kernel counted of faults and context switches is added.
+fn own_cpu_time(g: &Guest, nr: u32, args: &[u64; 6]) {
+    use mosaic_ckpt::cputime::{RUSAGE_SIZE, amend_rusage, amend_tms, usage};
+    let at = match i64::from(nr) {
+        // RUSAGE_SELF and RUSAGE_THREAD (one thread); RUSAGE_CHILDREN's
+        // children ran at home.
+        libc::SYS_getrusage if matches!(args[0] as i32, 0 | 1) => args[1],
+        libc::SYS_times if args[0] != 0 => args[0],
+        _ => return,
+    };
+    let total = cpu_now(g);
+    if i64::from(nr) == libc::SYS_getrusage {
+        let mut ru = [0; RUSAGE_SIZE];
+        if g.mem.read_mem(at, &mut ru).is_ok() {
+            amend_rusage(&mut ru, total, usage(g.pid.as_raw()).unwrap_or_default());
+            let _ = g.mem.write_mem(at, &ru);
+        }
+    } else {
+        let mut tms = [0; 32];
+        if g.mem.read_mem(at, &mut tms).is_ok() {
+            amend_tms(&mut tms, total);
+            let _ = g.mem.write_mem(at, &tms);
+        }
+    }
+}
+
+/// `clock_gettime` as forwarded, for CPU clocks of other processes (home
+/// PIDs) and clocks of descriptors (home descriptors).
+const CLOCK_AT_HOME: mosaic_proto::syscalls::Syscall = mosaic_proto::syscalls::Syscall {
+    nr: libc::SYS_clock_gettime as u32,
+    name: "clock_gettime",
+    class: Class::Forward,
+    args: &[
+        mosaic_proto::syscalls::Arg::Int,
+        mosaic_proto::syscalls::Arg::OutStruct { size: 16 },
+    ],
+    note: "",
+    gap: "",
+};
+
+/// `clock_gettime` of a CPU-time clock (the filter lets the others run
+/// here). The process's own clocks (CLOCK_PROCESS/THREAD_CPUTIME_ID, or
+/// its home PID's and TID's clockids) read the time it used wherever it
+/// ran; other processes' clocks, named by home PIDs, and descriptor
+/// clocks are read at home.
+fn cpu_clock(g: &Guest, link: &mut dyn Link, n: &Notif) -> Result<(), RemoteError> {
+    let [clock, tp, ..] = n.data.args;
+    let clock = clock as u32 as i32; // a clockid_t is an int
+    // linux/posix-timers.h: pid in the bits above 3 (inverted), a thread
+    // clock if bit 2, the kind in bits 0-1 (PROF 0, VIRT 1, SCHED 2, FD 3).
+    let kind = clock & 3;
+    let own = match clock {
+        libc::CLOCK_PROCESS_CPUTIME_ID | libc::CLOCK_THREAD_CPUTIME_ID => true,
+        c if c < 0 && kind != 3 => {
+            let pid = !(c >> 3);
+            pid == 0 || pid == g.home_pid
+        }
+        _ => false,
+    };
+    if !own {
+        let ret = match codec::resolve(&CLOCK_AT_HOME, &n.data.args) {
+            Ok(m) => forward(link, g, CLOCK_AT_HOME.nr, n.data.args, &m)?,
+            Err(_) => EFAULT,
+        };
+        g.answer(n.id, ret);
+        return Ok(());
+    }
+    let total = cpu_now(g);
+    // CPUCLOCK_VIRT counts user time only.
+    let ns = if clock < 0 && kind == 1 {
+        total.user_ns
+    } else {
+        total.total_ns()
+    };
+    let ret = match g
+        .mem
+        .write_mem(tp, &mosaic_ckpt::cputime::timespec_bytes(ns))
+    {
+        Ok(()) => 0,
+        Err(_) => EFAULT,
+    };
+    g.answer(n.id, ret);
+    Ok(())
 }
 
 /// Largest private file mapping filled from home (larger ones bring the
@@ -773,6 +901,7 @@ fn go_home_stopped(
         &mut t,
         &mosaic_ckpt::CaptureOptions {
             files_from: g.files_from.clone(),
+            cpu_elsewhere: g.cpu.elsewhere(),
             ..Default::default()
         },
         &mut out,

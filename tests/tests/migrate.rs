@@ -1064,3 +1064,128 @@ fn signals_queued_while_blocked_travel_once_with_their_values() {
     assert!(c.log("node2").contains("guest started"));
     c.down();
 }
+
+/// A python3 that works in 30 equal chunks and reads its own CPU time
+/// after each: `process_time`, `thread_time`, `getrusage(RUSAGE_SELF)`
+/// and `os.times()`.
+const CPU_CHUNKS: &str = "import os, resource, sys, time\n\
+    print('pid', os.getpid(), flush=True)\n\
+    print('waiting', flush=True)\n\
+    sys.stdin.readline()\n\
+    for i in range(30):\n\
+    \x20   x = 0\n\
+    \x20   for _ in range(1500000): x += 1\n\
+    \x20   ru = resource.getrusage(resource.RUSAGE_SELF)\n\
+    \x20   t = os.times()\n\
+    \x20   print(time.process_time(), time.thread_time(), ru.ru_utime + ru.ru_stime, t.user + t.system, flush=True)\n";
+
+/// CPU times read by [`CPU_CHUNKS`], one row per chunk.
+fn cpu_rows(out: &mut impl BufRead, moves: &mut dyn FnMut(usize)) -> Vec<[f64; 4]> {
+    (0..30)
+        .map(|i| {
+            let line = line_of(out);
+            let row: Vec<f64> = line
+                .split_whitespace()
+                .map(|v| v.parse().unwrap_or_else(|_| panic!("chunk {i}: {line:?}")))
+                .collect();
+            moves(i);
+            row.try_into()
+                .unwrap_or_else(|_| panic!("chunk {i}: {line:?}"))
+        })
+        .collect()
+}
+
+#[test]
+fn cpu_time_counts_every_node_the_process_ran_on() {
+    let mut c = Cluster::up("migrate-cputime", 3, 51946);
+    let native = {
+        let mut run = Command::new("python3")
+            .args(["-c", CPU_CHUNKS])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        run.stdin.take().unwrap().write_all(b"go\n").unwrap();
+        let mut out = BufReader::new(run.stdout.take().unwrap());
+        let (_, _) = (line_of(&mut out), line_of(&mut out));
+        let rows = cpu_rows(&mut out, &mut |_| {});
+        assert!(run.wait().unwrap().success());
+        rows
+    };
+    let mut run = c
+        .command(&[
+            "cluster", "exec", "node1", "--", "python3", "-c", CPU_CHUNKS,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(run.stdout.take().unwrap());
+    let pid: i32 = line_of(&mut out)
+        .trim()
+        .strip_prefix("pid ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(line_of(&mut out), "waiting\n");
+    run.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    // Moved after the 8th chunk and the 18th: node1 -> node2 -> node3
+    // (through home).
+    let rows = cpu_rows(&mut out, &mut |i| match i {
+        7 => migrate(&c, pid, "node2"),
+        17 => migrate(&c, pid, "node3"),
+        _ => {}
+    });
+    assert!(run.wait().unwrap().success());
+    assert!(c.log("node2").contains("guest started"));
+    assert!(c.log("node3").contains("guest started"));
+    let report = |rows: &[[f64; 4]]| {
+        rows.iter()
+            .map(|r| format!("{r:?}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    // Every reading grows with the work, across both moves: the cost of
+    // one chunk, as any chunk measured it, never a count started again
+    // on a new node (a negative step) nor one counted twice.
+    let mut steps: Vec<f64> = rows.windows(2).map(|w| w[1][0] - w[0][0]).collect();
+    steps.sort_by(f64::total_cmp);
+    let chunk = steps[steps.len() / 2];
+    for (i, w) in rows.windows(2).enumerate() {
+        let step = w[1][0] - w[0][0];
+        assert!(
+            step > chunk * 0.3 && step < chunk * 3.0 + 0.05,
+            "chunk {}: process_time grew by {step} (a chunk costs {chunk}):\n{}",
+            i + 1,
+            report(&rows)
+        );
+        for (k, (now, before)) in w[1].iter().zip(&w[0]).enumerate().skip(1) {
+            assert!(
+                now + 0.011 >= *before,
+                "chunk {}: reading {k} went back:\n{}",
+                i + 1,
+                report(&rows)
+            );
+        }
+    }
+    // All four readings say the same, as natively (os.times() in ticks).
+    for (i, r) in rows.iter().enumerate() {
+        for (k, reading) in r.iter().enumerate().skip(1) {
+            assert!(
+                (reading - r[0]).abs() < 0.03 + r[0] * 0.02,
+                "chunk {i}: reading {k} is {reading} where process_time is {}:\n{}",
+                r[0],
+                report(&rows)
+            );
+        }
+    }
+    // And the total is the native run's (same work; CPU time, so another
+    // test's load shifts it little).
+    let (moved, at_home) = (rows[29][0], native[29][0]);
+    assert!(
+        moved > at_home * 0.7 && moved < at_home * 1.4,
+        "{moved} s moved vs {at_home} s native:\n{}",
+        report(&rows)
+    );
+    c.down();
+}
