@@ -150,14 +150,19 @@ pub fn amend_rusage(ru: &mut [u8; RUSAGE_SIZE], total: CpuTime, here: Usage) {
     field(13, &|home| home.saturating_add(here.nivcsw)); // ru_nivcsw
 }
 
-/// Rewrites the process's own times in a `struct tms` (clock ticks; its
-/// children's, which home counted, stay).
-pub fn amend_tms(tms: &mut [u8; 32], total: CpuTime) {
+/// Clock ticks (`sysconf(_SC_CLK_TCK)`, as `times` and `/proc/PID/stat`
+/// count) in `ns` nanoseconds.
+pub fn ticks(ns: u64) -> u64 {
     // SAFETY: sysconf takes an integer and returns one.
     let hz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
         .unwrap_or(100)
         .max(1);
-    let ticks = |ns: u64| (u128::from(ns) * u128::from(hz) / 1_000_000_000) as u64;
+    (u128::from(ns) * u128::from(hz) / 1_000_000_000) as u64
+}
+
+/// Rewrites the process's own times in a `struct tms` (clock ticks; its
+/// children's, which home counted, stay).
+pub fn amend_tms(tms: &mut [u8; 32], total: CpuTime) {
     tms[0..8].copy_from_slice(&ticks(total.user_ns).to_le_bytes());
     tms[8..16].copy_from_slice(&ticks(total.sys_ns).to_le_bytes());
 }

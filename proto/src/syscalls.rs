@@ -242,7 +242,7 @@ use Dir::*;
 pub static SYSCALLS: &[Syscall] = &[
     Syscall { nr: 0, name: "read", class: Forward, args: &[Fd, OutBuf { len: 2, whole: false }, Int], note: "", gap: "" },
     Syscall { nr: 1, name: "write", class: Forward, args: &[Fd, Bytes { len: 2 }, Int], note: "", gap: "" },
-    Syscall { nr: 2, name: "open", class: Forward, args: &[CStr, Int, Int], note: "", gap: "" },
+    Syscall { nr: 2, name: "open", class: Forward, args: &[CStr, Int, Int], note: "its own /proc files of memory and CPU (status, statm, stat, maps, smaps, smaps_rollup, under self, thread-self or its home PID) open the guest's, merged with home's, in a memfd made at home", gap: "such a descriptor is a memfd holding the file as it was when opened" },
     Syscall { nr: 3, name: "close", class: Forward, args: &[Fd], note: "", gap: "" },
     Syscall { nr: 4, name: "stat", class: Forward, args: &[CStr, OutStruct { size: 144 }], note: "", gap: "" },
     Syscall { nr: 5, name: "fstat", class: Forward, args: &[Fd, OutStruct { size: 144 }], note: "", gap: "" },
@@ -497,7 +497,7 @@ pub static SYSCALLS: &[Syscall] = &[
     Syscall { nr: 254, name: "inotify_add_watch", class: Forward, args: &[Fd, CStr, Int], note: "", gap: "" },
     Syscall { nr: 255, name: "inotify_rm_watch", class: Forward, args: &[Fd, Int], note: "", gap: "" },
     Syscall { nr: 256, name: "migrate_pages", class: Local, args: &[], note: "NUMA policy of the guest's local memory; node numbers are the current node's; only pid 0 (self) is meaningful remotely", gap: "" },
-    Syscall { nr: 257, name: "openat", class: Forward, args: &[Fd, CStr, Int, Int], note: "", gap: "" },
+    Syscall { nr: 257, name: "openat", class: Forward, args: &[Fd, CStr, Int, Int], note: "its own /proc files of memory and CPU (status, statm, stat, maps, smaps, smaps_rollup, under self, thread-self or its home PID) open the guest's, merged with home's, in a memfd made at home", gap: "such a descriptor is a memfd holding the file as it was when opened" },
     Syscall { nr: 258, name: "mkdirat", class: Forward, args: &[Fd, CStr, Int], note: "", gap: "" },
     Syscall { nr: 259, name: "mknodat", class: Forward, args: &[Fd, CStr, Int, Int], note: "", gap: "" },
     Syscall { nr: 260, name: "fchownat", class: Forward, args: &[Fd, CStr, Int, Int, Int], note: "", gap: "" },

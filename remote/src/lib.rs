@@ -27,6 +27,8 @@
 //! which home then makes natively. Job control: the guest stops natively
 //! (it is our child) and home is told.
 
+mod procview;
+
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
 use mosaic_ckpt::cputime::Carried;
@@ -622,6 +624,10 @@ fn run_guest(g: &Guest, link: &mut dyn Link) -> Result<(), RemoteError> {
 /// One call of the guest. Returns true if the guest went home.
 fn call(g: &Guest, link: &mut dyn Link, n: Notif) -> Result<bool, RemoteError> {
     let nr = n.data.nr as u32; // x86-64 numbers are small and positive
+    if let Some(ret) = open_own_proc_file(g, link, &n)? {
+        g.answer(n.id, ret);
+        return Ok(false);
+    }
     let marshal = match route(&n) {
         Route::Forward(m) => m,
         Route::Home(reason) => return go_home(g, link, Some(n.id), reason, None),
@@ -795,13 +801,14 @@ fn map_private_file(g: &Guest, link: &mut dyn Link, n: &Notif) -> Result<(), Rem
     while (data.len() as u64) < len {
         let want = (len - data.len() as u64).min(codec::MAX_BUF);
         let at = offset + data.len() as u64;
-        link.send_msg(&RemoteMsg::Syscall {
-            nr: libc::SYS_pread64 as u32,
-            // The buffer pointer only has to be non-null: home allocates.
-            args: [fd, 1, want, at, 0, 0],
-            inbufs: Vec::new(),
-        })?;
-        let (ret, outbufs) = result_of(link, g)?;
+        // The buffer pointer only has to be non-null: home allocates.
+        let (ret, outbufs) = at_home(
+            link,
+            g,
+            libc::SYS_pread64,
+            [fd, 1, want, at, 0, 0],
+            Vec::new(),
+        )?;
         if ret < 0 {
             // EBADF and friends, as mmap would say (EACCES for a
             // write-only descriptor becomes EBADF).
@@ -998,6 +1005,183 @@ fn forward(
             Ok(EFAULT)
         }
     }
+}
+
+/// Makes call `nr` at home with `args` (pointers only non-null: home
+/// allocates) and these in-buffers; its result and out-buffers.
+fn at_home(
+    link: &mut dyn Link,
+    g: &Guest,
+    nr: i64,
+    args: [u64; 6],
+    inbufs: Vec<Buf>,
+) -> Result<(i64, Vec<Buf>), RemoteError> {
+    link.send_msg(&RemoteMsg::Syscall {
+        nr: nr as u32, // x86-64 numbers are small and positive
+        args,
+        inbufs,
+    })?;
+    result_of(link, g)
+}
+
+/// A guest's `open`/`openat` of one of its own `/proc` files that
+/// describe memory and CPU ([`procview`]): answered with the guest's file
+/// merged with home's, in a memfd made at home. `None`: not such an open
+/// (it is forwarded as any other).
+fn open_own_proc_file(
+    g: &Guest,
+    link: &mut dyn Link,
+    n: &Notif,
+) -> Result<Option<i64>, RemoteError> {
+    let args = n.data.args;
+    // An absolute path: openat's directory does not matter.
+    let (path_at, flags) = match i64::from(n.data.nr) {
+        libc::SYS_open => (args[0], args[1]),
+        libc::SYS_openat => (args[1], args[2]),
+        _ => return Ok(None),
+    };
+    if flags & libc::O_ACCMODE as u64 != libc::O_RDONLY as u64 || path_at == 0 {
+        return Ok(None);
+    }
+    let mut path = [0u8; 40];
+    // Within its page: a path near the end of a mapping is not ours.
+    let room = (4096 - (path_at % 4096) as usize).min(path.len());
+    if g.mem.read_mem(path_at, &mut path[..room]).is_err() {
+        return Ok(None);
+    }
+    let Some(end) = path[..room].iter().position(|&b| b == 0) else {
+        return Ok(None);
+    };
+    let Some(file) = procview::names(&path[..end], g.home_pid) else {
+        return Ok(None);
+    };
+    let Ok(mine) = std::fs::read_to_string(format!("/proc/{}/{file}", g.pid)) else {
+        return Ok(None);
+    };
+    let text = match file {
+        "status" | "stat" => {
+            let home = match read_at_home(g, link, &format!("/proc/self/{file}"))? {
+                Ok(home) => home,
+                Err(errno) => return Ok(Some(errno)),
+            };
+            if file == "status" {
+                procview::status(&mine, &home)
+            } else {
+                let cpu = cpu_now(g);
+                let ticks = mosaic_ckpt::cputime::ticks;
+                match procview::stat(&mine, &home, ticks(cpu.user_ns), ticks(cpu.sys_ns)) {
+                    Some(text) => text,
+                    None => return Ok(None),
+                }
+            }
+        }
+        "statm" => mine,
+        _ => procview::maps(&mine, g.files_from.as_deref()),
+    };
+    let cloexec = if flags & libc::O_CLOEXEC as u64 != 0 {
+        libc::MFD_CLOEXEC as u64
+    } else {
+        0
+    };
+    let (fd, _) = at_home(
+        link,
+        g,
+        libc::SYS_memfd_create,
+        [1, cloexec, 0, 0, 0, 0],
+        vec![(0, b"mosaic-proc\0".to_vec().into())],
+    )?;
+    if fd < 0 {
+        return Ok(Some(fd));
+    }
+    let fd_arg = fd as u64;
+    let bytes = text.into_bytes();
+    for piece in bytes.chunks(codec::MAX_BUF as usize) {
+        let (wrote, _) = at_home(
+            link,
+            g,
+            libc::SYS_write,
+            [fd_arg, 1, piece.len() as u64, 0, 0, 0],
+            vec![(1, piece.to_vec().into())],
+        )?;
+        if wrote != piece.len() as i64 {
+            at_home(
+                link,
+                g,
+                libc::SYS_close,
+                [fd_arg, 0, 0, 0, 0, 0],
+                Vec::new(),
+            )?;
+            return Ok(Some(if wrote < 0 {
+                wrote
+            } else {
+                -i64::from(libc::EIO)
+            }));
+        }
+    }
+    at_home(
+        link,
+        g,
+        libc::SYS_lseek,
+        [fd_arg, 0, 0, 0, 0, 0],
+        Vec::new(),
+    )?;
+    Ok(Some(fd))
+}
+
+/// The contents of `path` as the placeholder reads it (up to 1 MiB), or
+/// the errno its open or read failed with.
+fn read_at_home(
+    g: &Guest,
+    link: &mut dyn Link,
+    path: &str,
+) -> Result<Result<String, i64>, RemoteError> {
+    let mut name = path.as_bytes().to_vec();
+    name.push(0);
+    let (fd, _) = at_home(
+        link,
+        g,
+        libc::SYS_openat,
+        [
+            libc::AT_FDCWD as u64,
+            1,
+            (libc::O_RDONLY | libc::O_CLOEXEC) as u64,
+            0,
+            0,
+            0,
+        ],
+        vec![(1, name.into())],
+    )?;
+    if fd < 0 {
+        return Ok(Err(fd));
+    }
+    let mut text = Vec::new();
+    let read = loop {
+        let (got, out) = at_home(
+            link,
+            g,
+            libc::SYS_read,
+            [fd as u64, 1, 64 << 10, 0, 0, 0],
+            Vec::new(),
+        )?;
+        if got <= 0 || text.len() > 1 << 20 {
+            break got;
+        }
+        if let Some((_, b)) = out.into_iter().next() {
+            text.extend_from_slice(&b);
+        }
+    };
+    at_home(
+        link,
+        g,
+        libc::SYS_close,
+        [fd as u64, 0, 0, 0, 0, 0],
+        Vec::new(),
+    )?;
+    Ok(if read < 0 {
+        Err(read)
+    } else {
+        Ok(String::from_utf8_lossy(&text).into_owned())
+    })
 }
 
 #[cfg(test)]

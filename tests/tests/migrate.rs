@@ -1189,3 +1189,82 @@ fn cpu_time_counts_every_node_the_process_ran_on() {
     );
     c.down();
 }
+
+/// A python3 that holds 48 MiB, waits for a line, then reads its own
+/// `/proc` files: what it prints must be the native run's, and its
+/// resident sizes (the last line) within 10% of native.
+const PROC_SELF: &str = "import os, resource, sys, time\n\
+    held = bytearray(48 << 20)\n\
+    for i in range(0, len(held), 4096): held[i] = 1\n\
+    print('pid', os.getpid(), flush=True)\n\
+    print('waiting', flush=True)\n\
+    sys.stdin.readline()\n\
+    t = time.time()\n\
+    while time.time() - t < 0.3: pass\n\
+    status = dict(l.split(':', 1) for l in open('/proc/self/status').read().splitlines())\n\
+    print('status pid', int(status['Pid']) == os.getpid(), 'ppid', int(status['PPid']) == os.getppid())\n\
+    print('state', status['State'].split()[0], 'tracer', status['TracerPid'].strip())\n\
+    maps = open(f'/proc/{os.getpid()}/maps').read()\n\
+    print('heap', '[heap]' in maps, 'stack', '[stack]' in maps, 'libc', 'libc.so' in maps, 'exe', os.path.realpath(sys.executable) in maps)\n\
+    stat = open('/proc/self/stat').read()\n\
+    f = stat[stat.rindex(')') + 2:].split()\n\
+    print('stat pid', int(stat.split()[0]) == os.getpid(), 'ppid', int(f[1]) == os.getppid(), 'state', f[0])\n\
+    cpu = (int(f[11]) + int(f[12])) / os.sysconf('SC_CLK_TCK')\n\
+    print('stat cpu', abs(cpu - time.process_time()) < 0.05)\n\
+    rollup = open('/proc/thread-self/smaps_rollup').read()\n\
+    print('rollup heap', '[rollup]' in rollup)\n\
+    statm = open('/proc/self/statm').read().split()\n\
+    rss = int(status['VmRSS'].split()[0])\n\
+    print('rss', rss, int(statm[1]) * 4, held[4096])\n";
+
+#[test]
+fn a_process_reading_its_own_proc_files_sees_its_guest_memory() {
+    let mut c = Cluster::up("migrate-procself", 2, 52946);
+    let run_it = |mut run: std::process::Child, before_go: &mut dyn FnMut(i32)| {
+        let mut out = BufReader::new(run.stdout.take().unwrap());
+        let first = line_of(&mut out);
+        let pid: i32 = first.trim().strip_prefix("pid ").unwrap().parse().unwrap();
+        assert_eq!(line_of(&mut out), "waiting\n");
+        before_go(pid);
+        run.stdin.take().unwrap().write_all(b"go\n").unwrap();
+        let mut rest = String::new();
+        out.read_to_string(&mut rest).unwrap();
+        assert!(run.wait().unwrap().success(), "{rest}");
+        let (lines, rss) = rest.trim_end().rsplit_once('\n').unwrap();
+        let rss: Vec<u64> = rss
+            .split_whitespace()
+            .skip(1)
+            .map(|v| v.parse().unwrap())
+            .collect();
+        (lines.to_string(), rss)
+    };
+    let native = Command::new("python3")
+        .args(["-c", PROC_SELF])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (native_lines, native_rss) = run_it(native, &mut |_| {});
+    let moved = c
+        .command(&["cluster", "exec", "node1", "--", "python3", "-c", PROC_SELF])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines, rss) = run_it(moved, &mut |pid| migrate(&c, pid, "node2"));
+    assert!(c.log("node2").contains("guest started"));
+    assert_eq!(lines, native_lines);
+    assert!(
+        native_lines.contains("heap True stack True libc True exe True"),
+        "{native_lines}"
+    );
+    eprintln!("resident kB (VmRSS, statm): moved {rss:?}, native {native_rss:?}");
+    for i in 0..2 {
+        let (m, n) = (rss[i] as f64, native_rss[i] as f64);
+        assert!(
+            (m - n).abs() < n * 0.1,
+            "resident {m} kB moved vs {n} kB native ({rss:?} vs {native_rss:?})"
+        );
+    }
+    c.down();
+}
