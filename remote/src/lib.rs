@@ -27,7 +27,10 @@
 //! which home then makes natively. Job control: the guest stops natively
 //! (it is our child) and home is told.
 
+mod filter;
 mod procview;
+
+pub use filter::{guest_filter, verdict};
 
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
@@ -123,86 +126,6 @@ impl Default for GuestPolicy {
     }
 }
 
-/// The seccomp program for guests: local and exit calls run, every other
-/// call stops the guest for its tracer.
-pub fn guest_filter() -> Result<Vec<u8>, RemoteError> {
-    use seccompiler::{
-        BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
-        SeccompRule, TargetArch,
-    };
-    let bad = |e: seccompiler::BackendError| RemoteError::Protocol(format!("seccomp filter: {e}"));
-    // mmap runs here only for private anonymous memory; a file or shared
-    // mapping traps and brings the process home (`brings_home`).
-    let flags = |mask: u64, value: u64| {
-        SeccompCondition::new(
-            3,
-            SeccompCmpArgLen::Dword,
-            SeccompCmpOp::MaskedEq(mask),
-            value,
-        )
-    };
-    let anon_private = SeccompRule::new(vec![
-        flags(libc::MAP_TYPE as u64, libc::MAP_PRIVATE as u64).map_err(bad)?,
-        flags(libc::MAP_ANONYMOUS as u64, libc::MAP_ANONYMOUS as u64).map_err(bad)?,
-    ])
-    .map_err(bad)?;
-    // clock_gettime runs here but for CPU-time clocks (`cpu_clock`): the
-    // process's own (CLOCK_PROCESS/THREAD_CPUTIME_ID) and those named by
-    // a PID (negative clockids).
-    let clock = |op: SeccompCmpOp, value: u64| {
-        SeccompCondition::new(0, SeccompCmpArgLen::Dword, op, value).map_err(bad)
-    };
-    let wall_clock = SeccompRule::new(vec![
-        clock(SeccompCmpOp::MaskedEq(0x8000_0000), 0)?,
-        clock(SeccompCmpOp::Ne, libc::CLOCK_PROCESS_CPUTIME_ID as u64)?,
-        clock(SeccompCmpOp::Ne, libc::CLOCK_THREAD_CPUTIME_ID as u64)?,
-    ])
-    .map_err(bad)?;
-    let rules = mosaic_proto::syscalls::SYSCALLS
-        .iter()
-        // Numbers without an entry point answer ENOSYS from the guest's
-        // own kernel, as natively.
-        .filter(|s| matches!(s.class, Class::Local | Class::Exit | Class::Unsupported))
-        .map(|s| {
-            let conditions = match i64::from(s.nr) {
-                libc::SYS_mmap => vec![anon_private.clone()],
-                libc::SYS_clock_gettime => vec![wall_clock.clone()],
-                _ => Vec::new(),
-            };
-            (i64::from(s.nr), conditions)
-        })
-        .collect();
-    let filter = SeccompFilter::new(
-        rules,
-        SeccompAction::Trace(0),
-        SeccompAction::Allow,
-        TargetArch::x86_64,
-    )
-    .map_err(|e| RemoteError::Protocol(format!("seccomp filter: {e}")))?;
-    let prog: BpfProgram = filter
-        .try_into()
-        .map_err(|e| RemoteError::Protocol(format!("seccomp filter: {e}")))?;
-    // seccompiler has no user-notification action: its `Trace(0)` returns
-    // become `SECCOMP_RET_USER_NOTIF`.
-    let mut bytes = Vec::with_capacity(prog.len() * 8);
-    for ins in prog {
-        let k = if ins.code == BPF_RET_K && ins.k == SECCOMP_RET_TRACE {
-            SECCOMP_RET_USER_NOTIF
-        } else {
-            ins.k
-        };
-        bytes.extend_from_slice(&ins.code.to_le_bytes());
-        bytes.push(ins.jt);
-        bytes.push(ins.jf);
-        bytes.extend_from_slice(&k.to_le_bytes());
-    }
-    Ok(bytes)
-}
-
-/// A BPF `ret` of a constant (libc's BPF_RET | BPF_K, as the code field).
-const BPF_RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
-const SECCOMP_RET_TRACE: u32 = libc::SECCOMP_RET_TRACE;
-const SECCOMP_RET_USER_NOTIF: u32 = libc::SECCOMP_RET_USER_NOTIF;
 /// Wake the notified task on the CPU of the thread that answers
 /// (linux/seccomp.h, Linux 6.6; libc 0.2 does not have it yet).
 const SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: u64 = 1;
@@ -544,6 +467,52 @@ fn route(n: &Notif) -> Route {
         }
         Class::Local | Class::Exit | Class::Unsupported => Route::Refuse(row.name),
     }
+}
+
+/// What the remote does with a guest's call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// The filter lets it run on the guest's kernel.
+    Local,
+    /// Forwarded home, marshalled by the codec.
+    Forward,
+    /// Answered here (a file mapping filled from home, a CPU-time clock).
+    Served,
+    /// Brings the process home, which makes the call natively.
+    Home(&'static str),
+    /// Answered ENOSYS: no way to run it.
+    Refused(&'static str),
+}
+
+/// What the remote would do with call `nr` with `args` from a guest under
+/// the filter `prog` ([`guest_filter`]): the filter's verdict, then the
+/// routing the serving loop applies. (A guest's own `/proc` files, told by
+/// their path, are served too; this says `Forward` for any `open`.)
+pub fn decide(prog: &[u8], nr: u32, args: &[u64; 6]) -> Result<Decision, String> {
+    let action = verdict(prog, nr, args)? & libc::SECCOMP_RET_ACTION_FULL;
+    if action == libc::SECCOMP_RET_ALLOW {
+        return Ok(Decision::Local);
+    }
+    if action != libc::SECCOMP_RET_USER_NOTIF {
+        return Ok(Decision::Refused("the filter fails it"));
+    }
+    let n = Notif {
+        id: 0,
+        pid: 0,
+        flags: 0,
+        data: libc::seccomp_data {
+            nr: nr as i32,
+            arch: 0,
+            instruction_pointer: 0,
+            args: *args,
+        },
+    };
+    Ok(match route(&n) {
+        Route::Forward(_) => Decision::Forward,
+        Route::Home(why) => Decision::Home(why),
+        Route::FillMapping | Route::CpuClock => Decision::Served,
+        Route::Refuse(why) => Decision::Refused(why),
+    })
 }
 
 /// The serving loop: the listener (the guest's calls), the link (home's
@@ -1232,17 +1201,5 @@ mod tests {
             RemoteMsg::Failed { error } => assert!(error.contains("accepts no guests"), "{error}"),
             other => panic!("expected Failed, got {other:?}"),
         }
-    }
-
-    #[test]
-    fn the_filter_notifies_instead_of_tracing() {
-        let prog = guest_filter().unwrap();
-        let returns: Vec<u32> = prog
-            .chunks_exact(8)
-            .filter(|i| u16::from_le_bytes([i[0], i[1]]) == BPF_RET_K)
-            .map(|i| u32::from_le_bytes([i[4], i[5], i[6], i[7]]))
-            .collect();
-        assert!(returns.contains(&SECCOMP_RET_USER_NOTIF));
-        assert!(!returns.contains(&SECCOMP_RET_TRACE));
     }
 }

@@ -1,0 +1,189 @@
+//! The guest's seccomp filter, built from the syscall table, and a
+//! reading of it: what it returns for a call.
+
+use mosaic_proto::syscalls::Class;
+
+use crate::RemoteError;
+
+/// The seccomp program for guests: local and exit calls run, every other
+/// call stops the guest for its tracer.
+pub fn guest_filter() -> Result<Vec<u8>, RemoteError> {
+    use seccompiler::{
+        BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+        SeccompRule, TargetArch,
+    };
+    let bad = |e: seccompiler::BackendError| RemoteError::Protocol(format!("seccomp filter: {e}"));
+    // mmap runs here only for private anonymous memory; a file or shared
+    // mapping traps and brings the process home (`brings_home`).
+    let flags = |mask: u64, value: u64| {
+        SeccompCondition::new(
+            3,
+            SeccompCmpArgLen::Dword,
+            SeccompCmpOp::MaskedEq(mask),
+            value,
+        )
+    };
+    let anon_private = SeccompRule::new(vec![
+        flags(libc::MAP_TYPE as u64, libc::MAP_PRIVATE as u64).map_err(bad)?,
+        flags(libc::MAP_ANONYMOUS as u64, libc::MAP_ANONYMOUS as u64).map_err(bad)?,
+    ])
+    .map_err(bad)?;
+    // clock_gettime runs here but for CPU-time clocks (`cpu_clock`): the
+    // process's own (CLOCK_PROCESS/THREAD_CPUTIME_ID) and those named by
+    // a PID (negative clockids).
+    let clock = |op: SeccompCmpOp, value: u64| {
+        SeccompCondition::new(0, SeccompCmpArgLen::Dword, op, value).map_err(bad)
+    };
+    let wall_clock = SeccompRule::new(vec![
+        clock(SeccompCmpOp::MaskedEq(0x8000_0000), 0)?,
+        clock(SeccompCmpOp::Ne, libc::CLOCK_PROCESS_CPUTIME_ID as u64)?,
+        clock(SeccompCmpOp::Ne, libc::CLOCK_THREAD_CPUTIME_ID as u64)?,
+    ])
+    .map_err(bad)?;
+    let rules = mosaic_proto::syscalls::SYSCALLS
+        .iter()
+        // Numbers without an entry point answer ENOSYS from the guest's
+        // own kernel, as natively.
+        .filter(|s| matches!(s.class, Class::Local | Class::Exit | Class::Unsupported))
+        .map(|s| {
+            let conditions = match i64::from(s.nr) {
+                libc::SYS_mmap => vec![anon_private.clone()],
+                libc::SYS_clock_gettime => vec![wall_clock.clone()],
+                _ => Vec::new(),
+            };
+            (i64::from(s.nr), conditions)
+        })
+        .collect();
+    let filter = SeccompFilter::new(
+        rules,
+        SeccompAction::Trace(0),
+        SeccompAction::Allow,
+        TargetArch::x86_64,
+    )
+    .map_err(|e| RemoteError::Protocol(format!("seccomp filter: {e}")))?;
+    let prog: BpfProgram = filter
+        .try_into()
+        .map_err(|e| RemoteError::Protocol(format!("seccomp filter: {e}")))?;
+    // seccompiler has no user-notification action: its `Trace(0)` returns
+    // become `SECCOMP_RET_USER_NOTIF`.
+    let mut bytes = Vec::with_capacity(prog.len() * 8);
+    for ins in prog {
+        let k = if ins.code == BPF_RET_K && ins.k == SECCOMP_RET_TRACE {
+            SECCOMP_RET_USER_NOTIF
+        } else {
+            ins.k
+        };
+        bytes.extend_from_slice(&ins.code.to_le_bytes());
+        bytes.push(ins.jt);
+        bytes.push(ins.jf);
+        bytes.extend_from_slice(&k.to_le_bytes());
+    }
+    Ok(bytes)
+}
+
+/// A BPF `ret` of a constant (libc's BPF_RET | BPF_K, as the code field).
+pub(crate) const BPF_RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+const SECCOMP_RET_TRACE: u32 = libc::SECCOMP_RET_TRACE;
+pub(crate) const SECCOMP_RET_USER_NOTIF: u32 = libc::SECCOMP_RET_USER_NOTIF;
+
+/// What the guest's filter `prog` returns for call `nr` with `args` (the
+/// x86-64 audit arch): classic BPF run as the kernel runs a seccomp
+/// program, for the instructions seccompiler emits. For tests and
+/// [`crate::decide`]: the kernel runs the real thing.
+pub fn verdict(prog: &[u8], nr: u32, args: &[u64; 6]) -> Result<u32, String> {
+    // struct seccomp_data: nr, arch, instruction_pointer, args[6].
+    let mut data = [0u8; 64];
+    data[0..4].copy_from_slice(&nr.to_le_bytes());
+    data[4..8].copy_from_slice(&AUDIT_ARCH_X86_64.to_le_bytes());
+    for (i, a) in args.iter().enumerate() {
+        data[16 + i * 8..24 + i * 8].copy_from_slice(&a.to_le_bytes());
+    }
+    let ins: Vec<(u16, u8, u8, u32)> = prog
+        .chunks_exact(8)
+        .map(|i| {
+            (
+                u16::from_le_bytes([i[0], i[1]]),
+                i[2],
+                i[3],
+                u32::from_le_bytes([i[4], i[5], i[6], i[7]]),
+            )
+        })
+        .collect();
+    let (mut a, mut pc) = (0u32, 0usize);
+    let code = |c: u32| c as u16;
+    while let Some(&(op, jt, jf, k)) = ins.get(pc) {
+        pc += 1;
+        let jump = |taken: bool| usize::from(if taken { jt } else { jf });
+        match op {
+            o if o == code(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) => {
+                let at = k as usize;
+                let word = data
+                    .get(at..at + 4)
+                    .ok_or_else(|| format!("load beyond seccomp_data at {at}"))?;
+                a = u32::from_le_bytes([word[0], word[1], word[2], word[3]]);
+            }
+            o if o == code(libc::BPF_ALU | libc::BPF_AND | libc::BPF_K) => a &= k,
+            o if o == code(libc::BPF_JMP | libc::BPF_JA) => pc += k as usize,
+            o if o == code(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) => pc += jump(a == k),
+            o if o == code(libc::BPF_JMP | libc::BPF_JGT | libc::BPF_K) => pc += jump(a > k),
+            o if o == code(libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) => pc += jump(a >= k),
+            o if o == code(libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) => pc += jump(a & k != 0),
+            o if o == BPF_RET_K => return Ok(k),
+            other => return Err(format!("BPF instruction {other:#x} at {}", pc - 1)),
+        }
+    }
+    Err("the program ran off its end".into())
+}
+
+/// `AUDIT_ARCH_X86_64` (linux/audit.h).
+const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_filter_notifies_instead_of_tracing() {
+        let prog = guest_filter().unwrap();
+        let returns: Vec<u32> = prog
+            .chunks_exact(8)
+            .filter(|i| u16::from_le_bytes([i[0], i[1]]) == BPF_RET_K)
+            .map(|i| u32::from_le_bytes([i[4], i[5], i[6], i[7]]))
+            .collect();
+        assert!(returns.contains(&SECCOMP_RET_USER_NOTIF));
+        assert!(!returns.contains(&SECCOMP_RET_TRACE));
+    }
+
+    #[test]
+    fn the_filter_reads_as_the_table_says() {
+        let prog = guest_filter().unwrap();
+        let run = |nr: i64, args: [u64; 6]| verdict(&prog, nr as u32, &args).unwrap();
+        let allow = libc::SECCOMP_RET_ALLOW;
+        assert_eq!(run(libc::SYS_brk, [0; 6]), allow, "Local");
+        assert_eq!(
+            run(libc::SYS_read, [0; 6]),
+            SECCOMP_RET_USER_NOTIF,
+            "Forward"
+        );
+        assert_eq!(
+            run(libc::SYS_fork, [0; 6]),
+            SECCOMP_RET_USER_NOTIF,
+            "BringHome"
+        );
+        let anon = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64;
+        assert_eq!(run(libc::SYS_mmap, [0, 4096, 3, anon, u64::MAX, 0]), allow);
+        let file = libc::MAP_PRIVATE as u64;
+        assert_eq!(
+            run(libc::SYS_mmap, [0, 4096, 1, file, 3, 0]),
+            SECCOMP_RET_USER_NOTIF
+        );
+        let clock = |id: i32| run(libc::SYS_clock_gettime, [id as u32 as u64, 1, 0, 0, 0, 0]);
+        assert_eq!(clock(libc::CLOCK_MONOTONIC), allow);
+        assert_eq!(
+            clock(libc::CLOCK_PROCESS_CPUTIME_ID),
+            SECCOMP_RET_USER_NOTIF
+        );
+        assert_eq!(clock(libc::CLOCK_THREAD_CPUTIME_ID), SECCOMP_RET_USER_NOTIF);
+        assert_eq!(clock(-6), SECCOMP_RET_USER_NOTIF, "a PID's clock");
+    }
+}
