@@ -9,6 +9,55 @@ use crate::procfs;
 /// its deputy, never captured as a process of that node).
 pub const SECCOMP: &str = "it runs under a seccomp filter (a sandbox, or a guest of another node) that a capture would not carry";
 
+/// Why a writable shared mapping `m` of `pid` cannot travel, if it
+/// cannot: it travels when it maps a regular file that no other process
+/// maps (its changes then reach the file from wherever it runs; with
+/// another mapper, the two would no longer see each other's writes).
+fn shared_writable(pid: i32, m: &procfs::MapLine) -> Option<String> {
+    let at = format!("{:#x}-{:#x}", m.start, m.end);
+    let is_file = m.inode != 0
+        && m.name.starts_with('/')
+        && !m.name.ends_with(" (deleted)")
+        && std::fs::metadata(&m.name).is_ok_and(|st| {
+            use std::os::unix::fs::MetadataExt;
+            st.is_file() && st.ino() == m.inode
+        });
+    if !is_file {
+        let what = if m.name.is_empty() {
+            "anonymous"
+        } else {
+            m.name.as_str()
+        };
+        return Some(format!("it has a writable shared mapping at {at} ({what})"));
+    }
+    let other = other_mapper(pid, m.dev, m.inode)?;
+    Some(format!(
+        "it has a writable shared mapping of {} which process {other} maps too (the two would no longer see each other's writes)",
+        m.name
+    ))
+}
+
+/// Another process that maps the file `(dev, inode)`, as "PID (name)".
+fn other_mapper(pid: i32, dev: (u32, u32), inode: u64) -> Option<String> {
+    let mine = pid.to_string();
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.bytes().all(|b| b.is_ascii_digit()) && *n != mine)
+        .find_map(|n| {
+            let other: i32 = n.parse().ok()?;
+            procfs::maps(other)
+                .ok()?
+                .iter()
+                .any(|o| o.inode == inode && o.dev == dev)
+                .then(|| {
+                    let name = procfs::status_field(other, "Name").unwrap_or_default();
+                    format!("{other} ({name})")
+                })
+        })
+}
+
 /// Reasons `pid` cannot be captured; empty if it can.
 pub fn reasons(pid: i32) -> Result<Vec<String>, CkptError> {
     if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
@@ -48,15 +97,9 @@ pub fn reasons(pid: i32) -> Result<Vec<String>, CkptError> {
         if m.name.starts_with("/SYSV") {
             why.push(format!("it uses System V shared memory at {:#x}", m.start));
         } else if m.shared && m.write {
-            let what = if m.name.is_empty() {
-                "anonymous".to_string()
-            } else {
-                m.name.clone()
-            };
-            why.push(format!(
-                "it has a writable shared mapping at {:#x}-{:#x} ({what})",
-                m.start, m.end
-            ));
+            if let Some(reason) = shared_writable(pid, &m) {
+                why.push(reason);
+            }
         } else if m.shared && m.inode == 0 && !m.name.starts_with('[') {
             why.push(format!(
                 "it has a shared anonymous mapping at {:#x}",

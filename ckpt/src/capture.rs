@@ -483,8 +483,22 @@ fn vma_of(
                 }
                 id
             };
-            if m.shared {
-                // Read-only shared mappings (writable ones are refused by cantmove).
+            if m.shared && m.write {
+                // Its changes must reach the file: never a copy.
+                if opts.embed_files {
+                    return Err(CkptError::CantMove {
+                        pid,
+                        reasons: vec![format!(
+                            "it has a writable shared mapping of {name}, which a node without /mfs cannot map"
+                        )],
+                    });
+                }
+                Backing::SharedFile {
+                    file: file(),
+                    offset: m.offset,
+                }
+            } else if m.shared {
+                // Read-only shared mappings.
                 Backing::File {
                     file: file(),
                     offset: m.offset,
@@ -511,6 +525,7 @@ fn vma_of(
             Backing::Vdso | Backing::Vvar | Backing::VvarVclock => false,
             // Only the private copies: pages still the file's come from it.
             Backing::File { .. } if m.shared => false,
+            Backing::SharedFile { .. } => false,
             Backing::File { .. } => {
                 e & PM_SWAPPED != 0 || (e & PM_PRESENT != 0 && e & PM_FILE == 0)
             }

@@ -180,11 +180,51 @@ fn locate(f: &FileId, fallback: Option<&std::path::Path>) -> Result<String, Ckpt
     })
 }
 
+/// Where the file of a writable shared mapping is: with a fallback (a
+/// guest's `/mfs/<home>`), only there: a file of the same name here is
+/// another file, and the changes must reach the home's; a process whose
+/// files stay elsewhere (`no_files`) and no fallback: nowhere. Size and
+/// time must be those of the capture (inode too, when the image knows it).
+fn locate_shared(f: &FileId, opts: &RestoreOptions) -> Result<String, CkptError> {
+    let fallback = opts.file_fallback.as_deref();
+    let at = match fallback {
+        Some(root) => root
+            .join(f.path.trim_start_matches('/'))
+            .display()
+            .to_string(),
+        None if opts.no_files => {
+            return Err(CkptError::FileChanged {
+                path: f.path.clone(),
+                what: "it maps it shared and writable, which needs /mfs on this node".into(),
+            });
+        }
+        None => f.path.clone(),
+    };
+    let id = std::fs::metadata(&at)
+        .map(|st| crate::capture::file_id(&at, &st))
+        .map_err(|e| CkptError::FileChanged {
+            path: f.path.clone(),
+            what: format!("{at}: {e}"),
+        })?;
+    let same_inode =
+        fallback.is_some() || (f.inode, f.dev) == (0, 0) || (id.inode, id.dev) == (f.inode, f.dev);
+    if (id.size, id.mtime_ns) != (f.size, f.mtime_ns) || !same_inode {
+        return Err(CkptError::FileChanged {
+            path: f.path.clone(),
+            what: "a file it maps shared and writable changed since the capture".into(),
+        });
+    }
+    Ok(at)
+}
+
 /// Everything that can be checked before a process exists; mapped files
 /// are located (see [`locate`]) and the image made to name where.
 fn preflight(meta: &mut ImageMeta, opts: &RestoreOptions) -> Result<(), CkptError> {
     let mut located: std::collections::HashMap<String, String> = Default::default();
     for v in &mut meta.vmas {
+        if let Backing::SharedFile { file, .. } = &mut v.backing {
+            file.path = locate_shared(file, opts)?;
+        }
         if let Backing::File { file, .. } = &mut v.backing {
             let at = match located.get(&file.path) {
                 Some(at) => at.clone(),
@@ -542,7 +582,9 @@ fn put_path(t: &Tracee, data: u64, path: &str) -> Result<(), CkptError> {
 }
 
 /// Descriptors the stub holds open on mapped files, by path.
-type OpenFiles = std::collections::HashMap<String, u64>;
+/// Descriptors of mapped files in the process, by path and whether open
+/// for writing.
+type OpenFiles = std::collections::HashMap<(String, bool), u64>;
 
 fn close_mapped_files(t: &mut Tracee, open_files: &mut OpenFiles) -> Result<(), CkptError> {
     for (_, fd) in open_files.drain() {
@@ -581,19 +623,21 @@ fn map_area(
                 fixed | growsdown,
             )?;
         }
-        Backing::File { file, offset } => {
-            // One open per file, however many areas map it (a library has
-            // four or five); closed by `close_mapped_files`.
-            let fd = match open_files.get(&file.path) {
+        Backing::File { file, offset } | Backing::SharedFile { file, offset } => {
+            // One open per file and access, however many areas map it (a
+            // library has four or five); closed by `close_mapped_files`.
+            let write = matches!(v.backing, Backing::SharedFile { .. });
+            let fd = match open_files.get(&(file.path.clone(), write)) {
                 Some(fd) => *fd,
                 None => {
                     put_path(t, data, &file.path)?;
+                    let access = if write { libc::O_RDWR } else { libc::O_RDONLY };
                     let fd = t.syscall_ok(
                         "open of a mapped file",
                         libc::SYS_openat,
-                        [libc::AT_FDCWD as u64, data, libc::O_RDONLY as u64, 0, 0, 0],
+                        [libc::AT_FDCWD as u64, data, access as u64, 0, 0, 0],
                     )?;
-                    open_files.insert(file.path.clone(), fd);
+                    open_files.insert((file.path.clone(), write), fd);
                     fd
                 }
             };

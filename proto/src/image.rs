@@ -209,6 +209,14 @@ pub enum Backing {
         path: String,
         offset: u64,
     },
+    /// A writable shared mapping of a regular file at `offset`, which no
+    /// other process maps: its pages are the file's (the capturer wrote
+    /// them back first), and the restored process maps the very file
+    /// (through `/mfs` away from home), so its changes reach it.
+    SharedFile {
+        file: FileId,
+        offset: u64,
+    },
     /// `[vdso]`, `[vvar]`, `[vvar_vclock]`: placed by the kernel on restore.
     Vdso,
     Vvar,

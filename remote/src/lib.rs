@@ -152,6 +152,9 @@ struct Guest {
     cpu: Carried,
     /// Its PID at home (the one it knows itself by).
     home_pid: i32,
+    /// The files it maps shared and writable (through `/mfs`, so its
+    /// changes reach its home's files when written back).
+    shared_files: Vec<std::fs::File>,
 }
 
 impl Guest {
@@ -159,6 +162,27 @@ impl Guest {
     fn warn(&self, log: impl FnOnce(u64)) {
         if let Some(held) = self.noisy.borrow_mut().allow() {
             log(held);
+        }
+    }
+
+    /// Writes its changes to the files it maps shared back to them (to
+    /// its home's file, through `/mfs`): before each forwarded call, which
+    /// may look at the file another way or tell another process to, and
+    /// before a capture. (`munmap` and its end write back by themselves:
+    /// FUSE writes a file's pages when a mapping of it closes; `msync` is
+    /// its own.) Costs a system call per file when nothing changed.
+    fn write_back(&self) {
+        let how = libc::SYNC_FILE_RANGE_WAIT_BEFORE
+            | libc::SYNC_FILE_RANGE_WRITE
+            | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+        for f in &self.shared_files {
+            // SAFETY: sync_file_range takes a descriptor we own and integers.
+            if unsafe { libc::sync_file_range(f.as_raw_fd(), 0, 0, how) } != 0 {
+                let e = std::io::Error::last_os_error();
+                self.warn(|held| {
+                    warn!(error = %e, held, "could not write a guest's shared mapping back to its file")
+                });
+            }
         }
     }
 
@@ -420,6 +444,7 @@ fn take_guest(t: &mut Tracee, cpu: CpuTime) -> Result<Guest, RemoteError> {
         // Counted from here: the restore's injections are not its own.
         cpu: Carried::start(pid.as_raw(), cpu)?,
         home_pid: 0,
+        shared_files: shared_files(pid.as_raw())?,
         mem: t.mem()?,
         pidfd,
         listener,
@@ -428,6 +453,21 @@ fn take_guest(t: &mut Tracee, cpu: CpuTime) -> Result<Guest, RemoteError> {
         files_from: None,
         noisy: std::cell::RefCell::new(Every::second()),
     })
+}
+
+/// The files `pid` maps shared and writable, open for writing them back.
+fn shared_files(pid: i32) -> Result<Vec<std::fs::File>, RemoteError> {
+    let mut paths: Vec<String> = mosaic_ckpt::procfs::maps(pid)?
+        .into_iter()
+        .filter(|m| m.shared && m.write && m.name.starts_with('/'))
+        .map(|m| m.name)
+        .collect();
+    paths.sort();
+    paths.dedup();
+    paths
+        .iter()
+        .map(|p| std::fs::File::open(p).map_err(|e| CkptError::Io(p.clone(), e).into()))
+        .collect()
 }
 
 /// How often a running guest is checked for a job-control stop.
@@ -868,6 +908,9 @@ fn go_home_stopped(
     next: Option<String>,
 ) -> Result<bool, RemoteError> {
     let pid = g.pid;
+    // Its image carries no pages of the files it maps shared: they are
+    // home's, once written back.
+    g.write_back();
     link.send_msg(&RemoteMsg::Returning {
         reason: reason.to_string(),
         next,
@@ -953,6 +996,7 @@ fn forward(
     g.handle
         .forwarded
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    g.write_back();
     let mem = GuestMem(&g.mem);
     let mut gathered = match codec::gather(marshal, &args, &mem) {
         Ok(gathered) => gathered,
