@@ -53,6 +53,13 @@ pub enum Cmd {
     Fcntl,
     /// ioctl's third argument, by `request` (a known-request table).
     Ioctl,
+    /// shmctl's and msgctl's buffer (third argument), by `cmd`.
+    Shmctl,
+    Msgctl,
+    /// semctl's `union semun` (fourth argument), by `cmd`.
+    Semctl,
+    /// keyctl's arguments after the operation, by operation.
+    Keyctl,
 }
 
 /// How one argument travels when a call is forwarded. The first group
@@ -271,7 +278,7 @@ pub static SYSCALLS: &[Syscall] = &[
     Syscall { nr: 28, name: "madvise", class: Local, args: &[], note: "", gap: "" },
     Syscall { nr: 29, name: "shmget", class: BringHome, args: &[], note: "SysV shm: only creates an id, but shmat almost always follows", gap: "" },
     Syscall { nr: 30, name: "shmat", class: BringHome, args: &[], note: "SysV shm: a shared writable mapping", gap: "" },
-    Syscall { nr: 31, name: "shmctl", class: Forward, args: &[Int, Int, Opaque], note: "buf by cmd: shmid_ds (112 B) in for IPC_SET, out for IPC_STAT/SHM_STAT/SHM_STAT_ANY; shminfo (72 B) / shm_info (48 B) out for IPC_INFO/SHM_INFO; segments are home objects", gap: "not marshalled: the call is made at home" },
+    Syscall { nr: 31, name: "shmctl", class: Forward, args: &[Int, Int, ByCmd(Cmd::Shmctl)], note: "buf by cmd: shmid_ds (112 B) in for IPC_SET, out for IPC_STAT/SHM_STAT/SHM_STAT_ANY; shminfo (72 B) / shm_info (48 B) out for IPC_INFO/SHM_INFO; segments are home objects", gap: "" },
     Syscall { nr: 32, name: "dup", class: Forward, args: &[Fd], note: "", gap: "" },
     Syscall { nr: 33, name: "dup2", class: Forward, args: &[Fd, Fd], note: "", gap: "" },
     Syscall { nr: 34, name: "pause", class: Local, args: &[], note: "waits for a signal; delivery is local", gap: "" },
@@ -306,12 +313,12 @@ pub static SYSCALLS: &[Syscall] = &[
     Syscall { nr: 63, name: "uname", class: Forward, args: &[OutStruct { size: 390 }], note: "answered at home: home hostname and kernel", gap: "" },
     Syscall { nr: 64, name: "semget", class: Forward, args: &[Int, Int, Int], note: "", gap: "" },
     Syscall { nr: 65, name: "semop", class: Forward, args: &[Int, Array { count: 2, elem: 6, dir: In }, Int], note: "sops: nsops x 6-byte struct sembuf, in", gap: "" },
-    Syscall { nr: 66, name: "semctl", class: Forward, args: &[Int, Int, Int, Opaque], note: "arg (union semun) by cmd: integer for SETVAL; semid_ds (104 B) in for IPC_SET, out for IPC_STAT/SEM_STAT(_ANY); nsems x u16 array for GETALL (out) / SETALL (in); seminfo (40 B) out for IPC_INFO/SEM_INFO", gap: "not marshalled: the call is made at home" },
+    Syscall { nr: 66, name: "semctl", class: Forward, args: &[Int, Int, Int, ByCmd(Cmd::Semctl)], note: "arg (union semun) by cmd: integer for SETVAL; semid_ds (104 B) in for IPC_SET, out for IPC_STAT/SEM_STAT(_ANY); seminfo (40 B) out for IPC_INFO/SEM_INFO; GETALL/SETALL (an array whose size is the set's) are made at home", gap: "" },
     Syscall { nr: 67, name: "shmdt", class: Local, args: &[], note: "SysV shm attachments never exist remotely (shmat brings home): the local kernel answers EINVAL", gap: "" },
     Syscall { nr: 68, name: "msgget", class: Forward, args: &[Int, Int], note: "", gap: "" },
     Syscall { nr: 69, name: "msgsnd", class: Forward, args: &[Int, MsgBuf { len: 2, out: false }, Int, Int], note: "msgp: 8-byte mtype followed by msgsz bytes, in", gap: "" },
     Syscall { nr: 70, name: "msgrcv", class: Forward, args: &[Int, MsgBuf { len: 2, out: true }, Int, Int, Int], note: "msgp: 8-byte mtype followed by up to msgsz bytes, out (8 + ret bytes valid)", gap: "" },
-    Syscall { nr: 71, name: "msgctl", class: Forward, args: &[Int, Int, Opaque], note: "buf by cmd: msqid_ds (120 B) in for IPC_SET, out for IPC_STAT/MSG_STAT(_ANY); msginfo (32 B) out for IPC_INFO/MSG_INFO", gap: "not marshalled: the call is made at home" },
+    Syscall { nr: 71, name: "msgctl", class: Forward, args: &[Int, Int, ByCmd(Cmd::Msgctl)], note: "buf by cmd: msqid_ds (120 B) in for IPC_SET, out for IPC_STAT/MSG_STAT(_ANY); msginfo (32 B) out for IPC_INFO/MSG_INFO", gap: "" },
     Syscall { nr: 72, name: "fcntl", class: Forward, args: &[Fd, Int, ByCmd(Cmd::Fcntl)], note: "arg by cmd: integer for most; struct flock (32 B) in/out for F_GETLK/F_SETLK(W)/F_OFD_*; f_owner_ex (8 B) for F_GETOWN_EX/F_SETOWN_EX; u64 for F_GET/SET_RW_HINT; F_SETOWN pids are home PIDs", gap: "" },
     Syscall { nr: 73, name: "flock", class: Forward, args: &[Fd, Int], note: "", gap: "" },
     Syscall { nr: 74, name: "fsync", class: Forward, args: &[Fd], note: "", gap: "" },
@@ -490,7 +497,7 @@ pub static SYSCALLS: &[Syscall] = &[
     Syscall { nr: 247, name: "waitid", class: Forward, args: &[Int, Int, OutStruct { size: 128 }, Int, OutStruct { size: 144 }], note: "children live at home; id is a home PID/PGID or a home pidfd", gap: "" },
     Syscall { nr: 248, name: "add_key", class: Forward, args: &[CStr, CStr, InBuf { len: 3 }, Int, Int], note: "payload may be NULL; keyrings are per-credential state at home", gap: "" },
     Syscall { nr: 249, name: "request_key", class: Forward, args: &[CStr, CStr, CStr, Int], note: "callout_info may be NULL", gap: "" },
-    Syscall { nr: 250, name: "keyctl", class: Forward, args: &[Int, Opaque, Opaque, Opaque, Opaque], note: "arguments by operation: key serials and integers, strings (KEYCTL_JOIN/SEARCH/...), out buffers (KEYCTL_READ/DESCRIBE/GET_SECURITY: arg3 sized by arg4, copy back min(ret, size)), structs (KEYCTL_DH_COMPUTE, KEYCTL_PKEY_*)", gap: "not marshalled: the call is made at home" },
+    Syscall { nr: 250, name: "keyctl", class: Forward, args: &[Int, ByCmd(Cmd::Keyctl), ByCmd(Cmd::Keyctl), ByCmd(Cmd::Keyctl), ByCmd(Cmd::Keyctl)], note: "arguments by operation: key serials and integers, strings (JOIN_SESSION_KEYRING, SEARCH), payloads (UPDATE, INSTANTIATE), out buffers (DESCRIBE, READ, GET_SECURITY: copy back min(ret, size)); the operations with structs or iovecs (INSTANTIATE_IOV, DH_COMPUTE, PKEY_*, RESTRICT_KEYRING, ...) are made at home", gap: "" },
     Syscall { nr: 251, name: "ioprio_set", class: Forward, args: &[Int, Int, Int], note: "home I/O priority: the guest's I/O happens at home", gap: "" },
     Syscall { nr: 252, name: "ioprio_get", class: Forward, args: &[Int, Int], note: "home I/O priority: the guest's I/O happens at home", gap: "" },
     Syscall { nr: 253, name: "inotify_init", class: Forward, args: &[], note: "", gap: "" },
@@ -539,7 +546,7 @@ pub static SYSCALLS: &[Syscall] = &[
     Syscall { nr: 296, name: "pwritev", class: Forward, args: &[Fd, Iovec { count: 2, write: false }, Int, Int, Int], note: "", gap: "" },
     Syscall { nr: 297, name: "rt_tgsigqueueinfo", class: Forward, args: &[Int, Int, Int, InStruct { size: 128 }], note: "pids are home PIDs; a signal to the process itself hits the placeholder and the deputy relays it to the guest", gap: "" },
     Syscall { nr: 298, name: "perf_event_open", class: BringHome, args: &[], note: "counters attach to a task or CPU of one node; monitoring itself needs the native process (others' pids are home PIDs)", gap: "" },
-    Syscall { nr: 299, name: "recvmmsg", class: Forward, args: &[Fd, Opaque, Int, Int, InOutStruct { size: 16 }], note: "msgvec: vlen x 64-byte struct mmsghdr, each a msghdr", gap: "not marshalled: the call is made at home" },
+    Syscall { nr: 299, name: "recvmmsg", class: Forward, args: &[Fd, Opaque, Int, Int, InOutStruct { size: 16 }], note: "the remote makes it a recvmsg per message (each forwarded, msg_len set; MSG_WAITFORONE: the others non-blocking); with a timeout it is made at home", gap: "" },
     Syscall { nr: 300, name: "fanotify_init", class: Forward, args: &[Int, Int], note: "", gap: "" },
     Syscall { nr: 301, name: "fanotify_mark", class: Forward, args: &[Fd, Int, Int, Fd, CStr], note: "pathname may be NULL", gap: "" },
     Syscall { nr: 302, name: "prlimit64", class: Forward, args: &[Int, Int, HomeIfSet { size: 16 }, OutStruct { size: 16 }], note: "pid is a home PID; reading is forwarded (the placeholder's limits are the guest's); setting makes the call at home, the process brought home first (limits travel with it)", gap: "" },
@@ -547,7 +554,7 @@ pub static SYSCALLS: &[Syscall] = &[
     Syscall { nr: 304, name: "open_by_handle_at", class: Forward, args: &[Fd, Opaque, Int], note: "handle: struct file_handle, 8-byte header + handle_bytes, in", gap: "not marshalled: the call is made at home" },
     Syscall { nr: 305, name: "clock_adjtime", class: Forward, args: &[Int, InOutStruct { size: 208 }], note: "the home clock; modes 0 just reads its state", gap: "" },
     Syscall { nr: 306, name: "syncfs", class: Forward, args: &[Fd], note: "", gap: "" },
-    Syscall { nr: 307, name: "sendmmsg", class: Forward, args: &[Fd, Opaque, Int, Int], note: "msgvec: vlen x 64-byte struct mmsghdr, each a msghdr", gap: "not marshalled: the call is made at home" },
+    Syscall { nr: 307, name: "sendmmsg", class: Forward, args: &[Fd, Opaque, Int, Int], note: "the remote makes it a sendmsg per message (each forwarded, msg_len set)", gap: "" },
     Syscall { nr: 308, name: "setns", class: BringHome, args: &[], note: "namespaces are properties of the native process", gap: "" },
     Syscall { nr: 309, name: "getcpu", class: Local, args: &[], note: "", gap: "the CPU and NUMA node of the guest's node" },
     Syscall { nr: 310, name: "process_vm_readv", class: BringHome, args: &[], note: "local iovecs are guest memory, remote ones belong to a home process", gap: "" },

@@ -483,6 +483,8 @@ enum Route {
     FillMapping,
     /// `clock_gettime` of a CPU-time clock.
     CpuClock,
+    /// `sendmmsg`/`recvmmsg`: one `sendmsg`/`recvmsg` forwarded per message.
+    Mmsg,
     /// No row says how (the filter lets only these through).
     Refuse(&'static str),
 }
@@ -493,6 +495,18 @@ fn route(n: &Notif) -> Route {
     };
     match row.class {
         Class::BringHome => Route::Home(row.name),
+        // recvmmsg's timeout is checked between messages: made at home.
+        Class::Forward if i64::from(n.data.nr) == libc::SYS_recvmmsg && n.data.args[4] != 0 => {
+            Route::Home("recvmmsg with a timeout")
+        }
+        Class::Forward
+            if matches!(
+                i64::from(n.data.nr),
+                libc::SYS_sendmmsg | libc::SYS_recvmmsg
+            ) =>
+        {
+            Route::Mmsg
+        }
         Class::Forward => match codec::resolve(row, &n.data.args) {
             Ok(m) => Route::Forward(m),
             Err(AtHome(why)) => Route::Home(why),
@@ -550,7 +564,7 @@ pub fn decide(prog: &[u8], nr: u32, args: &[u64; 6]) -> Result<Decision, String>
     Ok(match route(&n) {
         Route::Forward(_) => Decision::Forward,
         Route::Home(why) => Decision::Home(why),
-        Route::FillMapping | Route::CpuClock => Decision::Served,
+        Route::FillMapping | Route::CpuClock | Route::Mmsg => Decision::Served,
         Route::Refuse(why) => Decision::Refused(why),
     })
 }
@@ -648,6 +662,11 @@ fn call(g: &Guest, link: &mut dyn Link, n: Notif) -> Result<bool, RemoteError> {
             cpu_clock(g, link, &n)?;
             return Ok(false);
         }
+        Route::Mmsg => {
+            let ret = mmsg(g, link, &n)?;
+            g.answer(n.id, ret);
+            return Ok(false);
+        }
         Route::Refuse(why) => {
             // Not a call the guest's filter sends us: said, and ENOSYS.
             g.warn(|held| {
@@ -660,23 +679,80 @@ fn call(g: &Guest, link: &mut dyn Link, n: Notif) -> Result<bool, RemoteError> {
             return Ok(false);
         }
     };
+    let ret = forward_restarting(link, g, nr, n.data.args, &marshal)?;
+    if ret >= 0 {
+        own_cpu_time(g, nr, &n.data.args);
+    }
+    // With a signal queued, the guest's kernel restarts the call or fails
+    // it with EINTR by the guest's own SA_RESTART.
+    g.answer(n.id, ret);
+    Ok(false)
+}
+
+/// [`forward`], made again when home was interrupted but no signal will
+/// run here (the kernel would restart it, so do we).
+fn forward_restarting(
+    link: &mut dyn Link,
+    g: &Guest,
+    nr: u32,
+    args: [u64; 6],
+    marshal: &Marshal,
+) -> Result<i64, RemoteError> {
     loop {
-        let ret = forward(link, g, nr, n.data.args, &marshal)?;
+        let ret = forward(link, g, nr, args, marshal)?;
         if matches!(ret, ERESTARTSYS | ERESTARTNOINTR | ERESTARTNOHAND)
             && !deliverable_signal(g.pid.as_raw())
         {
-            // Interrupted at home, but no signal will run here: the kernel
-            // would restart it, so do we.
             continue;
         }
-        if ret >= 0 {
-            own_cpu_time(g, nr, &n.data.args);
-        }
-        // With a signal queued, the guest's kernel restarts the call or
-        // fails it with EINTR by the guest's own SA_RESTART.
-        g.answer(n.id, ret);
-        return Ok(false);
+        return Ok(ret);
     }
+}
+
+/// Size of `struct mmsghdr`: a msghdr and the `msg_len` the kernel sets.
+const MMSGHDR_SIZE: u64 = 64;
+
+/// `sendmmsg` and `recvmmsg` (without a timeout) as the kernel makes
+/// them: a `sendmsg` or `recvmsg` per message, each forwarded as such, its
+/// byte count written into the message's `msg_len`; after the first,
+/// `MSG_WAITFORONE` makes the others non-blocking. The number of messages
+/// done, or the first one's error.
+fn mmsg(g: &Guest, link: &mut dyn Link, n: &Notif) -> Result<i64, RemoteError> {
+    const MSG_WAITFORONE: u64 = 0x10000;
+    let [fd, vec, vlen, flags, ..] = n.data.args;
+    let recv = i64::from(n.data.nr) == libc::SYS_recvmmsg;
+    let one = if recv {
+        libc::SYS_recvmsg
+    } else {
+        libc::SYS_sendmsg
+    };
+    let Some(row) = lookup(one as u32) else {
+        return Ok(ENOSYS);
+    };
+    // The kernel takes at most UIO_MAXIOV messages a call.
+    let vlen = vlen.min(1024);
+    let mut done: u64 = 0;
+    while done < vlen {
+        let hdr = vec.wrapping_add(done * MMSGHDR_SIZE);
+        let mut each = flags & !MSG_WAITFORONE;
+        if recv && done > 0 && flags & MSG_WAITFORONE != 0 {
+            each |= libc::MSG_DONTWAIT as u64;
+        }
+        let args = [fd, hdr, each, 0, 0, 0];
+        let ret = match codec::resolve(row, &args) {
+            Ok(m) => forward_restarting(link, g, row.nr, args, &m)?,
+            Err(_) => EFAULT,
+        };
+        if ret < 0 {
+            return Ok(if done > 0 { done as i64 } else { ret });
+        }
+        let len = u32::try_from(ret).unwrap_or(u32::MAX).to_le_bytes();
+        if g.mem.write_mem(hdr + 56, &len).is_err() {
+            return Ok(if done > 0 { done as i64 } else { EFAULT });
+        }
+        done += 1;
+    }
+    Ok(done as i64)
 }
 
 /// The CPU time it used, wherever it ran: what it came with plus what this

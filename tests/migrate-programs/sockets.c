@@ -4,7 +4,9 @@
  * run to run: no port numbers). Exercises the socket-address buffers
  * behind a socklen_t (accept, getsockname, getpeername, getsockopt,
  * recvfrom), epoll_wait's event array, getgroups' list, and sendmsg/
- * recvmsg with a name, two buffers and a descriptor passed (SCM_RIGHTS). */
+ * recvmsg with a name, two buffers and a descriptor passed (SCM_RIGHTS),
+ * and sendmmsg/recvmmsg of two datagrams. */
+#define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -111,6 +113,31 @@ int main(void)
     printf("recvmsg %zd '%s|%s' controllen %zu flags %d passed fd reads %zd %s", rgot, in1, in2,
            (size_t)rm.msg_controllen, rm.msg_flags, pr, buf);
     unlink("/tmp/mosaic-sockets-scm");
+
+    /* sendmmsg/recvmmsg: two datagrams at once; three slots to receive
+     * in, MSG_WAITFORONE (the third finds none and the call returns 2). */
+    struct mmsghdr mm[2];
+    struct iovec mi[2] = {{"one", 3}, {"second", 6}};
+    memset(mm, 0, sizeof mm);
+    for (int i = 0; i < 2; i++) {
+        mm[i].msg_hdr.msg_iov = &mi[i];
+        mm[i].msg_hdr.msg_iovlen = 1;
+        mm[i].msg_hdr.msg_name = &ua;
+        mm[i].msg_hdr.msg_namelen = sizeof ua;
+    }
+    int sent = sendmmsg(u2, mm, 2, 0);
+    char rb[3][16];
+    memset(rb, 0, sizeof rb);
+    struct iovec ri[3] = {{rb[0], 15}, {rb[1], 15}, {rb[2], 15}};
+    struct mmsghdr rmm[3];
+    memset(rmm, 0, sizeof rmm);
+    for (int i = 0; i < 3; i++) {
+        rmm[i].msg_hdr.msg_iov = &ri[i];
+        rmm[i].msg_hdr.msg_iovlen = 1;
+    }
+    int mgot = recvmmsg(u1, rmm, 3, MSG_WAITFORONE, NULL);
+    printf("sendmmsg %d (%u %u) recvmmsg %d: %s %u, %s %u\n", sent, mm[0].msg_len, mm[1].msg_len,
+           mgot, rb[0], rmm[0].msg_len, rb[1], rmm[1].msg_len);
 
     gid_t groups[64];
     int ng = getgroups(64, groups);

@@ -160,6 +160,10 @@ pub fn resolve(row: &Syscall, args: &[u64; 6]) -> Result<Marshal, AtHome> {
                 Arg::InStruct { size }
             }
             Arg::ByCmd(Cmd::Fcntl) => fcntl_arg(args[1]),
+            Arg::ByCmd(Cmd::Shmctl) => shmctl_arg(args[1]),
+            Arg::ByCmd(Cmd::Msgctl) => msgctl_arg(args[1]),
+            Arg::ByCmd(Cmd::Semctl) => semctl_arg(args[2])?,
+            Arg::ByCmd(Cmd::Keyctl) => keyctl_arg(args[0], i)?,
             Arg::ByCmd(Cmd::Ioctl) => ioctl_arg(args[1])?,
             Arg::Opaque => return Err(AtHome(row.name)),
             concrete => concrete,
@@ -186,6 +190,78 @@ fn fcntl_arg(cmd: u64) -> Arg {
         // Everything else takes an integer (or nothing).
         _ => Arg::Int,
     }
+}
+
+/// IPC_RMID, IPC_SET, IPC_STAT, IPC_INFO (linux/ipc.h); the command may
+/// carry IPC_64, which x86-64 ignores.
+const IPC_SET: u64 = 1;
+const IPC_STAT: u64 = 2;
+const IPC_INFO: u64 = 3;
+const IPC_64: u64 = 0x100;
+
+/// shmctl's buffer by `cmd`: the 112-byte shmid_ds in for IPC_SET, out for
+/// IPC_STAT, SHM_STAT (13) and SHM_STAT_ANY (15); shminfo (72 B) out for
+/// IPC_INFO, shm_info (48 B) for SHM_INFO (14); others take none.
+fn shmctl_arg(cmd: u64) -> Arg {
+    match cmd & !IPC_64 {
+        IPC_SET => Arg::InStruct { size: 112 },
+        IPC_STAT | 13 | 15 => Arg::OutStruct { size: 112 },
+        IPC_INFO => Arg::OutStruct { size: 72 },
+        14 => Arg::OutStruct { size: 48 },
+        _ => Arg::Int,
+    }
+}
+
+/// msgctl's buffer by `cmd`: the 120-byte msqid_ds in for IPC_SET, out for
+/// IPC_STAT, MSG_STAT (11) and MSG_STAT_ANY (13); msginfo (32 B) out for
+/// IPC_INFO and MSG_INFO (12); others take none.
+fn msgctl_arg(cmd: u64) -> Arg {
+    match cmd & !IPC_64 {
+        IPC_SET => Arg::InStruct { size: 120 },
+        IPC_STAT | 11 | 13 => Arg::OutStruct { size: 120 },
+        IPC_INFO | 12 => Arg::OutStruct { size: 32 },
+        _ => Arg::Int,
+    }
+}
+
+/// semctl's `union semun` by `cmd`: a pointer to the 104-byte semid_ds
+/// (IPC_SET in; IPC_STAT, SEM_STAT, SEM_STAT_ANY out) or to the 40-byte
+/// seminfo (IPC_INFO, SEM_INFO out); GETALL and SETALL pass an array as
+/// long as the set, which only the kernel knows: made at home.
+fn semctl_arg(cmd: u64) -> Result<Arg, AtHome> {
+    Ok(match cmd & !IPC_64 {
+        IPC_SET => Arg::InStruct { size: 104 },
+        IPC_STAT | 18 | 20 => Arg::OutStruct { size: 104 },
+        IPC_INFO | 19 => Arg::OutStruct { size: 40 },
+        13 | 17 => {
+            return Err(AtHome(
+                "semctl GETALL/SETALL (an array the size of the set)",
+            ));
+        }
+        _ => Arg::Int,
+    })
+}
+
+/// keyctl's argument `i` (1 to 4) by operation (linux/keyctl.h).
+fn keyctl_arg(op: u64, i: usize) -> Result<Arg, AtHome> {
+    const JOIN_SESSION_KEYRING: u64 = 1;
+    const UPDATE: u64 = 2;
+    const DESCRIBE: u64 = 6;
+    const SEARCH: u64 = 10;
+    const READ: u64 = 11;
+    const INSTANTIATE: u64 = 12;
+    const GET_SECURITY: u64 = 17;
+    Ok(match (op, i) {
+        (JOIN_SESSION_KEYRING, 1) | (SEARCH, 2 | 3) => Arg::CStr,
+        (UPDATE | INSTANTIATE, 2) => Arg::InBuf { len: 3 },
+        (DESCRIBE | READ | GET_SECURITY, 2) => Arg::OutBuf {
+            len: 3,
+            whole: false,
+        },
+        // Key serials, ids, permissions, timeouts, lengths.
+        (0..=19 | 21 | 22, _) => Arg::Int,
+        _ => return Err(AtHome("a keyctl operation with structs or iovecs")),
+    })
 }
 
 /// ioctl's third argument for the requests the codec knows; any other
