@@ -183,36 +183,37 @@ fn locate(f: &FileId, fallback: Option<&std::path::Path>) -> Result<String, Ckpt
 /// Where the file of a writable shared mapping is: with a fallback (a
 /// guest's `/mfs/<home>`), only there: a file of the same name here is
 /// another file, and the changes must reach the home's; a process whose
-/// files stay elsewhere (`no_files`) and no fallback: nowhere. Size and
-/// time must be those of the capture (inode too, when the image knows it).
+/// files stay elsewhere (`no_files`) and no fallback: nowhere. Its size and
+/// time are not compared: the image carries none of its pages, so what the
+/// mapping shows is the file as it is now, as it would be natively (and
+/// `/mfs` may still hold attributes of a second ago: a sqlite moved back
+/// out within a second failed so). Here, the inode must be the capture's.
 fn locate_shared(f: &FileId, opts: &RestoreOptions) -> Result<String, CkptError> {
-    let fallback = opts.file_fallback.as_deref();
-    let at = match fallback {
+    let changed = |what: String| CkptError::FileChanged {
+        path: f.path.clone(),
+        what,
+    };
+    let at = match opts.file_fallback.as_deref() {
         Some(root) => root
             .join(f.path.trim_start_matches('/'))
             .display()
             .to_string(),
         None if opts.no_files => {
-            return Err(CkptError::FileChanged {
-                path: f.path.clone(),
-                what: "it maps it shared and writable, which needs /mfs on this node".into(),
-            });
+            return Err(changed(
+                "it maps it shared and writable, which needs /mfs on this node".into(),
+            ));
         }
         None => f.path.clone(),
     };
-    let id = std::fs::metadata(&at)
-        .map(|st| crate::capture::file_id(&at, &st))
-        .map_err(|e| CkptError::FileChanged {
-            path: f.path.clone(),
-            what: format!("{at}: {e}"),
-        })?;
-    let same_inode =
-        fallback.is_some() || (f.inode, f.dev) == (0, 0) || (id.inode, id.dev) == (f.inode, f.dev);
-    if (id.size, id.mtime_ns) != (f.size, f.mtime_ns) || !same_inode {
-        return Err(CkptError::FileChanged {
-            path: f.path.clone(),
-            what: "a file it maps shared and writable changed since the capture".into(),
-        });
+    let st = std::fs::metadata(&at).map_err(|e| changed(format!("{at}: {e}")))?;
+    let id = crate::capture::file_id(&at, &st);
+    let same = opts.file_fallback.is_some()
+        || (f.inode, f.dev) == (0, 0)
+        || (id.inode, id.dev) == (f.inode, f.dev);
+    if !st.is_file() || !same {
+        return Err(changed(format!(
+            "{at} is not the file it maps shared and writable"
+        )));
     }
     Ok(at)
 }
