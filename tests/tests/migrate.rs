@@ -550,6 +550,28 @@ fn mosaic_run_starts_at_home_moves_it_and_returns_its_status() {
             "{placement:?} did not move it"
         );
     }
+    // It becomes the program: `$!` is the PID the program sees, moved or not.
+    let mosaic = bin("mosaic");
+    for placement in ["", "--node node2"] {
+        let script = format!(
+            "{} run {placement} -- python3 -c 'import os, time; time.sleep(0.5); print(os.getpid())' & echo $!; wait $!; echo status $?",
+            mosaic.display()
+        );
+        let out = c.exec("node1", &["sh", "-c", &script]);
+        let said = String::from_utf8_lossy(&out.stdout).into_owned();
+        let lines: Vec<&str> = said.lines().collect();
+        assert!(
+            lines.len() == 3 && lines[0] == lines[1] && lines[2] == "status 0",
+            "{placement:?}: {}",
+            text(&out)
+        );
+    }
+    assert_eq!(c.log("node2").matches("guest started").count(), 3);
+    let missing = c.exec(
+        "node1",
+        &[mosaic.to_str().unwrap(), "run", "--", "/no/such/program"],
+    );
+    assert_eq!(missing.status.code(), Some(127), "{}", text(&missing));
     c.down();
 }
 

@@ -50,8 +50,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Run a command as this shell's child (same stdin, stdout, exit status),
-    /// moved to another node once it runs.
+    /// Become a command (exec in place, as `nice` does: its PID, stdin,
+    /// stdout and exit status are this one's), managed by mosaic, moved to
+    /// another node once it runs.
     Run {
         /// Send it to this node.
         #[arg(long, conflicts_with = "best")]
@@ -575,7 +576,6 @@ fn run_command(
     manage: (bool, mosaic_proto::control::Hint),
     command: &[String],
 ) -> anyhow::Result<i32> {
-    use mosaic_node::supervise;
     let mut client = Client::find(socket, dir)?;
     let target = match (node, best) {
         (Some(n), _) => Some(n),
@@ -601,36 +601,81 @@ fn run_command(
         (None, false) => None,
     };
     let (program, args) = command.split_first().context("nothing to run")?;
-    let signals = supervise::forwarded_signals();
-    supervise::block(&signals)?;
-    let child = supervise::unblocked_in_child(&mut std::process::Command::new(program))
-        .args(args)
-        .spawn()
-        .with_context(|| format!("cannot run {program}"))?;
-    let pid = child.id() as i32;
+    let me = std::process::id() as i32;
     let (lock, hint) = manage;
-    if let Err(e) = client.manage(pid, lock, hint) {
+    // Managed by PID and start time, which the exec keeps.
+    if let Err(e) = client.manage(me, lock, hint) {
         eprintln!("mosaic: {program} is not managed: {e}");
     }
+    drop(client);
     if let Some(node) = target {
-        // Wait until it is the program (not our fork before exec).
-        let me = std::fs::read_link("/proc/self/exe").ok();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-        while std::fs::read_link(format!("/proc/{pid}/exe")).ok() == me
-            && std::time::Instant::now() < deadline
-        {
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        client.set_timeout(std::time::Duration::from_secs(600))?;
-        match client.migrate(pid, &node) {
-            Ok(Moved::To { .. }) => {}
-            Ok(Moved::Stays { node, .. }) => eprintln!("mosaic: {program} stays on {node}"),
-            Err(e) => eprintln!("mosaic: {program} stays here: {e}"),
-        }
+        send_when_it_runs(me, node, program, socket, dir)?;
     } else if best {
         eprintln!("mosaic: no other node accepts guests; {program} runs here");
     }
-    supervise::supervise(nix::unistd::Pid::from_raw(pid), &signals, false)
+    use std::os::unix::process::CommandExt;
+    let err = std::process::Command::new(program).args(args).exec();
+    // As a shell says it: 127 for a command not found, 126 for one that
+    // cannot be run.
+    eprintln!("mosaic: cannot run {program}: {err}");
+    Ok(if err.kind() == std::io::ErrorKind::NotFound {
+        127
+    } else {
+        126
+    })
+}
+
+/// Asks for process `pid` to be moved to `node` once it is the program it
+/// is about to exec, from a helper that is no child of it: forked twice,
+/// the middle one reaped here before the exec, so the program never sees a
+/// child it did not make (its `wait` would reap it). The helper keeps only
+/// stderr, for what it has to say, and ends once the move is done.
+fn send_when_it_runs(
+    pid: i32,
+    node: String,
+    program: &str,
+    socket: Option<&Path>,
+    dir: &Path,
+) -> anyhow::Result<()> {
+    use nix::unistd::{ForkResult, fork};
+    // SAFETY: `mosaic` has one thread here; the children call only what a
+    // single-threaded process may after fork.
+    match unsafe { fork() }.context("fork")? {
+        ForkResult::Parent { child } => {
+            nix::sys::wait::waitpid(child, None).context("waitpid")?;
+            Ok(())
+        }
+        ForkResult::Child => {
+            // SAFETY: as above.
+            if let Ok(ForkResult::Parent { .. }) | Err(_) = unsafe { fork() } {
+                std::process::exit(0);
+            }
+            if let Ok(null) = std::fs::File::open("/dev/null") {
+                let _ = nix::unistd::dup2_stdin(&null);
+                let _ = nix::unistd::dup2_stdout(&null);
+            }
+            // Until it is the program (not `mosaic` before its exec).
+            let me = std::fs::read_link("/proc/self/exe").ok();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while std::fs::read_link(format!("/proc/{pid}/exe")).ok() == me {
+                if std::time::Instant::now() > deadline {
+                    std::process::exit(0);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            let moved = (|| -> anyhow::Result<Moved> {
+                let mut client = Client::find(socket, dir)?;
+                client.set_timeout(std::time::Duration::from_secs(600))?;
+                Ok(client.migrate(pid, &node)?)
+            })();
+            match moved {
+                Ok(Moved::To { .. }) => {}
+                Ok(Moved::Stays { node, .. }) => eprintln!("mosaic: {program} stays on {node}"),
+                Err(e) => eprintln!("mosaic: {program} stays here: {e}"),
+            }
+            std::process::exit(0);
+        }
+    }
 }
 
 fn fetch_nodes(socket: Option<&Path>, dir: &Path) -> anyhow::Result<Vec<NodeInfo>> {
