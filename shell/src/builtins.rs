@@ -34,6 +34,14 @@ runon() {
 complete -W '$(__mosh_nodes)' runon migrate
 "#;
 
+/// Shell code an interactive mosh runs after [`PRELUDE`]: the completion
+/// script `mosaic completions bash` prints (clap_complete's).
+pub const COMPLETIONS: &str = r#"
+if command -v "$MOSH_MOSAIC" >/dev/null 2>&1; then
+    eval "$("$MOSH_MOSAIC" completions bash 2>/dev/null)"
+fi
+"#;
+
 /// The builtins to register, by name.
 pub fn all<SE: ShellExtensions>() -> Vec<(&'static str, brush_core::builtins::Registration<SE>)> {
     use brush_core::builtins::builtin;

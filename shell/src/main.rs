@@ -29,7 +29,62 @@ struct Cli {
     args: Vec<String>,
 }
 
+/// Where `cargo build` left `mosh` with `mosaic` and `mosaicd` beside it,
+/// when the PATH does not find that `mosaic` (they are not installed).
+fn uninstalled_tools() -> Option<PathBuf> {
+    let dir = std::env::current_exe().ok()?.parent()?.to_path_buf();
+    let ours = dir.join("mosaic").canonicalize().ok()?;
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path)
+        .map(|d| d.join("mosaic"))
+        .find(|m| m.is_file())
+        .and_then(|m| m.canonicalize().ok());
+    (found.as_ref() != Some(&ours)).then_some(dir)
+}
+
+/// The first run's install step, for the shell and every job it starts:
+/// `dir` (mosh's own) first on the PATH, so that `mosaic ps` works as the
+/// README types it, and its man pages (`mosaic man`, written into
+/// `dir/mosaic-man/man1` when missing or older than `mosaic`) on the
+/// MANPATH. (Not `dir/man`: a directory on the PATH named like a command
+/// is what brush then tries to run for `man`.)
+/// Runs before any other thread exists.
+fn install_for_this_shell(dir: &std::path::Path) {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs = std::iter::once(dir.to_path_buf()).chain(std::env::split_paths(&path));
+    let pages = dir.join("mosaic-man").join("man1");
+    let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if modified(&pages.join("mosaic.1")) < modified(&dir.join("mosaic")) {
+        let _ = std::process::Command::new(dir.join("mosaic"))
+            .arg("man")
+            .arg("--dir")
+            .arg(&pages)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+    // A trailing colon: then man's own places.
+    let mut manpath = dir.join("mosaic-man").into_os_string();
+    manpath.push(":");
+    if let Some(old) = std::env::var_os("MANPATH") {
+        manpath.push(old);
+    }
+    if let Ok(path) = std::env::join_paths(dirs) {
+        set_env("PATH", &path);
+    }
+    set_env("MANPATH", &manpath);
+}
+
+fn set_env(name: &str, value: &std::ffi::OsStr) {
+    // SAFETY: called from main before any other thread exists (setenv is
+    // unsound only while another thread reads the environment).
+    unsafe { std::env::set_var(name, value) };
+}
+
 fn main() {
+    if let Some(dir) = uninstalled_tools() {
+        install_for_this_shell(&dir);
+    }
     let raw: Vec<OsString> = std::env::args_os().skip(1).collect();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -139,6 +194,17 @@ async fn shell(
         )
         .await
         .context("mosh's prelude failed")?;
+    if interactive {
+        // Tab completes `mosaic`'s commands and options (its own script).
+        shell
+            .run_string(
+                builtins::COMPLETIONS,
+                &brush_core::SourceInfo::from("mosh completions"),
+                &params,
+            )
+            .await
+            .context("loading mosaic's completions failed")?;
+    }
     if let Some(command) = cli.command {
         shell.run_dash_c_command(command).await?;
         return Ok(shell.last_exit_status());

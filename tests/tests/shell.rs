@@ -409,8 +409,10 @@ fn mosh_without_a_node_starts_a_local_cluster_and_enters_it() {
     }
     let _down = Down(dir.clone());
     let session = format!("mosh-first-{}", std::process::id());
+    // A PATH without the build directory: the README's first command then
+    // the commands it mentions, as typed.
     let cmd = format!(
-        "env -u MOSAIC_SOCKET HOME={} MOSAIC_CLUSTER_DIR={} {}",
+        "env -u MOSAIC_SOCKET -u MANPATH PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME={} MOSAIC_CLUSTER_DIR={} {}",
         dir.join("home").display(),
         dir.join("cluster").display(),
         bin("mosh").display()
@@ -426,6 +428,23 @@ fn mosh_without_a_node_starts_a_local_cluster_and_enters_it() {
         nodes.contains("node1") && nodes.contains("node2"),
         "{nodes}"
     );
+    // The README's next commands work as typed: on the PATH, with their
+    // man pages and Tab completion.
+    let ps = t.run("mosaic ps; echo status=$?");
+    assert!(ps.contains("status=0") && ps.contains("WHERE"), "{ps}");
+    let version = t.run("mosaic --version; mosaicd --version");
+    assert!(
+        version.contains("mosaic 0.") && version.contains("mosaicd 0."),
+        "{version}"
+    );
+    let man = t.run("man -w mosaic-migrate");
+    assert!(man.contains("mosaic-man/man1/mosaic-migrate.1"), "{man}");
+    tmux(&["send-keys", "-t", &t.session, "-l", "mosaic migr"]);
+    t.key("Tab");
+    t.screen_shows("mosaic's commands completed", |s| {
+        s.contains("mosaic migrate ")
+    });
+    t.key("C-c");
     t.line("exit");
     drop(t);
     drop(_down);

@@ -11,7 +11,7 @@ use mosaic_proto::NodeInfo;
 
 /// Admin command of a mosaic cluster: see the nodes, watch them, run a local cluster.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(name = "mosaic", version, about)]
 struct Cli {
     /// Control socket of the daemon to ask (default: /run/mosaic/mosaicd.sock,
     /// else the local cluster's first node).
@@ -143,6 +143,20 @@ enum Command {
     /// What a migrated process can do, system call by system call: where
     /// each runs (guest, home, comes home) and what it misses (Markdown).
     Syscalls,
+    /// Print the completion script of `mosaic` for a shell (e.g. `mosaic
+    /// completions bash > /etc/bash_completion.d/mosaic`; mosh loads it
+    /// itself).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages of `mosaic` and its commands (mosaic.1,
+    /// mosaic-ps.1, ...) into a directory.
+    Man {
+        /// Where (a `man1` directory).
+        #[arg(long, default_value = "/usr/local/share/man/man1")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug, Clone, Copy)]
@@ -309,6 +323,21 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Keygen { output, force } => keygen(&output, force)?,
         Command::Syscalls => print!("{}", mosaic_proto::syscalls::listing()),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            // Into memory first: clap_complete panics on a closed pipe.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "mosaic", &mut script);
+            let _ = std::io::stdout().write_all(&script);
+        }
+        Command::Man { dir } => {
+            use clap::CommandFactory;
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            clap_mangen::generate_to(Cli::command(), &dir)
+                .with_context(|| format!("cannot write man pages into {}", dir.display()))?;
+            println!("man pages of mosaic written in {}", dir.display());
+        }
         Command::Ps { json } => {
             let mut client = Client::find(socket, dir)?;
             let procs = client.ps()?;

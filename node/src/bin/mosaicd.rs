@@ -9,7 +9,7 @@ use mosaic_node::config::Config;
 
 /// The mosaic daemon: joins the cluster, gossips load, serves `mosaic`.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(name = "mosaicd", version, about)]
 struct Args {
     /// Config file (TOML: name, listen, seeds, key_file, control_socket, speed, cpus).
     #[arg(long, short)]
