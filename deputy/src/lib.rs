@@ -145,7 +145,7 @@ pub struct Placeholder<T> {
 
 /// Sends process `pid` over `link`, captured with `opts` (`embed_files`:
 /// the pages of its mapped files travel too, for a target that cannot map
-/// them). On success the process is a placeholder and its guest runs on
+/// them); `locked`: its host must not move it on its own. On success the process is a placeholder and its guest runs on
 /// the other side; on any failure before that it goes on running at home
 /// as if nothing happened.
 pub fn migrate<T>(
@@ -153,12 +153,14 @@ pub fn migrate<T>(
     home: &str,
     link: &mut dyn Link,
     opts: &CaptureOptions,
+    locked: bool,
 ) -> Result<Placeholder<T>, DeputyError> {
     link.set_stall_timeout(Some(STALL))?;
     link.send_msg(&HomeMsg::Begin {
         home: home.to_string(),
         home_pid: pid,
         image_len: 0,
+        locked,
     })?;
     let started = std::time::Instant::now();
     let mut sender = ImageOut::<HomeMsg>::new(&mut *link);

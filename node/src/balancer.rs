@@ -283,14 +283,19 @@ struct InFlight {
     mem: u64,
     /// The node's gossiped load when the first of them was sent.
     base: f64,
+    /// The highest load it gossiped since: a move it showed once is
+    /// never counted again (its jobs may end early and the load drop).
+    seen: f64,
     /// When the last one was sent.
     when: std::time::Instant,
 }
 
 impl InFlight {
-    /// How many its gossiped load `now` does not show yet.
-    fn unseen(&self, now: f64) -> f64 {
-        (self.base + self.count - now).clamp(0.0, self.count)
+    /// How many its gossiped loads, the latest being `now`, have not shown
+    /// yet.
+    fn unseen(&mut self, now: f64) -> f64 {
+        self.seen = self.seen.max(now);
+        (self.base + self.count - self.seen).clamp(0.0, self.count)
     }
 }
 
@@ -344,10 +349,11 @@ impl Balancer {
         let mut peers: Vec<Peer> = peers
             .into_iter()
             .map(|(name, load)| {
-                let f = self.in_flight.get(&name);
+                let f = self.in_flight.get_mut(&name);
+                let mem = f.as_ref().map_or(0, |f| f.mem);
                 Peer {
                     in_flight: f.map_or(0.0, |f| f.unseen(load.load)),
-                    in_flight_mem: f.map_or(0, |f| f.mem),
+                    in_flight_mem: mem,
                     name,
                     load,
                 }
@@ -425,10 +431,12 @@ impl Balancer {
             count: 0.0,
             mem: 0,
             base: p.load.load,
+            seen: p.load.load,
             when: now,
         });
         // Those its load shows are forgotten: what is left, plus this one.
         f.base = p.load.load;
+        f.seen = p.load.load;
         f.count = p.in_flight;
         f.mem += mem;
         f.when = now;
@@ -558,7 +566,13 @@ impl Balancer {
                 forwarded_per_s: now.io_rate,
                 resident,
                 pinned: kind == Kind::Pinned,
-                cantmove: mosaic_ckpt::cantmove::reasons(pid).map_or(true, |r| !r.is_empty()),
+                // A guest runs under mosaic's own filter, which is no
+                // reason: it is moved through its deputy (the capture
+                // leaves that filter behind).
+                cantmove: mosaic_ckpt::cantmove::reasons(pid).map_or(true, |r| {
+                    r.iter()
+                        .any(|r| !(guest && r == mosaic_ckpt::cantmove::SECCOMP))
+                }),
                 eager,
                 guest,
                 busy_since_ms,
@@ -669,6 +683,22 @@ mod tests {
                 "{a} vs {b}"
             );
         }
+    }
+
+    #[test]
+    fn moves_once_seen_on_the_target_are_not_counted_again_when_its_jobs_end() {
+        let mut f = InFlight {
+            count: 4.0,
+            mem: 0,
+            base: 0.0,
+            seen: 0.0,
+            when: std::time::Instant::now(),
+        };
+        assert_eq!(f.unseen(1.0), 3.0, "one shows");
+        assert_eq!(f.unseen(4.0), 0.0, "all show");
+        // Two of them end early: its load drops, and they stay seen (they
+        // were counted again, and the target looked busy for 10 s).
+        assert_eq!(f.unseen(2.0), 0.0);
     }
 
     #[test]

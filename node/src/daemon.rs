@@ -459,7 +459,11 @@ async fn balance(
         b.tick(&load, peers, &|pid| {
             if let Some(forwarded) = visitors.forwarded(pid) {
                 return Facts {
-                    kind: Kind::Guest,
+                    kind: if visitors.locked(pid) {
+                        Kind::Pinned
+                    } else {
+                        Kind::Guest
+                    },
                     forwarded: Some(forwarded),
                 };
             }

@@ -366,6 +366,11 @@ impl Guests {
         self.lock().get(&pid).map(|e| e.handle.forwarded())
     }
 
+    /// Whether guest `pid` is locked at home (never moved automatically).
+    pub fn locked(&self, pid: i32) -> bool {
+        self.lock().get(&pid).is_some_and(|e| e.handle.locked())
+    }
+
     /// Sends guest `pid` home, or on to `node` (through its home).
     pub fn order(&self, pid: i32, order: mosaic_remote::HostOrder) -> bool {
         match self.lock().get(&pid) {
@@ -507,7 +512,7 @@ fn deputy(
         let send = |opts: &mosaic_ckpt::CaptureOptions| {
             let mut link = AuthStream::connect_tcp(addr, key)
                 .map_err(|e| Err(format!("cannot reach {name} at {addr}: {e}")))?;
-            mosaic_deputy::migrate::<Target>(pid, me, &mut link, opts)
+            mosaic_deputy::migrate::<Target>(pid, me, &mut link, opts, registry.locked(pid))
                 .map(|p| (link, p))
                 .map_err(Ok)
         };
@@ -554,6 +559,10 @@ fn deputy(
         );
         let served = placeholder.serve(&mut link, &incoming);
         registry.remove(pid);
+        // A request that came while it was coming home on its own (its
+        // host sent it) is answered, not dropped ("the deputy thread
+        // died"): it runs here now, and may be sent on.
+        let late = incoming.try_recv().ok();
         if let Ok(mosaic_deputy::Outcome::Home { cpu_elsewhere, .. }) = &served {
             registry.set_cpu_elsewhere(pid, *cpu_elsewhere);
         }
@@ -566,6 +575,21 @@ fn deputy(
                 info!(pid, %reason, to = %next.0, "came home; sending it on");
                 target = next;
                 reply = next_reply;
+            }
+            Ok(mosaic_deputy::Outcome::Home { reason, .. })
+                if let Some(mosaic_deputy::Command::ComeHome { then, reply: asked }) = late =>
+            {
+                match then {
+                    Some(next) => {
+                        info!(pid, %reason, to = %next.0, "came home; sending it on as asked meanwhile");
+                        target = next;
+                        reply = asked;
+                    }
+                    None => {
+                        let _ = asked.send(Ok((None, pid)));
+                        return;
+                    }
+                }
             }
             Ok(mosaic_deputy::Outcome::Home {
                 reason,

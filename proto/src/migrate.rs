@@ -45,6 +45,10 @@ pub enum HomeMsg {
         home: String,
         home_pid: i32,
         image_len: u64,
+        /// Locked (`mosaic lock`, `mosaic run --lock`): never moved
+        /// automatically, so its host's balancer leaves it where it is.
+        #[serde(default)]
+        locked: bool,
     },
     /// Part of the image stream (`mosaic_proto::image` format).
     ImageChunk(ByteBuf),

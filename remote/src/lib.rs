@@ -80,6 +80,7 @@ pub enum HostOrder {
 pub struct GuestHandle {
     order: std::sync::Arc<std::sync::Mutex<Option<HostOrder>>>,
     forwarded: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    locked: bool,
 }
 
 impl GuestHandle {
@@ -95,6 +96,12 @@ impl GuestHandle {
     /// System calls forwarded home so far.
     pub fn forwarded(&self) -> u64 {
         self.forwarded.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Locked at home: never moved automatically (its host's balancer
+    /// leaves it).
+    pub fn locked(&self) -> bool {
+        self.locked
     }
 }
 
@@ -295,8 +302,13 @@ pub fn serve(
     // A home node that stops sending mid-image must not keep a half-built
     // stub here; once the guest runs, the link is polled instead.
     link.set_stall_timeout(Some(mosaic_proto::migrate::STALL))?;
-    let (home, home_pid) = match link.recv_msg::<HomeMsg>()? {
-        HomeMsg::Begin { home, home_pid, .. } => (home, home_pid),
+    let (home, home_pid, locked) = match link.recv_msg::<HomeMsg>()? {
+        HomeMsg::Begin {
+            home,
+            home_pid,
+            locked,
+            ..
+        } => (home, home_pid, locked),
         other => {
             return Err(RemoteError::Protocol(format!(
                 "expected Begin, got {other:?}"
@@ -345,6 +357,7 @@ pub fn serve(
         Ok(mut g) => {
             g.files_from = files_from;
             g.home_pid = home_pid;
+            g.handle.locked = locked;
             g
         }
         Err(e) => {
@@ -1300,6 +1313,7 @@ mod tests {
             home: "node1".into(),
             home_pid: 42,
             image_len: 0,
+            locked: false,
         };
         let mut link = Script {
             incoming: [

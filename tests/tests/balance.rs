@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use mosaic_tests::{Cluster, text};
+use std::process::Stdio;
+
+use mosaic_tests::{Cluster, bin, text, wait_for};
 
 /// The openMosix HOWTO test: ten CPU-bound awk jobs started together on
 /// node1 of a two-node cluster (one CPU each) spread over both nodes
@@ -337,4 +339,59 @@ fn migrate_balance_moves_a_process_only_where_it_runs_better() {
     let second = ask(&pids[1]);
     assert!(second.contains("stays on node1"), "{second}");
     all_exit_0(running);
+}
+
+/// A guest writing small blocks into a pipe at home as fast as it can (each
+/// write a forwarded call) is sent home by the node it runs on, and ends
+/// there: before, a guest was never a candidate on its host (mosaic's own
+/// seccomp filter was taken for a reason it could not move) and wrote on at
+/// a forwarded call's pace. The same writer locked stays where it was sent.
+#[test]
+fn an_io_heavy_guest_is_sent_home_by_its_host_unless_locked() {
+    let c = Cluster::up_with("balance-ioguest", 2, 57946, &["--cpus-per-node", "1"]);
+    let script = "import os, sys, time\n\
+        open(sys.argv[1] + '.tmp', 'w').write(str(os.getpid()))\n\
+        os.rename(sys.argv[1] + '.tmp', sys.argv[1])\n\
+        while not os.path.exists(sys.argv[2]): time.sleep(0.01)\n\
+        for i in range(40000): os.write(1, b'x' * 64)\n";
+    let mosaic = bin("mosaic");
+    for locked in [false, true] {
+        let (pid_file, go) = (
+            c.dir.join(format!("writer-{locked}.pid")),
+            c.dir.join(format!("writer-{locked}.go")),
+        );
+        let pipeline = format!(
+            "python3 -c \"{script}\" {} {} | wc -c",
+            pid_file.display(),
+            go.display()
+        );
+        let writer = c
+            .command(&["cluster", "exec", "node1", "--", "sh", "-c", &pipeline])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = wait_for("the writer's pid", Duration::from_secs(20), || {
+            std::fs::read_to_string(&pid_file).map_err(|e| e.to_string())
+        });
+        if locked {
+            let lock = c.exec("node1", &[mosaic.to_str().unwrap(), "lock", pid.trim()]);
+            assert!(lock.status.success(), "{}", text(&lock));
+        }
+        let moved = c.exec(
+            "node1",
+            &[mosaic.to_str().unwrap(), "migrate", pid.trim(), "node2"],
+        );
+        assert!(moved.status.success(), "{}", text(&moved));
+        std::fs::write(&go, "").unwrap();
+        let out = writer.wait_with_output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "2560000");
+        let sent_home = c.log("node2").matches("balancer: moving a guest").count();
+        assert_eq!(sent_home, 1, "locked {locked}: {}", c.log("node2"));
+    }
+    assert_eq!(
+        c.log("node1").matches("the process came home").count(),
+        1,
+        "{}",
+        c.log("node1")
+    );
 }

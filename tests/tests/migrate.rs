@@ -210,6 +210,16 @@ fn start_in_node1(
     (run, out, pid)
 }
 
+/// Locks `pid`: moved by hand only (an I/O-heavy guest would otherwise be
+/// sent home by its host on its own, between the test's moves).
+fn lock(c: &Cluster, pid: i32) {
+    let r = c.exec(
+        "node1",
+        &[bin("mosaic").to_str().unwrap(), "lock", &pid.to_string()],
+    );
+    assert!(r.status.success(), "lock: {}", text(&r));
+}
+
 fn migrate(c: &Cluster, pid: i32, node: &str) {
     let r = c.exec(
         "node1",
@@ -385,6 +395,9 @@ fn real_programs_migrated_node1_node2_node3_home_give_the_native_output() {
             .spawn()
             .unwrap();
         let pid = program_pid_in_node(&run);
+        // Locked: moved by hand only (sha256sum's reads make it I/O-heavy,
+        // and its host would send it home on its own).
+        lock(&c, pid);
         // Drained all along: a process blocked in a forwarded write (a full
         // pipe) moves only once the write returns.
         let mut stdout = run.stdout.take().unwrap();
@@ -1351,7 +1364,11 @@ fn a_writable_shared_file_mapping_travels_and_its_writes_reach_the_file() {
         .unwrap();
     // Away from its start, home at the 20th write, away again at the 30th.
     let moved = run_moved(moved, &mut |n, pid| match n {
-        0 | 30 => migrate(&c, pid, "node2"),
+        0 => {
+            lock(&c, pid);
+            migrate(&c, pid, "node2")
+        }
+        30 => migrate(&c, pid, "node2"),
         20 => migrate(&c, pid, "home"),
         _ => {}
     });
@@ -1464,6 +1481,7 @@ fn sqlite_in_wal_mode_moved_mid_run_keeps_a_sound_database() {
         .spawn()
         .unwrap();
     let moved = run_moved(moved, &mut |n, pid| match n {
+        0 => lock(&c, pid),
         5 | 30 => migrate(&c, pid, "node2"),
         20 => migrate(&c, pid, "home"),
         _ => {}
