@@ -1333,6 +1333,34 @@ fn run_moved(mut run: std::process::Child, moves: &mut dyn FnMut(usize, i32)) ->
     text
 }
 
+/// Runs `prog` natively with `native_args`, then in node1 with
+/// `moved_args`, moved by `moves` as its lines come ([`run_moved`]); both
+/// outputs after "waiting".
+fn native_and_moved(
+    c: &Cluster,
+    prog: &str,
+    native_args: &[&str],
+    moved_args: &[&str],
+    moves: &mut dyn FnMut(usize, i32),
+) -> (String, String) {
+    let native = Command::new(prog)
+        .args(native_args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let native = run_moved(native, &mut |_, _| {});
+    let mut all = vec!["cluster", "exec", "node1", "--", prog];
+    all.extend_from_slice(moved_args);
+    let moved = c
+        .command(&all)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    (native, run_moved(moved, moves))
+}
+
 #[test]
 fn a_writable_shared_file_mapping_travels_and_its_writes_reach_the_file() {
     let mut c = Cluster::up("migrate-sharedmap", 2, 53946);
@@ -1340,38 +1368,23 @@ fn a_writable_shared_file_mapping_travels_and_its_writes_reach_the_file() {
     for f in [&native_file, &moved_file] {
         std::fs::write(f, vec![0u8; 1 << 20]).unwrap();
     }
-    let native = Command::new("python3")
-        .args(["-c", MEMMAP_WRITER, native_file.to_str().unwrap()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let native = run_moved(native, &mut |_, _| {});
-    let moved = c
-        .command(&[
-            "cluster",
-            "exec",
-            "node1",
-            "--",
-            "python3",
-            "-c",
-            MEMMAP_WRITER,
-            moved_file.to_str().unwrap(),
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (native_path, moved_path) = (native_file.to_str().unwrap(), moved_file.to_str().unwrap());
     // Away from its start, home at the 20th write, away again at the 30th.
-    let moved = run_moved(moved, &mut |n, pid| match n {
-        0 => {
-            lock(&c, pid);
-            migrate(&c, pid, "node2")
-        }
-        30 => migrate(&c, pid, "node2"),
-        20 => migrate(&c, pid, "home"),
-        _ => {}
-    });
+    let (native, moved) = native_and_moved(
+        &c,
+        "python3",
+        &["-c", MEMMAP_WRITER, native_path],
+        &["-c", MEMMAP_WRITER, moved_path],
+        &mut |n, pid| match n {
+            0 => {
+                lock(&c, pid);
+                migrate(&c, pid, "node2")
+            }
+            30 => migrate(&c, pid, "node2"),
+            20 => migrate(&c, pid, "home"),
+            _ => {}
+        },
+    );
     assert_eq!(moved, native);
     assert!(!native.contains("False"), "{native}");
     assert!(
@@ -1458,34 +1471,18 @@ const SQLITE_WAL: &str = "import os, sqlite3, sys, time\n\
 fn sqlite_in_wal_mode_moved_mid_run_keeps_a_sound_database() {
     let mut c = Cluster::up("migrate-sqlite", 2, 55946);
     let (native_db, moved_db) = (c.dir.join("native.db"), c.dir.join("moved.db"));
-    let native = Command::new("python3")
-        .args(["-c", SQLITE_WAL, native_db.to_str().unwrap()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let native = run_moved(native, &mut |_, _| {});
-    let moved = c
-        .command(&[
-            "cluster",
-            "exec",
-            "node1",
-            "--",
-            "python3",
-            "-c",
-            SQLITE_WAL,
-            moved_db.to_str().unwrap(),
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let moved = run_moved(moved, &mut |n, pid| match n {
-        0 => lock(&c, pid),
-        5 | 30 => migrate(&c, pid, "node2"),
-        20 => migrate(&c, pid, "home"),
-        _ => {}
-    });
+    let (native, moved) = native_and_moved(
+        &c,
+        "python3",
+        &["-c", SQLITE_WAL, native_db.to_str().unwrap()],
+        &["-c", SQLITE_WAL, moved_db.to_str().unwrap()],
+        &mut |n, pid| match n {
+            0 => lock(&c, pid),
+            5 | 30 => migrate(&c, pid, "node2"),
+            20 => migrate(&c, pid, "home"),
+            _ => {}
+        },
+    );
     assert_eq!(moved, native);
     assert!(native.contains("\nwal ok (1000,"), "{native}");
     let dump = |db: &Path| {
@@ -1543,25 +1540,18 @@ print "done\n";
 #[test]
 fn perl_system_v_ipc_works_while_away() {
     let mut c = Cluster::up("migrate-sysv", 2, 56946);
-    let native = Command::new("perl")
-        .args(["-e", PERL_SYSV])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let native = run_moved(native, &mut |_, _| {});
+    let (native, moved) = native_and_moved(
+        &c,
+        "perl",
+        &["-e", PERL_SYSV],
+        &["-e", PERL_SYSV],
+        &mut |n, pid| {
+            if n == 0 {
+                migrate(&c, pid, "node2")
+            }
+        },
+    );
     assert!(native.ends_with("done\n"), "{native}");
-    let moved = c
-        .command(&["cluster", "exec", "node1", "--", "perl", "-e", PERL_SYSV])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let moved = run_moved(moved, &mut |n, pid| {
-        if n == 0 {
-            migrate(&c, pid, "node2")
-        }
-    });
     assert_eq!(moved, native);
     let log = c.log("node2");
     assert!(log.contains("guest started"), "{log}");
