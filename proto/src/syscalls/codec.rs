@@ -289,6 +289,14 @@ fn ioctl_arg(request: u64) -> Result<Arg, AtHome> {
         // FIOCLEX, FIONCLEX, TIOCSCTTY, TIOCNOTTY, TCSBRK, TCXONC, TCFLSH,
         // TIOCEXCL, TIOCNXCL: an integer or nothing
         0x5450 | 0x5451 | 0x540e | 0x5422 | 0x5409 | 0x540a | 0x540b | 0x540c | 0x540d => Arg::Int,
+        // A pty's master (`script`, terminal emulators, expect): TIOCGPTN
+        // (its number out), TIOCSPTLCK (lock in), TIOCGPTPEER (flags; the
+        // slave's descriptor is the result)
+        0x8004_5430 => Arg::OutStruct { size: 4 },
+        0x4004_5431 => Arg::InStruct { size: 4 },
+        0x5441 => Arg::Int,
+        // FICLONE (cp's reflink try): the source descriptor, by value
+        0x4004_9409 => Arg::Int,
         _ => return Err(AtHome("an ioctl request the codec does not know")),
     })
 }
