@@ -22,8 +22,9 @@ fn process_clock(pid: i32) -> libc::clockid_t {
     (!pid << 3) | 2
 }
 
-/// The CPU time process `pid` has used so far, as this kernel counted it.
-pub fn counted(pid: i32) -> Result<CpuTime, CkptError> {
+/// Nanoseconds of CPU time process `pid` has used so far, as this kernel
+/// counted it (its CPU clock alone: no split, no `/proc` read).
+pub fn counted_ns(pid: i32) -> Result<u64, CkptError> {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -32,8 +33,13 @@ pub fn counted(pid: i32) -> Result<CpuTime, CkptError> {
     if unsafe { libc::clock_gettime(process_clock(pid), &mut ts) } != 0 {
         return Err(CkptError::Gone(pid));
     }
-    let ns = u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000
-        + u64::try_from(ts.tv_nsec).unwrap_or(0);
+    Ok(u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000
+        + u64::try_from(ts.tv_nsec).unwrap_or(0))
+}
+
+/// The CPU time process `pid` has used so far, as this kernel counted it.
+pub fn counted(pid: i32) -> Result<CpuTime, CkptError> {
+    let ns = counted_ns(pid)?;
     let f = crate::procfs::stat_fields(pid)?;
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     let (utime, stime) = (ticks(14), ticks(15));
@@ -104,6 +110,14 @@ impl Carried {
     /// All the CPU time the process has used, given this kernel's count.
     pub fn total(&self, counted: CpuTime) -> CpuTime {
         self.before.plus(counted.since(self.at_restore))
+    }
+
+    /// The same in nanoseconds, given this kernel's count in nanoseconds
+    /// ([`counted_ns`]: what a CPU clock reads, without the split).
+    pub fn total_ns(&self, counted_ns: u64) -> u64 {
+        self.before
+            .total_ns()
+            .saturating_add(counted_ns.saturating_sub(self.at_restore.total_ns()))
     }
 
     /// What a capture of it must say it used elsewhere, so that the image's
@@ -210,6 +224,7 @@ mod tests {
         };
         assert_eq!(c.total(ms(5)), ms(3000));
         assert_eq!(c.total(ms(1005)), ms(4000));
+        assert_eq!(c.total_ns(1_005_000_000), 4_000_000_000);
         // A capture then says: counted (1005) + elsewhere (2995) = 4000.
         assert_eq!(ms(1005).plus(c.elsewhere()), ms(4000));
     }

@@ -145,6 +145,13 @@ pub fn restore_traced<R: Read + Send>(
     }
 }
 
+/// Absolute `path` seen under `root` (a guest's `/mfs/<home>`).
+fn under(root: &std::path::Path, path: &str) -> String {
+    root.join(path.trim_start_matches('/'))
+        .display()
+        .to_string()
+}
+
 /// Where file `f` of an image is now: its own path if the file there is
 /// the same (size, time, inode, device; size and time only when the image
 /// knows no inode: a file a guest mapped through `/mfs`), else the same
@@ -161,10 +168,7 @@ fn locate(f: &FileId, fallback: Option<&std::path::Path>) -> Result<String, Ckpt
         return Ok(f.path.clone());
     }
     if let Some(root) = fallback {
-        let there = root
-            .join(f.path.trim_start_matches('/'))
-            .display()
-            .to_string();
+        let there = under(root, &f.path);
         if let Ok(id) = now(&there)
             && (id.size, id.mtime_ns) == (f.size, f.mtime_ns)
         {
@@ -194,10 +198,7 @@ fn locate_shared(f: &FileId, opts: &RestoreOptions) -> Result<String, CkptError>
         what,
     };
     let at = match opts.file_fallback.as_deref() {
-        Some(root) => root
-            .join(f.path.trim_start_matches('/'))
-            .display()
-            .to_string(),
+        Some(root) => under(root, &f.path),
         None if opts.no_files => {
             return Err(changed(
                 "it maps it shared and writable, which needs /mfs on this node".into(),

@@ -140,6 +140,21 @@ const SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: u64 = 1;
 /// One notification of the listener (`struct seccomp_notif`).
 type Notif = libc::seccomp_notif;
 
+/// A notification of call `nr` with `args` (the rest zero).
+fn notif(nr: i32, args: [u64; 6]) -> Notif {
+    Notif {
+        id: 0,
+        pid: 0,
+        flags: 0,
+        data: libc::seccomp_data {
+            nr,
+            arch: 0,
+            instruction_pointer: 0,
+            args,
+        },
+    }
+}
+
 /// A guest as the remote holds it: untraced, its memory through
 /// `/proc/PID/mem`, its calls through the seccomp listener.
 struct Guest {
@@ -208,17 +223,7 @@ impl Guest {
 
     /// The next notification; `None` if it went away (the guest died).
     fn receive(&self) -> Option<Notif> {
-        let mut n = Notif {
-            id: 0,
-            pid: 0,
-            flags: 0,
-            data: libc::seccomp_data {
-                nr: 0,
-                arch: 0,
-                instruction_pointer: 0,
-                args: [0; 6],
-            },
-        };
+        let mut n = notif(0, [0; 6]);
         // SAFETY: NOTIF_RECV fills one zeroed `struct seccomp_notif`.
         let r = unsafe {
             libc::ioctl(
@@ -338,10 +343,17 @@ pub fn serve(
         let (mut t, cpu) = mosaic_ckpt::restore_traced(&mut stream, &opts, &mut |_, _| {})?;
         tracing::debug!(ms = begun.elapsed().as_secs_f64() * 1e3, "restored");
         // The trailer was read by restore; take the end of the stream.
-        let guest = stream
-            .drain()
-            .map_err(RemoteError::from)
-            .and_then(|()| take_guest(&mut t, cpu));
+        let guest = stream.drain().map_err(RemoteError::from).and_then(|()| {
+            take_guest(
+                &mut t,
+                Arrival {
+                    cpu,
+                    home_pid,
+                    locked,
+                    files_from: files_from.clone(),
+                },
+            )
+        });
         match guest {
             Ok(g) => {
                 t.release()?;
@@ -354,12 +366,7 @@ pub fn serve(
         }
     })();
     let guest = match started {
-        Ok(mut g) => {
-            g.files_from = files_from;
-            g.home_pid = home_pid;
-            g.handle.locked = locked;
-            g
-        }
+        Ok(g) => g,
         Err(e) => {
             // Home is still sending the image: take the rest (it waits for
             // our answer only once it has sent it all).
@@ -398,9 +405,18 @@ pub fn serve(
     served
 }
 
+/// What home said of a guest, and where its home's files are seen here.
+struct Arrival {
+    /// The CPU time its image had used.
+    cpu: CpuTime,
+    home_pid: i32,
+    locked: bool,
+    files_from: Option<std::path::PathBuf>,
+}
+
 /// Takes the restored guest's seccomp listener (its only descriptor) and
 /// makes it die with the thread that serves it.
-fn take_guest(t: &mut Tracee, cpu: CpuTime) -> Result<Guest, RemoteError> {
+fn take_guest(t: &mut Tracee, arrival: Arrival) -> Result<Guest, RemoteError> {
     let pid = t.pid;
     // The guest keeps its copy: closing it would be a forwarded call that
     // only this thread could answer. Its calls that take descriptors are
@@ -455,15 +471,18 @@ fn take_guest(t: &mut Tracee, cpu: CpuTime) -> Result<Guest, RemoteError> {
     Ok(Guest {
         pid,
         // Counted from here: the restore's injections are not its own.
-        cpu: Carried::start(pid.as_raw(), cpu)?,
-        home_pid: 0,
+        cpu: Carried::start(pid.as_raw(), arrival.cpu)?,
+        home_pid: arrival.home_pid,
         shared_files: shared_files(pid.as_raw())?,
         mem: t.mem()?,
         pidfd,
         listener,
         asked: Default::default(),
-        handle: GuestHandle::default(),
-        files_from: None,
+        handle: GuestHandle {
+            locked: arrival.locked,
+            ..Default::default()
+        },
+        files_from: arrival.files_from,
         noisy: std::cell::RefCell::new(Every::second()),
     })
 }
@@ -563,18 +582,7 @@ pub fn decide(prog: &[u8], nr: u32, args: &[u64; 6]) -> Result<Decision, String>
     if action != libc::SECCOMP_RET_USER_NOTIF {
         return Ok(Decision::Refused("the filter fails it"));
     }
-    let n = Notif {
-        id: 0,
-        pid: 0,
-        flags: 0,
-        data: libc::seccomp_data {
-            nr: nr as i32,
-            arch: 0,
-            instruction_pointer: 0,
-            args: *args,
-        },
-    };
-    Ok(match route(&n) {
+    Ok(match route(&notif(nr as i32, *args)) {
         Route::Forward(_) => Decision::Forward,
         Route::Home(why) => Decision::Home(why),
         Route::FillMapping | Route::CpuClock | Route::Mmsg => Decision::Served,
@@ -722,16 +730,16 @@ fn forward_restarting(
     }
 }
 
-/// Size of `struct mmsghdr`: a msghdr and the `msg_len` the kernel sets.
-const MMSGHDR_SIZE: u64 = 64;
-
 /// `sendmmsg` and `recvmmsg` (without a timeout) as the kernel makes
 /// them: a `sendmsg` or `recvmsg` per message, each forwarded as such, its
 /// byte count written into the message's `msg_len`; after the first,
 /// `MSG_WAITFORONE` makes the others non-blocking. The number of messages
 /// done, or the first one's error.
 fn mmsg(g: &Guest, link: &mut dyn Link, n: &Notif) -> Result<i64, RemoteError> {
-    const MSG_WAITFORONE: u64 = 0x10000;
+    // struct mmsghdr: a msghdr, then the msg_len the kernel sets.
+    const MMSGHDR_SIZE: u64 = std::mem::size_of::<libc::mmsghdr>() as u64;
+    const MSG_LEN_AT: u64 = mosaic_proto::syscalls::msghdr::SIZE as u64;
+    const MSG_WAITFORONE: u64 = libc::MSG_WAITFORONE as u64;
     let [fd, vec, vlen, flags, ..] = n.data.args;
     let recv = i64::from(n.data.nr) == libc::SYS_recvmmsg;
     let one = if recv {
@@ -760,7 +768,7 @@ fn mmsg(g: &Guest, link: &mut dyn Link, n: &Notif) -> Result<i64, RemoteError> {
             return Ok(if done > 0 { done as i64 } else { ret });
         }
         let len = u32::try_from(ret).unwrap_or(u32::MAX).to_le_bytes();
-        if g.mem.write_mem(hdr + 56, &len).is_err() {
+        if g.mem.write_mem(hdr + MSG_LEN_AT, &len).is_err() {
             return Ok(if done > 0 { done as i64 } else { EFAULT });
         }
         done += 1;
@@ -846,12 +854,15 @@ fn cpu_clock(g: &Guest, link: &mut dyn Link, n: &Notif) -> Result<(), RemoteErro
         g.answer(n.id, ret);
         return Ok(());
     }
-    let total = cpu_now(g);
-    // CPUCLOCK_VIRT counts user time only.
+    // CPUCLOCK_VIRT counts user time only (the split reads /proc); the
+    // others are the CPU clock itself.
     let ns = if clock < 0 && kind == 1 {
-        total.user_ns
+        cpu_now(g).user_ns
     } else {
-        total.total_ns()
+        match mosaic_ckpt::cputime::counted_ns(g.pid.as_raw()) {
+            Ok(here) => g.cpu.total_ns(here),
+            Err(_) => g.cpu.before.total_ns(),
+        }
     };
     let ret = match g
         .mem

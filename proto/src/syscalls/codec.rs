@@ -192,34 +192,40 @@ fn fcntl_arg(cmd: u64) -> Arg {
     }
 }
 
-/// IPC_RMID, IPC_SET, IPC_STAT, IPC_INFO (linux/ipc.h); the command may
-/// carry IPC_64, which x86-64 ignores.
-const IPC_SET: u64 = 1;
-const IPC_STAT: u64 = 2;
-const IPC_INFO: u64 = 3;
-const IPC_64: u64 = 0x100;
+/// The command of a SysV ctl call: an int, whose IPC_64 flag x86-64
+/// ignores (linux/ipc.h).
+fn ipc_cmd(cmd: u64) -> i32 {
+    const IPC_64: i32 = 0x100;
+    cmd as i32 & !IPC_64
+}
 
 /// shmctl's buffer by `cmd`: the 112-byte shmid_ds in for IPC_SET, out for
-/// IPC_STAT, SHM_STAT (13) and SHM_STAT_ANY (15); shminfo (72 B) out for
-/// IPC_INFO, shm_info (48 B) for SHM_INFO (14); others take none.
+/// IPC_STAT, SHM_STAT and SHM_STAT_ANY; shminfo (72 B) out for IPC_INFO,
+/// shm_info (48 B) for SHM_INFO; others take none.
 fn shmctl_arg(cmd: u64) -> Arg {
-    match cmd & !IPC_64 {
-        IPC_SET => Arg::InStruct { size: 112 },
-        IPC_STAT | 13 | 15 => Arg::OutStruct { size: 112 },
-        IPC_INFO => Arg::OutStruct { size: 72 },
-        14 => Arg::OutStruct { size: 48 },
+    // linux/shm.h (libc lacks them): SHM_STAT, SHM_INFO, SHM_STAT_ANY.
+    const SHM_STAT: i32 = 13;
+    const SHM_INFO: i32 = 14;
+    const SHM_STAT_ANY: i32 = 15;
+    match ipc_cmd(cmd) {
+        libc::IPC_SET => Arg::InStruct { size: 112 },
+        libc::IPC_STAT | SHM_STAT | SHM_STAT_ANY => Arg::OutStruct { size: 112 },
+        libc::IPC_INFO => Arg::OutStruct { size: 72 },
+        SHM_INFO => Arg::OutStruct { size: 48 },
         _ => Arg::Int,
     }
 }
 
 /// msgctl's buffer by `cmd`: the 120-byte msqid_ds in for IPC_SET, out for
-/// IPC_STAT, MSG_STAT (11) and MSG_STAT_ANY (13); msginfo (32 B) out for
-/// IPC_INFO and MSG_INFO (12); others take none.
+/// IPC_STAT, MSG_STAT and MSG_STAT_ANY; msginfo (32 B) out for IPC_INFO and
+/// MSG_INFO; others take none.
 fn msgctl_arg(cmd: u64) -> Arg {
-    match cmd & !IPC_64 {
-        IPC_SET => Arg::InStruct { size: 120 },
-        IPC_STAT | 11 | 13 => Arg::OutStruct { size: 120 },
-        IPC_INFO | 12 => Arg::OutStruct { size: 32 },
+    // linux/msg.h (libc lacks it).
+    const MSG_STAT_ANY: i32 = 13;
+    match ipc_cmd(cmd) {
+        libc::IPC_SET => Arg::InStruct { size: 120 },
+        libc::IPC_STAT | libc::MSG_STAT | MSG_STAT_ANY => Arg::OutStruct { size: 120 },
+        libc::IPC_INFO | libc::MSG_INFO => Arg::OutStruct { size: 32 },
         _ => Arg::Int,
     }
 }
@@ -229,11 +235,11 @@ fn msgctl_arg(cmd: u64) -> Arg {
 /// seminfo (IPC_INFO, SEM_INFO out); GETALL and SETALL pass an array as
 /// long as the set, which only the kernel knows: made at home.
 fn semctl_arg(cmd: u64) -> Result<Arg, AtHome> {
-    Ok(match cmd & !IPC_64 {
-        IPC_SET => Arg::InStruct { size: 104 },
-        IPC_STAT | 18 | 20 => Arg::OutStruct { size: 104 },
-        IPC_INFO | 19 => Arg::OutStruct { size: 40 },
-        13 | 17 => {
+    Ok(match ipc_cmd(cmd) {
+        libc::IPC_SET => Arg::InStruct { size: 104 },
+        libc::IPC_STAT | libc::SEM_STAT | libc::SEM_STAT_ANY => Arg::OutStruct { size: 104 },
+        libc::IPC_INFO | libc::SEM_INFO => Arg::OutStruct { size: 40 },
+        libc::GETALL | libc::SETALL => {
             return Err(AtHome(
                 "semctl GETALL/SETALL (an array the size of the set)",
             ));
