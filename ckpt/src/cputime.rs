@@ -55,6 +55,37 @@ pub fn counted(pid: i32) -> Result<CpuTime, CkptError> {
     })
 }
 
+/// `waitpid` that also says what CPU time a child that ended had used, as
+/// this kernel counted it (wait4's rusage: the exit is the last moment its
+/// count can be read, and `/proc` is gone by then). Zero for a stop or
+/// nothing to report. (nix wraps waitpid, not wait4.)
+pub fn wait_counting(
+    pid: i32,
+    flags: nix::sys::wait::WaitPidFlag,
+) -> nix::Result<(nix::sys::wait::WaitStatus, CpuTime)> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: an all-zero rusage is a valid value of the plain C struct.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 writes one int and one struct rusage, both ours.
+    let r = unsafe { libc::wait4(pid, &mut status, flags.bits(), &mut ru) };
+    let r = nix::errno::Errno::result(r)?;
+    let tv = |t: libc::timeval| {
+        u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000_000
+            + u64::try_from(t.tv_usec).unwrap_or(0) * 1_000
+    };
+    let cpu = CpuTime {
+        user_ns: tv(ru.ru_utime),
+        sys_ns: tv(ru.ru_stime),
+    };
+    if r == 0 {
+        return Ok((nix::sys::wait::WaitStatus::StillAlive, CpuTime::default()));
+    }
+    Ok((
+        nix::sys::wait::WaitStatus::from_raw(nix::unistd::Pid::from_raw(r), status)?,
+        cpu,
+    ))
+}
+
 /// Counters of a process that `getrusage` reports besides its CPU time,
 /// from `/proc/PID/stat` and `status`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

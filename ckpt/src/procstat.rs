@@ -11,6 +11,8 @@ pub struct ProcStat {
     pub mem_kb: u64,
     /// Start time in clock ticks after boot (with the PID, its identity).
     pub start: u64,
+    /// Its parent's PID.
+    pub ppid: i32,
 }
 
 /// Reads `/proc/PID/stat` and `status`; `None` if the process is gone.
@@ -20,6 +22,7 @@ pub fn stat(pid: i32) -> Option<ProcStat> {
     let f = crate::procfs::stat_fields(pid).ok()?;
     let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
     let state = f.get(3)?.chars().next()?;
+    let ppid = f.get(4)?.parse().ok()?;
     let (utime, stime, start) = (num(14)?, num(15)?, num(22)?);
     // SAFETY: sysconf takes an integer and returns one.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
@@ -42,6 +45,7 @@ pub fn stat(pid: i32) -> Option<ProcStat> {
         cpu: (cpu * 10.0).round() / 10.0,
         mem_kb,
         start,
+        ppid,
     })
 }
 

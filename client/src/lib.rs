@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mosaic_proto::control::{Hint, MfsStatus, NodeAction, NodeControls, ProcInfo};
+use mosaic_proto::image::CpuTime;
 use mosaic_proto::{ControlRequest, ControlResponse, LoadVector, NodeInfo};
 use thiserror::Error;
 
@@ -243,6 +244,13 @@ impl Client {
     /// This node's /mfs.
     pub fn mfs(&mut self) -> Result<MfsStatus, ClientError> {
         expect!(self, ControlRequest::Mfs, "Mfs", ControlResponse::Mfs { status } => status)
+    }
+
+    /// The CPU time that the ended descendants of `pid` used on other
+    /// nodes (which `getrusage(RUSAGE_CHILDREN)` of `pid` lacks).
+    pub fn children_cpu(&mut self, pid: i32) -> Result<CpuTime, ClientError> {
+        expect!(self, ControlRequest::ChildrenCpu { pid }, "ChildrenCpu",
+            ControlResponse::ChildrenCpu { cpu, .. } => cpu)
     }
 }
 

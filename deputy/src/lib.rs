@@ -141,7 +141,13 @@ pub struct Placeholder<T> {
     /// of it used away from home before.
     cpu_sent: CpuTime,
     cpu_elsewhere: CpuTime,
+    /// Told, just before the placeholder ends, the CPU time its guests
+    /// used away from home in all ([`Placeholder::when_it_ends`]).
+    on_end: Option<EndHook>,
 }
+
+/// See [`Placeholder::when_it_ends`].
+pub type EndHook = Box<dyn FnOnce(CpuTime) + Send>;
 
 /// Sends process `pid` over `link`, captured with `opts` (`embed_files`:
 /// the pages of its mapped files travel too, for a target that cannot map
@@ -198,6 +204,7 @@ pub fn migrate<T>(
                 noisy: Every::second(),
                 cpu_sent: stats.cpu,
                 cpu_elsewhere: opts.cpu_elsewhere,
+                on_end: None,
             };
             // Signals caught while it was captured travelled in the image.
             p.tracee.deferred_signals.clear();
@@ -235,6 +242,23 @@ impl<T> Placeholder<T> {
     /// A flag that is set while the process is stopped (job control).
     pub fn stopped_flag(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
         self.stopped.clone()
+    }
+
+    /// Calls `hook` with the CPU time the process used away from home in
+    /// all, once its guest ended (exited or killed), before the placeholder
+    /// ends too: its parent's wait returns only after that, so whoever
+    /// keeps the count for the parent (a shell's `time`, see the node) has
+    /// it by then. The home kernel counts only the time spent here.
+    pub fn when_it_ends(&mut self, hook: EndHook) {
+        self.on_end = Some(hook);
+    }
+
+    /// Tells [`Placeholder::when_it_ends`]'s hook; `total`: what the guest
+    /// used in all, every node's count.
+    fn ended(&mut self, total: CpuTime) {
+        if let Some(hook) = self.on_end.take() {
+            hook(self.cpu_elsewhere.plus(total.since(self.cpu_sent)));
+        }
     }
 
     fn is_stopped(&self) -> bool {
@@ -337,7 +361,8 @@ impl<T> Placeholder<T> {
                     }
                     link.send_msg(&HomeMsg::SyscallResult { ret, outbufs })?;
                 }
-                RemoteMsg::Exited { code } => {
+                RemoteMsg::Exited { code, cpu } => {
+                    self.ended(cpu);
                     if died.is_none() {
                         self.trap();
                         // exit_group inside the placeholder: its parent sees `code`.
@@ -347,7 +372,8 @@ impl<T> Placeholder<T> {
                     }
                     return Ok(Next::Done(Outcome::Exited(code)));
                 }
-                RemoteMsg::Killed { signal } => {
+                RemoteMsg::Killed { signal, cpu } => {
+                    self.ended(cpu);
                     if died.is_none() {
                         self.trap();
                         self.die_by(Signal::try_from(signal).unwrap_or(Signal::SIGKILL));

@@ -100,6 +100,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             let mfs = mfs.clone();
             async move {
                 match req {
+                    ControlRequest::ChildrenCpu { pid } => ControlResponse::ChildrenCpu {
+                        pid,
+                        cpu: registry.children_cpu(pid),
+                    },
                     ControlRequest::Mfs => ControlResponse::Mfs {
                         status: mfs.status(),
                     },

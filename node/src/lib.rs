@@ -44,6 +44,7 @@ pub mod local;
 pub mod migration;
 pub mod mon;
 pub mod net;
+pub mod spent;
 pub mod supervise;
 
 pub use mosaic_client::{DEFAULT_CLUSTER_DIR, DEFAULT_SOCKET};

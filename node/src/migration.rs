@@ -15,6 +15,7 @@ use tracing::{info, warn};
 
 use crate::gossip::Membership;
 use crate::net::AuthStream;
+use crate::spent::{Ledger, Proc, ProcFs, Procs, lineage_of};
 
 /// Accepts guests on the gossip address (TCP, same port) in a thread.
 pub fn listen(
@@ -99,14 +100,45 @@ struct Managed {
     /// Start time, so that a recycled PID is not taken for it.
     start: u64,
     /// CPU time it used away from home (its own kernel here counts only
-    /// the rest), carried in its next image.
+    /// the rest), carried in its next image, and its parent then: the
+    /// parent is credited with it when it ends (see [`crate::spent`]).
     cpu_elsewhere: CpuTime,
+    lineage: Vec<Proc>,
 }
 
 #[derive(Default)]
 struct Tables {
     away: BTreeMap<i32, Away>,
     managed: BTreeMap<i32, Managed>,
+    spent: Ledger,
+}
+
+impl Tables {
+    /// Forgets managed processes that ended (or whose PID was reused),
+    /// crediting their parents with what they used elsewhere.
+    fn settle(&mut self) {
+        let ended: Vec<i32> = self
+            .managed
+            .iter()
+            .filter(|&(&pid, m)| {
+                !ProcFs.running(Proc {
+                    pid,
+                    start: m.start,
+                })
+            })
+            .map(|(&pid, _)| pid)
+            .collect();
+        for pid in ended {
+            if let Some(m) = self.managed.remove(&pid) {
+                let who = Proc {
+                    pid,
+                    start: m.start,
+                };
+                self.spent.ended(&ProcFs, who, m.cpu_elsewhere, &m.lineage);
+            }
+        }
+        self.spent.settle(&ProcFs);
+    }
 }
 
 /// This node's managed processes (by home PID), those that run elsewhere
@@ -120,10 +152,7 @@ impl Registry {
     /// the rest, see [`Guests`]).
     pub fn list(&self, me: &str) -> Vec<ProcInfo> {
         let mut t = self.lock();
-        // Forget processes that ended (or whose PID was reused).
-        t.managed.retain(|pid, m| {
-            mosaic_ckpt::procstat::stat(*pid).is_some_and(|s| s.start == m.start && s.state != 'Z')
-        });
+        t.settle();
         let mut out: Vec<ProcInfo> = t
             .away
             .values()
@@ -177,9 +206,9 @@ impl Registry {
             Some(m) if m.start == st.start && hint == Default::default() => m.hint,
             _ => hint,
         };
-        let cpu_elsewhere = match t.managed.get(&pid) {
-            Some(m) if m.start == st.start => m.cpu_elsewhere,
-            _ => CpuTime::default(),
+        let (cpu_elsewhere, lineage) = match t.managed.get_mut(&pid) {
+            Some(m) if m.start == st.start => (m.cpu_elsewhere, std::mem::take(&mut m.lineage)),
+            _ => (CpuTime::default(), Vec::new()),
         };
         t.managed.insert(
             pid,
@@ -188,6 +217,7 @@ impl Registry {
                 hint,
                 start: st.start,
                 cpu_elsewhere,
+                lineage,
             },
         );
         Ok(())
@@ -232,6 +262,7 @@ impl Registry {
                     hint: Default::default(),
                     start: st.start,
                     cpu_elsewhere: CpuTime::default(),
+                    lineage: Vec::new(),
                 });
             }
         }
@@ -260,10 +291,49 @@ impl Registry {
             .unwrap_or_default()
     }
 
+    /// `pid` came home having used `cpu` away from home in all.
     fn set_cpu_elsewhere(&self, pid: i32, cpu: CpuTime) {
         if let Some(m) = self.lock().managed.get_mut(&pid) {
             m.cpu_elsewhere = cpu;
+            m.lineage = lineage_of(
+                &ProcFs,
+                Proc {
+                    pid,
+                    start: m.start,
+                },
+            );
         }
+    }
+
+    /// The guest of `pid` ended having used `cpu` away from home in all;
+    /// its placeholder ends next. Its parent is credited now, while its
+    /// ancestors are known (its parent may end before anyone asks).
+    fn ended_away(&self, pid: i32, cpu: CpuTime) {
+        let mut t = self.lock();
+        let Some(who) = ProcFs::find(pid) else {
+            return;
+        };
+        if t.managed.get(&pid).is_some_and(|m| m.start == who.start) {
+            t.managed.remove(&pid);
+        }
+        let lineage = lineage_of(&ProcFs, who);
+        info!(
+            pid,
+            cpu_s = cpu.total_ns() as f64 / 1e9,
+            parent = lineage.first().map(|p| p.pid),
+            "its guest ended; its time away is counted for its parent"
+        );
+        t.spent.ended(&ProcFs, who, cpu, &lineage);
+    }
+
+    /// What the ended descendants of `pid` used away from home, which its
+    /// kernel's `RUSAGE_CHILDREN` lacks (for a shell's `time`).
+    pub fn children_cpu(&self, pid: i32) -> CpuTime {
+        let mut t = self.lock();
+        t.settle();
+        ProcFs::find(pid)
+            .map(|p| t.spent.children_of(p))
+            .unwrap_or_default()
     }
 
     /// Asks every process of this node that runs elsewhere to come home
@@ -557,6 +627,9 @@ fn deputy(
             commands,
             placeholder.stopped_flag(),
         );
+        let mut placeholder = placeholder;
+        let ends = registry.clone();
+        placeholder.when_it_ends(Box::new(move |cpu| ends.ended_away(pid, cpu)));
         let served = placeholder.serve(&mut link, &incoming);
         registry.remove(pid);
         // A request that came while it was coming home on its own (its

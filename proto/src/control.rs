@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::image::CpuTime;
 use crate::load::{LoadVector, NodeInfo};
 
 /// What the admin CLI asks a daemon.
@@ -35,6 +36,10 @@ pub enum ControlRequest {
     Node { action: NodeAction },
     /// The state of this node's `/mfs`.
     Mfs,
+    /// The CPU time that the ended descendants of process `pid` (of this
+    /// node) used on other nodes: what its kernel's `RUSAGE_CHILDREN`
+    /// lacks. mosh's `time` and `times` add it.
+    ChildrenCpu { pid: i32 },
 }
 
 /// `/mfs` on one node, for `mosaic mfs status`.
@@ -188,6 +193,8 @@ pub enum ControlResponse {
     },
     /// Answer to [`ControlRequest::Mfs`].
     Mfs { status: MfsStatus },
+    /// Answer to [`ControlRequest::ChildrenCpu`].
+    ChildrenCpu { pid: i32, cpu: CpuTime },
     /// The request could not be served; `message` says why, for a human.
     Error { message: String },
 }
@@ -198,7 +205,11 @@ mod tests {
 
     #[test]
     fn requests_round_trip_as_one_json_line() {
-        for req in [ControlRequest::Nodes, ControlRequest::Status] {
+        for req in [
+            ControlRequest::Nodes,
+            ControlRequest::Status,
+            ControlRequest::ChildrenCpu { pid: 42 },
+        ] {
             let line = serde_json::to_string(&req).unwrap();
             assert!(!line.contains('\n'));
             assert_eq!(serde_json::from_str::<ControlRequest>(&line).unwrap(), req);

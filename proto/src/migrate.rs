@@ -8,7 +8,7 @@
 //!                                <-     Started { guest_pid } | Failed
 //!                                <-     Syscall { nr, args, inbufs }     (repeated)
 //! SyscallResult { ret, outbufs } ->
-//!                                <-     Exited { code } | Killed { signal }
+//!                                <-     Exited { code, cpu } | Killed { signal, cpu }
 //! ```
 //!
 //! Job control and coming home:
@@ -29,6 +29,8 @@
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+
+use crate::image::CpuTime;
 
 /// Bytes that postcard copies as one block (a plain `Vec<u8>` is encoded
 /// element by element: 0.16 GB/s measured, against GB/s for a block).
@@ -80,10 +82,11 @@ pub enum RemoteMsg {
         args: [u64; 6],
         inbufs: Vec<Buf>,
     },
-    /// The guest exited with `code`.
-    Exited { code: i32 },
-    /// The guest was killed by `signal`.
-    Killed { signal: i32 },
+    /// The guest exited with `code`, having used `cpu` in all (every
+    /// node's count, as its CPU clocks read at the end).
+    Exited { code: i32, cpu: CpuTime },
+    /// The guest was killed by `signal`, having used `cpu` in all.
+    Killed { signal: i32, cpu: CpuTime },
     /// The guest stopped (job control) by `signal`.
     Stopped { signal: i32 },
     /// The guest is captured and comes home; its image follows.

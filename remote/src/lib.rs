@@ -644,19 +644,26 @@ fn run_guest(g: &Guest, link: &mut dyn Link) -> Result<(), RemoteError> {
         }
         if ended || !calls {
             // Ended, or stopped (job control: it is our child, untraced).
-            match waitpid(
-                g.pid,
-                Some(WaitPidFlag::WNOHANG | WaitPidFlag::WSTOPPED | WaitPidFlag::__WALL),
+            // Its CPU time in all goes home with its end (a shell's
+            // `time` counts it, see the deputy).
+            match mosaic_ckpt::cputime::wait_counting(
+                g.pid.as_raw(),
+                WaitPidFlag::WNOHANG | WaitPidFlag::WSTOPPED | WaitPidFlag::__WALL,
             ) {
-                Ok(WaitStatus::Exited(_, code)) => {
-                    link.send_msg(&RemoteMsg::Exited { code })?;
+                Ok((WaitStatus::Exited(_, code), here)) => {
+                    let cpu = g.cpu.total(here);
+                    link.send_msg(&RemoteMsg::Exited { code, cpu })?;
                     return Ok(());
                 }
-                Ok(WaitStatus::Signaled(_, sig, _)) => {
-                    link.send_msg(&RemoteMsg::Killed { signal: sig as i32 })?;
+                Ok((WaitStatus::Signaled(_, sig, _), here)) => {
+                    let cpu = g.cpu.total(here);
+                    link.send_msg(&RemoteMsg::Killed {
+                        signal: sig as i32,
+                        cpu,
+                    })?;
                     return Ok(());
                 }
-                Ok(WaitStatus::Stopped(_, sig)) => {
+                Ok((WaitStatus::Stopped(_, sig), _)) => {
                     link.send_msg(&RemoteMsg::Stopped { signal: sig as i32 })?;
                 }
                 _ => {}

@@ -13,6 +13,8 @@ use brush_builtins::ShellBuilderExt;
 use clap::Parser;
 use mosaic_shell::{builtins, session, start, watch};
 
+mod rusage;
+
 /// A bash-compatible shell whose jobs spread over the mosaic cluster.
 #[derive(Parser, Debug)]
 #[command(name = "mosh", version, about)]

@@ -538,3 +538,110 @@ fn bc_and_the_python_repl_moved_at_their_prompt_answer_and_exit_0() {
     drop(t);
     c.down();
 }
+
+/// `time` and `times` in mosh count a job's CPU time on every node: the
+/// home kernel's `RUSAGE_CHILDREN` counts only the placeholder's (a job
+/// moved after a quarter of its work showed a quarter of its time), also
+/// for a grandchild.
+#[test]
+fn time_and_times_in_mosh_count_the_cpu_a_job_used_on_another_node() {
+    use std::io::{BufRead, BufReader, Read};
+    let mut c = Cluster::up_with("mosh-time", 2, 58946, &["--cpus-per-node", "1"]);
+    let job = c.dir.join("job.py");
+    std::fs::write(
+        &job,
+        "import os, time\n\
+         print('pid', os.getpid(), flush=True)\n\
+         for i in range(24):\n\
+         \x20   t = time.process_time()\n\
+         \x20   while time.process_time() - t < 0.1:\n\
+         \x20       sum(range(2000))\n\
+         \x20   print('chunk', i, flush=True)\n\
+         print('cpu', time.process_time(), flush=True)\n",
+    )
+    .unwrap();
+    // Under a `sh` that waits for it (as make waits for its compilers):
+    // its time reaches the shell through `sh`, which never moved.
+    let script = format!("time sh -c 'python3 -u {}; true'; times", job.display());
+    let mut run = c
+        .command(&[
+            "cluster",
+            "exec",
+            "node1",
+            "--",
+            bin("mosh").to_str().unwrap(),
+            "-c",
+            &script,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = run.stderr.take().unwrap();
+    let errors = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let mut out = BufReader::new(run.stdout.take().unwrap());
+    let mut text = String::new();
+    let mut pid = 0;
+    loop {
+        let mut line = String::new();
+        if out.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        if let Some(p) = line.strip_prefix("pid ") {
+            pid = p.trim().parse().unwrap();
+        }
+        if line == "chunk 5\n" {
+            // A quarter done at home; the rest on node2.
+            let r = c.exec(
+                "node1",
+                &[
+                    bin("mosaic").to_str().unwrap(),
+                    "migrate",
+                    &pid.to_string(),
+                    "node2",
+                ],
+            );
+            assert!(r.status.success(), "migrate: {}", mosaic_tests::text(&r));
+        }
+        text.push_str(&line);
+    }
+    assert!(run.wait().unwrap().success(), "{text}");
+    let errors = errors.join().unwrap();
+    assert!(c.log("node2").contains("guest started"), "{text}");
+    // What the job itself counted (its CPU clock is carried across nodes).
+    let cpu: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("cpu "))
+        .unwrap_or_else(|| panic!("{text}"))
+        .parse()
+        .unwrap();
+    // bash's format: `0m2.412s`.
+    let secs = |s: &str| -> f64 {
+        let (m, rest) = s.trim().split_once('m').unwrap();
+        m.parse::<f64>().unwrap() * 60.0 + rest.trim_end_matches('s').parse::<f64>().unwrap()
+    };
+    let field = |name: &str| -> f64 {
+        errors
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix('\t'))
+            .map(secs)
+            .unwrap_or_else(|| panic!("no {name} in: {errors}"))
+    };
+    let timed = field("user") + field("sys");
+    // `times`: the shell's line, then its children's.
+    let children = text.lines().last().unwrap_or_default();
+    let (cu, cs) = children.split_once(' ').unwrap_or_else(|| panic!("{text}"));
+    let timesed = secs(cu) + secs(cs);
+    eprintln!("the job counted {cpu:.2} s; time says {timed:.2} s, times {timesed:.2} s");
+    for (what, got) in [("time", timed), ("times", timesed)] {
+        assert!(
+            got >= cpu * 0.9 && got <= cpu * 1.1 + 0.3,
+            "{what} says {got:.2} s of CPU for a job that used {cpu:.2} s:\n{errors}\n{text}"
+        );
+    }
+    c.down();
+}
