@@ -4,12 +4,16 @@
 //! ordinary job: Ctrl-Z, `fg`, `$?`.)
 //!
 //! A job is named as in bash (`%1`, `%+`, `%-`, `%%`) or by PID. A job the
-//! interpreter runs as a background list (`cmd &` in brush 0.5) has no
-//! process group the interpreter knows (it runs as an internal task); mosh
-//! finds it ([`job_groups`]): the shell's child that leads a process group
-//! no other job claims and runs the job's command (as typed, else by the
-//! program's name; jobs do not start in their order). `kill` is mosh's for that reason (brush's fails on such a
-//! job), as bash's: `kill [-s SIG | -SIG | -n NUM] %JOB|PID...`, `kill -l`.
+//! interpreter runs as a background list (`cmd &` in brush 0.5) runs as an
+//! internal task; with the patch mosaic carries to brush-core
+//! (`vendor/README.md`) the job knows the first process it spawned, which
+//! gives `$!`, `[N] PID` and the job's process group. A list that spawned
+//! nothing within 1 s has none: mosh then finds it ([`job_groups`]): the
+//! shell's child that leads a process group no other job claims and runs
+//! the job's command (as typed, else by the program's name; jobs do not
+//! start in their order). `kill` is mosh's for that reason (brush's fails on
+//! such a job), as bash's: `kill [-s SIG | -SIG | -n NUM] %JOB|PID...`,
+//! `kill -l`; `wait` too (brush's knows no PIDs and always returns 0).
 
 use std::io::Write;
 use std::time::Duration;
@@ -55,6 +59,7 @@ pub fn all<SE: ShellExtensions>() -> Vec<(&'static str, brush_core::builtins::Re
         ("__mosh_notes", builtin::<Notes, SE>()),
         ("__mosh_nodes", builtin::<NodeNames, SE>()),
         ("kill", builtin::<Kill, SE>()),
+        ("wait", builtin::<Wait, SE>()),
     ]
 }
 
@@ -632,5 +637,66 @@ impl Command for Kill {
             }
         }
         Ok(exit(u8::from(failed)))
+    }
+}
+
+/// Wait for jobs or processes of this shell and return the last one's
+/// status (bash's `wait [ID...]`). mosh's because brush's knows no PIDs
+/// ("wait with process IDs" is not implemented) and always returns 0.
+#[derive(clap::Parser)]
+#[command(name = "wait", disable_help_flag = true)]
+pub struct Wait {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    ids: Vec<String>,
+}
+
+impl Command for Wait {
+    type Error = brush_core::Error;
+
+    async fn execute<SE: ShellExtensions>(
+        &self,
+        ctx: ExecutionContext<'_, SE>,
+    ) -> Result<ExecutionResult, Self::Error> {
+        if let Some(option) = self.ids.iter().find(|a| a.starts_with('-')) {
+            let _ = writeln!(
+                ctx.stderr(),
+                "wait: {option}: options are not supported by mosh (usage: wait [%JOB|PID...])"
+            );
+            return Ok(exit(2));
+        }
+        if self.ids.is_empty() {
+            ctx.shell.jobs_mut().wait_all().await?;
+            return Ok(exit(0));
+        }
+        let mut last = exit(0);
+        for id in &self.ids {
+            let jobs = ctx.shell.jobs_mut();
+            let job = if id.starts_with('%') {
+                jobs.resolve_job_spec(id)
+            } else {
+                match id.parse::<i32>() {
+                    Ok(pid) => jobs.jobs.iter_mut().find(|j| {
+                        j.representative_pid() == Some(pid) || j.process_group_id() == Some(pid)
+                    }),
+                    Err(_) => {
+                        let _ = writeln!(ctx.stderr(), "wait: `{id}': not a pid or valid job spec");
+                        last = exit(2);
+                        continue;
+                    }
+                }
+            };
+            last = match job {
+                Some(job) => job.wait().await?,
+                None if id.starts_with('%') => {
+                    let _ = writeln!(ctx.stderr(), "wait: {id}: no such job");
+                    exit(127)
+                }
+                None => {
+                    let _ = writeln!(ctx.stderr(), "wait: pid {id} is not a child of this shell");
+                    exit(127)
+                }
+            };
+        }
+        Ok(last)
     }
 }

@@ -39,6 +39,10 @@ fn mosh_c_prints_and_exits_as_bash_does() {
         ),
         ("here-doc stripped", "cat <<-EOF\n\tindented\n\tEOF"),
         (
+            "background jobs and $!",
+            "sleep 0.2 & p=$!; [ \"$(cat /proc/$p/comm)\" = sleep ] && echo is-sleep; sh -c 'exit 3' & wait $!; echo $?; sleep 5 & kill $!; wait $!; echo $?; wait 99999 2>/dev/null; echo $?; { echo in-list; } & wait; echo all",
+        ),
+        (
             "functions",
             "fact() { if [ \"$1\" -le 1 ]; then echo 1; else echo $(( $1 * $(fact $(( $1 - 1 ))) )); fi; }; fact 10",
         ),
@@ -327,12 +331,36 @@ fn ctrl_z_bg_fg_ctrl_c_and_kill_of_jobs_as_in_bash() {
     // Typed ahead, the next line can be lost while the shell starts the
     // jobs and sets the terminal again (seen once under load in CI): wait
     // for both jobs and a fresh prompt first.
-    t.screen_shows("both sleeps started", |s| {
-        s.contains("[2]+") && s.trim_end().ends_with(['#', '$'])
+    // Each job's line is bash's `[N] PID`, and `$!` is the last one's PID.
+    let job_line = |s: &str, n: u32| -> Option<i32> {
+        s.lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("[{n}] "))?.parse().ok())
+    };
+    let screen = t.screen_shows("both sleeps started", |s| {
+        job_line(s, 2).is_some() && s.trim_end().ends_with(['#', '$'])
     });
-    // (brush's `wait %1` then says 0 where bash says 143.)
-    let killed = t.run("sleep 0.3; kill %1; echo k=$?");
-    assert!(killed.contains("k=0"), "{killed}");
+    let (first, second) = (job_line(&screen, 1), job_line(&screen, 2));
+    let bang = t.run("echo bang=$!");
+    assert!(
+        bang.contains(&format!("bang={}", second.unwrap())),
+        "{bang}\n{screen}"
+    );
+    let pgrep = |what: &str| {
+        String::from_utf8_lossy(&c.exec("node1", &["pgrep", "-fx", what]).stdout)
+            .trim()
+            .parse::<i32>()
+            .ok()
+    };
+    assert_eq!(
+        (first, second),
+        (pgrep("sleep 101"), pgrep("sleep 102")),
+        "{screen}"
+    );
+    let killed = t.run("sleep 0.3; kill %1; echo k=$?; wait %1; echo w=$?");
+    assert!(
+        killed.contains("k=0") && killed.contains("w=143"),
+        "{killed}"
+    );
     // The right process ended, the other lives on.
     let alive = |what: &str| c.exec("node1", &["pgrep", "-fx", what]).status.success();
     wait_for("sleep 101 to end", Duration::from_secs(10), || {
