@@ -37,7 +37,7 @@ pub mod timers;
 use thiserror::Error;
 
 pub use capture::{CaptureOptions, capture, capture_traced};
-pub use restore::{RestoreOptions, StdioMode, restore, restore_into, restore_traced};
+pub use restore::{CpuLimit, RestoreOptions, StdioMode, restore, restore_into, restore_traced};
 
 /// What went wrong while capturing or restoring.
 #[derive(Debug, Error)]

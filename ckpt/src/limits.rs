@@ -65,10 +65,38 @@ fn parse(text: &str) -> Option<Vec<Rlimit>> {
     Some(out)
 }
 
+/// A limit in seconds lowered by `by` (whole seconds: the kernel then
+/// stops the process within the second after its total reaches the limit,
+/// never before; never below 1, the least limit there is).
+fn lower(v: u64, by: u64) -> u64 {
+    if v == u64::MAX {
+        v
+    } else {
+        v.saturating_sub(by).max(1)
+    }
+}
+
 /// Gives the restored process the image's limits (at the end of a
-/// restore: the memory it maps does not count against them twice).
-pub(crate) fn restore(t: &mut Tracee, meta: &ImageMeta, data: u64) -> Result<(), CkptError> {
+/// restore: the memory it maps does not count against them twice), its
+/// RLIMIT_CPU as `cpu` says.
+pub(crate) fn restore(
+    t: &mut Tracee,
+    meta: &ImageMeta,
+    data: u64,
+    cpu: crate::CpuLimit,
+) -> Result<(), CkptError> {
+    let used = meta.cpu_total().total_ns() / 1_000_000_000;
     for l in &meta.rlimits {
+        let l = &match cpu {
+            _ if l.resource != libc::RLIMIT_CPU => *l,
+            crate::CpuLimit::AsImaged => *l,
+            crate::CpuLimit::KeepOwn => continue,
+            crate::CpuLimit::CountImage => Rlimit {
+                soft: lower(l.soft, used),
+                hard: lower(l.hard, used),
+                ..*l
+            },
+        };
         let mut new = [0u8; 16];
         new[..8].copy_from_slice(&l.soft.to_le_bytes());
         new[8..].copy_from_slice(&l.hard.to_le_bytes());

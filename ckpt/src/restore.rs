@@ -69,6 +69,27 @@ pub struct RestoreOptions {
     /// with the same size and modification time is mapped from there, and
     /// its pages arrive when first touched.
     pub file_fallback: Option<std::path::PathBuf>,
+    /// What becomes of the image's RLIMIT_CPU.
+    pub cpu_limit: CpuLimit,
+}
+
+/// What a restore does with the image's RLIMIT_CPU, which the kernel
+/// compares with the CPU time it counted itself (from zero for a restored
+/// process).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CpuLimit {
+    /// Set as the image says (a stand-alone restore: the process reads
+    /// its own limit, and counts again from its restore).
+    #[default]
+    AsImaged,
+    /// Lowered by the whole seconds of CPU time the image had used, so
+    /// that the process is stopped when its total reaches the limit (a
+    /// guest, whose `getrlimit` home answers with the limit as set).
+    CountImage,
+    /// Left as the process has it (a placeholder taking its guest back:
+    /// its limits are the process's, as every change of a limit is made at
+    /// home, and the guest's lowered one must not come back).
+    KeepOwn,
 }
 
 /// Pages of the trampoline area: one of code, the rest for data
@@ -430,7 +451,7 @@ fn build<R: Read + Send>(
     set_files(t, meta, opts, data)?;
     crate::timers::restore_itimers(t, meta, data)?;
     crate::timers::restore_posix(t, meta, data)?;
-    crate::limits::restore(t, meta, data)?;
+    crate::limits::restore(t, meta, data, opts.cpu_limit)?;
     // Last of what can fail (a placeholder whose restore failed must not
     // keep the image's signals queued: its guest goes on and has them);
     // before the seccomp filter, which would trap the injected calls. All

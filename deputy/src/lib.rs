@@ -411,6 +411,7 @@ impl<T> Placeholder<T> {
         } else {
             let opts = RestoreOptions {
                 keep_files: true,
+                cpu_limit: mosaic_ckpt::CpuLimit::KeepOwn,
                 ..Default::default()
             };
             link.set_stall_timeout(Some(STALL))?;

@@ -172,6 +172,7 @@ struct Guest {
     noisy: std::cell::RefCell<Every>,
     /// The CPU time it used before it came here.
     cpu: Carried,
+
     /// Its PID at home (the one it knows itself by).
     home_pid: i32,
     /// The files it maps shared and writable (through `/mfs`, so its
@@ -338,6 +339,8 @@ pub fn serve(
             seccomp: Some(guest_filter()?),
             seccomp_listener: true,
             file_fallback: files_from.clone(),
+            // Home answers its getrlimit; this kernel counts from zero.
+            cpu_limit: mosaic_ckpt::CpuLimit::CountImage,
             ..Default::default()
         };
         let (mut t, cpu) = mosaic_ckpt::restore_traced(&mut stream, &opts, &mut |_, _| {})?;
@@ -472,6 +475,7 @@ fn take_guest(t: &mut Tracee, arrival: Arrival) -> Result<Guest, RemoteError> {
         pid,
         // Counted from here: the restore's injections are not its own.
         cpu: Carried::start(pid.as_raw(), arrival.cpu)?,
+
         home_pid: arrival.home_pid,
         shared_files: shared_files(pid.as_raw())?,
         mem: t.mem()?,

@@ -94,6 +94,15 @@ fn trace(dir: &Path, label: &str, cmd: &[&str], input: &[u8]) -> String {
         .arg("--")
         .args(cmd)
         .current_dir(dir)
+        // The distribution's programs: a version manager's shims on the
+        // PATH (pyenv's on these machines) run a chain of bash scripts
+        // before the program and trace them too; through them the python3
+        // REPL under strace stopped ending on its Ctrl-D (three runs in a
+        // row, until its 120 s timeout), with /usr/bin/python3 it ends.
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
         .env("TERM", "xterm")
         .env("HOME", dir)
         .env("GIT_AUTHOR_NAME", "t")

@@ -1018,6 +1018,58 @@ fn resource_limits_travel_and_the_guests_own_kernel_enforces_them() {
     c.down();
 }
 
+/// `ulimit -t` counts all its CPU time: each kernel counts a restored
+/// process from zero, so a guest's RLIMIT_CPU is lowered by what it had
+/// used (and raised back in its next image), while `getrlimit` (answered
+/// at home) keeps saying the limit as set.
+#[test]
+fn a_cpu_time_limit_counts_the_time_used_on_every_node() {
+    let mut c = Cluster::up("migrate-cpu-limit", 3, 59946);
+    let script = c.dir.join("cpu_limit.py");
+    std::fs::write(
+        &script,
+        "import os, resource, time\n\
+         print('pid', os.getpid(), flush=True)\n\
+         print('waiting', flush=True)\n\
+         while True:\n\
+         \x20   t = time.process_time()\n\
+         \x20   while time.process_time() - t < 0.2:\n\
+         \x20       sum(range(2000))\n\
+         \x20   print('cpu %.2f limit %s' % (time.process_time(), resource.getrlimit(resource.RLIMIT_CPU)), flush=True)\n",
+    )
+    .unwrap();
+    let cmd = format!("ulimit -t 3; exec python3 -u {}", script.display());
+    // Natively the kernel kills it (SIGKILL at the hard limit) before 3 s.
+    let (mut run, mut out, pid) = start_in_node1(&c, "sh", &["-c", &cmd]);
+    let mut moves = vec!["node3", "node2"];
+    let mut last = 0.0;
+    loop {
+        let line = line_of(&mut out);
+        if line.is_empty() {
+            break;
+        }
+        let (cpu, limit) = line
+            .trim()
+            .strip_prefix("cpu ")
+            .and_then(|l| l.split_once(" limit "))
+            .unwrap_or_else(|| panic!("{line}"));
+        assert_eq!(limit, "(3, 3)", "the limit as set, wherever it runs");
+        last = cpu.parse().unwrap();
+        // node1 -> node2 after 1 s, node2 -> node3 (through home) after 2 s.
+        if !moves.is_empty() && last >= 3.0 - moves.len() as f64 {
+            migrate(&c, pid, moves.pop().unwrap());
+        }
+    }
+    assert!(moves.is_empty(), "it ended at {last} s before both moves");
+    assert!(!run.wait().unwrap().success());
+    assert!(
+        (2.5..4.0).contains(&last),
+        "killed after {last} s of CPU time (the limit: 3 s)"
+    );
+    assert!(c.log("node3").contains("guest started"));
+    c.down();
+}
+
 #[test]
 fn a_stopped_job_stays_stopped_through_two_moves_and_continues_where_it_is() {
     let mut c = Cluster::up("migrate-stopped", 3, 43946);
