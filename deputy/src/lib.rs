@@ -29,6 +29,7 @@ use mosaic_proto::migrate::{
     Buf, HomeMsg, ImageIn, ImageOut, Link, LinkError, LinkExt, RemoteMsg, STALL,
 };
 use mosaic_proto::ratelimit::Every;
+use mosaic_proto::session::{State, remote_name};
 use mosaic_proto::syscalls::codec::errno::{
     EINTR, ENOSYS, ERESTART_RESTARTBLOCK, ERESTARTNOHAND, ERESTARTNOINTR, ERESTARTSYS,
 };
@@ -55,6 +56,8 @@ pub enum DeputyError {
     Link(#[from] LinkError),
     #[error("protocol: {0}")]
     Protocol(String),
+    #[error("protocol: {0}")]
+    Unexpected(#[from] mosaic_proto::session::Unexpected),
 }
 
 /// Where an answer to a [`Command`] goes: where the process runs
@@ -222,9 +225,10 @@ pub fn migrate<T>(
             match other {
                 Ok(RemoteMsg::Failed { error }) => Err(DeputyError::Refused(error)),
                 Ok(RemoteMsg::FilesMissing { error }) => Err(DeputyError::FilesMissing(error)),
-                Ok(m) => Err(DeputyError::Protocol(format!(
-                    "expected Started, got {m:?}"
-                ))),
+                Ok(m) => Err(match State::Starting.remote_may_send(&m) {
+                    Err(unexpected) => unexpected.into(),
+                    Ok(_) => DeputyError::Protocol(format!("{} not handled", remote_name(&m))),
+                }),
                 Err(e) => Err(e.into()),
             }
         }
@@ -297,6 +301,10 @@ impl<T> Placeholder<T> {
         }
     }
 
+    /// The serving loop, and the one rule for a session that cannot go on
+    /// (an unexpected message, a failure of the placeholder, a link that
+    /// breaks): the process ends by SIGKILL, so that its parent sees it end,
+    /// and its guest ends over there with the link.
     fn serve_until_done(
         &mut self,
         link: &mut dyn Link,
@@ -305,6 +313,23 @@ impl<T> Placeholder<T> {
         // Set once the home PID was killed (SIGKILL reaches the placeholder
         // itself): the guest is told and will report its death.
         let mut died: Option<i32> = None;
+        let served = self.serve_loop(link, commands, &mut died);
+        if let Err(e) = &served
+            && died.is_none()
+        {
+            warn!(pid = self.tracee.pid.as_raw(), error = %e, "the session with the guest's node cannot go on; ending the process");
+            self.trap();
+            self.die_by(Signal::SIGKILL);
+        }
+        served
+    }
+
+    fn serve_loop(
+        &mut self,
+        link: &mut dyn Link,
+        commands: &std::sync::mpsc::Receiver<Command<T>>,
+        died: &mut Option<i32>,
+    ) -> Result<Next<T>, DeputyError> {
         let mut watched = std::time::Instant::now();
         loop {
             // Signals and requests are looked at every WATCH_EVERY, also
@@ -312,7 +337,7 @@ impl<T> Placeholder<T> {
             if watched.elapsed() >= WATCH_EVERY {
                 watched = std::time::Instant::now();
                 if died.is_none() {
-                    died = self.watch(link)?;
+                    *died = self.watch(link)?;
                 }
                 if died.is_none()
                     && self.asked.is_none()
@@ -328,16 +353,10 @@ impl<T> Placeholder<T> {
             }
             let msg = match ready.and_then(|_| link.recv_msg::<RemoteMsg>()) {
                 Ok(m) => m,
-                Err(e) => {
-                    // The guest's node is gone: the process is lost with it.
-                    warn!(pid = self.tracee.pid.as_raw(), error = %e, "lost the guest's node; killing the placeholder");
-                    if died.is_none() {
-                        self.trap();
-                        self.die_by(Signal::SIGKILL);
-                    }
-                    return Err(DeputyError::GuestLost(e));
-                }
+                // The guest's node is gone: the process is lost with it.
+                Err(e) => return Err(DeputyError::GuestLost(e)),
             };
+            State::Serving.remote_may_send(&msg)?;
             match msg {
                 RemoteMsg::Syscall { .. } if died.is_some() => {
                     link.send_msg(&HomeMsg::SyscallResult {
@@ -390,7 +409,12 @@ impl<T> Placeholder<T> {
                         return Ok(done);
                     }
                 }
-                other => return Err(DeputyError::Protocol(format!("unexpected {other:?}"))),
+                other => {
+                    return Err(DeputyError::Protocol(format!(
+                        "{} not handled while serving",
+                        remote_name(&other)
+                    )));
+                }
             }
         }
     }
@@ -446,16 +470,21 @@ impl<T> Placeholder<T> {
         // What its guest (and any before it) used; the home kernel counts
         // the rest.
         let cpu_elsewhere = self.cpu_elsewhere.plus(cpu_back.since(self.cpu_sent));
-        link.send_msg(&HomeMsg::Arrived)?;
+        // It runs here from now on, whatever the link does: the remote
+        // ends its guest when the link closes.
+        let told = link.send_msg(&HomeMsg::Arrived);
         // The guest is ended over there; signals it caught meanwhile are ours.
-        let signals = match link.recv_msg::<RemoteMsg>() {
+        let signals = match told.and_then(|()| link.recv_msg::<RemoteMsg>()) {
             Ok(RemoteMsg::Gone { signals }) => signals,
             Ok(other) => {
-                warn!(pid, ?other, "expected Gone");
+                let why = State::Leaving.remote_may_send(&other).err();
+                warn!(pid, ?why, "the session ended oddly; the process runs here");
                 Vec::new()
             }
-            // The remote ends its guest when the link closes.
-            Err(_) => Vec::new(),
+            Err(e) => {
+                warn!(pid, error = %e, "the link broke as the process came home; it runs here");
+                Vec::new()
+            }
         };
         info!(pid, %reason, "the process came home and runs here again");
         let then = match self.asked.take() {

@@ -14,6 +14,7 @@ pub mod image;
 pub mod load;
 pub mod migrate;
 pub mod ratelimit;
+pub mod session;
 pub mod syscalls;
 
 pub use auth::{AuthError, ClusterKey};

@@ -40,6 +40,7 @@ use mosaic_ckpt::{CkptError, RestoreOptions};
 use mosaic_proto::image::CpuTime;
 use mosaic_proto::migrate::{Buf, HomeMsg, ImageIn, Link, LinkError, LinkExt, RemoteMsg};
 use mosaic_proto::ratelimit::Every;
+use mosaic_proto::session::{State, home_name};
 use mosaic_proto::syscalls::codec::errno::{
     EAGAIN, EFAULT, ENOSYS, ERESTARTNOHAND, ERESTARTNOINTR, ERESTARTSYS,
 };
@@ -61,6 +62,17 @@ pub enum RemoteError {
     Ckpt(#[from] CkptError),
     #[error("protocol: {0}")]
     Protocol(String),
+    /// The one rule for an unexpected message: the session ends, and with
+    /// it the guest (see [`mosaic_proto::session`]).
+    #[error("protocol: {0}")]
+    Unexpected(#[from] mosaic_proto::session::Unexpected),
+}
+
+/// A message legal where the session is but that this side does not
+/// handle there (the table and the code disagree: a bug, ended as an
+/// unexpected message is).
+fn not_handled(what: &str) -> RemoteError {
+    RemoteError::Protocol(format!("{what} is not handled where it is legal"))
 }
 
 /// What the node a guest runs on wants done with it (expel, a node that
@@ -308,18 +320,16 @@ pub fn serve(
     // A home node that stops sending mid-image must not keep a half-built
     // stub here; once the guest runs, the link is polled instead.
     link.set_stall_timeout(Some(mosaic_proto::migrate::STALL))?;
-    let (home, home_pid, locked) = match link.recv_msg::<HomeMsg>()? {
+    let first = link.recv_msg::<HomeMsg>()?;
+    State::Opening.home_may_send(&first)?;
+    let (home, home_pid, locked) = match first {
         HomeMsg::Begin {
             home,
             home_pid,
             locked,
             ..
         } => (home, home_pid, locked),
-        other => {
-            return Err(RemoteError::Protocol(format!(
-                "expected Begin, got {other:?}"
-            )));
-        }
+        other => return Err(not_handled(home_name(&other))),
     };
     if !policy.accept {
         let error = "this node accepts no guests (accept_guests = false)".to_string();
@@ -636,14 +646,16 @@ fn run_guest(g: &Guest, link: &mut dyn Link) -> Result<(), RemoteError> {
             continue;
         }
         if home {
-            match link.recv_msg::<HomeMsg>()? {
+            let msg = link.recv_msg::<HomeMsg>()?;
+            State::Serving.home_may_send(&msg)?;
+            match msg {
                 HomeMsg::Signal { signal } => g.signal(signal),
                 HomeMsg::ComeHome => {
                     if go_home(g, link, None, "asked by home", None)? {
                         return Ok(());
                     }
                 }
-                other => warn!(?other, "unexpected message from home"),
+                other => return Err(not_handled(home_name(&other))),
             }
         }
         if ended || !calls {
@@ -969,12 +981,14 @@ fn map_private_file(g: &Guest, link: &mut dyn Link, n: &Notif) -> Result<(), Rem
 /// its signal queued).
 fn result_of(link: &mut dyn Link, g: &Guest) -> Result<(i64, Vec<Buf>), RemoteError> {
     loop {
-        match link.recv_msg::<HomeMsg>()? {
+        let msg = link.recv_msg::<HomeMsg>()?;
+        State::InCall.home_may_send(&msg)?;
+        match msg {
             HomeMsg::SyscallResult { ret, outbufs } => return Ok((ret, outbufs)),
             HomeMsg::Signal { signal } => g.signal(signal),
             // Served once the call is done.
             HomeMsg::ComeHome => g.asked.set(true),
-            other => warn!(?other, "unexpected message during a call"),
+            other => return Err(not_handled(home_name(&other))),
         }
     }
 }
@@ -1050,8 +1064,12 @@ fn go_home_stopped(
     // Signals home sends meanwhile are held: the guest is captured.
     let mut held: Vec<i32> = Vec::new();
     loop {
-        match link.recv_msg::<HomeMsg>()? {
+        let msg = link.recv_msg::<HomeMsg>()?;
+        State::Arriving.home_may_send(&msg)?;
+        match msg {
             HomeMsg::Signal { signal } => held.push(signal),
+            // Asked before home saw it coming: it is coming.
+            HomeMsg::ComeHome => {}
             HomeMsg::Arrived => {
                 g.signal(libc::SIGKILL);
                 while !matches!(
@@ -1078,7 +1096,7 @@ fn go_home_stopped(
                 }
                 return Ok(false);
             }
-            other => warn!(?other, "unexpected message while going home"),
+            other => return Err(not_handled(home_name(&other))),
         }
     }
 }

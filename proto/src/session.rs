@@ -1,0 +1,155 @@
+//! The states of a migration session and the messages legal in each, for
+//! both sides, defined once (the message types are in [`crate::migrate`]).
+//!
+//! ```text
+//!   Opening --Begin--> Sending --ImageEnd--> Starting --Started--> Serving
+//!                        (ImageChunk)          |  Failed, FilesMissing -> Ended
+//!   Serving --Syscall--> InCall --SyscallResult--> Serving
+//!   Serving --Exited, Killed--> Ended          (Stopped, Signal, ComeHome: Serving)
+//!   Serving --Returning--> Returning --ImageEnd, CannotReturn--> Arriving
+//!                            (ImageChunk)
+//!   Arriving --Arrived--> Leaving --Gone--> Ended
+//!   Arriving --Stay--> Serving        (home could not restore it: it goes on there)
+//! ```
+//!
+//! Each side knows which state it is in by where it is in its own code
+//! (its serving loop is `Serving`, waiting for a call's result is
+//! `InCall`), and asks [`State::home_may_send`] or [`State::remote_may_send`]
+//! of every message it receives. Messages cross: while the remote sends a
+//! call, home may send a signal or ask for the process back, so every state
+//! in which one side waits accepts what the other may have sent before it
+//! knew. **One rule for an unexpected message:** it is a protocol error
+//! ([`Unexpected`]), and the session ends as if the link had broken: the
+//! remote ends its guest, home ends the placeholder by SIGKILL (its parent
+//! sees the end; a process is never left hanging on a session that cannot
+//! go on).
+
+use thiserror::Error;
+
+use crate::migrate::{HomeMsg, RemoteMsg};
+
+/// Where a migration session is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Nothing sent yet.
+    Opening,
+    /// Home sends the image.
+    Sending,
+    /// The image is sent; the remote starts the guest or says why not.
+    Starting,
+    /// The guest runs; the remote forwards its calls.
+    Serving,
+    /// A call is at home; the remote waits for its result.
+    InCall,
+    /// The guest is captured and its image on its way home.
+    Returning,
+    /// Its image is home (or the remote could not capture it); home says
+    /// whether it runs there now.
+    Arriving,
+    /// It runs at home; the remote ends its guest.
+    Leaving,
+    /// The session is over.
+    Ended,
+}
+
+/// A message that is not legal where the session is.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{from} sent {message} while the session was {state:?}")]
+pub struct Unexpected {
+    /// `home` or `the remote`.
+    pub from: &'static str,
+    /// The message's kind (its variant name, without its contents).
+    pub message: &'static str,
+    pub state: State,
+}
+
+impl State {
+    /// The state after home sent `m` (`Err` if home may not send it here).
+    pub fn home_may_send(self, m: &HomeMsg) -> Result<State, Unexpected> {
+        use State::*;
+        let next = match (self, m) {
+            (Opening, HomeMsg::Begin { .. }) => Sending,
+            (Sending, HomeMsg::ImageChunk(_)) => Sending,
+            (Sending, HomeMsg::ImageEnd) => Starting,
+            (InCall, HomeMsg::SyscallResult { .. }) => Serving,
+            // A signal for the guest, or the wish to have it back, may be
+            // sent whenever the guest exists and home is not yet sure it
+            // has it back (held or ignored by the remote once it left).
+            (
+                s @ (Serving | InCall | Returning | Arriving),
+                HomeMsg::Signal { .. } | HomeMsg::ComeHome,
+            ) => s,
+            (Arriving, HomeMsg::Arrived) => Leaving,
+            (Arriving, HomeMsg::Stay { .. }) => Serving,
+            (state, m) => {
+                return Err(Unexpected {
+                    from: "home",
+                    message: home_name(m),
+                    state,
+                });
+            }
+        };
+        Ok(next)
+    }
+
+    /// The state after the remote sent `m` (`Err` if it may not send it
+    /// here).
+    pub fn remote_may_send(self, m: &RemoteMsg) -> Result<State, Unexpected> {
+        use State::*;
+        let next = match (self, m) {
+            (Starting, RemoteMsg::Started { .. }) => Serving,
+            (Starting, RemoteMsg::Failed { .. } | RemoteMsg::FilesMissing { .. }) => Ended,
+            (Serving, RemoteMsg::Syscall { .. }) => InCall,
+            (Serving, RemoteMsg::Stopped { .. }) => Serving,
+            (Serving, RemoteMsg::Exited { .. } | RemoteMsg::Killed { .. }) => Ended,
+            (Serving, RemoteMsg::Returning { .. }) => Returning,
+            (Returning, RemoteMsg::ImageChunk(_)) => Returning,
+            (Returning, RemoteMsg::ImageEnd | RemoteMsg::CannotReturn { .. }) => Arriving,
+            (Leaving, RemoteMsg::Gone { .. }) => Ended,
+            (state, m) => {
+                return Err(Unexpected {
+                    from: "the remote",
+                    message: remote_name(m),
+                    state,
+                });
+            }
+        };
+        Ok(next)
+    }
+}
+
+/// The name of a home message, for errors and logs (without its contents,
+/// which may be an image chunk).
+pub fn home_name(m: &HomeMsg) -> &'static str {
+    match m {
+        HomeMsg::Begin { .. } => "Begin",
+        HomeMsg::ImageChunk(_) => "ImageChunk",
+        HomeMsg::ImageEnd => "ImageEnd",
+        HomeMsg::SyscallResult { .. } => "SyscallResult",
+        HomeMsg::Signal { .. } => "Signal",
+        HomeMsg::ComeHome => "ComeHome",
+        HomeMsg::Arrived => "Arrived",
+        HomeMsg::Stay { .. } => "Stay",
+    }
+}
+
+/// The name of a remote message, as [`home_name`].
+pub fn remote_name(m: &RemoteMsg) -> &'static str {
+    match m {
+        RemoteMsg::Started { .. } => "Started",
+        RemoteMsg::Failed { .. } => "Failed",
+        RemoteMsg::Syscall { .. } => "Syscall",
+        RemoteMsg::Exited { .. } => "Exited",
+        RemoteMsg::Killed { .. } => "Killed",
+        RemoteMsg::Stopped { .. } => "Stopped",
+        RemoteMsg::Returning { .. } => "Returning",
+        RemoteMsg::ImageChunk(_) => "ImageChunk",
+        RemoteMsg::ImageEnd => "ImageEnd",
+        RemoteMsg::CannotReturn { .. } => "CannotReturn",
+        RemoteMsg::Gone { .. } => "Gone",
+        RemoteMsg::FilesMissing { .. } => "FilesMissing",
+    }
+}
+
+#[cfg(test)]
+mod tests;
