@@ -19,6 +19,11 @@
 //! Once the guest runs, the placeholder's memory is unmapped (all but the
 //! vDSO, where injections find their `syscall` instruction). A request to
 //! come home waits while a forwarded call blocks at home.
+//!
+//! [`journey`]: the whole trip of one process (sent, served, sent on),
+//! over what the node provides.
+
+pub mod journey;
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 

@@ -540,14 +540,16 @@ pub async fn start(
             Ok(t) => t,
             Err(e) => return error(e),
         };
-        let (me, key, registry) = (me.to_string(), key.clone(), registry.clone());
-        let (membership, runtime) = (membership.clone(), tokio::runtime::Handle::current());
+        let this = ThisNode {
+            me: me.to_string(),
+            key: key.clone(),
+            registry: registry.clone(),
+            membership: membership.clone(),
+            runtime: tokio::runtime::Handle::current(),
+        };
         let spawned = std::thread::Builder::new()
             .name(format!("deputy-{pid}"))
-            .spawn(move || {
-                let resolve = |name: &str| runtime.block_on(resolve(&membership, name));
-                deputy(pid, target, reply, &me, &key, &registry, &resolve)
-            });
+            .spawn(move || mosaic_deputy::journey::journey(pid, target, reply, &this));
         if let Err(e) = spawned {
             return error(format!("cannot start a deputy thread: {e}"));
         }
@@ -563,61 +565,67 @@ pub async fn start(
     }
 }
 
-/// The deputy thread of one process: sends it to `target`, serves it
-/// there, and sends it on when it comes home with a next target.
-fn deputy(
-    pid: i32,
-    mut target: Target,
-    mut reply: mosaic_deputy::Reply,
-    me: &str,
-    key: &ClusterKey,
-    registry: &Registry,
-    resolve: &dyn Fn(&str) -> Result<Target, String>,
-) {
-    let cmd = mosaic_ckpt::procstat::cmdline(pid);
-    loop {
-        let (name, addr) = target;
-        // Connects and sends it, captured with `opts`; the error is the
-        // deputy's (`Ok`) or the connection's (`Err`).
-        let send = |opts: &mosaic_ckpt::CaptureOptions| {
-            let mut link = AuthStream::connect_tcp(addr, key)
-                .map_err(|e| Err(format!("cannot reach {name} at {addr}: {e}")))?;
-            mosaic_deputy::migrate::<Target>(pid, me, &mut link, opts, registry.locked(pid))
-                .map(|p| (link, p))
-                .map_err(Ok)
-        };
-        let opts = mosaic_ckpt::CaptureOptions {
-            cpu_elsewhere: registry.cpu_elsewhere(pid),
+/// What a process's journey (`mosaic_deputy::journey`) needs of this
+/// node: its links to other nodes, its registry, node names.
+#[derive(Clone)]
+struct ThisNode {
+    me: String,
+    key: ClusterKey,
+    registry: Registry,
+    membership: Arc<Membership>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl mosaic_deputy::journey::Nodes for ThisNode {
+    type Target = Target;
+
+    fn me(&self) -> &str {
+        &self.me
+    }
+
+    fn name(&self, target: &Target) -> String {
+        target.0.clone()
+    }
+
+    fn connect(
+        &self,
+        (name, addr): &Target,
+    ) -> Result<Box<dyn mosaic_proto::migrate::Link>, String> {
+        AuthStream::connect_tcp(*addr, &self.key)
+            .map(|l| Box::new(l) as Box<dyn mosaic_proto::migrate::Link>)
+            .map_err(|e| format!("cannot reach {name} at {addr}: {e}"))
+    }
+
+    fn resolve(&self, node: &str) -> Result<Target, String> {
+        self.runtime.block_on(resolve(&self.membership, node))
+    }
+
+    fn capture_options(&self, pid: i32) -> mosaic_ckpt::CaptureOptions {
+        mosaic_ckpt::CaptureOptions {
+            cpu_elsewhere: self.registry.cpu_elsewhere(pid),
             ..Default::default()
-        };
-        let sent = match send(&opts) {
-            Err(Ok(mosaic_deputy::DeputyError::FilesMissing(why))) => {
-                // Its files are not there (nor under the target's /mfs):
-                // again, with their pages in the image.
-                info!(pid, to = %name, %why, "sending the pages of its mapped files too");
-                send(&mosaic_ckpt::CaptureOptions {
-                    embed_files: true,
-                    ..opts
-                })
-            }
-            other => other,
-        };
-        let (mut link, placeholder) = match sent {
-            Ok(sent) => sent,
-            Err(e) => {
-                let _ = reply.send(Err(e.map_or_else(|m| m, |d| d.to_string())));
-                return;
-            }
-        };
-        let _ = reply.send(Ok((Some(name.clone()), placeholder.guest_pid)));
-        let (commands, incoming) = std::sync::mpsc::channel();
-        registry.insert(
+        }
+    }
+
+    fn locked(&self, pid: i32) -> bool {
+        self.registry.locked(pid)
+    }
+
+    fn away(
+        &self,
+        pid: i32,
+        node: &str,
+        guest_pid: i32,
+        commands: Commands,
+        stopped: Arc<std::sync::atomic::AtomicBool>,
+    ) {
+        self.registry.insert(
             ProcInfo {
                 home_pid: pid,
-                home: me.to_string(),
-                node: name,
-                guest_pid: placeholder.guest_pid,
-                cmd: cmd.clone(),
+                home: self.me.clone(),
+                node: node.to_string(),
+                guest_pid,
+                cmd: mosaic_ckpt::procstat::cmdline(pid),
                 state: String::new(),
                 cpu: 0.0,
                 mem_kb: 0,
@@ -625,69 +633,19 @@ fn deputy(
                 lock: false,
             },
             commands,
-            placeholder.stopped_flag(),
+            stopped,
         );
-        let mut placeholder = placeholder;
-        let ends = registry.clone();
-        placeholder.when_it_ends(Box::new(move |cpu| ends.ended_away(pid, cpu)));
-        let served = placeholder.serve(&mut link, &incoming);
-        registry.remove(pid);
-        // A request that came while it was coming home on its own (its
-        // host sent it) is answered, not dropped ("the deputy thread
-        // died"): it runs here now, and may be sent on.
-        let late = incoming.try_recv().ok();
-        if let Ok(mosaic_deputy::Outcome::Home { cpu_elsewhere, .. }) = &served {
-            registry.set_cpu_elsewhere(pid, *cpu_elsewhere);
-        }
-        match served {
-            Ok(mosaic_deputy::Outcome::Home {
-                reason,
-                then: Some((next, next_reply)),
-                ..
-            }) => {
-                info!(pid, %reason, to = %next.0, "came home; sending it on");
-                target = next;
-                reply = next_reply;
-            }
-            Ok(mosaic_deputy::Outcome::Home { reason, .. })
-                if let Some(mosaic_deputy::Command::ComeHome { then, reply: asked }) = late =>
-            {
-                match then {
-                    Some(next) => {
-                        info!(pid, %reason, to = %next.0, "came home; sending it on as asked meanwhile");
-                        target = next;
-                        reply = asked;
-                    }
-                    None => {
-                        let _ = asked.send(Ok((None, pid)));
-                        return;
-                    }
-                }
-            }
-            Ok(mosaic_deputy::Outcome::Home {
-                reason,
-                then: None,
-                next: Some(node),
-                ..
-            }) if node != me => match resolve(&node) {
-                Ok(next) => {
-                    info!(pid, %reason, to = %node, "came home; its host sends it on");
-                    target = next;
-                    reply = std::sync::mpsc::channel().0;
-                }
-                Err(why) => {
-                    info!(pid, %reason, %why, "came home; it stays (cannot send it on)");
-                    return;
-                }
-            },
-            Ok(outcome) => {
-                info!(pid, ?outcome, "migrated process ended or came home");
-                return;
-            }
-            Err(e) => {
-                warn!(pid, error = %e, "migrated process failed");
-                return;
-            }
-        }
+    }
+
+    fn not_away(&self, pid: i32) {
+        self.registry.remove(pid);
+    }
+
+    fn came_home(&self, pid: i32, cpu: CpuTime) {
+        self.registry.set_cpu_elsewhere(pid, cpu);
+    }
+
+    fn ended_away(&self, pid: i32, cpu: CpuTime) {
+        self.registry.ended_away(pid, cpu);
     }
 }
