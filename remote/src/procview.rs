@@ -13,6 +13,15 @@
 //! reads afresh), and file mappings made while away are anonymous in
 //! `maps` (they were filled from home).
 
+use mosaic_ckpt::ptrace::Memory;
+use mosaic_proto::migrate::Link;
+use mosaic_proto::syscalls::codec;
+
+use crate::RemoteError;
+use crate::calls::at_home;
+use crate::clocks::cpu_now;
+use crate::session::{Guest, Notif};
+
 /// Files this view serves.
 const FILES: [&str; 6] = ["status", "statm", "stat", "maps", "smaps", "smaps_rollup"];
 
@@ -158,6 +167,166 @@ pub fn maps(guest: &str, files_from: Option<&std::path::Path>) -> String {
         out.push('\n');
     }
     out
+}
+
+/// A guest's `open`/`openat` of one of its own `/proc` files that
+/// describe memory and CPU ([`procview`]): answered with the guest's file
+/// merged with home's, in a memfd made at home. `None`: not such an open
+/// (it is forwarded as any other).
+pub(crate) fn open_own_proc_file(
+    g: &Guest,
+    link: &mut dyn Link,
+    n: &Notif,
+) -> Result<Option<i64>, RemoteError> {
+    let args = n.data.args;
+    // An absolute path: openat's directory does not matter.
+    let (path_at, flags) = match i64::from(n.data.nr) {
+        libc::SYS_open => (args[0], args[1]),
+        libc::SYS_openat => (args[1], args[2]),
+        _ => return Ok(None),
+    };
+    if flags & libc::O_ACCMODE as u64 != libc::O_RDONLY as u64 || path_at == 0 {
+        return Ok(None);
+    }
+    let mut path = [0u8; 40];
+    // Within its page: a path near the end of a mapping is not ours.
+    let room = (4096 - (path_at % 4096) as usize).min(path.len());
+    if g.mem.read_mem(path_at, &mut path[..room]).is_err() {
+        return Ok(None);
+    }
+    let Some(end) = path[..room].iter().position(|&b| b == 0) else {
+        return Ok(None);
+    };
+    let Some(file) = names(&path[..end], g.home_pid) else {
+        return Ok(None);
+    };
+    let Ok(mine) = std::fs::read_to_string(format!("/proc/{}/{file}", g.pid)) else {
+        return Ok(None);
+    };
+    let text = match file {
+        "status" | "stat" => {
+            let home = match read_at_home(g, link, &format!("/proc/self/{file}"))? {
+                Ok(home) => home,
+                Err(errno) => return Ok(Some(errno)),
+            };
+            if file == "status" {
+                status(&mine, &home)
+            } else {
+                let cpu = cpu_now(g);
+                let ticks = mosaic_ckpt::cputime::ticks;
+                match stat(&mine, &home, ticks(cpu.user_ns), ticks(cpu.sys_ns)) {
+                    Some(text) => text,
+                    None => return Ok(None),
+                }
+            }
+        }
+        "statm" => mine,
+        _ => maps(&mine, g.files_from.as_deref()),
+    };
+    let cloexec = if flags & libc::O_CLOEXEC as u64 != 0 {
+        libc::MFD_CLOEXEC as u64
+    } else {
+        0
+    };
+    let (fd, _) = at_home(
+        link,
+        g,
+        libc::SYS_memfd_create,
+        [1, cloexec, 0, 0, 0, 0],
+        vec![(0, b"mosaic-proc\0".to_vec().into())],
+    )?;
+    if fd < 0 {
+        return Ok(Some(fd));
+    }
+    let fd_arg = fd as u64;
+    let bytes = text.into_bytes();
+    for piece in bytes.chunks(codec::MAX_BUF as usize) {
+        let (wrote, _) = at_home(
+            link,
+            g,
+            libc::SYS_write,
+            [fd_arg, 1, piece.len() as u64, 0, 0, 0],
+            vec![(1, piece.to_vec().into())],
+        )?;
+        if wrote != piece.len() as i64 {
+            at_home(
+                link,
+                g,
+                libc::SYS_close,
+                [fd_arg, 0, 0, 0, 0, 0],
+                Vec::new(),
+            )?;
+            return Ok(Some(if wrote < 0 {
+                wrote
+            } else {
+                -i64::from(libc::EIO)
+            }));
+        }
+    }
+    at_home(
+        link,
+        g,
+        libc::SYS_lseek,
+        [fd_arg, 0, 0, 0, 0, 0],
+        Vec::new(),
+    )?;
+    Ok(Some(fd))
+}
+
+/// The contents of `path` as the placeholder reads it (up to 1 MiB), or
+/// the errno its open or read failed with.
+pub(crate) fn read_at_home(
+    g: &Guest,
+    link: &mut dyn Link,
+    path: &str,
+) -> Result<Result<String, i64>, RemoteError> {
+    let mut name = path.as_bytes().to_vec();
+    name.push(0);
+    let (fd, _) = at_home(
+        link,
+        g,
+        libc::SYS_openat,
+        [
+            libc::AT_FDCWD as u64,
+            1,
+            (libc::O_RDONLY | libc::O_CLOEXEC) as u64,
+            0,
+            0,
+            0,
+        ],
+        vec![(1, name.into())],
+    )?;
+    if fd < 0 {
+        return Ok(Err(fd));
+    }
+    let mut text = Vec::new();
+    let read = loop {
+        let (got, out) = at_home(
+            link,
+            g,
+            libc::SYS_read,
+            [fd as u64, 1, 64 << 10, 0, 0, 0],
+            Vec::new(),
+        )?;
+        if got <= 0 || text.len() > 1 << 20 {
+            break got;
+        }
+        if let Some((_, b)) = out.into_iter().next() {
+            text.extend_from_slice(&b);
+        }
+    };
+    at_home(
+        link,
+        g,
+        libc::SYS_close,
+        [fd as u64, 0, 0, 0, 0, 0],
+        Vec::new(),
+    )?;
+    Ok(if read < 0 {
+        Err(read)
+    } else {
+        Ok(String::from_utf8_lossy(&text).into_owned())
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,165 @@
+//! Forwarded calls: made inside the placeholder by injection, their
+//! buffers placed in its scratch area, or read directly where that is
+//! provably the same (regular files).
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use crate::DeputyError;
+use crate::scratch::Scratch;
+use crate::session::Placeholder;
+use mosaic_ckpt::CkptError;
+use mosaic_ckpt::ptrace::Tracee;
+use mosaic_proto::migrate::Buf;
+use mosaic_proto::syscalls::codec::errno::{EINTR, ENOSYS, ERESTART_RESTARTBLOCK, ERESTARTNOINTR};
+use mosaic_proto::syscalls::codec::{self, AtHome, PlaceError};
+use mosaic_proto::syscalls::{Class, lookup};
+use tracing::warn;
+
+impl<T> Placeholder<T> {
+    /// The fast path for `read` and `pread64` of a regular file: done by
+    /// this thread on a duplicate of the placeholder's descriptor
+    /// (`pidfd_getfd`: the same open file description, so the same offset
+    /// and flags) instead of injected. Provably the same: reading a regular
+    /// file depends on the open file description and the inode, not on the
+    /// calling task, and never blocks on another process; except on FUSE,
+    /// which tells the file system who calls (the caller would be us), so
+    /// FUSE files (`/mfs` too) take the injected path. `None`: not this
+    /// path.
+    pub(crate) fn read_directly(&mut self, nr: u32, args: [u64; 6]) -> Option<(i64, Vec<Buf>)> {
+        const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
+        let positional = match i64::from(nr) {
+            libc::SYS_read => false,
+            libc::SYS_pread64 => true,
+            _ => return None,
+        };
+        let len = args[2];
+        if len > codec::MAX_BUF || args[1] == 0 {
+            return None;
+        }
+        if self.pidfd.is_none() {
+            // SAFETY: pidfd_open takes integers and returns a descriptor we own.
+            let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, self.tracee.pid.as_raw(), 0) };
+            // SAFETY: a fresh descriptor nothing else owns.
+            self.pidfd = (raw >= 0).then(|| unsafe { OwnedFd::from_raw_fd(raw as i32) });
+        }
+        let pidfd = self.pidfd.as_ref()?.as_raw_fd();
+        // SAFETY: pidfd_getfd takes integers and returns a descriptor we own.
+        let raw = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, args[0] as i32, 0) };
+        if raw < 0 {
+            return None; // EBADF and the like: the injected call says it right
+        }
+        // SAFETY: as above.
+        let file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(raw as i32) });
+        let regular = file.metadata().is_ok_and(|m| m.file_type().is_file());
+        let fuse = nix::sys::statfs::fstatfs(&file)
+            .map_or(true, |s| s.filesystem_type().0 == FUSE_SUPER_MAGIC);
+        if !regular || fuse {
+            return None;
+        }
+        let mut buf = vec![0u8; len as usize];
+        let got = if positional {
+            std::os::unix::fs::FileExt::read_at(&file, &mut buf, args[3])
+        } else {
+            std::io::Read::read(&mut &file, &mut buf)
+        };
+        Some(match got {
+            Ok(n) => {
+                buf.truncate(n);
+                (n as i64, vec![(1, buf.into())])
+            }
+            Err(e) => (
+                -i64::from(e.raw_os_error().unwrap_or(libc::EIO)),
+                Vec::new(),
+            ),
+        })
+    }
+
+    /// Runs a forwarded call inside the placeholder: its buffers placed in
+    /// scratch by the codec, the call injected, its out-buffers collected.
+    pub(crate) fn execute(
+        &mut self,
+        nr: u32,
+        args: [u64; 6],
+        inbufs: &[Buf],
+    ) -> Result<(i64, Vec<Buf>), DeputyError> {
+        // The remote forwards only what the codec marshals; anything else
+        // is its mistake, answered ENOSYS and said.
+        let Some(spec) = lookup(nr).filter(|s| s.class == Class::Forward) else {
+            return Ok(self.refuse(ENOSYS, nr, "not a forwarded call", "its row"));
+        };
+        let marshal = match codec::resolve(spec, &args) {
+            Ok(m) => m,
+            Err(AtHome(why)) => {
+                return Ok(self.refuse(ENOSYS, nr, "a call made at home", why));
+            }
+        };
+        if let Some(done) = self.read_directly(nr, args) {
+            return Ok(done);
+        }
+        let placed = match codec::place(&marshal, &args, inbufs, &mut self.room()) {
+            Ok(p) => p,
+            Err(PlaceError::Bad { errno, why }) => {
+                return Ok(self.refuse(errno, nr, "a malformed forwarded call", &why));
+            }
+            Err(PlaceError::Scratch(e)) => return Err(e.into()),
+        };
+        let mut room = self.room();
+        // A signal for the home PID can interrupt a blocking call in the
+        // placeholder. ERESTARTNOINTR means "always restart": done here.
+        // ERESTARTSYS and ERESTARTNOHAND go to the remote with the signal,
+        // whose kernel then restarts or fails the call by the guest's own
+        // handler flags (SA_RESTART). A restart block cannot travel: EINTR.
+        let ret = loop {
+            match room.tracee.syscall(i64::from(nr), placed.args)? {
+                ERESTARTNOINTR => continue,
+                ERESTART_RESTARTBLOCK => break EINTR,
+                r => break r,
+            }
+        };
+        Ok((ret, placed.collect(ret, &mut room)?))
+    }
+}
+
+impl<T> Placeholder<T> {
+    /// The codec's room in this placeholder.
+    pub(crate) fn room(&mut self) -> InPlaceholder<'_> {
+        InPlaceholder {
+            tracee: &mut self.tracee,
+            scratch: &mut self.scratch,
+        }
+    }
+
+    /// A forwarded call answered `errno` without running: said, at most
+    /// once a second (a guest may repeat it in a loop).
+    pub(crate) fn refuse(&mut self, errno: i64, nr: u32, what: &str, why: &str) -> (i64, Vec<Buf>) {
+        if let Some(held) = self.noisy.allow() {
+            let syscall = lookup(nr).map_or("?", |s| s.name);
+            warn!(
+                pid = self.tracee.pid.as_raw(),
+                nr, syscall, why, held, errno, "{what} from the guest; answered with an error"
+            );
+        }
+        (errno, Vec::new())
+    }
+}
+
+/// The codec's room for one call: the deputy's scratch mapping inside the
+/// placeholder, reached through ptrace.
+pub(crate) struct InPlaceholder<'a> {
+    pub(crate) tracee: &'a mut Tracee,
+    pub(crate) scratch: &'a mut Scratch,
+}
+
+impl codec::Scratch for InPlaceholder<'_> {
+    type Error = CkptError;
+    fn reserve(&mut self, len: u64) -> Result<u64, CkptError> {
+        self.scratch.begin(self.tracee, len)?;
+        Ok(self.scratch.base)
+    }
+    fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), CkptError> {
+        self.tracee.write_mem(addr, data)
+    }
+    fn read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), CkptError> {
+        self.tracee.read_mem(addr, buf)
+    }
+}

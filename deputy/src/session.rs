@@ -1,0 +1,315 @@
+//! The session of one migrated process, home's side: sending it
+//! ([`migrate`]) and serving its guest until it ends or comes home
+//! ([`Placeholder::serve`]); the states and legal messages are
+//! `mosaic_proto::session`'s.
+
+use std::os::fd::OwnedFd;
+
+use crate::scratch::Scratch;
+use crate::{Command, DeputyError, Outcome, Reply};
+use mosaic_ckpt::CaptureOptions;
+use mosaic_ckpt::ptrace::Tracee;
+use mosaic_proto::image::CpuTime;
+use mosaic_proto::migrate::{HomeMsg, ImageOut, Link, LinkExt, RemoteMsg, STALL};
+use mosaic_proto::ratelimit::Every;
+use mosaic_proto::session::{State, remote_name};
+use mosaic_proto::syscalls::codec::errno::{EINTR, ERESTARTNOHAND, ERESTARTSYS};
+use nix::sys::signal::Signal;
+use tracing::{debug, info, warn};
+
+/// How often an idle placeholder is checked for signals.
+pub(crate) const WATCH_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// A migrated process's placeholder, once its guest runs.
+pub struct Placeholder<T> {
+    pub(crate) tracee: Tracee,
+    pub(crate) scratch: Scratch,
+    pub guest_pid: i32,
+    /// In group-stop because its guest stopped (`PTRACE_LISTEN`); shared
+    /// with whoever asked for [`Placeholder::stopped_flag`].
+    pub(crate) stopped: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// A pending request to come home.
+    pub(crate) asked: Option<(Option<T>, Reply)>,
+    /// A pidfd of the placeholder, for `pidfd_getfd` (opened on first use).
+    pub(crate) pidfd: Option<OwnedFd>,
+    /// Warnings about its calls, at most one a second.
+    pub(crate) noisy: Every,
+    /// The CPU time its image said it had used when it left, and the part
+    /// of it used away from home before.
+    pub(crate) cpu_sent: CpuTime,
+    pub(crate) cpu_elsewhere: CpuTime,
+    /// Told, just before the placeholder ends, the CPU time its guests
+    /// used away from home in all ([`Placeholder::when_it_ends`]).
+    pub(crate) on_end: Option<EndHook>,
+}
+
+/// See [`Placeholder::when_it_ends`].
+pub type EndHook = Box<dyn FnOnce(CpuTime) + Send>;
+
+/// Sends process `pid` over `link`, captured with `opts` (`embed_files`:
+/// the pages of its mapped files travel too, for a target that cannot map
+/// them); `locked`: its host must not move it on its own. On success the process is a placeholder and its guest runs on
+/// the other side; on any failure before that it goes on running at home
+/// as if nothing happened.
+pub fn migrate<T>(
+    pid: i32,
+    home: &str,
+    link: &mut dyn Link,
+    opts: &CaptureOptions,
+    locked: bool,
+) -> Result<Placeholder<T>, DeputyError> {
+    link.set_stall_timeout(Some(STALL))?;
+    link.send_msg(&HomeMsg::Begin {
+        home: home.to_string(),
+        home_pid: pid,
+        image_len: 0,
+        locked,
+    })?;
+    let started = std::time::Instant::now();
+    let mut sender = ImageOut::<HomeMsg>::new(&mut *link);
+    let (tracee, stats) = mosaic_ckpt::capture(pid, opts, &mut sender, &mut |_, _| {})?;
+    let sent = sender.finish();
+    debug!(
+        pid,
+        ms = started.elapsed().as_secs_f64() * 1e3,
+        "captured and sent"
+    );
+    let answer = sent.and_then(|()| link.recv_msg::<RemoteMsg>());
+    let answer = match answer {
+        // Served by polling from now on.
+        Ok(started @ RemoteMsg::Started { .. }) => link.set_stall_timeout(None).map(|()| started),
+        other => other,
+    };
+    match answer {
+        Ok(RemoteMsg::Started { guest_pid }) => {
+            info!(
+                pid,
+                guest_pid,
+                pages = stats.pages,
+                image_bytes = stats.image_bytes,
+                embedded_files = opts.embed_files,
+                ms = started.elapsed().as_secs_f64() * 1e3,
+                "migrated; the process is a placeholder now"
+            );
+            let mut p = Placeholder {
+                tracee,
+                scratch: Scratch::default(),
+                guest_pid,
+                stopped: Default::default(),
+                asked: None,
+                pidfd: None,
+                noisy: Every::second(),
+                cpu_sent: stats.cpu,
+                cpu_elsewhere: opts.cpu_elsewhere,
+                on_end: None,
+            };
+            // Signals caught while it was captured travelled in the image.
+            p.tracee.deferred_signals.clear();
+            // Its memory travelled: give it back to the home node.
+            match p.tracee.release_memory() {
+                Ok(bytes) => info!(pid, bytes, "released the placeholder's memory"),
+                Err(e) => warn!(pid, error = %e, "could not release the placeholder's memory"),
+            }
+            p.quiet_timers();
+            Ok(p)
+        }
+        other => {
+            // Never lose a process: it goes on at home.
+            tracee.release()?;
+            match other {
+                Ok(RemoteMsg::Failed { error }) => Err(DeputyError::Refused(error)),
+                Ok(RemoteMsg::FilesMissing { error }) => Err(DeputyError::FilesMissing(error)),
+                Ok(m) => Err(match State::Starting.remote_may_send(&m) {
+                    Err(unexpected) => unexpected.into(),
+                    Ok(_) => DeputyError::Protocol(format!("{} not handled", remote_name(&m))),
+                }),
+                Err(e) => Err(e.into()),
+            }
+        }
+    }
+}
+
+/// What the serving loop ends with.
+pub(crate) enum Next<T> {
+    Done(Outcome<T>),
+    /// Restored at home: release it, then deliver these signals.
+    Release(Outcome<T>, Vec<i32>),
+}
+
+impl<T> Placeholder<T> {
+    /// A flag that is set while the process is stopped (job control).
+    pub fn stopped_flag(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+        self.stopped.clone()
+    }
+
+    /// Calls `hook` with the CPU time the process used away from home in
+    /// all, once its guest ended (exited or killed), before the placeholder
+    /// ends too: its parent's wait returns only after that, so whoever
+    /// keeps the count for the parent (a shell's `time`, see the node) has
+    /// it by then. The home kernel counts only the time spent here.
+    pub fn when_it_ends(&mut self, hook: EndHook) {
+        self.on_end = Some(hook);
+    }
+
+    /// Tells [`Placeholder::when_it_ends`]'s hook; `total`: what the guest
+    /// used in all, every node's count.
+    pub(crate) fn ended(&mut self, total: CpuTime) {
+        if let Some(hook) = self.on_end.take() {
+            hook(self.cpu_elsewhere.plus(total.since(self.cpu_sent)));
+        }
+    }
+
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stopped.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_stopped(&self, stopped: bool) {
+        self.stopped
+            .store(stopped, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Serves the guest's forwarded calls until it ends (the placeholder
+    /// then ends the same way) or comes home (the placeholder is then the
+    /// process again, running).
+    pub fn serve(
+        mut self,
+        link: &mut dyn Link,
+        commands: &std::sync::mpsc::Receiver<Command<T>>,
+    ) -> Result<Outcome<T>, DeputyError> {
+        let served = self.serve_until_done(link, commands);
+        if let Some((_, reply)) = self.asked.take() {
+            let _ = reply.send(Err("the process ended before it could come home".into()));
+        }
+        match served? {
+            Next::Done(outcome) => Ok(outcome),
+            Next::Release(outcome, signals) => {
+                let pid = self.tracee.pid;
+                self.tracee.release()?;
+                for sig in signals {
+                    if let Ok(sig) = Signal::try_from(sig) {
+                        let _ = nix::sys::signal::kill(pid, sig);
+                    }
+                }
+                Ok(outcome)
+            }
+        }
+    }
+
+    /// The serving loop, and the one rule for a session that cannot go on
+    /// (an unexpected message, a failure of the placeholder, a link that
+    /// breaks): the process ends by SIGKILL, so that its parent sees it end,
+    /// and its guest ends over there with the link.
+    pub(crate) fn serve_until_done(
+        &mut self,
+        link: &mut dyn Link,
+        commands: &std::sync::mpsc::Receiver<Command<T>>,
+    ) -> Result<Next<T>, DeputyError> {
+        // Set once the home PID was killed (SIGKILL reaches the placeholder
+        // itself): the guest is told and will report its death.
+        let mut died: Option<i32> = None;
+        let served = self.serve_loop(link, commands, &mut died);
+        if let Err(e) = &served
+            && died.is_none()
+        {
+            warn!(pid = self.tracee.pid.as_raw(), error = %e, "the session with the guest's node cannot go on; ending the process");
+            self.trap();
+            self.die_by(Signal::SIGKILL);
+        }
+        served
+    }
+
+    pub(crate) fn serve_loop(
+        &mut self,
+        link: &mut dyn Link,
+        commands: &std::sync::mpsc::Receiver<Command<T>>,
+        died: &mut Option<i32>,
+    ) -> Result<Next<T>, DeputyError> {
+        let mut watched = std::time::Instant::now();
+        loop {
+            // Signals and requests are looked at every WATCH_EVERY, also
+            // while the guest keeps us busy with calls.
+            if watched.elapsed() >= WATCH_EVERY {
+                watched = std::time::Instant::now();
+                if died.is_none() {
+                    *died = self.watch(link)?;
+                }
+                if died.is_none()
+                    && self.asked.is_none()
+                    && let Ok(Command::ComeHome { then, reply }) = commands.try_recv()
+                {
+                    link.send_msg(&HomeMsg::ComeHome)?;
+                    self.asked = Some((then, reply));
+                }
+            }
+            let ready = link.readable(WATCH_EVERY);
+            if matches!(ready, Ok(false)) {
+                continue;
+            }
+            let msg = match ready.and_then(|_| link.recv_msg::<RemoteMsg>()) {
+                Ok(m) => m,
+                // The guest's node is gone: the process is lost with it.
+                Err(e) => return Err(DeputyError::GuestLost(e)),
+            };
+            State::Serving.remote_may_send(&msg)?;
+            match msg {
+                RemoteMsg::Syscall { .. } if died.is_some() => {
+                    link.send_msg(&HomeMsg::SyscallResult {
+                        ret: EINTR,
+                        outbufs: Vec::new(),
+                    })?;
+                }
+                RemoteMsg::Syscall { nr, args, inbufs } => {
+                    self.trap();
+                    let (ret, outbufs) = self.execute(nr, args, &inbufs)?;
+                    if matches!(ret, ERESTARTSYS | ERESTARTNOHAND) {
+                        // Interrupted by a signal still queued (the
+                        // injection's own trap came first): it goes along.
+                        self.take_pending()?;
+                    }
+                    // Signals that arrived during the call are the guest's,
+                    // and go first: an interrupted call restarts or fails
+                    // by the handler of the signal that interrupted it.
+                    for sig in self.take_deferred() {
+                        link.send_msg(&HomeMsg::Signal { signal: sig })?;
+                    }
+                    link.send_msg(&HomeMsg::SyscallResult { ret, outbufs })?;
+                }
+                RemoteMsg::Exited { code, cpu } => {
+                    self.ended(cpu);
+                    if died.is_none() {
+                        self.trap();
+                        // exit_group inside the placeholder: its parent sees `code`.
+                        let _ = self
+                            .tracee
+                            .syscall(libc::SYS_exit_group, [code as u64, 0, 0, 0, 0, 0]);
+                    }
+                    return Ok(Next::Done(Outcome::Exited(code)));
+                }
+                RemoteMsg::Killed { signal, cpu } => {
+                    self.ended(cpu);
+                    if died.is_none() {
+                        self.trap();
+                        self.die_by(Signal::try_from(signal).unwrap_or(Signal::SIGKILL));
+                    }
+                    return Ok(Next::Done(Outcome::Killed(signal)));
+                }
+                RemoteMsg::Stopped { signal } => {
+                    if died.is_none() {
+                        self.group_stop(link, signal)?;
+                    }
+                }
+                RemoteMsg::Returning { reason, next } => {
+                    if let Some(done) = self.take_back(link, reason, next, died.is_some())? {
+                        return Ok(done);
+                    }
+                }
+                other => {
+                    return Err(DeputyError::Protocol(format!(
+                        "{} not handled while serving",
+                        remote_name(&other)
+                    )));
+                }
+            }
+        }
+    }
+}

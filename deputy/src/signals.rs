@@ -1,0 +1,156 @@
+//! Signals: those sent to the home PID are relayed to the guest, those
+//! that arrive during an injected call go with its result, and the
+//! placeholder dies by the signal its guest died of.
+
+use crate::DeputyError;
+use crate::session::Placeholder;
+use mosaic_ckpt::ptrace::Deferred;
+use mosaic_proto::migrate::{HomeMsg, Link, LinkExt};
+use nix::sys::signal::Signal;
+use tracing::{debug, info, warn};
+
+/// Signals queued on process `pid` (thread and process queues).
+pub(crate) fn pending_signals(pid: i32) -> u64 {
+    mosaic_ckpt::procfs::signal_set(pid, &["SigPnd", "ShdPnd"]).unwrap_or(0)
+}
+
+impl<T> Placeholder<T> {
+    /// Between calls: relays signals queued on the placeholder to the
+    /// guest, notices a SIGCONT that ended its group-stop, and notices its
+    /// death (SIGKILL of the home PID). Returns the killing signal if it
+    /// died.
+    pub(crate) fn watch(&mut self, link: &mut dyn Link) -> Result<Option<i32>, DeputyError> {
+        use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+        let pid = self.tracee.pid;
+        let mut continued = false;
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL)) {
+            Ok(WaitStatus::Signaled(_, sig, _)) => {
+                link.send_msg(&HomeMsg::Signal { signal: sig as i32 })?;
+                return Ok(Some(sig as i32));
+            }
+            Ok(WaitStatus::Exited(..)) | Err(_) => {
+                link.send_msg(&HomeMsg::Signal {
+                    signal: libc::SIGKILL,
+                })?;
+                return Ok(Some(libc::SIGKILL));
+            }
+            Ok(WaitStatus::PtraceEvent(..)) if self.is_stopped() => {
+                // SIGCONT woke it out of group-stop; it is in a trap stop.
+                self.set_stopped(false);
+                continued = true;
+            }
+            _ => {}
+        }
+        if self.is_stopped() {
+            return Ok(None);
+        }
+        self.take_pending()?;
+        if continued
+            && !self
+                .tracee
+                .deferred_signals
+                .iter()
+                .any(|d| d.signal == libc::SIGCONT)
+        {
+            self.tracee
+                .deferred_signals
+                .push(Deferred::plain(libc::SIGCONT));
+        }
+        // A pending signal also shows up as a stop while we inject (the
+        // injection then suppresses it): those are relayed too.
+        for sig in self.take_deferred() {
+            info!(
+                pid = pid.as_raw(),
+                signal = sig,
+                "relaying a signal to the guest"
+            );
+            link.send_msg(&HomeMsg::Signal { signal: sig })?;
+        }
+        Ok(None)
+    }
+
+    /// The signals caught at the placeholder, to relay to the guest; those
+    /// its own timers sent are dropped: its timers travelled with the
+    /// guest, whose copies fire there (one that fired here before it was
+    /// deleted would reach the guest twice).
+    pub(crate) fn take_deferred(&mut self) -> Vec<i32> {
+        std::mem::take(&mut self.tracee.deferred_signals)
+            .into_iter()
+            .filter(|d| !d.from_timer())
+            .map(|d| d.signal)
+            .collect()
+    }
+
+    /// Takes the signals queued on the placeholder off its queue, into
+    /// `deferred_signals` (the guest's).
+    pub(crate) fn take_pending(&mut self) -> Result<(), DeputyError> {
+        let pid = self.tracee.pid;
+        let mut pending = pending_signals(pid.as_raw());
+        if pending & (1 << (libc::SIGSTOP - 1)) != 0 {
+            // SIGSTOP cannot be waited for: any injection meets it at its
+            // delivery stop, which suppresses and keeps it for the guest.
+            self.tracee.syscall(libc::SYS_getpid, [0; 6])?;
+            pending = pending_signals(pid.as_raw());
+        }
+        self.scratch.begin(&mut self.tracee, 256)?;
+        let room = self.scratch.alloc(160)?;
+        self.tracee.dequeue_signals(pending, room)?;
+        Ok(())
+    }
+
+    /// Disarms the placeholder's interval timers and deletes its POSIX
+    /// timers: they travelled with the guest and fire there (a second tick
+    /// from home would be relayed too). Coming home recreates them.
+    pub(crate) fn quiet_timers(&mut self) {
+        let t = &mut self.tracee;
+        let zero = self
+            .scratch
+            .begin(t, 64)
+            .and_then(|()| self.scratch.put(t, &[0u8; 32]));
+        if let Ok(zero) = zero {
+            for which in 0..3u64 {
+                let _ = t.syscall(libc::SYS_setitimer, [which, zero, 0, 0, 0, 0]);
+            }
+        }
+        match mosaic_ckpt::timers::delete_posix(t) {
+            Ok(0) => {}
+            Ok(n) => debug!(
+                pid = t.pid.as_raw(),
+                n, "deleted the placeholder's POSIX timers"
+            ),
+            Err(e) => {
+                warn!(pid = t.pid.as_raw(), error = %e, "could not delete the placeholder's POSIX timers; a timer may tick twice")
+            }
+        }
+    }
+
+    /// Makes the placeholder die by `sig`, as its guest did.
+    pub(crate) fn die_by(&mut self, sig: Signal) {
+        let pid = self.tracee.pid;
+        if sig != Signal::SIGKILL {
+            // Default disposition and unblocked, so the signal kills it.
+            let reset = self
+                .scratch
+                .begin(&mut self.tracee, 64)
+                .and_then(|()| self.scratch.put(&mut self.tracee, &[0u8; 32]))
+                .and_then(|act| {
+                    self.tracee
+                        .syscall(libc::SYS_rt_sigaction, [sig as u64, act, 0, 8, 0, 0])
+                });
+            if !matches!(reset, Ok(0)) {
+                warn!(
+                    pid = pid.as_raw(),
+                    "could not reset the disposition of {sig}"
+                );
+            }
+            if let Ok(mask) = self.tracee.sigmask() {
+                let _ = self.tracee.set_sigmask(mask & !(1u64 << (sig as u32 - 1)));
+            }
+            if nix::sys::ptrace::detach(pid, Some(sig)).is_ok() {
+                return;
+            }
+        }
+        let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::__WALL));
+    }
+}

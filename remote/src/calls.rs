@@ -1,0 +1,263 @@
+//! Its calls: made here, forwarded home with the codec's marshalling, or
+//! a reason to go home first (`Route`).
+
+use crate::RemoteError;
+use crate::clocks::{cpu_clock, own_cpu_time};
+use crate::fill::{map_private_file, private_file_map};
+use crate::home::go_home;
+use crate::not_handled;
+use crate::procview::open_own_proc_file;
+use crate::session::{Guest, Notif};
+use crate::signals::deliverable_signal;
+use mosaic_ckpt::ptrace::Memory;
+use mosaic_proto::migrate::{Buf, HomeMsg, Link, LinkExt, RemoteMsg};
+use mosaic_proto::session::{State, home_name};
+use mosaic_proto::syscalls::codec::errno::{
+    EFAULT, ENOSYS, ERESTARTNOHAND, ERESTARTNOINTR, ERESTARTSYS,
+};
+use mosaic_proto::syscalls::codec::{self, AtHome, Fault, Marshal, ScatterError};
+use mosaic_proto::syscalls::{Class, lookup};
+use tracing::warn;
+
+/// What becomes of a call the guest's filter sent us.
+pub(crate) enum Route {
+    /// Forwarded home and answered, marshalled so.
+    Forward(Marshal),
+    /// Made at home, natively: the guest goes home first.
+    Home(&'static str),
+    /// A private (or read-only shared) file mapping, filled from home.
+    FillMapping,
+    /// `clock_gettime` of a CPU-time clock.
+    CpuClock,
+    /// `sendmmsg`/`recvmmsg`: one `sendmsg`/`recvmsg` forwarded per message.
+    Mmsg,
+    /// No row says how (the filter lets only these through).
+    Refuse(&'static str),
+}
+
+pub(crate) fn route(n: &Notif) -> Route {
+    let Some(row) = u32::try_from(n.data.nr).ok().and_then(lookup) else {
+        return Route::Refuse("not a system call of this kernel");
+    };
+    match row.class {
+        Class::BringHome => Route::Home(row.name),
+        // recvmmsg's timeout is checked between messages: made at home.
+        Class::Forward if i64::from(n.data.nr) == libc::SYS_recvmmsg && n.data.args[4] != 0 => {
+            Route::Home("recvmmsg with a timeout")
+        }
+        Class::Forward
+            if matches!(
+                i64::from(n.data.nr),
+                libc::SYS_sendmmsg | libc::SYS_recvmmsg
+            ) =>
+        {
+            Route::Mmsg
+        }
+        Class::Forward => match codec::resolve(row, &n.data.args) {
+            Ok(m) => Route::Forward(m),
+            Err(AtHome(why)) => Route::Home(why),
+        },
+        Class::Local if i64::from(n.data.nr) == libc::SYS_clock_gettime => Route::CpuClock,
+        Class::Local if i64::from(n.data.nr) == libc::SYS_mmap => {
+            if private_file_map(n) {
+                Route::FillMapping
+            } else {
+                Route::Home("mmap of shared memory (or of a very large file)")
+            }
+        }
+        Class::Local | Class::Exit | Class::Unsupported => Route::Refuse(row.name),
+    }
+}
+
+/// One call of the guest. Returns true if the guest went home.
+pub(crate) fn call(g: &Guest, link: &mut dyn Link, n: Notif) -> Result<bool, RemoteError> {
+    let nr = n.data.nr as u32; // x86-64 numbers are small and positive
+    if let Some(ret) = open_own_proc_file(g, link, &n)? {
+        g.answer(n.id, ret);
+        return Ok(false);
+    }
+    let marshal = match route(&n) {
+        Route::Forward(m) => m,
+        Route::Home(reason) => return go_home(g, link, Some(n.id), reason, None),
+        Route::FillMapping => {
+            map_private_file(g, link, &n)?;
+            return Ok(false);
+        }
+        Route::CpuClock => {
+            cpu_clock(g, link, &n)?;
+            return Ok(false);
+        }
+        Route::Mmsg => {
+            let ret = mmsg(g, link, &n)?;
+            g.answer(n.id, ret);
+            return Ok(false);
+        }
+        Route::Refuse(why) => {
+            // Not a call the guest's filter sends us: said, and ENOSYS.
+            g.warn(|held| {
+                warn!(
+                    nr,
+                    why, held, "a guest call with no way to run; answered ENOSYS"
+                )
+            });
+            g.answer(n.id, ENOSYS);
+            return Ok(false);
+        }
+    };
+    let ret = forward_restarting(link, g, nr, n.data.args, &marshal)?;
+    if ret >= 0 {
+        own_cpu_time(g, nr, &n.data.args);
+    }
+    // With a signal queued, the guest's kernel restarts the call or fails
+    // it with EINTR by the guest's own SA_RESTART.
+    g.answer(n.id, ret);
+    Ok(false)
+}
+
+/// [`forward`], made again when home was interrupted but no signal will
+/// run here (the kernel would restart it, so do we).
+pub(crate) fn forward_restarting(
+    link: &mut dyn Link,
+    g: &Guest,
+    nr: u32,
+    args: [u64; 6],
+    marshal: &Marshal,
+) -> Result<i64, RemoteError> {
+    loop {
+        let ret = forward(link, g, nr, args, marshal)?;
+        if matches!(ret, ERESTARTSYS | ERESTARTNOINTR | ERESTARTNOHAND)
+            && !deliverable_signal(g.pid.as_raw())
+        {
+            continue;
+        }
+        return Ok(ret);
+    }
+}
+
+/// `sendmmsg` and `recvmmsg` (without a timeout) as the kernel makes
+/// them: a `sendmsg` or `recvmsg` per message, each forwarded as such, its
+/// byte count written into the message's `msg_len`; after the first,
+/// `MSG_WAITFORONE` makes the others non-blocking. The number of messages
+/// done, or the first one's error.
+pub(crate) fn mmsg(g: &Guest, link: &mut dyn Link, n: &Notif) -> Result<i64, RemoteError> {
+    // struct mmsghdr: a msghdr, then the msg_len the kernel sets.
+    const MMSGHDR_SIZE: u64 = std::mem::size_of::<libc::mmsghdr>() as u64;
+    const MSG_LEN_AT: u64 = mosaic_proto::syscalls::msghdr::SIZE as u64;
+    const MSG_WAITFORONE: u64 = libc::MSG_WAITFORONE as u64;
+    let [fd, vec, vlen, flags, ..] = n.data.args;
+    let recv = i64::from(n.data.nr) == libc::SYS_recvmmsg;
+    let one = if recv {
+        libc::SYS_recvmsg
+    } else {
+        libc::SYS_sendmsg
+    };
+    let Some(row) = lookup(one as u32) else {
+        return Ok(ENOSYS);
+    };
+    // The kernel takes at most UIO_MAXIOV messages a call.
+    let vlen = vlen.min(1024);
+    let mut done: u64 = 0;
+    while done < vlen {
+        let hdr = vec.wrapping_add(done * MMSGHDR_SIZE);
+        let mut each = flags & !MSG_WAITFORONE;
+        if recv && done > 0 && flags & MSG_WAITFORONE != 0 {
+            each |= libc::MSG_DONTWAIT as u64;
+        }
+        let args = [fd, hdr, each, 0, 0, 0];
+        let ret = match codec::resolve(row, &args) {
+            Ok(m) => forward_restarting(link, g, row.nr, args, &m)?,
+            Err(_) => EFAULT,
+        };
+        if ret < 0 {
+            return Ok(if done > 0 { done as i64 } else { ret });
+        }
+        let len = u32::try_from(ret).unwrap_or(u32::MAX).to_le_bytes();
+        if g.mem.write_mem(hdr + MSG_LEN_AT, &len).is_err() {
+            return Ok(if done > 0 { done as i64 } else { EFAULT });
+        }
+        done += 1;
+    }
+    Ok(done as i64)
+}
+
+/// The result of the call just sent home; signals home sends meanwhile are
+/// delivered on the way (before the result: an interrupted call must find
+/// its signal queued).
+pub(crate) fn result_of(link: &mut dyn Link, g: &Guest) -> Result<(i64, Vec<Buf>), RemoteError> {
+    loop {
+        let msg = link.recv_msg::<HomeMsg>()?;
+        State::InCall.home_may_send(&msg)?;
+        match msg {
+            HomeMsg::SyscallResult { ret, outbufs } => return Ok((ret, outbufs)),
+            HomeMsg::Signal { signal } => g.signal(signal),
+            // Served once the call is done.
+            HomeMsg::ComeHome => g.asked.set(true),
+            other => return Err(not_handled(home_name(&other))),
+        }
+    }
+}
+
+/// The guest's memory as the codec reaches it.
+pub(crate) struct GuestMem<'a>(&'a dyn Memory);
+
+impl codec::GuestMemory for GuestMem<'_> {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), Fault> {
+        self.0.read_mem(addr, buf).map_err(|_| Fault)
+    }
+    fn write(&self, addr: u64, data: &[u8]) -> Result<(), Fault> {
+        self.0.write_mem(addr, data).map_err(|_| Fault)
+    }
+}
+
+/// Forwards the call the guest waits in (`marshal`, resolved by
+/// [`call`]); returns its result.
+pub(crate) fn forward(
+    link: &mut dyn Link,
+    g: &Guest,
+    nr: u32,
+    args: [u64; 6],
+    marshal: &Marshal,
+) -> Result<i64, RemoteError> {
+    g.handle
+        .forwarded
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    g.write_back();
+    let mem = GuestMem(&g.mem);
+    let mut gathered = match codec::gather(marshal, &args, &mem) {
+        Ok(gathered) => gathered,
+        Err(errno) => return Ok(errno),
+    };
+    let inbufs = std::mem::take(&mut gathered.inbufs);
+    link.send_msg(&RemoteMsg::Syscall { nr, args, inbufs })?;
+    let (ret, outbufs) = result_of(link, g)?;
+    match gathered.scatter(&mem, &outbufs) {
+        Ok(()) => Ok(ret),
+        Err(ScatterError::Fault) => Ok(EFAULT),
+        Err(ScatterError::Malformed(why)) => {
+            g.warn(|held| {
+                warn!(
+                    nr,
+                    why, held, "a malformed answer from home; the call answers EFAULT"
+                )
+            });
+            Ok(EFAULT)
+        }
+    }
+}
+
+/// Makes call `nr` at home with `args` (pointers only non-null: home
+/// allocates) and these in-buffers; its result and out-buffers.
+pub(crate) fn at_home(
+    link: &mut dyn Link,
+    g: &Guest,
+    nr: i64,
+    args: [u64; 6],
+    inbufs: Vec<Buf>,
+) -> Result<(i64, Vec<Buf>), RemoteError> {
+    link.send_msg(&RemoteMsg::Syscall {
+        nr: nr as u32, // x86-64 numbers are small and positive
+        args,
+        inbufs,
+    })?;
+    result_of(link, g)
+}
