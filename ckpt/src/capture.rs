@@ -15,8 +15,8 @@
 use std::io::Write;
 
 use mosaic_proto::image::{
-    AltStack, Backing, FdInfo, FdKind, FileId, ImageMeta, ImageWriter, MmFields, PAGE_SIZE,
-    PendingSignal, Rseq, SigAction, Vma,
+    AltStack, Backing, FileId, ImageMeta, ImageWriter, PAGE_SIZE, PendingSignal, Rseq, SigAction,
+    Vma,
 };
 use nix::unistd::Pid;
 
@@ -121,7 +121,7 @@ fn describe(t: &mut Tracee, opts: &CaptureOptions) -> Result<ImageMeta, CkptErro
     let sigmask = t.sigmask()?;
     let rseq = t.rseq()?.map(|(addr, len, sig)| Rseq { addr, len, sig });
     let robust_list = robust_list(pid)?;
-    let mut mm = mm_fields(pid)?;
+    let mut mm = crate::mm::capture(pid)?;
 
     let maps_before = procfs::maps(pid)?;
     let insn = find_syscall_insn(t, &maps_before, regs.rip)?;
@@ -182,7 +182,7 @@ fn describe(t: &mut Tracee, opts: &CaptureOptions) -> Result<ImageMeta, CkptErro
         robust_list,
         rseq,
         vmas,
-        fds: fds(t)?,
+        fds: crate::files::capture(t)?,
         itimers: injected.itimers,
         posix_timers: injected.posix_timers,
         rlimits: crate::limits::capture(pid)?,
@@ -322,29 +322,6 @@ fn robust_list(pid: i32) -> Result<(u64, u64), CkptError> {
     Ok((head, len as u64))
 }
 
-fn mm_fields(pid: i32) -> Result<MmFields, CkptError> {
-    let f = procfs::stat_fields(pid)?;
-    let num = |i: usize| -> Result<u64, CkptError> {
-        f.get(i)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| CkptError::Parse(format!("/proc/{pid}/stat field {i}")))
-    };
-    Ok(MmFields {
-        start_code: num(26)?,
-        end_code: num(27)?,
-        start_stack: num(28)?,
-        start_data: num(45)?,
-        end_data: num(46)?,
-        start_brk: num(47)?,
-        brk: 0,
-        arg_start: num(48)?,
-        arg_end: num(49)?,
-        env_start: num(50)?,
-        env_end: num(51)?,
-        auxv: procfs::auxv(pid)?,
-    })
-}
-
 /// A `syscall` instruction (0f 05) in the vDSO, or the one the process is
 /// stopped after.
 fn find_syscall_insn(t: &Tracee, maps: &[MapLine], rip: u64) -> Result<u64, CkptError> {
@@ -389,41 +366,8 @@ impl Injected {
     }
 
     fn ask_with(t: &mut Tracee, pid: i32, scratch: u64) -> Result<Injected, CkptError> {
-        let interesting = procfs::signal_set(pid, &["SigCgt", "SigIgn"])?;
-        let mut sigactions = Vec::new();
-        for signo in 1..=64u32 {
-            if interesting & (1 << (signo - 1)) == 0 {
-                continue;
-            }
-            t.syscall_ok(
-                "rt_sigaction",
-                libc::SYS_rt_sigaction,
-                [signo as u64, 0, scratch, 8, 0, 0],
-            )?;
-            let mut raw = [0u8; 32];
-            t.read_mem(scratch, &mut raw)?;
-            let word =
-                |i: usize| u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
-            sigactions.push(SigAction {
-                signo,
-                handler: word(0),
-                flags: word(1),
-                restorer: word(2),
-                mask: word(3),
-            });
-        }
-        t.syscall_ok(
-            "sigaltstack",
-            libc::SYS_sigaltstack,
-            [0, scratch, 0, 0, 0, 0],
-        )?;
-        let mut raw = [0u8; 24];
-        t.read_mem(scratch, &mut raw)?;
-        let altstack = AltStack {
-            sp: u64::from_le_bytes(raw[0..8].try_into().expect("8 bytes")),
-            flags: i32::from_le_bytes(raw[8..12].try_into().expect("4 bytes")),
-            size: u64::from_le_bytes(raw[16..24].try_into().expect("8 bytes")),
-        };
+        let sigactions = crate::signals::capture_actions(t, pid, scratch)?;
+        let altstack = crate::signals::capture_altstack(t, scratch)?;
         t.syscall_ok(
             "prctl(PR_GET_TID_ADDRESS)",
             libc::SYS_prctl,
@@ -570,187 +514,4 @@ pub(crate) fn file_id(path: &str, st: &std::fs::Metadata) -> FileId {
     }
 }
 
-/// Character devices a stand-alone restore may reopen by path.
-const REOPENABLE_DEVICES: &[&str] = &[
-    "/dev/null",
-    "/dev/zero",
-    "/dev/full",
-    "/dev/random",
-    "/dev/urandom",
-];
-
-/// Descriptors of `pid` that a stand-alone restore cannot reopen (sockets,
-/// terminals, pipes shared with another process, ...): (fd, what it is).
-/// Read from `/proc` without stopping the process, so that `mosaic
-/// checkpoint --kill` can refuse before it touches anything.
-pub fn restore_blockers(pid: i32) -> Result<Vec<(i32, String)>, CkptError> {
-    Ok(classify(pid)?
-        .into_iter()
-        .filter_map(|f| match f.kind {
-            FdKind::Other { what } => Some((f.fd, what)),
-            _ => None,
-        })
-        .collect())
-}
-
-fn fds(t: &Tracee) -> Result<Vec<FdInfo>, CkptError> {
-    let pid = t.pid.as_raw();
-    let mut out = classify(pid)?;
-    // The buffered bytes of a self-pipe, read once the process is stopped.
-    let mut drained = std::collections::HashSet::new();
-    for f in &mut out {
-        if let FdKind::Pipe {
-            id,
-            write: false,
-            contents,
-            ..
-        } = &mut f.kind
-            && drained.insert(*id)
-        {
-            *contents = pipe_contents(pid, f.fd)?;
-        }
-    }
-    Ok(out)
-}
-
-/// What each descriptor of `pid` is, from `/proc` (pipe contents empty).
-fn classify(pid: i32) -> Result<Vec<FdInfo>, CkptError> {
-    use std::os::unix::fs::FileTypeExt;
-    let mut out: Vec<FdInfo> = Vec::new();
-    let mut pipe_ends: std::collections::HashMap<u64, (bool, bool)> = Default::default();
-    for (fd, target) in procfs::fds(pid)? {
-        let (pos, flags) = procfs::fdinfo(pid, fd)?;
-        if let Some(of) = out
-            .iter()
-            .map(|f| f.fd)
-            .find(|&other| same_file(pid, other, fd))
-        {
-            out.push(FdInfo {
-                fd,
-                kind: FdKind::Dup {
-                    of,
-                    cloexec: flags & libc::O_CLOEXEC != 0,
-                },
-            });
-            continue;
-        }
-        // Regular files and directories (gzip holds its directory open)
-        // are reopened by path, at their offset.
-        let is_file = target.starts_with('/')
-            && !target.ends_with(" (deleted)")
-            && std::fs::metadata(&target)
-                .is_ok_and(|m| m.file_type().is_file() || m.file_type().is_dir());
-        let kind = if is_file || REOPENABLE_DEVICES.contains(&target.as_str()) {
-            FdKind::Path {
-                path: target,
-                flags,
-                pos,
-            }
-        } else if let Some(id) = target
-            .strip_prefix("pipe:[")
-            .and_then(|r| r.strip_suffix(']'))
-            .and_then(|r| r.parse().ok())
-        {
-            let write = flags & libc::O_ACCMODE == libc::O_WRONLY;
-            let ends = pipe_ends.entry(id).or_default();
-            if write {
-                ends.1 = true
-            } else {
-                ends.0 = true
-            }
-            FdKind::Pipe {
-                id,
-                write,
-                flags,
-                contents: Vec::new(),
-            }
-        } else {
-            let what = match std::fs::metadata(&target) {
-                Ok(m) if m.file_type().is_char_device() => {
-                    format!("a terminal or device ({target})")
-                }
-                _ if target.starts_with("socket:") => format!("a socket ({target})"),
-                _ => target,
-            };
-            FdKind::Other { what }
-        };
-        out.push(FdInfo { fd, kind });
-    }
-    // A pipe is carried only when this process holds both of its ends.
-    for f in &mut out {
-        if let FdKind::Pipe { id, write, .. } = &mut f.kind
-            && pipe_ends.get(id) != Some(&(true, true))
-        {
-            let end = if *write { "write" } else { "read" };
-            f.kind = FdKind::Other {
-                what: format!("the {end} end of a pipe shared with another process (pipe:[{id}])"),
-            };
-        }
-    }
-    Ok(out)
-}
-
-/// Whether two descriptors of `pid` are the same open file description.
-fn same_file(pid: i32, a: i32, b: i32) -> bool {
-    const KCMP_FILE: i32 = 0;
-    // SAFETY: kcmp takes integers only.
-    unsafe { libc::syscall(libc::SYS_kcmp, pid, pid, KCMP_FILE, a, b) == 0 }
-}
-
-/// What is buffered in the pipe read by `pid`'s descriptor `fd`. The bytes
-/// are read and written straight back, so the process (which is stopped)
-/// finds its pipe as it was if it goes on running.
-fn pipe_contents(pid: i32, fd: i32) -> Result<Vec<u8>, CkptError> {
-    use std::io::{Read, Write};
-    use std::os::fd::FromRawFd;
-    let dup = |target: i32| -> Result<std::fs::File, CkptError> {
-        // SAFETY: pidfd_open and pidfd_getfd take integers and return new
-        // descriptors we own.
-        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-        if pidfd < 0 {
-            return Err(CkptError::Ptrace("pidfd_open", nix::errno::Errno::last()));
-        }
-        // SAFETY: as above.
-        let got = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd as i32, target, 0) };
-        let err = nix::errno::Errno::last();
-        // SAFETY: pidfd is ours and no longer needed.
-        unsafe { libc::close(pidfd as i32) };
-        if got < 0 {
-            return Err(CkptError::Ptrace("pidfd_getfd", err));
-        }
-        // SAFETY: a fresh descriptor that nothing else owns.
-        Ok(unsafe { std::fs::File::from_raw_fd(got as i32) })
-    };
-    let mut read_end = dup(fd)?;
-    let mut n: libc::c_int = 0;
-    // SAFETY: FIONREAD writes one int to the location we pass.
-    if unsafe {
-        libc::ioctl(
-            std::os::fd::AsRawFd::as_raw_fd(&read_end),
-            libc::FIONREAD,
-            &mut n,
-        )
-    } < 0
-    {
-        return Err(CkptError::Ptrace(
-            "ioctl(FIONREAD)",
-            nix::errno::Errno::last(),
-        ));
-    }
-    let mut contents = vec![0u8; n.max(0) as usize];
-    if n > 0 {
-        read_end
-            .read_exact(&mut contents)
-            .map_err(|e| CkptError::Io(format!("reading pipe fd {fd} of {pid}"), e))?;
-        // Put it back through the same pipe.
-        let target = format!("/proc/{pid}/fd/{fd}");
-        let mut write_end = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&target)
-            .map_err(|e| CkptError::Io(target.clone(), e))?;
-        write_end
-            .write_all(&contents)
-            .map_err(|e| CkptError::Io(target, e))?;
-    }
-    Ok(contents)
-}
+pub use crate::files::restore_blockers;

@@ -26,12 +26,15 @@
 pub mod cantmove;
 pub mod capture;
 pub mod cputime;
+mod files;
 pub mod limits;
+mod mm;
 pub mod procfs;
 pub mod procstat;
 pub mod ptrace;
 pub mod restart;
 pub mod restore;
+mod signals;
 pub mod timers;
 
 use thiserror::Error;

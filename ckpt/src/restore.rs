@@ -18,7 +18,7 @@
 use std::io::Read;
 
 use mosaic_proto::image::{
-    Backing, CpuTime, FdKind, FileId, ImageMeta, ImageReader, PAGE_SIZE, SigAction, Vma,
+    Backing, CpuTime, FdKind, FileId, ImageMeta, ImageReader, PAGE_SIZE, Vma,
 };
 use nix::sys::ptrace;
 use nix::sys::signal::Signal;
@@ -97,8 +97,6 @@ pub enum CpuLimit {
 const TRAMPOLINE_PAGES: u64 = 16;
 
 const ARCH_MAP_VDSO_64: u64 = 0x2003;
-const PR_SET_MM: u64 = libc::PR_SET_MM as u64;
-const PR_SET_MM_MAP: u64 = libc::PR_SET_MM_MAP as u64;
 const RSEQ_FLAG_UNREGISTER: u64 = 1;
 const MAP_FIXED_NOREPLACE: u64 = libc::MAP_FIXED_NOREPLACE as u64;
 const TASK_SIZE: u64 = 0x7fff_ffff_f000;
@@ -427,8 +425,8 @@ fn build<R: Read + Send>(
 
     fill(t, reader, meta, data, unpinned, progress)?;
     place_vdso(t, meta)?;
-    set_mm(t, meta, data)?;
-    set_signals(t, meta, data)?;
+    crate::mm::restore(t, meta, data)?;
+    crate::signals::restore(t, meta, data)?;
     t.syscall_ok(
         "set_tid_address",
         libc::SYS_set_tid_address,
@@ -448,7 +446,7 @@ fn build<R: Read + Send>(
             [r.addr, r.len as u64, 0, r.sig as u64, 0, 0],
         )?;
     }
-    set_files(t, meta, opts, data)?;
+    crate::files::restore(t, meta, opts, data)?;
     crate::timers::restore_itimers(t, meta, data)?;
     crate::timers::restore_posix(t, meta, data)?;
     crate::limits::restore(t, meta, data, opts.cpu_limit)?;
@@ -459,7 +457,7 @@ fn build<R: Read + Send>(
     // delivered at one of the injections that follow would stop them (and
     // a real-time one is a stop nix's waitpid cannot even name: EINVAL).
     t.set_sigmask(!0)?;
-    queue_pending(t, meta, data)?;
+    crate::signals::queue_pending(t, meta, data)?;
     if opts.own_process_group {
         t.syscall_ok("setpgid", libc::SYS_setpgid, [0, 0, 0, 0, 0, 0])?;
     }
@@ -595,7 +593,7 @@ fn install_seccomp(
 }
 
 /// Writes a NUL-terminated path into the data page.
-fn put_path(t: &Tracee, data: u64, path: &str) -> Result<(), CkptError> {
+pub(crate) fn put_path(t: &Tracee, data: u64, path: &str) -> Result<(), CkptError> {
     if path.len() >= PAGE_SIZE as usize {
         return Err(CkptError::Restore(format!("path too long: {path}")));
     }
@@ -710,313 +708,6 @@ fn place_vdso(t: &mut Tracee, meta: &ImageMeta) -> Result<(), CkptError> {
         return Err(CkptError::Restore(format!(
             "the vDSO landed at {got:x?}, the image had it at {want:x?} (different kernel layout?)"
         )));
-    }
-    Ok(())
-}
-
-fn set_mm(t: &mut Tracee, meta: &ImageMeta, data: u64) -> Result<(), CkptError> {
-    let mm = &meta.mm;
-    let auxv_addr = data + 256;
-    let auxv: Vec<u8> = mm.auxv.iter().flat_map(|w| w.to_le_bytes()).collect();
-    if auxv.len() > 2048 {
-        return Err(CkptError::Restore("auxiliary vector too large".into()));
-    }
-    t.write_mem(auxv_addr, &auxv)?;
-    let struct_for = |exe_fd: u32| -> Vec<u8> {
-        let mut s = Vec::with_capacity(104);
-        for w in [
-            mm.start_code,
-            mm.end_code,
-            mm.start_data,
-            mm.end_data,
-            mm.start_brk,
-            mm.brk,
-            mm.start_stack,
-            mm.arg_start,
-            mm.arg_end,
-            mm.env_start,
-            mm.env_end,
-            auxv_addr,
-        ] {
-            s.extend_from_slice(&w.to_le_bytes());
-        }
-        s.extend_from_slice(&(auxv.len() as u32).to_le_bytes());
-        s.extend_from_slice(&exe_fd.to_le_bytes());
-        s
-    };
-    // Point /proc/PID/exe at the original executable when it still exists.
-    let mut exe_fd = u32::MAX;
-    let same_exe = std::fs::read_link(format!("/proc/{}/exe", t.pid))
-        .is_ok_and(|p| p.to_string_lossy() == meta.exe);
-    if !meta.exe.is_empty() && !same_exe {
-        put_path(t, data + 2048, &meta.exe)?;
-        if let Ok(fd) = t.syscall_ok(
-            "open of the executable",
-            libc::SYS_openat,
-            [
-                libc::AT_FDCWD as u64,
-                data + 2048,
-                libc::O_RDONLY as u64,
-                0,
-                0,
-                0,
-            ],
-        ) {
-            exe_fd = fd as u32;
-        }
-    }
-    let s = struct_for(exe_fd);
-    t.write_mem(data, &s)?;
-    let r = t.syscall(
-        libc::SYS_prctl,
-        [PR_SET_MM, PR_SET_MM_MAP, data, s.len() as u64, 0, 0],
-    )?;
-    if r < 0 && exe_fd != u32::MAX {
-        // Keep going without /proc/PID/exe rather than fail.
-        tracing::warn!(
-            errno = -r,
-            "PR_SET_MM_MAP with exe_fd failed; retrying without"
-        );
-        t.write_mem(data, &struct_for(u32::MAX))?;
-        t.syscall_ok(
-            "prctl(PR_SET_MM_MAP)",
-            libc::SYS_prctl,
-            [PR_SET_MM, PR_SET_MM_MAP, data, s.len() as u64, 0, 0],
-        )?;
-    } else if r < 0 {
-        return Err(CkptError::Injected {
-            what: "prctl(PR_SET_MM_MAP)",
-            errno: nix::errno::Errno::from_raw(-r as i32),
-        });
-    }
-    if exe_fd != u32::MAX {
-        t.syscall_ok("close", libc::SYS_close, [exe_fd as u64, 0, 0, 0, 0, 0])?;
-    }
-    Ok(())
-}
-
-/// `sigaltstack`'s flag that disarms the stack while a handler runs on it
-/// (not in the libc crate).
-const SS_AUTODISARM: i32 = 1 << 31;
-
-fn set_signals(t: &mut Tracee, meta: &ImageMeta, data: u64) -> Result<(), CkptError> {
-    // The image holds the caught and ignored signals; every other one is
-    // at its default. The stub may have handlers of its own (a fork of a
-    // daemon that catches SIGTERM: after the restore the handler's address
-    // means nothing, and a SIGTERM would end the process with SIGSEGV) or
-    // ignore what the process did not (SIGPIPE, ignored by Rust programs):
-    // those go back to SIG_DFL.
-    let pid = t.pid.as_raw();
-    let mask = |name: &str| -> Result<u64, CkptError> {
-        u64::from_str_radix(&procfs::status_field(pid, name)?, 16)
-            .map_err(|_| CkptError::Parse(name.into()))
-    };
-    let stubs = mask("SigCgt")? | mask("SigIgn")?;
-    let defaults = (1..=64u32)
-        .filter(|&signo| stubs & (1 << (signo - 1)) != 0)
-        .filter(|&signo| !meta.sigactions.iter().any(|a| a.signo == signo))
-        .map(|signo| SigAction {
-            signo,
-            handler: 0,
-            flags: 0,
-            restorer: 0,
-            mask: 0,
-        });
-    let all: Vec<SigAction> = meta.sigactions.iter().cloned().chain(defaults).collect();
-    for a in &all {
-        if a.signo == libc::SIGKILL as u32 || a.signo == libc::SIGSTOP as u32 {
-            continue;
-        }
-        let mut s = Vec::with_capacity(32);
-        for w in [a.handler, a.flags, a.restorer, a.mask] {
-            s.extend_from_slice(&w.to_le_bytes());
-        }
-        t.write_mem(data, &s)?;
-        t.syscall_ok(
-            "rt_sigaction",
-            libc::SYS_rt_sigaction,
-            [a.signo as u64, data, 0, 8, 0, 0],
-        )?;
-    }
-    // The image's alternate stack, or none: the stub's own (a Rust thread
-    // has one) would point into memory that is the image's now.
-    let st = &meta.altstack;
-    let (sp, flags, size) = if st.flags & libc::SS_DISABLE == 0 {
-        (st.sp, st.flags & SS_AUTODISARM, st.size)
-    } else {
-        (0, libc::SS_DISABLE, 0)
-    };
-    let mut s = Vec::with_capacity(24);
-    s.extend_from_slice(&sp.to_le_bytes());
-    s.extend_from_slice(&flags.to_le_bytes());
-    s.extend_from_slice(&0i32.to_le_bytes());
-    s.extend_from_slice(&size.to_le_bytes());
-    t.write_mem(data, &s)?;
-    t.syscall_ok("sigaltstack", libc::SYS_sigaltstack, [data, 0, 0, 0, 0, 0])?;
-    Ok(())
-}
-
-/// Reopens the image's descriptors at their numbers. Each source (a file,
-/// a pipe end) is first opened and moved above every target number, then
-/// duplicated onto its targets, so that no opening can take a number that a
-/// later target needs.
-fn set_files(
-    t: &mut Tracee,
-    meta: &ImageMeta,
-    opts: &RestoreOptions,
-    data: u64,
-) -> Result<(), CkptError> {
-    if opts.keep_files {
-        return Ok(());
-    }
-    if opts.no_files {
-        t.syscall_ok(
-            "close_range",
-            libc::SYS_close_range,
-            [0, u32::MAX as u64, 0, 0, 0, 0],
-        )?;
-        return Ok(());
-    }
-    let keep_stdio = opts.stdio == StdioMode::Inherit;
-    let wanted: Vec<&mosaic_proto::image::FdInfo> = meta
-        .fds
-        .iter()
-        .filter(|f| !(keep_stdio && f.fd <= 2))
-        .collect();
-    let first_closed = if keep_stdio { 3 } else { 0 };
-    t.syscall_ok(
-        "close_range",
-        libc::SYS_close_range,
-        [first_closed, u32::MAX as u64, 0, 0, 0, 0],
-    )?;
-    let base = wanted
-        .iter()
-        .map(|f| f.fd as u64 + 1)
-        .max()
-        .unwrap_or(3)
-        .max(3);
-    let lift = |t: &mut Tracee, fd: u64| -> Result<u64, CkptError> {
-        let high = t.syscall_ok(
-            "fcntl(F_DUPFD_CLOEXEC)",
-            libc::SYS_fcntl,
-            [fd, libc::F_DUPFD_CLOEXEC as u64, base, 0, 0, 0],
-        )?;
-        t.syscall_ok("close", libc::SYS_close, [fd, 0, 0, 0, 0, 0])?;
-        Ok(high)
-    };
-    let mut sources: std::collections::HashMap<i32, u64> = Default::default();
-    let mut pipes: std::collections::HashMap<u64, (u64, u64)> = Default::default();
-    for f in &wanted {
-        match &f.kind {
-            FdKind::Path { path, flags, pos } => {
-                put_path(t, data, path)?;
-                let flags = (*flags & !(libc::O_CREAT | libc::O_TRUNC | libc::O_EXCL)) as u64;
-                let fd = t.syscall_ok(
-                    "open of a file",
-                    libc::SYS_openat,
-                    [libc::AT_FDCWD as u64, data, flags, 0, 0, 0],
-                )?;
-                let high = lift(t, fd)?;
-                let r = t.syscall(
-                    libc::SYS_lseek,
-                    [high, *pos, libc::SEEK_SET as u64, 0, 0, 0],
-                )?;
-                if r < 0 && r != -(libc::ESPIPE as i64) {
-                    return Err(CkptError::Injected {
-                        what: "lseek",
-                        errno: nix::errno::Errno::from_raw(-r as i32),
-                    });
-                }
-                sources.insert(f.fd, high);
-            }
-            FdKind::Pipe { id, .. } if !pipes.contains_key(id) => {
-                t.syscall_ok("pipe2", libc::SYS_pipe2, [data, 0, 0, 0, 0, 0])?;
-                let mut raw = [0u8; 8];
-                t.read_mem(data, &mut raw)?;
-                let r = u32::from_le_bytes(raw[0..4].try_into().expect("4 bytes")) as u64;
-                let w = u32::from_le_bytes(raw[4..8].try_into().expect("4 bytes")) as u64;
-                let (r, w) = (lift(t, r)?, lift(t, w)?);
-                pipes.insert(*id, (r, w));
-            }
-            _ => {}
-        }
-    }
-    // Refill the pipes and set their status flags (O_NONBLOCK, ...).
-    for f in &wanted {
-        if let FdKind::Pipe {
-            id,
-            write,
-            flags,
-            contents,
-        } = &f.kind
-        {
-            let (r, w) = pipes[id];
-            let end = if *write { w } else { r };
-            let status = (*flags & (libc::O_NONBLOCK | libc::O_DIRECT)) as u64;
-            t.syscall_ok(
-                "fcntl(F_SETFL)",
-                libc::SYS_fcntl,
-                [end, libc::F_SETFL as u64, status, 0, 0, 0],
-            )?;
-            for chunk in contents.chunks(2048) {
-                t.write_mem(data, chunk)?;
-                let n = t.syscall_ok(
-                    "write to a pipe",
-                    libc::SYS_write,
-                    [w, data, chunk.len() as u64, 0, 0, 0],
-                )?;
-                if n != chunk.len() as u64 {
-                    return Err(CkptError::Restore("could not refill a pipe".into()));
-                }
-            }
-        }
-    }
-    for f in &wanted {
-        let (source, cloexec) = match &f.kind {
-            FdKind::Path { flags, .. } => (sources[&f.fd], flags & libc::O_CLOEXEC != 0),
-            FdKind::Pipe {
-                id, write, flags, ..
-            } => {
-                let (r, w) = pipes[id];
-                (if *write { w } else { r }, flags & libc::O_CLOEXEC != 0)
-            }
-            FdKind::Dup { of, cloexec } => (*of as u64, *cloexec),
-            FdKind::Other { .. } => continue, // preflight refused these
-        };
-        let flag = if cloexec { libc::O_CLOEXEC as u64 } else { 0 };
-        t.syscall_ok("dup3", libc::SYS_dup3, [source, f.fd as u64, flag, 0, 0, 0])?;
-    }
-    t.syscall_ok(
-        "close_range",
-        libc::SYS_close_range,
-        [base, u32::MAX as u64, 0, 0, 0, 0],
-    )?;
-    Ok(())
-}
-
-fn queue_pending(t: &mut Tracee, meta: &ImageMeta, data: u64) -> Result<(), CkptError> {
-    let pid = t.pid.as_raw() as u64;
-    for p in &meta.pending {
-        if p.siginfo.len() != 128 {
-            return Err(CkptError::Restore(
-                "a queued signal's siginfo is not 128 bytes".into(),
-            ));
-        }
-        let signo = u32::from_le_bytes(p.siginfo[0..4].try_into().expect("4 bytes")) as u64;
-        t.write_mem(data, &p.siginfo)?;
-        if p.shared {
-            t.syscall_ok(
-                "rt_sigqueueinfo",
-                libc::SYS_rt_sigqueueinfo,
-                [pid, signo, data, 0, 0, 0],
-            )?;
-        } else {
-            t.syscall_ok(
-                "rt_tgsigqueueinfo",
-                libc::SYS_rt_tgsigqueueinfo,
-                [pid, pid, signo, data, 0, 0],
-            )?;
-        }
     }
     Ok(())
 }
