@@ -77,7 +77,7 @@ impl<T> Placeholder<T> {
                 Vec::new()
             }
         };
-        info!(pid, %reason, "the process came home and runs here again");
+        info!(pid, %reason, "{}", crate::log::CAME_HOME);
         let then = match self.asked.take() {
             Some((None, reply)) => {
                 let _ = reply.send(Ok((None, pid)));

@@ -33,6 +33,12 @@ mod signals;
 
 pub use session::{EndHook, Placeholder, migrate};
 
+/// Log lines others look for, one text for writer and readers.
+pub mod log {
+    /// A process that was away runs at home again.
+    pub const CAME_HOME: &str = "the process came home and runs here again";
+}
+
 use mosaic_ckpt::CkptError;
 use mosaic_proto::image::CpuTime;
 use mosaic_proto::migrate::LinkError;

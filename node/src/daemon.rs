@@ -1,5 +1,15 @@
 //! `mosaicd`: wires membership, load sampling and the control socket.
 
+/// Log lines others look for, one text for writer and readers.
+pub mod log {
+    /// The balancer sends a guest of this node on (or home).
+    pub const MOVING_GUEST: &str = "balancer: moving a guest";
+    /// The balancer sends a process of this node away.
+    pub const MOVING_PROCESS: &str = "balancer: moving a process";
+    /// A leaving node's guests were still here when it gave up waiting.
+    pub const GUESTS_DID_NOT_LEAVE: &str = "guests did not leave in time; they end with this node";
+}
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -297,10 +307,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         })
         .await;
         if left > 0 {
-            warn!(
-                guests = left,
-                "guests did not leave in time; they end with this node"
-            );
+            warn!(guests = left, "{}", log::GUESTS_DID_NOT_LEAVE);
         }
     }
     if registry.away_count() > 0 {
@@ -498,11 +505,11 @@ async fn balance(
             } else {
                 mosaic_remote::HostOrder::MoveTo(node.clone())
             };
-            info!(pid, to = %node, %home, "balancer: moving a guest");
+            info!(pid, to = %node, %home, "{}", log::MOVING_GUEST);
             guests.order(pid, order);
             continue;
         }
-        info!(pid, to = %node, "balancer: moving a process");
+        info!(pid, to = %node, "{}", log::MOVING_PROCESS);
         let (membership, registry, me, key) = (
             membership.clone(),
             registry.clone(),

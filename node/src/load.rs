@@ -153,7 +153,17 @@ pub fn calibrate_speed() -> u32 {
         std::hint::black_box(x);
         best = best.max(iterations as f64 / start.elapsed().as_secs_f64());
     }
-    ((best / 1e6).round() as u32).max(1)
+    speed_of(best)
+}
+
+/// The speed for a rate of `per_second` iterations: millions a second,
+/// rounded, never 0 (a node of speed 0 would look infinitely slow).
+fn speed_of(per_second: f64) -> u32 {
+    if per_second.is_finite() && per_second > 0.0 {
+        ((per_second / 1e6).round().min(f64::from(u32::MAX)) as u32).max(1)
+    } else {
+        1
+    }
 }
 
 /// Fixed parts of the load vector, decided at start.
@@ -296,7 +306,13 @@ mod tests {
     }
 
     #[test]
-    fn speed_is_positive() {
-        assert!(calibrate_speed() > 0);
+    fn speed_is_millions_of_iterations_a_second_and_never_zero() {
+        assert_eq!(speed_of(2.6e9), 2600);
+        assert_eq!(speed_of(1.49e6), 1);
+        assert_eq!(speed_of(1.51e6), 2);
+        for nothing in [0.0, 1.0, -5.0, f64::NAN, f64::INFINITY] {
+            assert_eq!(speed_of(nothing), 1, "{nothing}");
+        }
+        assert_eq!(speed_of(1e30), u32::MAX);
     }
 }

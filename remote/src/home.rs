@@ -25,7 +25,12 @@ pub(crate) fn go_home(
 ) -> Result<bool, RemoteError> {
     let pid = g.pid;
     let t = g.stop(at_call)?;
-    tracing::info!(guest_pid = pid.as_raw(), reason, "sending the guest home");
+    tracing::info!(
+        guest_pid = pid.as_raw(),
+        reason,
+        "{}",
+        crate::log::SENDING_HOME
+    );
     // A home that stops answering must not keep this thread forever: the
     // error ends the guest here, and home, if it took the image, runs it.
     link.set_stall_timeout(Some(mosaic_proto::migrate::STALL))?;

@@ -37,6 +37,16 @@ mod session;
 mod signals;
 
 pub use filter::{guest_filter, verdict};
+
+/// Log lines others look for (the tests, a person reading a node's log):
+/// one text, here, for the code that writes them and whoever reads them.
+pub mod log {
+    /// A guest runs here.
+    pub const GUEST_STARTED: &str = "guest started";
+    /// A guest is captured to go home (asked, sent by its host, or for a
+    /// call only home can make).
+    pub const SENDING_HOME: &str = "sending the guest home";
+}
 pub use session::serve;
 
 use calls::{Route, route};

@@ -265,7 +265,8 @@ pub fn serve(
         home_pid,
         guest_pid = guest.pid.as_raw(),
         ms = begun.elapsed().as_secs_f64() * 1e3,
-        "guest started"
+        "{}",
+        crate::log::GUEST_STARTED
     );
     on_started(&home, home_pid, guest.pid.as_raw(), guest.handle.clone());
     link.send_msg(&RemoteMsg::Started {

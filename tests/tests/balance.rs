@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use std::process::Stdio;
 
+use mosaic_node::daemon::log::{MOVING_GUEST, MOVING_PROCESS};
 use mosaic_tests::{Cluster, bin, text, wait_for};
 
 /// The openMosix HOWTO test: ten CPU-bound awk jobs started together on
@@ -26,8 +27,11 @@ echo all done"#;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(stdout, "all done\n", "every job exits 0: {}", text(&out));
-    let moved = c.log("node1").matches("balancer: moving a process").count();
-    let guests = c.log("node2").matches("guest started").count();
+    let moved = c.log("node1").matches(MOVING_PROCESS).count();
+    let guests = c
+        .log("node2")
+        .matches(mosaic_remote::log::GUEST_STARTED)
+        .count();
     assert!(
         moved >= 1 && guests >= 1,
         "node2 ran guests ({moved} moves, {guests} guests, {took:?}):\n{}",
@@ -69,7 +73,7 @@ fn equal_nodes_trade_nothing_and_locked_jobs_stay() {
     for node in ["node1", "node2"] {
         let log = c.log(node);
         assert!(
-            !log.contains("balancer: moving"),
+            !log.contains(MOVING_PROCESS) && !log.contains(MOVING_GUEST),
             "{node} moved a process:\n{log}"
         );
     }
@@ -89,7 +93,7 @@ fn equal_nodes_trade_nothing_and_locked_jobs_stay() {
     }
     mosaic_tests::wait_for("an unlocked job to move", Duration::from_secs(6), || {
         c.log("node1")
-            .contains("balancer: moving")
+            .contains(MOVING_PROCESS)
             .then_some(())
             .ok_or_else(|| "not yet".to_string())
     });
@@ -134,7 +138,8 @@ fn jobs(c: &Cluster, node: &str, n: u32, secs: u32, opts: &str) -> std::process:
 }
 
 fn moves(c: &Cluster, node: &str) -> usize {
-    c.log(node).matches("balancer: moving").count()
+    let log = c.log(node);
+    log.matches(MOVING_PROCESS).count() + log.matches(MOVING_GUEST).count()
 }
 
 /// Waits until node2 runs guests.
@@ -248,7 +253,8 @@ fn a_leaving_node_sends_guests_home_and_a_joining_node_gets_work() {
             .ok_or_else(|| log.lines().last().unwrap_or("").to_string())
     });
     assert!(
-        !c.log("node2").contains("did not leave in time"),
+        !c.log("node2")
+            .contains(mosaic_node::daemon::log::GUESTS_DID_NOT_LEAVE),
         "{}",
         c.log("node2")
     );
@@ -296,7 +302,7 @@ fn a_heavy_memory_user_leaves_a_node_short_of_memory() {
             .then_some(())
             .ok_or_else(|| format!("{rows:?}"))
     });
-    assert!(c.log("node1").contains("balancer: moving a process"));
+    assert!(c.log("node1").contains(MOVING_PROCESS));
     std::fs::write(c.dir.join("node1/srv/stop"), "").unwrap();
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
@@ -385,7 +391,7 @@ fn an_io_heavy_guest_is_sent_home_by_its_host_unless_locked() {
         std::fs::write(&go, "").unwrap();
         let out = writer.wait_with_output().unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "2560000");
-        let sent_home = c.log("node2").matches("balancer: moving a guest").count();
+        let sent_home = c.log("node2").matches(MOVING_GUEST).count();
         assert_eq!(sent_home, 1, "locked {locked}: {}", c.log("node2"));
     }
     assert_eq!(

@@ -539,7 +539,7 @@ fn select_naps_a_home_pipe_and_reads_larger_than_a_frame_work_while_away() {
         Duration::ZERO,
         "",
     );
-    assert!(c.log("node2").contains("guest started"));
+    assert!(c.log("node2").contains(mosaic_remote::log::GUEST_STARTED));
     c.down();
 }
 
@@ -552,13 +552,18 @@ fn mosaic_run_starts_at_home_moves_it_and_returns_its_status() {
         args.extend(placement.iter().map(|s| s.to_string()));
         args.extend(["--".to_string(), prog.clone()]);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let before = c.log("node2").matches("guest started").count();
+        let before = c
+            .log("node2")
+            .matches(mosaic_remote::log::GUEST_STARTED)
+            .count();
         let out = c.exec("node1", &args);
         assert_eq!(out.status.code(), Some(42), "{placement:?}: {}", text(&out));
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(stdout.contains("hostname node1\nfile node1\n"), "{stdout}");
         assert_eq!(
-            c.log("node2").matches("guest started").count(),
+            c.log("node2")
+                .matches(mosaic_remote::log::GUEST_STARTED)
+                .count(),
             before + 1,
             "{placement:?} did not move it"
         );
@@ -579,7 +584,12 @@ fn mosaic_run_starts_at_home_moves_it_and_returns_its_status() {
             text(&out)
         );
     }
-    assert_eq!(c.log("node2").matches("guest started").count(), 3);
+    assert_eq!(
+        c.log("node2")
+            .matches(mosaic_remote::log::GUEST_STARTED)
+            .count(),
+        3
+    );
     let missing = c.exec(
         "node1",
         &[mosaic.to_str().unwrap(), "run", "--", "/no/such/program"],
@@ -874,7 +884,7 @@ fn private_file_mappings_made_while_away_are_filled_from_home() {
     assert_eq!(out.stdout, native.stdout);
     let log = c.log("node2");
     assert!(
-        !log.contains("sending the guest home"),
+        !log.contains(mosaic_remote::log::SENDING_HOME),
         "it stayed on node2:\n{log}"
     );
 
@@ -896,7 +906,7 @@ fn private_file_mappings_made_while_away_are_filled_from_home() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "3000000\n");
     let log = c.log("node1");
     assert!(
-        !log.contains("the process came home and runs here again"),
+        !log.contains(mosaic_deputy::log::CAME_HOME),
         "it stayed on node2:\n{log}"
     );
     c.down();
@@ -918,9 +928,9 @@ fn sockets_epoll_and_address_buffers_work_while_away() {
     assert_eq!(rest, native_rest);
     assert_eq!(status.code(), Some(0));
     let log = c.log("node2");
-    assert!(!log.contains("not written yet"), "{log}");
-    // Not even sendmmsg/recvmmsg bring it home.
-    assert!(!log.contains("sending the guest home"), "{log}");
+    // No call brought it home (a call mosaic cannot forward would), not
+    // even sendmmsg/recvmmsg.
+    assert!(!log.contains(mosaic_remote::log::SENDING_HOME), "{log}");
     c.down();
 }
 
@@ -974,8 +984,8 @@ fn posix_timers_travel_under_their_ids_and_tick_on_every_node() {
             "timer {timer}: {total} ticks in 3 s: {windows:?}"
         );
     }
-    assert!(c.log("node2").contains("guest started"));
-    assert!(c.log("node3").contains("guest started"));
+    assert!(c.log("node2").contains(mosaic_remote::log::GUEST_STARTED));
+    assert!(c.log("node3").contains(mosaic_remote::log::GUEST_STARTED));
     c.down();
 }
 
@@ -1066,7 +1076,7 @@ fn a_cpu_time_limit_counts_the_time_used_on_every_node() {
         (2.5..4.0).contains(&last),
         "killed after {last} s of CPU time (the limit: 3 s)"
     );
-    assert!(c.log("node3").contains("guest started"));
+    assert!(c.log("node3").contains(mosaic_remote::log::GUEST_STARTED));
     c.down();
 }
 
@@ -1135,7 +1145,7 @@ fn a_stopped_job_stays_stopped_through_two_moves_and_continues_where_it_is() {
     assert_eq!(line_of(&mut out), "exited 5\n");
     assert_eq!(ticks(&tick_file), 80);
     assert!(run.wait().unwrap().success());
-    assert!(c.log("node3").contains("guest started"));
+    assert!(c.log("node3").contains(mosaic_remote::log::GUEST_STARTED));
     c.down();
 }
 
@@ -1150,7 +1160,7 @@ fn signals_queued_while_blocked_travel_once_with_their_values() {
     // placeholder relayed them: a second SIGUSR1).
     assert_eq!(line_of(&mut out), "usr1 1 rt 2 values 7 8\n");
     assert_eq!(run.wait().unwrap().code(), Some(0));
-    assert!(c.log("node2").contains("guest started"));
+    assert!(c.log("node2").contains(mosaic_remote::log::GUEST_STARTED));
     c.down();
 }
 
@@ -1212,8 +1222,8 @@ fn cpu_time_counts_every_node_the_process_ran_on() {
         _ => {}
     });
     assert!(run.wait().unwrap().success());
-    assert!(c.log("node2").contains("guest started"));
-    assert!(c.log("node3").contains("guest started"));
+    assert!(c.log("node2").contains(mosaic_remote::log::GUEST_STARTED));
+    assert!(c.log("node3").contains(mosaic_remote::log::GUEST_STARTED));
     let report = |rows: &[[f64; 4]]| {
         rows.iter()
             .map(|r| format!("{r:?}"))
@@ -1322,7 +1332,7 @@ fn a_process_reading_its_own_proc_files_sees_its_guest_memory() {
         .spawn()
         .unwrap();
     let (lines, rss) = run_it(moved, &mut |pid| migrate(&c, pid, "node2"));
-    assert!(c.log("node2").contains("guest started"));
+    assert!(c.log("node2").contains(mosaic_remote::log::GUEST_STARTED));
     assert_eq!(lines, native_lines);
     assert!(
         native_lines.contains("heap True stack True libc True exe True"),
@@ -1443,7 +1453,12 @@ fn a_writable_shared_file_mapping_travels_and_its_writes_reach_the_file() {
         std::fs::read(&moved_file).unwrap() == std::fs::read(&native_file).unwrap(),
         "the files differ"
     );
-    assert_eq!(c.log("node2").matches("guest started").count(), 2);
+    assert_eq!(
+        c.log("node2")
+            .matches(mosaic_remote::log::GUEST_STARTED)
+            .count(),
+        2
+    );
     c.down();
 }
 
@@ -1496,7 +1511,7 @@ fn a_file_mapped_shared_by_two_processes_keeps_its_writer_home() {
     assert!(!out.contains("False"), "{out}");
     other.stdin.take().unwrap().write_all(b"\n").unwrap();
     assert!(other.wait().unwrap().success());
-    assert!(!c.log("node2").contains("guest started"));
+    assert!(!c.log("node2").contains(mosaic_remote::log::GUEST_STARTED));
     c.down();
 }
 
@@ -1547,7 +1562,12 @@ fn sqlite_in_wal_mode_moved_mid_run_keeps_a_sound_database() {
         out.stdout
     };
     assert!(dump(&moved_db) == dump(&native_db), "the databases differ");
-    assert_eq!(c.log("node2").matches("guest started").count(), 2);
+    assert_eq!(
+        c.log("node2")
+            .matches(mosaic_remote::log::GUEST_STARTED)
+            .count(),
+        2
+    );
     c.down();
 }
 
@@ -1606,12 +1626,12 @@ fn perl_system_v_ipc_works_while_away() {
     assert!(native.ends_with("done\n"), "{native}");
     assert_eq!(moved, native);
     let log = c.log("node2");
-    assert!(log.contains("guest started"), "{log}");
+    assert!(log.contains(mosaic_remote::log::GUEST_STARTED), "{log}");
     // msgctl and semctl were made from node2; shmget brings it home (by
     // design: shmat, which maps, almost always follows).
     let homeward: Vec<&str> = log
         .lines()
-        .filter(|l| l.contains("sending the guest home"))
+        .filter(|l| l.contains(mosaic_remote::log::SENDING_HOME))
         .collect();
     assert!(
         homeward.len() == 1 && homeward[0].contains("reason=\"shmget\""),

@@ -266,7 +266,10 @@ fn the_openmosix_demo_typed_into_mosh_spreads_over_both_nodes() {
     t.screen_shows("node names offered", |s| s.contains("node2"));
     t.key("C-c");
     drop(t);
-    assert!(c.log("node1").contains("balancer: moving a process"));
+    assert!(
+        c.log("node1")
+            .contains(mosaic_node::daemon::log::MOVING_PROCESS)
+    );
     c.down();
 }
 
@@ -407,7 +410,7 @@ fn ctrl_z_bg_fg_ctrl_c_and_kill_of_jobs_as_in_bash() {
     let ran = t.run("runon node2 mawk 'BEGIN { for (i = 0; i < 2000000; i++) s += 2; print \"sum\", s; exit 3 }'; echo r=$?");
     assert!(ran.contains("sum 4000000") && ran.contains("r=3"), "{ran}");
     assert!(
-        c.log("node2").contains("guest started"),
+        c.log("node2").contains(mosaic_remote::log::GUEST_STARTED),
         "{}",
         c.log("node2")
     );
@@ -553,7 +556,7 @@ fn bc_and_the_python_repl_moved_at_their_prompt_answer_and_exit_0() {
             t.screen()
         );
     }
-    assert!(c.log("node2").contains("guest started"));
+    assert!(c.log("node2").contains(mosaic_remote::log::GUEST_STARTED));
     // Nothing looped on a refused call.
     for node in ["node1", "node2"] {
         let log = c.log(node);
@@ -639,7 +642,10 @@ fn time_and_times_in_mosh_count_the_cpu_a_job_used_on_another_node() {
     }
     assert!(run.wait().unwrap().success(), "{text}");
     let errors = errors.join().unwrap();
-    assert!(c.log("node2").contains("guest started"), "{text}");
+    assert!(
+        c.log("node2").contains(mosaic_remote::log::GUEST_STARTED),
+        "{text}"
+    );
     // What the job itself counted (its CPU clock is carried across nodes).
     let cpu: f64 = text
         .lines()
