@@ -15,12 +15,11 @@
 use std::io::Write;
 
 use mosaic_proto::image::{
-    AltStack, Backing, FileId, ImageMeta, ImageWriter, PAGE_SIZE, PendingSignal, Rseq, SigAction,
-    Vma,
+    AltStack, ImageMeta, ImageWriter, PAGE_SIZE, PendingSignal, Rseq, SigAction,
 };
 use nix::unistd::Pid;
 
-use crate::procfs::{self, MapLine, PM_FILE, PM_PRESENT, PM_SWAPPED, Pagemap};
+use crate::procfs::{self, MapLine, Pagemap};
 use crate::ptrace::Tracee;
 use crate::{CkptError, cantmove};
 
@@ -156,7 +155,7 @@ fn describe(t: &mut Tracee, opts: &CaptureOptions) -> Result<ImageMeta, CkptErro
     let pagemap = Pagemap::open(pid)?;
     let mut vmas = Vec::new();
     for m in &maps {
-        if let Some(v) = vma_of(pid, m, &pagemap, opts)? {
+        if let Some(v) = crate::areas::capture(pid, m, &pagemap, opts)? {
             vmas.push(v);
         }
     }
@@ -392,126 +391,5 @@ impl Injected {
     }
 }
 
-fn vma_of(
-    pid: i32,
-    m: &MapLine,
-    pagemap: &Pagemap,
-    opts: &CaptureOptions,
-) -> Result<Option<Vma>, CkptError> {
-    // For an embedded file mapping: how many of its pages the file covers.
-    let mut file_pages = u64::MAX;
-    let backing = match m.name.as_str() {
-        "[vsyscall]" => return Ok(None),
-        "[vdso]" => Backing::Vdso,
-        "[vvar]" => Backing::Vvar,
-        "[vvar_vclock]" => Backing::VvarVclock,
-        "[stack]" => Backing::Stack,
-        name if m.inode != 0 && name.starts_with('/') => {
-            let st = std::fs::metadata(name).map_err(|e| CkptError::Io(name.to_string(), e))?;
-            use std::os::unix::fs::MetadataExt;
-            if st.ino() != m.inode {
-                return Err(CkptError::CantMove {
-                    pid,
-                    reasons: vec![format!("{name} was replaced since the process mapped it")],
-                });
-            }
-            let file = || {
-                let mut id = file_id(name, &st);
-                if let Some(rest) = opts
-                    .files_from
-                    .as_deref()
-                    .and_then(|root| std::path::Path::new(name).strip_prefix(root).ok())
-                {
-                    id.path = format!("/{}", rest.display());
-                    (id.dev, id.inode) = (0, 0);
-                }
-                id
-            };
-            if m.shared && m.write {
-                // Its changes must reach the file: never a copy.
-                if opts.embed_files {
-                    return Err(CkptError::CantMove {
-                        pid,
-                        reasons: vec![format!(
-                            "it has a writable shared mapping of {name}, which a node without /mfs cannot map"
-                        )],
-                    });
-                }
-                Backing::SharedFile {
-                    file: file(),
-                    offset: m.offset,
-                }
-            } else if m.shared {
-                // Read-only shared mappings.
-                Backing::File {
-                    file: file(),
-                    offset: m.offset,
-                }
-            } else if opts.embed_files {
-                file_pages = st.size().saturating_sub(m.offset).div_ceil(PAGE_SIZE);
-                Backing::EmbeddedFile {
-                    path: name.to_string(),
-                    offset: m.offset,
-                }
-            } else {
-                Backing::File {
-                    file: file(),
-                    offset: m.offset,
-                }
-            }
-        }
-        _ => Backing::Anon,
-    };
-    let carries = |i: usize, e: u64| -> bool {
-        match &backing {
-            // Every page the file has, touched or not: the file may be gone on restore.
-            Backing::EmbeddedFile { .. } => (i as u64) < file_pages,
-            Backing::Vdso | Backing::Vvar | Backing::VvarVclock => false,
-            // Only the private copies: pages still the file's come from it.
-            Backing::File { .. } if m.shared => false,
-            Backing::SharedFile { .. } => false,
-            Backing::File { .. } => {
-                e & PM_SWAPPED != 0 || (e & PM_PRESENT != 0 && e & PM_FILE == 0)
-            }
-            _ => e & (PM_PRESENT | PM_SWAPPED) != 0,
-        }
-    };
-    let mut pages: Vec<(u64, u64)> = Vec::new();
-    if !matches!(backing, Backing::Vdso | Backing::Vvar | Backing::VvarVclock) {
-        let entries = pagemap.entries(m.start, m.end)?;
-        for (i, e) in entries.iter().enumerate() {
-            if !carries(i, *e) {
-                continue;
-            }
-            let addr = m.start + i as u64 * PAGE_SIZE;
-            match pages.last_mut() {
-                Some((start, n)) if *start + *n * PAGE_SIZE == addr => *n += 1,
-                _ => pages.push((addr, 1)),
-            }
-        }
-    }
-    let prot = m.prot() | if m.shared { SHARED_FLAG } else { 0 };
-    Ok(Some(Vma {
-        start: m.start,
-        end: m.end,
-        prot,
-        backing,
-        pages,
-    }))
-}
-
-/// Marks a shared mapping in `Vma::prot` (above the PROT_* bits).
-pub const SHARED_FLAG: u32 = 1 << 16;
-
-pub(crate) fn file_id(path: &str, st: &std::fs::Metadata) -> FileId {
-    use std::os::unix::fs::MetadataExt;
-    FileId {
-        path: path.to_string(),
-        dev: st.dev(),
-        inode: st.ino(),
-        size: st.size(),
-        mtime_ns: st.mtime() * 1_000_000_000 + st.mtime_nsec(),
-    }
-}
-
+pub use crate::areas::SHARED_FLAG;
 pub use crate::files::restore_blockers;

@@ -23,6 +23,7 @@
 //! slower per call (tens of microseconds), but a capture needs a dozen calls
 //! and a restore a few per memory area, and there is no blob to build.
 
+mod areas;
 pub mod cantmove;
 pub mod capture;
 pub mod cputime;

@@ -17,16 +17,14 @@
 
 use std::io::Read;
 
-use mosaic_proto::image::{
-    Backing, CpuTime, FdKind, FileId, ImageMeta, ImageReader, PAGE_SIZE, Vma,
-};
+use mosaic_proto::image::{Backing, CpuTime, FdKind, ImageMeta, ImageReader, PAGE_SIZE};
 use nix::sys::ptrace;
 use nix::sys::signal::Signal;
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
 use crate::CkptError;
-use crate::capture::SHARED_FLAG;
+use crate::areas::{OpenFiles, close_mapped_files, locate, locate_shared, map_area};
 use crate::procfs;
 use crate::ptrace::Tracee;
 use crate::restart::resume_regs;
@@ -162,80 +160,6 @@ pub fn restore_traced<R: Read + Send>(
             Err(e)
         }
     }
-}
-
-/// Absolute `path` seen under `root` (a guest's `/mfs/<home>`).
-fn under(root: &std::path::Path, path: &str) -> String {
-    root.join(path.trim_start_matches('/'))
-        .display()
-        .to_string()
-}
-
-/// Where file `f` of an image is now: its own path if the file there is
-/// the same (size, time, inode, device; size and time only when the image
-/// knows no inode: a file a guest mapped through `/mfs`), else the same
-/// file under `fallback` (size and time: another machine's inode numbers
-/// differ).
-fn locate(f: &FileId, fallback: Option<&std::path::Path>) -> Result<String, CkptError> {
-    // The identity of the file at `path` now.
-    let now = |path: &str| std::fs::metadata(path).map(|st| crate::capture::file_id(path, &st));
-    let here = now(&f.path);
-    if let Ok(id) = &here
-        && (id.size, id.mtime_ns) == (f.size, f.mtime_ns)
-        && ((f.inode, f.dev) == (0, 0) || (id.inode, id.dev) == (f.inode, f.dev))
-    {
-        return Ok(f.path.clone());
-    }
-    if let Some(root) = fallback {
-        let there = under(root, &f.path);
-        if let Ok(id) = now(&there)
-            && (id.size, id.mtime_ns) == (f.size, f.mtime_ns)
-        {
-            return Ok(there);
-        }
-    }
-    Err(CkptError::FileChanged {
-        path: f.path.clone(),
-        what: match here {
-            Err(e) => e.to_string(),
-            Ok(_) => "size, time or inode differ".into(),
-        },
-    })
-}
-
-/// Where the file of a writable shared mapping is: with a fallback (a
-/// guest's `/mfs/<home>`), only there: a file of the same name here is
-/// another file, and the changes must reach the home's; a process whose
-/// files stay elsewhere (`no_files`) and no fallback: nowhere. Its size and
-/// time are not compared: the image carries none of its pages, so what the
-/// mapping shows is the file as it is now, as it would be natively (and
-/// `/mfs` may still hold attributes of a second ago: a sqlite moved back
-/// out within a second failed so). Here, the inode must be the capture's.
-fn locate_shared(f: &FileId, opts: &RestoreOptions) -> Result<String, CkptError> {
-    let changed = |what: String| CkptError::FileChanged {
-        path: f.path.clone(),
-        what,
-    };
-    let at = match opts.file_fallback.as_deref() {
-        Some(root) => under(root, &f.path),
-        None if opts.no_files => {
-            return Err(changed(
-                "it maps it shared and writable, which needs /mfs on this node".into(),
-            ));
-        }
-        None => f.path.clone(),
-    };
-    let st = std::fs::metadata(&at).map_err(|e| changed(format!("{at}: {e}")))?;
-    let id = crate::capture::file_id(&at, &st);
-    let same = opts.file_fallback.is_some()
-        || (f.inode, f.dev) == (0, 0)
-        || (id.inode, id.dev) == (f.inode, f.dev);
-    if !st.is_file() || !same {
-        return Err(changed(format!(
-            "{at} is not the file it maps shared and writable"
-        )));
-    }
-    Ok(at)
 }
 
 /// Everything that can be checked before a process exists; mapped files
@@ -600,81 +524,6 @@ pub(crate) fn put_path(t: &Tracee, data: u64, path: &str) -> Result<(), CkptErro
     let mut bytes = path.as_bytes().to_vec();
     bytes.push(0);
     t.write_mem(data, &bytes)
-}
-
-/// Descriptors the stub holds open on mapped files, by path.
-/// Descriptors of mapped files in the process, by path and whether open
-/// for writing.
-type OpenFiles = std::collections::HashMap<(String, bool), u64>;
-
-fn close_mapped_files(t: &mut Tracee, open_files: &mut OpenFiles) -> Result<(), CkptError> {
-    for (_, fd) in open_files.drain() {
-        t.syscall_ok("close", libc::SYS_close, [fd, 0, 0, 0, 0, 0])?;
-    }
-    Ok(())
-}
-
-fn map_area(
-    t: &mut Tracee,
-    v: &Vma,
-    data: u64,
-    open_files: &mut OpenFiles,
-) -> Result<(), CkptError> {
-    let prot = (v.prot & 7) as u64;
-    let len = v.end - v.start;
-    let fixed = libc::MAP_FIXED as u64;
-    match &v.backing {
-        Backing::Vdso | Backing::Vvar | Backing::VvarVclock => return Ok(()),
-        Backing::Anon | Backing::EmbeddedFile { .. } => {
-            t.mmap_anon(
-                "mmap of an anonymous area",
-                v.start,
-                len,
-                prot as i32,
-                fixed,
-            )?;
-        }
-        Backing::Stack => {
-            let growsdown = libc::MAP_GROWSDOWN as u64;
-            t.mmap_anon(
-                "mmap of the stack",
-                v.start,
-                len,
-                prot as i32,
-                fixed | growsdown,
-            )?;
-        }
-        Backing::File { file, offset } | Backing::SharedFile { file, offset } => {
-            // One open per file and access, however many areas map it (a
-            // library has four or five); closed by `close_mapped_files`.
-            let write = matches!(v.backing, Backing::SharedFile { .. });
-            let fd = match open_files.get(&(file.path.clone(), write)) {
-                Some(fd) => *fd,
-                None => {
-                    put_path(t, data, &file.path)?;
-                    let access = if write { libc::O_RDWR } else { libc::O_RDONLY };
-                    let fd = t.syscall_ok(
-                        "open of a mapped file",
-                        libc::SYS_openat,
-                        [libc::AT_FDCWD as u64, data, access as u64, 0, 0, 0],
-                    )?;
-                    open_files.insert((file.path.clone(), write), fd);
-                    fd
-                }
-            };
-            let share = if v.prot & SHARED_FLAG != 0 {
-                libc::MAP_SHARED
-            } else {
-                libc::MAP_PRIVATE
-            } as u64;
-            t.syscall_ok(
-                "mmap of a file",
-                libc::SYS_mmap,
-                [v.start, len, prot, share | fixed, fd, *offset],
-            )?;
-        }
-    }
-    Ok(())
 }
 
 fn place_vdso(t: &mut Tracee, meta: &ImageMeta) -> Result<(), CkptError> {

@@ -679,3 +679,28 @@ fn time_and_times_in_mosh_count_the_cpu_a_job_used_on_another_node() {
     }
     c.down();
 }
+
+/// `mosaic run -- CMD &` then `$!`: one PID, the program's own, in sh and
+/// in mosh (mosaic run becomes the program; mosh knows a job's PID).
+#[test]
+fn the_pid_of_a_background_mosaic_run_is_the_programs_in_sh_and_in_mosh() {
+    let mut c = Cluster::up("mosh-run-pid", 2, 60946);
+    let mosaic = bin("mosaic");
+    let script = format!(
+        "{} run -- python3 -c 'import os; print(\"pid\", os.getpid())' & echo \"bang $!\"; wait $!; echo \"status $?\"",
+        mosaic.display()
+    );
+    for shell in [std::path::PathBuf::from("sh"), bin("mosh")] {
+        let out = c.exec("node1", &[shell.to_str().unwrap(), "-c", &script]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+                .unwrap_or_else(|| panic!("{}: no {name} in {text}", shell.display()))
+                .to_string()
+        };
+        assert_eq!(field("bang"), field("pid"), "{}: {text}", shell.display());
+        assert_eq!(field("status"), "0", "{}: {text}", shell.display());
+    }
+    c.down();
+}
