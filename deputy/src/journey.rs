@@ -35,10 +35,13 @@ pub trait Nodes: Clone + Send + 'static {
     /// Whether its host must not move it on its own (`mosaic lock`).
     fn locked(&self, pid: i32) -> bool;
     /// It runs on `node` as `guest_pid`; requests reach its deputy through
-    /// `commands`; `stopped` is set while it is stopped (job control).
+    /// `commands`; `stopped` is set while it is stopped (job control);
+    /// `cmd`: its command line, read before it left (a placeholder's
+    /// memory, where the kernel reads it from, is gone).
     fn away(
         &self,
         pid: i32,
+        cmd: &str,
         node: &str,
         guest_pid: i32,
         commands: std::sync::mpsc::Sender<Command<Self::Target>>,
@@ -93,6 +96,7 @@ pub fn journey<N: Nodes>(pid: i32, mut target: N::Target, mut reply: Reply, node
         let (commands, incoming) = std::sync::mpsc::channel();
         nodes.away(
             pid,
+            &cmd,
             &name,
             placeholder.guest_pid,
             commands,

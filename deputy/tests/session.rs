@@ -284,6 +284,7 @@ impl Nodes for Fake {
     fn away(
         &self,
         _pid: i32,
+        _cmd: &str,
         node: &str,
         guest_pid: i32,
         _commands: std::sync::mpsc::Sender<mosaic_deputy::Command<String>>,

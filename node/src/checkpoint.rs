@@ -54,6 +54,9 @@ fn progress_bar(verb: &str) -> impl FnMut(u64, u64) {
 /// whose image a `mosaic restore` could not bring back is refused before
 /// anything is done to it: a command that succeeds never loses a process.
 pub fn checkpoint(pid: i32, output: &Path, after: After, embed_files: bool) -> anyhow::Result<()> {
+    if mosaic_ckpt::procstat::stat(pid).is_none_or(|s| s.state == 'Z') {
+        anyhow::bail!("no process {pid} runs here (it has ended, or the PID is another node's)");
+    }
     // Descriptors 0-2 can be given by `mosaic restore --stdio inherit`.
     let (stdio, blockers): (Vec<_>, Vec<_>) = mosaic_ckpt::capture::restore_blockers(pid)?
         .into_iter()

@@ -614,6 +614,7 @@ impl mosaic_deputy::journey::Nodes for ThisNode {
     fn away(
         &self,
         pid: i32,
+        cmd: &str,
         node: &str,
         guest_pid: i32,
         commands: Commands,
@@ -625,7 +626,7 @@ impl mosaic_deputy::journey::Nodes for ThisNode {
                 home: self.me.clone(),
                 node: node.to_string(),
                 guest_pid,
-                cmd: mosaic_ckpt::procstat::cmdline(pid),
+                cmd: cmd.to_string(),
                 state: String::new(),
                 cpu: 0.0,
                 mem_kb: 0,

@@ -113,3 +113,22 @@ fn mosaic_syscalls_prints_the_page_kept_in_the_tree() {
     assert!(text.contains("| 165 | `mount` | home, or comes home |"));
     assert!(text.contains("| 250 | `keyctl` | home |"));
 }
+
+#[test]
+fn checkpoint_of_a_process_that_is_not_there_says_so() {
+    let dir = empty_dir("ckpt-none");
+    // A PID above the kernel's pid_max: never a process.
+    let out = mosaic(
+        &[
+            "checkpoint",
+            "99999999",
+            "-o",
+            dir.join("img").to_str().unwrap(),
+        ],
+        &dir,
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no process 99999999 runs here"), "{err}");
+    assert!(!dir.join("img").exists(), "no image written");
+}

@@ -1,5 +1,5 @@
 /* Migration transparency: after "waiting" the test migrates this process
- * from node1 to node2. Everything it asks afterwards must be answered as at
+ * from node1 to node2, and creates "go" once it saw it there. Everything it asks afterwards must be answered as at
  * home: hostname, node-local file, PID, parent, files it writes, exit code. */
 #include <fcntl.h>
 #include <stdio.h>
@@ -15,6 +15,10 @@ int main(void)
     volatile unsigned long x = 0;
     for (long i = 0; i < 1500000000L; i++)
         x += i;
+    /* Until the test has seen it where it runs (it ran out before `mosaic
+     * ps` showed it, when the loop took under a second). */
+    while (access("/srv/mosaic-node/go", F_OK) != 0)
+        usleep(20000);
     struct utsname u;
     uname(&u);
     printf("hostname %s\n", u.nodename);

@@ -217,6 +217,17 @@ impl Cluster {
         self.mosaic(&all)
     }
 
+    /// `mosaic migrate PID NODE` on node1 (the tests' home node); panics
+    /// if it fails.
+    pub fn migrate(&self, pid: i32, node: &str) {
+        let mosaic = bin("mosaic");
+        let r = self.exec(
+            "node1",
+            &[mosaic.to_str().unwrap(), "migrate", &pid.to_string(), node],
+        );
+        assert!(r.status.success(), "migrate {pid} {node}: {}", text(&r));
+    }
+
     /// Stops the cluster and reaps the nodes' init processes (never
     /// panics: it also runs while a failed test unwinds).
     pub fn down(&mut self) -> Output {

@@ -44,6 +44,7 @@ fn a_migrated_process_keeps_its_home_view() {
     let mut c = Cluster::up("migrate", 2, 20946);
     let prog = build("transparency", &c.dir);
     let _ = std::fs::remove_file(c.dir.join("node1/srv/written.txt"));
+    let _ = std::fs::remove_file(c.dir.join("node1/srv/go"));
     let mut run = c
         .command(&["cluster", "exec", "node1", "--", &prog])
         .stdout(Stdio::piped())
@@ -135,6 +136,7 @@ fn a_migrated_process_keeps_its_home_view() {
         row["cmd"].as_str().unwrap().contains("transparency"),
         "{row}"
     );
+    std::fs::write(c.dir.join("node1/srv/go"), "").unwrap();
 
     let status = wait_for(
         "the migrated process to finish",
@@ -221,16 +223,7 @@ fn lock(c: &Cluster, pid: i32) {
 }
 
 fn migrate(c: &Cluster, pid: i32, node: &str) {
-    let r = c.exec(
-        "node1",
-        &[
-            bin("mosaic").to_str().unwrap(),
-            "migrate",
-            &pid.to_string(),
-            node,
-        ],
-    );
-    assert!(r.status.success(), "migrate: {}", text(&r));
+    c.migrate(pid, node);
 }
 
 fn kill_in_node1(c: &Cluster, sig: &str, pid: i32) {
@@ -547,6 +540,8 @@ fn select_naps_a_home_pipe_and_reads_larger_than_a_frame_work_while_away() {
 fn mosaic_run_starts_at_home_moves_it_and_returns_its_status() {
     let mut c = Cluster::up("migrate-run", 2, 26946);
     let prog = build("transparency", &c.dir);
+    // It need not wait to be seen.
+    std::fs::write(c.dir.join("node1/srv/go"), "").unwrap();
     for placement in [&["--node", "node2"][..], &["--best"][..]] {
         let mut args = vec![bin("mosaic").to_str().unwrap().to_string(), "run".into()];
         args.extend(placement.iter().map(|s| s.to_string()));

@@ -627,16 +627,7 @@ fn time_and_times_in_mosh_count_the_cpu_a_job_used_on_another_node() {
         }
         if line == "chunk 5\n" {
             // A quarter done at home; the rest on node2.
-            let r = c.exec(
-                "node1",
-                &[
-                    bin("mosaic").to_str().unwrap(),
-                    "migrate",
-                    &pid.to_string(),
-                    "node2",
-                ],
-            );
-            assert!(r.status.success(), "migrate: {}", mosaic_tests::text(&r));
+            c.migrate(pid, "node2");
         }
         text.push_str(&line);
     }
