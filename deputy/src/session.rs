@@ -17,6 +17,13 @@ use mosaic_proto::syscalls::codec::errno::{EINTR, ERESTARTNOHAND, ERESTARTSYS};
 use nix::sys::signal::Signal;
 use tracing::{debug, info, warn};
 
+/// A message legal where the session is but that this side does not
+/// handle there (the table and the code disagree: a bug, ended as an
+/// unexpected message is).
+fn not_handled(what: &str) -> DeputyError {
+    DeputyError::Protocol(format!("{what} is not handled where it is legal"))
+}
+
 /// How often an idle placeholder is checked for signals.
 pub(crate) const WATCH_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
 
@@ -121,7 +128,7 @@ pub fn migrate<T>(
                 Ok(RemoteMsg::FilesMissing { error }) => Err(DeputyError::FilesMissing(error)),
                 Ok(m) => Err(match State::Starting.remote_may_send(&m) {
                     Err(unexpected) => unexpected.into(),
-                    Ok(_) => DeputyError::Protocol(format!("{} not handled", remote_name(&m))),
+                    Ok(_) => not_handled(remote_name(&m)),
                 }),
                 Err(e) => Err(e.into()),
             }
@@ -303,12 +310,7 @@ impl<T> Placeholder<T> {
                         return Ok(done);
                     }
                 }
-                other => {
-                    return Err(DeputyError::Protocol(format!(
-                        "{} not handled while serving",
-                        remote_name(&other)
-                    )));
-                }
+                other => return Err(not_handled(remote_name(&other))),
             }
         }
     }

@@ -170,25 +170,21 @@ impl Ledger {
     /// their parents, until only running processes hold time.
     pub fn settle(&mut self, procs: &dyn Procs) {
         loop {
-            let ended: Vec<(Proc, Vec<Proc>)> = self
+            let ended: Vec<Proc> = self
                 .children
                 .iter()
-                .map(|(&pid, e)| {
-                    (
-                        Proc {
-                            pid,
-                            start: e.start,
-                        },
-                        e.lineage.clone(),
-                    )
+                .map(|(&pid, e)| Proc {
+                    pid,
+                    start: e.start,
                 })
-                .filter(|(p, _)| !procs.running(*p))
+                .filter(|&p| !procs.running(p))
                 .collect();
             if ended.is_empty() {
                 return;
             }
-            for (who, lineage) in ended {
-                self.ended(procs, who, CpuTime::default(), &lineage);
+            // Credited to the ancestors its entry remembers.
+            for who in ended {
+                self.ended(procs, who, CpuTime::default(), &[]);
             }
         }
     }

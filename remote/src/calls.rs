@@ -185,9 +185,7 @@ pub(crate) fn mmsg(g: &Guest, link: &mut dyn Link, n: &Notif) -> Result<i64, Rem
 /// its signal queued).
 pub(crate) fn result_of(link: &mut dyn Link, g: &Guest) -> Result<(i64, Vec<Buf>), RemoteError> {
     loop {
-        let msg = link.recv_msg::<HomeMsg>()?;
-        State::InCall.home_may_send(&msg)?;
-        match msg {
+        match crate::receive(link, State::InCall)? {
             HomeMsg::SyscallResult { ret, outbufs } => return Ok((ret, outbufs)),
             HomeMsg::Signal { signal } => g.signal(signal),
             // Served once the call is done.

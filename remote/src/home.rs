@@ -79,9 +79,7 @@ pub(crate) fn go_home_stopped(
     // Signals home sends meanwhile are held: the guest is captured.
     let mut held: Vec<i32> = Vec::new();
     loop {
-        let msg = link.recv_msg::<HomeMsg>()?;
-        State::Arriving.home_may_send(&msg)?;
-        match msg {
+        match crate::receive(link, State::Arriving)? {
             HomeMsg::Signal { signal } => held.push(signal),
             // Asked before home saw it coming: it is coming.
             HomeMsg::ComeHome => {}

@@ -78,6 +78,18 @@ fn not_handled(what: &str) -> RemoteError {
     RemoteError::Protocol(format!("{what} is not handled where it is legal"))
 }
 
+/// The next message from home, which must be legal in `state` (the one
+/// rule: an unexpected one is an error that ends the session).
+fn receive(
+    link: &mut dyn mosaic_proto::migrate::Link,
+    state: mosaic_proto::session::State,
+) -> Result<mosaic_proto::migrate::HomeMsg, RemoteError> {
+    use mosaic_proto::migrate::LinkExt;
+    let msg = link.recv_msg()?;
+    state.home_may_send(&msg)?;
+    Ok(msg)
+}
+
 /// What the node a guest runs on wants done with it (expel, a node that
 /// leaves, the balancer). The guest is captured between two of its calls
 /// and its image goes to its home, which runs it or sends it on.

@@ -184,9 +184,7 @@ pub fn serve(
     // A home node that stops sending mid-image must not keep a half-built
     // stub here; once the guest runs, the link is polled instead.
     link.set_stall_timeout(Some(mosaic_proto::migrate::STALL))?;
-    let first = link.recv_msg::<HomeMsg>()?;
-    State::Opening.home_may_send(&first)?;
-    let (home, home_pid, locked) = match first {
+    let (home, home_pid, locked) = match crate::receive(link, State::Opening)? {
         HomeMsg::Begin {
             home,
             home_pid,
@@ -426,9 +424,7 @@ pub(crate) fn run_guest(g: &Guest, link: &mut dyn Link) -> Result<(), RemoteErro
             continue;
         }
         if home {
-            let msg = link.recv_msg::<HomeMsg>()?;
-            State::Serving.home_may_send(&msg)?;
-            match msg {
+            match crate::receive(link, State::Serving)? {
                 HomeMsg::Signal { signal } => g.signal(signal),
                 HomeMsg::ComeHome => {
                     if go_home(g, link, None, "asked by home", None)? {
