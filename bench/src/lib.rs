@@ -38,7 +38,8 @@ pub fn build_c(name: &str, dir: &Path) -> anyhow::Result<PathBuf> {
 }
 
 /// A local cluster started with the release `mosaic` next to the bench
-/// binary, stopped when dropped.
+/// binary (or in `$MOSAIC_BENCH_BIN`: a build of another commit, to compare
+/// with in the same run), stopped when dropped.
 pub struct LocalCluster {
     pub mosaic: PathBuf,
     pub dir: PathBuf,
@@ -47,8 +48,14 @@ pub struct LocalCluster {
 impl LocalCluster {
     /// Starts `nodes` nodes in `dir` on `port`, with more `cluster up` options.
     pub fn up(dir: &Path, nodes: u32, port: u16, extra: &[&str]) -> anyhow::Result<LocalCluster> {
-        let exe = std::env::current_exe()?;
-        let mosaic = exe.parent().context("target dir")?.join("mosaic");
+        let bin = match std::env::var_os("MOSAIC_BENCH_BIN") {
+            Some(dir) => PathBuf::from(dir),
+            None => std::env::current_exe()?
+                .parent()
+                .context("target dir")?
+                .to_owned(),
+        };
+        let mosaic = bin.join("mosaic");
         if !mosaic.exists() {
             bail!(
                 "{} is missing: run `cargo build --release` first",
@@ -111,20 +118,25 @@ impl LocalCluster {
 
     /// `mosaic migrate PID NODE` run inside node1.
     pub fn migrate(&self, pid: &str, node: &str) -> anyhow::Result<()> {
-        let r = self
-            .cmd(&[
-                "cluster",
-                "exec",
-                "node1",
-                "--",
-                self.mosaic.to_str().unwrap_or("mosaic"),
-                "migrate",
-                pid,
-                node,
-            ])
-            .output()?;
+        self.in_node1(&["migrate", pid, node])
+    }
+
+    /// `mosaic lock PID` run inside node1: no balancer moves it.
+    pub fn lock(&self, pid: &str) -> anyhow::Result<()> {
+        self.in_node1(&["lock", pid])
+    }
+
+    fn in_node1(&self, args: &[&str]) -> anyhow::Result<()> {
+        let mosaic = self.mosaic.to_str().unwrap_or("mosaic");
+        let mut all = vec!["cluster", "exec", "node1", "--", mosaic];
+        all.extend_from_slice(args);
+        let r = self.cmd(&all).output()?;
         if !r.status.success() {
-            bail!("migrate failed: {}", String::from_utf8_lossy(&r.stderr));
+            bail!(
+                "mosaic {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&r.stderr)
+            );
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 //! its pages as the pagemap tells them, and where its file is found again
 //! when it is restored (here, or under a guest's `/mfs/<home>`).
 
+use mosaic_proto::abi;
 use mosaic_proto::image::{Backing, FileId, PAGE_SIZE, Vma};
 
 use crate::capture::CaptureOptions;
@@ -226,7 +227,7 @@ pub(crate) fn map_area(
     data: u64,
     open_files: &mut OpenFiles,
 ) -> Result<(), CkptError> {
-    let prot = (v.prot & 7) as u64;
+    let prot = u64::from(v.prot & 7);
     let len = v.end - v.start;
     let fixed = libc::MAP_FIXED as u64;
     match &v.backing {
@@ -236,7 +237,7 @@ pub(crate) fn map_area(
                 "mmap of an anonymous area",
                 v.start,
                 len,
-                prot as i32,
+                (v.prot & 7).cast_signed(),
                 fixed,
             )?;
         }
@@ -246,7 +247,7 @@ pub(crate) fn map_area(
                 "mmap of the stack",
                 v.start,
                 len,
-                prot as i32,
+                (v.prot & 7).cast_signed(),
                 fixed | growsdown,
             )?;
         }
@@ -262,7 +263,7 @@ pub(crate) fn map_area(
                     let fd = t.syscall_ok(
                         "open of a mapped file",
                         libc::SYS_openat,
-                        [libc::AT_FDCWD as u64, data, access as u64, 0, 0, 0],
+                        [abi::reg(libc::AT_FDCWD), data, abi::reg(access), 0, 0, 0],
                     )?;
                     open_files.insert((file.path.clone(), write), fd);
                     fd
@@ -272,11 +273,11 @@ pub(crate) fn map_area(
                 libc::MAP_SHARED
             } else {
                 libc::MAP_PRIVATE
-            } as u64;
+            };
             t.syscall_ok(
                 "mmap of a file",
                 libc::SYS_mmap,
-                [v.start, len, prot, share | fixed, fd, *offset],
+                [v.start, len, prot, abi::reg(share) | fixed, fd, *offset],
             )?;
         }
     }

@@ -2,6 +2,7 @@
 
 use crate::CkptError;
 use crate::procfs;
+use mosaic_proto::abi;
 
 /// The reason given for a process under a seccomp filter: a capture would
 /// not carry the filter (the sandbox would be lost), and mosaic's own
@@ -82,7 +83,7 @@ pub fn reasons(pid: i32) -> Result<Vec<String>, CkptError> {
             .and_then(|n| n.parse().ok())
             .unwrap_or(0)
     };
-    if filters(pid) > filters(std::process::id() as i32) {
+    if filters(pid) > filters(abi::my_pid()) {
         why.push(SECCOMP.into());
     }
     let state = procfs::stat_fields(pid)?[3].clone();

@@ -12,11 +12,10 @@
 //!
 //! On any failure the process is released exactly as it was.
 
+use mosaic_proto::abi;
 use std::io::Write;
 
-use mosaic_proto::image::{
-    AltStack, ImageMeta, ImageWriter, PAGE_SIZE, PendingSignal, Rseq, SigAction,
-};
+use mosaic_proto::image::{ImageMeta, ImageWriter, PAGE_SIZE, PendingSignal};
 use nix::unistd::Pid;
 
 use crate::procfs::{self, MapLine, Pagemap};
@@ -115,23 +114,30 @@ fn describe(t: &mut Tracee, opts: &CaptureOptions) -> Result<ImageMeta, CkptErro
     if !reasons.is_empty() {
         return Err(CkptError::CantMove { pid, reasons });
     }
-    let regs = t.regs()?;
-    let xstate = t.xstate()?;
-    let sigmask = t.sigmask()?;
-    let rseq = t.rseq()?.map(|(addr, len, sig)| Rseq { addr, len, sig });
-    let robust_list = robust_list(pid)?;
+    let mut main = crate::thread::capture(t)?;
     let mut mm = crate::mm::capture(pid)?;
 
     let maps_before = procfs::maps(pid)?;
-    let insn = find_syscall_insn(t, &maps_before, regs.rip)?;
+    let insn = find_syscall_insn(t, &maps_before, main.regs.rip)?;
     t.set_syscall_insn(insn);
-    let injected = Injected::ask(t)?;
-    // Its queued signals were taken off its queues by `Injected::ask`
-    // (or at a stop before the interrupt or during an injection): they
-    // travel as queued ones, with their siginfo, exactly once. The tracee
-    // keeps them: if the process stays, release queues them again; the
-    // caller drops them once the image runs elsewhere (peeking instead left
-    // them queued at home too, and the deputy relayed them a second time).
+    // What only the process itself can tell, asked by injected calls that
+    // write into a scratch page.
+    let (sigactions, itimers, posix_timers) = with_scratch(t, |t, scratch| {
+        crate::thread::ask(t, &mut main, scratch)?;
+        mm.brk = t.syscall_ok("brk(0)", libc::SYS_brk, [0; 6])?;
+        let sigactions = crate::signals::capture_actions(t, pid, scratch)?;
+        // Its queued signals are taken off its queues (also those that
+        // arrived at a stop before the interrupt or during an injection):
+        // they travel as queued ones, with their siginfo, exactly once. The
+        // tracee keeps them: if the process stays, release queues them
+        // again; the caller drops them once the image runs elsewhere
+        // (peeking instead left them queued at home too, and the deputy
+        // relayed them a second time).
+        crate::signals::take_queued(t, pid, scratch + 2048)?;
+        let itimers = crate::timers::capture_itimers(t, scratch)?;
+        let posix_timers = crate::timers::capture_posix(t, scratch)?;
+        Ok((sigactions, itimers, posix_timers))
+    })?;
     let mut pending: Vec<PendingSignal> = t
         .deferred_signals
         .iter()
@@ -149,7 +155,6 @@ fn describe(t: &mut Tracee, opts: &CaptureOptions) -> Result<ImageMeta, CkptErro
             siginfo: crate::ptrace::Deferred::plain(sig as i32).info.to_vec(),
         });
     }
-    mm.brk = injected.brk;
 
     let maps = procfs::maps(pid)?;
     let pagemap = Pagemap::open(pid)?;
@@ -170,20 +175,14 @@ fn describe(t: &mut Tracee, opts: &CaptureOptions) -> Result<ImageMeta, CkptErro
             .filter(|s| !s.is_empty())
             .map(|s| String::from_utf8_lossy(s).into_owned())
             .collect(),
-        regs,
-        xstate,
-        sigmask,
-        sigactions: injected.sigactions,
+        threads: vec![main],
+        sigactions,
         pending,
-        altstack: injected.altstack,
         mm,
-        tid_address: injected.tid_address,
-        robust_list,
-        rseq,
         vmas,
         fds: crate::files::capture(t)?,
-        itimers: injected.itimers,
-        posix_timers: injected.posix_timers,
+        itimers,
+        posix_timers,
         rlimits: crate::limits::capture(pid)?,
         cpus: nix::sched::sched_getaffinity(t.pid)
             .map(|set| {
@@ -219,7 +218,7 @@ fn write_image<W: Write + Send>(
     let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
     let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<u8>>();
     for _ in 0..3 {
-        let _ = empty_tx.send(Vec::with_capacity(CHUNK as usize));
+        let _ = empty_tx.send(Vec::with_capacity(abi::usize_of(CHUNK)));
     }
     std::thread::scope(|scope| {
         let writer = scope.spawn(move || -> Result<u64, CkptError> {
@@ -242,7 +241,7 @@ fn write_image<W: Write + Send>(
                         let room = CHUNK - buf.len() as u64;
                         let len = (n * PAGE_SIZE - off).min(room);
                         let at = buf.len();
-                        buf.resize(at + len as usize, 0);
+                        buf.resize(at + abi::usize_of(len), 0);
                         t.read_mem(addr + off, &mut buf[at..])?;
                         off += len;
                         done += len;
@@ -299,33 +298,11 @@ impl<W: Write> Write for CountingWriter<W> {
     }
 }
 
-fn robust_list(pid: i32) -> Result<(u64, u64), CkptError> {
-    let mut head: u64 = 0;
-    let mut len: usize = 0;
-    // SAFETY: get_robust_list writes one pointer and one size_t to the two
-    // valid locations we pass.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_get_robust_list,
-            pid,
-            &mut head as *mut u64,
-            &mut len as *mut usize,
-        )
-    };
-    if r != 0 {
-        return Err(CkptError::Ptrace(
-            "get_robust_list",
-            nix::errno::Errno::last(),
-        ));
-    }
-    Ok((head, len as u64))
-}
-
 /// A `syscall` instruction (0f 05) in the vDSO, or the one the process is
 /// stopped after.
 fn find_syscall_insn(t: &Tracee, maps: &[MapLine], rip: u64) -> Result<u64, CkptError> {
     if let Some(vdso) = maps.iter().find(|m| m.name == "[vdso]") {
-        let mut text = vec![0u8; (vdso.end - vdso.start) as usize];
+        let mut text = vec![0u8; abi::usize_of(vdso.end - vdso.start)];
         t.read_mem(vdso.start, &mut text)?;
         if let Some(i) = text.windows(2).position(|w| w == [0x0f, 0x05]) {
             return Ok(vdso.start + i as u64);
@@ -338,57 +315,24 @@ fn find_syscall_insn(t: &Tracee, maps: &[MapLine], rip: u64) -> Result<u64, Ckpt
     Err(CkptError::NoSyscallInsn)
 }
 
-/// What only the process itself can tell, asked by injected system calls.
-struct Injected {
-    itimers: Vec<(i32, u64, u64)>,
-    posix_timers: Vec<mosaic_proto::image::PosixTimer>,
-    sigactions: Vec<SigAction>,
-    altstack: AltStack,
-    tid_address: u64,
-    brk: u64,
-}
-
-impl Injected {
-    fn ask(t: &mut Tracee) -> Result<Injected, CkptError> {
-        let pid = t.pid.as_raw();
-        let rw = libc::PROT_READ | libc::PROT_WRITE;
-        let scratch = t.mmap_anon("mmap of a scratch page", 0, PAGE_SIZE, rw, 0)?;
-        let result = Self::ask_with(t, pid, scratch);
-        let unmapped = t.syscall_ok(
-            "munmap of the scratch page",
-            libc::SYS_munmap,
-            [scratch, PAGE_SIZE, 0, 0, 0, 0],
-        );
-        let r = result?;
-        unmapped?;
-        Ok(r)
-    }
-
-    fn ask_with(t: &mut Tracee, pid: i32, scratch: u64) -> Result<Injected, CkptError> {
-        let sigactions = crate::signals::capture_actions(t, pid, scratch)?;
-        let altstack = crate::signals::capture_altstack(t, scratch)?;
-        t.syscall_ok(
-            "prctl(PR_GET_TID_ADDRESS)",
-            libc::SYS_prctl,
-            [libc::PR_GET_TID_ADDRESS as u64, scratch, 0, 0, 0, 0],
-        )?;
-        let mut raw = [0u8; 8];
-        t.read_mem(scratch, &mut raw)?;
-        let tid_address = u64::from_le_bytes(raw);
-        let brk = t.syscall_ok("brk(0)", libc::SYS_brk, [0; 6])?;
-        let queued = procfs::signal_set(pid, &["SigPnd", "ShdPnd"])?;
-        t.dequeue_signals(queued, scratch + 2048)?;
-        let itimers = crate::timers::capture_itimers(t, scratch)?;
-        let posix_timers = crate::timers::capture_posix(t, scratch)?;
-        Ok(Injected {
-            itimers,
-            posix_timers,
-            sigactions,
-            altstack,
-            tid_address,
-            brk,
-        })
-    }
+/// Runs `ask` with a scratch page mapped in the process for injected
+/// calls to write their answers into, and unmaps it after, whatever `ask`
+/// returned.
+fn with_scratch<T>(
+    t: &mut Tracee,
+    ask: impl FnOnce(&mut Tracee, u64) -> Result<T, CkptError>,
+) -> Result<T, CkptError> {
+    let rw = libc::PROT_READ | libc::PROT_WRITE;
+    let scratch = t.mmap_anon("mmap of a scratch page", 0, PAGE_SIZE, rw, 0)?;
+    let result = ask(t, scratch);
+    let unmapped = t.syscall_ok(
+        "munmap of the scratch page",
+        libc::SYS_munmap,
+        [scratch, PAGE_SIZE, 0, 0, 0, 0],
+    );
+    let r = result?;
+    unmapped?;
+    Ok(r)
 }
 
 pub use crate::areas::SHARED_FLAG;

@@ -15,6 +15,7 @@
 
 use crate::CkptError;
 use mosaic_proto::image::CpuTime;
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// The CPU clock of process `pid` (linux/posix-timers.h:
 /// `MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED)`, `(~pid << 3) | 2`).
@@ -47,7 +48,7 @@ pub fn counted(pid: i32) -> Result<CpuTime, CkptError> {
         ns
     } else {
         // In u128: ns * ticks overflows u64 after a few CPU-years.
-        (u128::from(ns) * u128::from(utime) / u128::from(utime + stime)) as u64
+        u64::try_from(u128::from(ns) * u128::from(utime) / u128::from(utime + stime)).unwrap_or(ns)
     };
     Ok(CpuTime {
         user_ns,
@@ -167,32 +168,73 @@ pub fn timespec_bytes(ns: u64) -> [u8; 16] {
 }
 
 /// Size of `struct rusage` on x86-64.
-pub const RUSAGE_SIZE: usize = 144;
+pub const RUSAGE_SIZE: usize = size_of::<Rusage>();
+
+/// `struct timeval`.
+#[derive(FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+struct Timeval {
+    sec: u64,
+    usec: u64,
+}
+
+impl Timeval {
+    fn of_ns(ns: u64) -> Timeval {
+        Timeval {
+            sec: ns / 1_000_000_000,
+            usec: ns % 1_000_000_000 / 1000,
+        }
+    }
+}
+
+/// `struct rusage` (x86-64: two timevals and fourteen longs).
+#[derive(FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+struct Rusage {
+    utime: Timeval,
+    stime: Timeval,
+    maxrss: u64,
+    ixrss: u64,
+    idrss: u64,
+    isrss: u64,
+    minflt: u64,
+    majflt: u64,
+    nswap: u64,
+    inblock: u64,
+    oublock: u64,
+    msgsnd: u64,
+    msgrcv: u64,
+    nsignals: u64,
+    nvcsw: u64,
+    nivcsw: u64,
+}
+
+/// `struct tms` (clock ticks).
+#[derive(FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+struct Tms {
+    utime: u64,
+    stime: u64,
+    cutime: u64,
+    cstime: u64,
+}
 
 /// Rewrites a `struct rusage` that the home kernel filled for the process
 /// (its part: the time it ran there) to the whole: CPU time `total`, and
 /// the counters of `here` (the guest's kernel's) added (`ru_maxrss`: the
 /// larger).
-pub fn amend_rusage(ru: &mut [u8; RUSAGE_SIZE], total: CpuTime, here: Usage) {
-    let timeval = |ns: u64| {
-        let mut b = [0; 16];
-        b[..8].copy_from_slice(&(ns / 1_000_000_000).to_le_bytes());
-        b[8..].copy_from_slice(&(ns % 1_000_000_000 / 1000).to_le_bytes());
-        b
+pub fn amend_rusage(raw: &mut [u8; RUSAGE_SIZE], total: CpuTime, here: Usage) {
+    let Ok(mut ru) = Rusage::read_from_bytes(raw.as_slice()) else {
+        return; // same size: cannot fail
     };
-    ru[0..16].copy_from_slice(&timeval(total.user_ns));
-    ru[16..32].copy_from_slice(&timeval(total.sys_ns));
-    // The longs after the two timevals, in struct rusage's order.
-    let mut field = |index: usize, f: &dyn Fn(u64) -> u64| {
-        let at = 32 + index * 8;
-        let old = u64::from_le_bytes(ru[at..at + 8].try_into().unwrap_or([0; 8]));
-        ru[at..at + 8].copy_from_slice(&f(old).to_le_bytes());
-    };
-    field(0, &|home| home.max(here.maxrss_kb)); // ru_maxrss
-    field(4, &|home| home.saturating_add(here.minflt)); // ru_minflt
-    field(5, &|home| home.saturating_add(here.majflt)); // ru_majflt
-    field(12, &|home| home.saturating_add(here.nvcsw)); // ru_nvcsw
-    field(13, &|home| home.saturating_add(here.nivcsw)); // ru_nivcsw
+    ru.utime = Timeval::of_ns(total.user_ns);
+    ru.stime = Timeval::of_ns(total.sys_ns);
+    ru.maxrss = ru.maxrss.max(here.maxrss_kb);
+    ru.minflt = ru.minflt.saturating_add(here.minflt);
+    ru.majflt = ru.majflt.saturating_add(here.majflt);
+    ru.nvcsw = ru.nvcsw.saturating_add(here.nvcsw);
+    ru.nivcsw = ru.nivcsw.saturating_add(here.nivcsw);
+    raw.copy_from_slice(ru.as_bytes());
 }
 
 /// Clock ticks (`sysconf(_SC_CLK_TCK)`, as `times` and `/proc/PID/stat`
@@ -202,14 +244,18 @@ pub fn ticks(ns: u64) -> u64 {
     let hz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
         .unwrap_or(100)
         .max(1);
-    (u128::from(ns) * u128::from(hz) / 1_000_000_000) as u64
+    u64::try_from(u128::from(ns) * u128::from(hz) / 1_000_000_000).unwrap_or(u64::MAX)
 }
 
 /// Rewrites the process's own times in a `struct tms` (clock ticks; its
 /// children's, which home counted, stay).
-pub fn amend_tms(tms: &mut [u8; 32], total: CpuTime) {
-    tms[0..8].copy_from_slice(&ticks(total.user_ns).to_le_bytes());
-    tms[8..16].copy_from_slice(&ticks(total.sys_ns).to_le_bytes());
+pub fn amend_tms(raw: &mut [u8; size_of::<Tms>()], total: CpuTime) {
+    let Ok(mut tms) = Tms::read_from_bytes(raw.as_slice()) else {
+        return; // same size: cannot fail
+    };
+    tms.utime = ticks(total.user_ns);
+    tms.stime = ticks(total.sys_ns);
+    raw.copy_from_slice(tms.as_bytes());
 }
 
 #[cfg(test)]
@@ -227,14 +273,14 @@ mod tests {
     #[test]
     fn our_own_count_agrees_with_getrusage() {
         burn(std::time::Duration::from_millis(60));
-        let me = std::process::id() as i32;
+        let me = mosaic_proto::abi::my_pid();
         let c = counted(me).unwrap();
         // SAFETY: an all-zero struct rusage is a valid one.
         let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
         // SAFETY: getrusage fills one struct rusage.
         unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-        let ru_ns = (ru.ru_utime.tv_sec as u64 * 1_000_000 + ru.ru_utime.tv_usec as u64) * 1000
-            + (ru.ru_stime.tv_sec as u64 * 1_000_000 + ru.ru_stime.tv_usec as u64) * 1000;
+        let us = |t: libc::timeval| (t.tv_sec * 1_000_000 + t.tv_usec).cast_unsigned();
+        let ru_ns = (us(ru.ru_utime) + us(ru.ru_stime)) * 1000;
         assert!(c.total_ns() >= 50_000_000, "{c:?}");
         // Other test threads run meanwhile: within 50 ms.
         assert!(
@@ -261,6 +307,20 @@ mod tests {
     }
 
     #[test]
+    fn the_kernel_structs_have_the_kernels_layout() {
+        assert_eq!(size_of::<Rusage>(), size_of::<libc::rusage>());
+        assert_eq!(
+            std::mem::offset_of!(Rusage, nivcsw),
+            std::mem::offset_of!(libc::rusage, ru_nivcsw)
+        );
+        assert_eq!(
+            std::mem::offset_of!(Rusage, minflt),
+            std::mem::offset_of!(libc::rusage, ru_minflt)
+        );
+        assert_eq!(size_of::<Tms>(), size_of::<libc::tms>());
+    }
+
+    #[test]
     fn rusage_and_tms_are_amended_in_place() {
         let mut ru = [0u8; RUSAGE_SIZE];
         ru[32..40].copy_from_slice(&5000u64.to_le_bytes()); // maxrss at home
@@ -275,17 +335,16 @@ mod tests {
             ..Default::default()
         };
         amend_rusage(&mut ru, total, here);
-        let long = |at: usize| u64::from_le_bytes(ru[at..at + 8].try_into().unwrap());
-        assert_eq!((long(0), long(8)), (2, 500_000));
-        assert_eq!((long(16), long(24)), (0, 1250));
-        assert_eq!(long(32), 9000);
-        assert_eq!(long(64), 17);
+        let r = Rusage::read_from_bytes(ru.as_slice()).unwrap();
+        assert_eq!((r.utime.sec, r.utime.usec), (2, 500_000));
+        assert_eq!((r.stime.sec, r.stime.usec), (0, 1250));
+        assert_eq!((r.maxrss, r.minflt), (9000, 17));
         let mut tms = [0u8; 32];
         tms[16..24].copy_from_slice(&42u64.to_le_bytes()); // children's
         amend_tms(&mut tms, total);
-        let tick = |at: usize| u64::from_le_bytes(tms[at..at + 8].try_into().unwrap());
+        let t = Tms::read_from_bytes(tms.as_slice()).unwrap();
         // SAFETY: as above.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
-        assert_eq!((tick(0), tick(8), tick(16)), (hz * 5 / 2, 0, 42));
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.cast_unsigned();
+        assert_eq!((t.utime, t.stime, t.cutime), (hz * 5 / 2, 0, 42));
     }
 }

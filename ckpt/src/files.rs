@@ -4,6 +4,7 @@
 //! (or blocks a stand-alone restore, said before any capture:
 //! [`restore_blockers`]).
 
+use mosaic_proto::abi;
 use mosaic_proto::image::{FdInfo, FdKind, ImageMeta};
 use zerocopy::IntoBytes;
 
@@ -152,15 +153,16 @@ fn pipe_contents(pid: i32, fd: i32) -> Result<Vec<u8>, CkptError> {
             return Err(CkptError::Ptrace("pidfd_open", nix::errno::Errno::last()));
         }
         // SAFETY: as above.
-        let got = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd as i32, target, 0) };
+        let got =
+            unsafe { libc::syscall(libc::SYS_pidfd_getfd, abi::int_result(pidfd), target, 0) };
         let err = nix::errno::Errno::last();
         // SAFETY: pidfd is ours and no longer needed.
-        unsafe { libc::close(pidfd as i32) };
+        unsafe { libc::close(abi::int_result(pidfd)) };
         if got < 0 {
             return Err(CkptError::Ptrace("pidfd_getfd", err));
         }
         // SAFETY: a fresh descriptor that nothing else owns.
-        Ok(unsafe { std::fs::File::from_raw_fd(got as i32) })
+        Ok(unsafe { std::fs::File::from_raw_fd(abi::int_result(got)) })
     };
     let mut read_end = dup(fd)?;
     let mut n: libc::c_int = 0;
@@ -178,7 +180,7 @@ fn pipe_contents(pid: i32, fd: i32) -> Result<Vec<u8>, CkptError> {
             nix::errno::Errno::last(),
         ));
     }
-    let mut contents = vec![0u8; n.max(0) as usize];
+    let mut contents = vec![0u8; usize::try_from(n).unwrap_or(0)];
     if n > 0 {
         read_end
             .read_exact(&mut contents)
@@ -213,7 +215,7 @@ pub(crate) fn restore(
         t.syscall_ok(
             "close_range",
             libc::SYS_close_range,
-            [0, u32::MAX as u64, 0, 0, 0, 0],
+            [0, u64::from(u32::MAX), 0, 0, 0, 0],
         )?;
         return Ok(());
     }
@@ -227,11 +229,11 @@ pub(crate) fn restore(
     t.syscall_ok(
         "close_range",
         libc::SYS_close_range,
-        [first_closed, u32::MAX as u64, 0, 0, 0, 0],
+        [first_closed, u64::from(u32::MAX), 0, 0, 0, 0],
     )?;
     let base = wanted
         .iter()
-        .map(|f| f.fd as u64 + 1)
+        .map(|f| abi::reg(f.fd) + 1)
         .max()
         .unwrap_or(3)
         .max(3);
@@ -250,21 +252,21 @@ pub(crate) fn restore(
         match &f.kind {
             FdKind::Path { path, flags, pos } => {
                 crate::restore::put_path(t, data, path)?;
-                let flags = (*flags & !(libc::O_CREAT | libc::O_TRUNC | libc::O_EXCL)) as u64;
+                let flags = abi::reg(*flags & !(libc::O_CREAT | libc::O_TRUNC | libc::O_EXCL));
                 let fd = t.syscall_ok(
                     "open of a file",
                     libc::SYS_openat,
-                    [libc::AT_FDCWD as u64, data, flags, 0, 0, 0],
+                    [abi::reg(libc::AT_FDCWD), data, flags, 0, 0, 0],
                 )?;
                 let high = lift(t, fd)?;
                 let r = t.syscall(
                     libc::SYS_lseek,
                     [high, *pos, libc::SEEK_SET as u64, 0, 0, 0],
                 )?;
-                if r < 0 && r != -(libc::ESPIPE as i64) {
+                if r < 0 && r != -i64::from(libc::ESPIPE) {
                     return Err(CkptError::Injected {
                         what: "lseek",
-                        errno: nix::errno::Errno::from_raw(-r as i32),
+                        errno: nix::errno::Errno::from_raw(abi::int_result(-r)),
                     });
                 }
                 sources.insert(f.fd, high);
@@ -291,7 +293,7 @@ pub(crate) fn restore(
         {
             let (r, w) = pipes[id];
             let end = if *write { w } else { r };
-            let status = (*flags & (libc::O_NONBLOCK | libc::O_DIRECT)) as u64;
+            let status = abi::reg(*flags & (libc::O_NONBLOCK | libc::O_DIRECT));
             t.syscall_ok(
                 "fcntl(F_SETFL)",
                 libc::SYS_fcntl,
@@ -319,16 +321,20 @@ pub(crate) fn restore(
                 let (r, w) = pipes[id];
                 (if *write { w } else { r }, flags & libc::O_CLOEXEC != 0)
             }
-            FdKind::Dup { of, cloexec } => (*of as u64, *cloexec),
+            FdKind::Dup { of, cloexec } => (abi::reg(*of), *cloexec),
             FdKind::Other { .. } => continue, // preflight refused these
         };
         let flag = if cloexec { libc::O_CLOEXEC as u64 } else { 0 };
-        t.syscall_ok("dup3", libc::SYS_dup3, [source, f.fd as u64, flag, 0, 0, 0])?;
+        t.syscall_ok(
+            "dup3",
+            libc::SYS_dup3,
+            [source, abi::reg(f.fd), flag, 0, 0, 0],
+        )?;
     }
     t.syscall_ok(
         "close_range",
         libc::SYS_close_range,
-        [base, u32::MAX as u64, 0, 0, 0, 0],
+        [base, u64::from(u32::MAX), 0, 0, 0, 0],
     )?;
     Ok(())
 }

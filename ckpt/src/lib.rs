@@ -13,9 +13,12 @@
 //! Modules: [`ptrace`] (a stopped tracee, injection of system calls),
 //! [`procfs`] (what `/proc` says), [`cantmove`], [`capture`], [`restore`],
 //! [`restart`] (how an interrupted system call resumes), and by resource,
-//! capture and restore side by side: [`timers`] (interval and POSIX
-//! timers), [`limits`] (resource limits), [`cputime`] (CPU time used
-//! under other kernels).
+//! capture and restore side by side: `thread` (what belongs to one thread:
+//! registers, mask, alternate stack, TID address, robust list, rseq),
+//! `areas` (memory areas and their pages), `mm` (the mm fields), `files`
+//! (descriptors and pipes), `signals` (dispositions, queued signals),
+//! [`timers`] (interval and POSIX timers), [`limits`] (resource limits),
+//! [`cputime`] (CPU time used under other kernels).
 //!
 //! Why by hand: CRIU does this in C with a parasite blob; no Rust crate
 //! restores a process. We inject single system calls with
@@ -36,6 +39,7 @@ pub mod ptrace;
 pub mod restart;
 pub mod restore;
 mod signals;
+mod thread;
 pub mod timers;
 
 use thiserror::Error;

@@ -57,7 +57,7 @@ fn parse(text: &str) -> Option<Vec<Rlimit>> {
         let line = text.lines().find(|l| l.starts_with(name))?;
         let mut words = line[name.len()..].split_whitespace();
         out.push(Rlimit {
-            resource: resource as u32, // below 16
+            resource: u32::try_from(resource).unwrap_or(u32::MAX), // below 16
             soft: value(words.next()?)?,
             hard: value(words.next()?)?,
         });
@@ -136,7 +136,7 @@ mod tests {
 
     #[test]
     fn our_own_limits_parse_in_resource_order() {
-        let mine = capture(std::process::id() as i32).unwrap();
+        let mine = capture(mosaic_proto::abi::my_pid()).unwrap();
         assert_eq!(mine.len(), 16);
         for (i, l) in mine.iter().enumerate() {
             assert_eq!(l.resource as usize, i);

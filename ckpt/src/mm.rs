@@ -3,6 +3,7 @@
 //! auxiliary vector and its executable (`/proc/PID/exe`), as
 //! `PR_SET_MM_MAP` sets them all at once.
 
+use mosaic_proto::abi;
 use mosaic_proto::image::{ImageMeta, MmFields};
 use zerocopy::{Immutable, IntoBytes, KnownLayout};
 
@@ -81,7 +82,7 @@ pub(crate) fn restore(t: &mut Tracee, meta: &ImageMeta, data: u64) -> Result<(),
         env_start: mm.env_start,
         env_end: mm.env_end,
         auxv: auxv_addr,
-        auxv_size: auxv.len() as u32, // at most 2048, checked above
+        auxv_size: u32::try_from(auxv.len()).unwrap_or(u32::MAX), // at most 2048, checked above
         exe_fd,
     };
     let size = size_of::<PrctlMmMap>() as u64;
@@ -95,7 +96,7 @@ pub(crate) fn restore(t: &mut Tracee, meta: &ImageMeta, data: u64) -> Result<(),
             "open of the executable",
             libc::SYS_openat,
             [
-                libc::AT_FDCWD as u64,
+                abi::reg(libc::AT_FDCWD),
                 data + 2048,
                 libc::O_RDONLY as u64,
                 0,
@@ -103,7 +104,7 @@ pub(crate) fn restore(t: &mut Tracee, meta: &ImageMeta, data: u64) -> Result<(),
                 0,
             ],
         ) {
-            exe_fd = fd as u32;
+            exe_fd = u32::try_from(fd).unwrap_or(u32::MAX);
         }
     }
     t.write_mem(data, map(exe_fd).as_bytes())?;
@@ -126,7 +127,7 @@ pub(crate) fn restore(t: &mut Tracee, meta: &ImageMeta, data: u64) -> Result<(),
     } else if r < 0 {
         return Err(CkptError::Injected {
             what: "prctl(PR_SET_MM_MAP)",
-            errno: nix::errno::Errno::from_raw(-r as i32),
+            errno: nix::errno::Errno::from_raw(abi::int_result(-r)),
         });
     }
     if exe_fd != u32::MAX {
@@ -148,7 +149,7 @@ mod tests {
 
     #[test]
     fn our_own_mm_fields_are_in_order() {
-        let mm = capture(std::process::id() as i32).unwrap();
+        let mm = capture(mosaic_proto::abi::my_pid()).unwrap();
         assert!(mm.start_code < mm.end_code && mm.end_code <= mm.start_data);
         assert!(mm.arg_start < mm.arg_end && mm.arg_end <= mm.env_start);
         assert!(mm.auxv.len().is_multiple_of(2) && mm.auxv.ends_with(&[0, 0]));

@@ -3,6 +3,7 @@
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
+use zerocopy::IntoBytes;
 
 use crate::CkptError;
 
@@ -25,7 +26,7 @@ pub struct MapLine {
 impl MapLine {
     /// PROT_* bits.
     pub fn prot(&self) -> u32 {
-        (self.read as u32) | ((self.write as u32) << 1) | ((self.exec as u32) << 2)
+        u32::from(self.read) | (u32::from(self.write) << 1) | (u32::from(self.exec) << 2)
     }
 }
 
@@ -118,10 +119,10 @@ pub fn stat_fields(pid: i32) -> Result<Vec<String>, CkptError> {
 pub fn auxv(pid: i32) -> Result<Vec<u64>, CkptError> {
     let path = format!("/proc/{pid}/auxv");
     let bytes = std::fs::read(&path).map_err(|e| CkptError::Io(path, e))?;
-    Ok(bytes
-        .chunks_exact(8)
-        .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
-        .collect())
+    let mut words = vec![0u64; bytes.len() / 8];
+    let whole = words.len() * 8;
+    words.as_mut_bytes().copy_from_slice(&bytes[..whole]);
+    Ok(words)
 }
 
 /// Page presence bits from `/proc/PID/pagemap`.
@@ -145,14 +146,11 @@ impl Pagemap {
     /// One entry per page of `[start, end)`.
     pub fn entries(&self, start: u64, end: u64) -> Result<Vec<u64>, CkptError> {
         let n = ((end - start) / 4096) as usize;
-        let mut buf = vec![0u8; n * 8];
+        let mut entries = vec![0u64; n];
         self.0
-            .read_exact_at(&mut buf, start / 4096 * 8)
+            .read_exact_at(entries.as_mut_bytes(), start / 4096 * 8)
             .map_err(|e| CkptError::Io(format!("pagemap at {start:#x}"), e))?;
-        Ok(buf
-            .chunks_exact(8)
-            .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
-            .collect())
+        Ok(entries)
     }
 }
 
@@ -214,7 +212,7 @@ mod tests {
 
     #[test]
     fn reads_our_own_process() {
-        let me = std::process::id() as i32;
+        let me = mosaic_proto::abi::my_pid();
         let maps = maps(me).unwrap();
         assert!(maps.iter().any(|m| m.name == "[stack]"));
         assert!(status_field(me, "Threads").unwrap().parse::<u32>().unwrap() >= 1);

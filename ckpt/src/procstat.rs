@@ -80,7 +80,7 @@ mod tests {
 
     #[test]
     fn our_own_stat_reads() {
-        let me = stat(std::process::id() as i32).expect("we exist");
+        let me = stat(mosaic_proto::abi::my_pid()).expect("we exist");
         // (The main thread of a test binary waits for the test threads.)
         assert!(["running", "sleeping"].contains(&state_name(me.state)));
         assert!(me.mem_kb > 0);

@@ -4,6 +4,7 @@
 //! Every ptrace request for a tracee must come from the thread that attached
 //! it; a [`Tracee`] is therefore not `Send`.
 
+use mosaic_proto::abi;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
@@ -51,6 +52,15 @@ pub fn job_control_stop(sig: Signal) -> Option<Signal> {
     .then_some(sig)
 }
 
+/// The head every `siginfo_t` starts with.
+#[derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable, zerocopy::KnownLayout)]
+#[repr(C)]
+struct SiginfoHead {
+    signo: i32,
+    errno: i32,
+    code: i32,
+}
+
 /// A signal taken off a tracee's queue at a delivery stop.
 #[derive(Clone)]
 pub struct Deferred {
@@ -85,15 +95,20 @@ impl Deferred {
 
     /// A signal with no siginfo to keep (sent by number).
     pub fn plain(signal: i32) -> Deferred {
+        let head = SiginfoHead {
+            signo: signal,
+            errno: 0,
+            code: libc::SI_USER,
+        };
         let mut info = [0u8; 128];
-        info[..4].copy_from_slice(&signal.to_le_bytes());
-        info[8..12].copy_from_slice(&libc::SI_USER.to_le_bytes());
+        info[..size_of::<SiginfoHead>()].copy_from_slice(zerocopy::IntoBytes::as_bytes(&head));
         Deferred { signal, info }
     }
 
     /// `si_code`.
     pub fn code(&self) -> i32 {
-        i32::from_le_bytes(self.info[8..12].try_into().expect("4 bytes"))
+        <SiginfoHead as zerocopy::FromBytes>::read_from_prefix(&self.info)
+            .map_or(0, |(head, _)| head.code)
     }
 
     /// Whether the process's own timers sent it ([`timer_signal`]).
@@ -321,6 +336,16 @@ impl Tracee {
         Ok((conf.abi_ptr != 0).then_some((conf.abi_ptr, conf.len, conf.sig)))
     }
 
+    /// A kernel struct of type `T` read from the tracee at `addr`.
+    pub fn read_struct<T: zerocopy::FromBytes + zerocopy::IntoBytes>(
+        &self,
+        addr: u64,
+    ) -> Result<T, CkptError> {
+        let mut v = T::new_zeroed();
+        self.read_mem(addr, v.as_mut_bytes())?;
+        Ok(v)
+    }
+
     /// Reads tracee memory (any protection).
     pub fn read_mem(&self, addr: u64, buf: &mut [u8]) -> Result<(), CkptError> {
         self.mem.read_exact_at(buf, addr).map_err(|e| {
@@ -367,7 +392,7 @@ impl Tracee {
             ptrace::getregs(self.pid).map_err(|e| CkptError::Ptrace("PTRACE_GETREGS", e))?;
         let mut r = saved;
         r.rip = at;
-        r.rax = nr as u64;
+        r.rax = abi::reg_long(nr);
         // No syscall-restart logic may apply to an injected call.
         r.orig_rax = u64::MAX;
         r.rdi = args[0];
@@ -399,7 +424,7 @@ impl Tracee {
         }
         let done = ptrace::getregs(self.pid).map_err(|e| CkptError::Ptrace("PTRACE_GETREGS", e))?;
         ptrace::setregs(self.pid, saved).map_err(|e| CkptError::Ptrace("PTRACE_SETREGS", e))?;
-        Ok(done.rax as i64)
+        Ok(abi::long(done.rax))
     }
 
     /// Takes the signals of `mask` off the stopped process's queues (every
@@ -447,10 +472,10 @@ impl Tracee {
         if (-4095..0).contains(&r) {
             return Err(CkptError::Injected {
                 what,
-                errno: nix::errno::Errno::from_raw(-r as i32),
+                errno: nix::errno::Errno::from_raw(abi::int_result(-r)),
             });
         }
-        Ok(r as u64)
+        Ok(abi::reg_long(r))
     }
 
     /// Maps private anonymous memory inside the tracee (`flags` adds to
@@ -467,7 +492,7 @@ impl Tracee {
         self.syscall_ok(
             what,
             libc::SYS_mmap,
-            [addr, len, prot as u64, flags, u64::MAX, 0],
+            [addr, len, abi::reg(prot), flags, u64::MAX, 0],
         )
     }
 
@@ -597,7 +622,8 @@ impl SameCpu {
         let me = Pid::from_raw(0);
         let old = nix::sched::sched_getaffinity(me).ok();
         // SAFETY: sched_getcpu has no arguments and no memory effects.
-        let cpu = cpu.unwrap_or_else(|| unsafe { libc::sched_getcpu() }.max(0) as usize);
+        let cpu =
+            cpu.unwrap_or_else(|| usize::try_from(unsafe { libc::sched_getcpu() }).unwrap_or(0));
         let mut set = nix::sched::CpuSet::new();
         if set.set(cpu).is_err() || nix::sched::sched_setaffinity(me, &set).is_err() {
             return SameCpu { old: None }; // not allowed there: run unpinned
@@ -631,7 +657,7 @@ pub trait Memory {
         let mut out = Vec::new();
         let mut at = addr;
         while out.len() < max {
-            let room = (4096 - (at % 4096)) as usize;
+            let room = abi::usize_of(4096 - (at % 4096));
             let mut chunk = vec![0u8; room.min(max - out.len())];
             self.read_mem(at, &mut chunk)?;
             if let Some(nul) = chunk.iter().position(|b| *b == 0) {

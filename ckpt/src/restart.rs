@@ -18,6 +18,7 @@
 //!   simply redone. Anything else (`poll`, `nanosleep` without `rem`) returns
 //!   `EINTR`, which callers must handle anyway (CRIU does the same).
 
+use mosaic_proto::abi;
 use mosaic_proto::image::Regs;
 
 use mosaic_proto::syscalls::codec::errno::{
@@ -30,14 +31,14 @@ const TIMER_ABSTIME: u64 = libc::TIMER_ABSTIME as u64;
 /// applies on top.
 pub fn resume_regs(captured: &Regs) -> Regs {
     let mut r = *captured;
-    let in_syscall = captured.orig_rax as i64 >= 0;
+    let in_syscall = abi::long(captured.orig_rax) >= 0;
     if in_syscall {
-        let nr = captured.orig_rax as i64;
+        let nr = abi::long(captured.orig_rax);
         let redo = |r: &mut Regs| {
             r.rax = captured.orig_rax;
             r.rip -= 2;
         };
-        match captured.rax as i64 {
+        match abi::long(captured.rax) {
             ERESTARTSYS | ERESTARTNOINTR | ERESTARTNOHAND => redo(&mut r),
             ERESTART_RESTARTBLOCK => match nr {
                 libc::SYS_nanosleep if captured.rsi != 0 => {
@@ -49,7 +50,7 @@ pub fn resume_regs(captured: &Regs) -> Regs {
                     r.rdx = captured.r10;
                     redo(&mut r);
                 }
-                _ => r.rax = EINTR as u64,
+                _ => r.rax = abi::reg_long(EINTR),
             },
             _ => {}
         }
@@ -64,8 +65,8 @@ mod tests {
 
     fn in_call(nr: i64, rax: i64) -> Regs {
         Regs {
-            orig_rax: nr as u64,
-            rax: rax as u64,
+            orig_rax: abi::reg_long(nr),
+            rax: abi::reg_long(rax),
             rip: 0x1002,
             ..Regs::default()
         }
@@ -75,7 +76,7 @@ mod tests {
     fn restartable_calls_are_redone() {
         let r = resume_regs(&in_call(libc::SYS_pause, ERESTARTNOHAND));
         assert_eq!(
-            (r.rax as i64, r.rip, r.orig_rax),
+            (abi::long(r.rax), r.rip, r.orig_rax),
             (libc::SYS_pause, 0x1000, u64::MAX)
         );
     }
@@ -87,11 +88,11 @@ mod tests {
         c.r10 = 0x6000; // rem
         let r = resume_regs(&c);
         assert_eq!(
-            (r.rdx, r.rip, r.rax as i64),
+            (r.rdx, r.rip, abi::long(r.rax)),
             (0x6000, 0x1000, libc::SYS_clock_nanosleep)
         );
         c.r10 = 0;
-        assert_eq!(resume_regs(&c).rax as i64, EINTR);
+        assert_eq!(abi::long(resume_regs(&c).rax), EINTR);
     }
 
     #[test]
@@ -99,7 +100,7 @@ mod tests {
         let mut c = in_call(libc::SYS_read, 5);
         assert_eq!(resume_regs(&c).rip, 0x1002);
         c.orig_rax = u64::MAX;
-        c.rax = ERESTARTSYS as u64; // not in a call: rax is just data
-        assert_eq!(resume_regs(&c).rax as i64, ERESTARTSYS);
+        c.rax = abi::reg_long(ERESTARTSYS); // not in a call: rax is just data
+        assert_eq!(abi::long(resume_regs(&c).rax), ERESTARTSYS);
     }
 }

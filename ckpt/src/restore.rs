@@ -15,6 +15,7 @@
 //! Until the stub is released it dies with us (`PTRACE_O_EXITKILL`), and any
 //! failure kills and reaps it: a failed restore leaves no process behind.
 
+use mosaic_proto::abi;
 use std::io::Read;
 
 use mosaic_proto::image::{Backing, CpuTime, FdKind, ImageMeta, ImageReader, PAGE_SIZE};
@@ -27,7 +28,6 @@ use crate::CkptError;
 use crate::areas::{OpenFiles, close_mapped_files, locate, locate_shared, map_area};
 use crate::procfs;
 use crate::ptrace::Tracee;
-use crate::restart::resume_regs;
 
 /// What the restored process's fds 0-2 are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -303,6 +303,10 @@ fn build<R: Read + Send>(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<(), CkptError> {
     let pid = t.pid.as_raw();
+    let main = meta
+        .threads
+        .first()
+        .ok_or_else(|| CkptError::Restore("the image holds no thread".into()))?;
     if fresh_stub {
         // The stub stopped right after the `syscall` of pause().
         let here = t.regs()?.rip;
@@ -320,7 +324,14 @@ fn build<R: Read + Send>(
         t.syscall_ok(
             "rseq unregister",
             libc::SYS_rseq,
-            [addr, len as u64, RSEQ_FLAG_UNREGISTER, sig as u64, 0, 0],
+            [
+                addr,
+                u64::from(len),
+                RSEQ_FLAG_UNREGISTER,
+                u64::from(sig),
+                0,
+                0,
+            ],
         )?;
     }
     let tramp = find_hole(meta, &procfs::maps(pid)?, TRAMPOLINE_PAGES * PAGE_SIZE)?;
@@ -351,25 +362,7 @@ fn build<R: Read + Send>(
     place_vdso(t, meta)?;
     crate::mm::restore(t, meta, data)?;
     crate::signals::restore(t, meta, data)?;
-    t.syscall_ok(
-        "set_tid_address",
-        libc::SYS_set_tid_address,
-        [meta.tid_address, 0, 0, 0, 0, 0],
-    )?;
-    if meta.robust_list.0 != 0 {
-        t.syscall_ok(
-            "set_robust_list",
-            libc::SYS_set_robust_list,
-            [meta.robust_list.0, meta.robust_list.1, 0, 0, 0, 0],
-        )?;
-    }
-    if let Some(r) = meta.rseq {
-        t.syscall_ok(
-            "rseq",
-            libc::SYS_rseq,
-            [r.addr, r.len as u64, 0, r.sig as u64, 0, 0],
-        )?;
-    }
+    crate::thread::restore(t, main, data)?;
     crate::files::restore(t, meta, opts, data)?;
     crate::timers::restore_itimers(t, meta, data)?;
     crate::timers::restore_posix(t, meta, data)?;
@@ -390,21 +383,18 @@ fn build<R: Read + Send>(
         t.syscall_ok(
             "setresgid",
             libc::SYS_setresgid,
-            [gid as u64, gid as u64, gid as u64, 0, 0, 0],
+            [u64::from(gid), u64::from(gid), u64::from(gid), 0, 0, 0],
         )?;
         t.syscall_ok(
             "setresuid",
             libc::SYS_setresuid,
-            [uid as u64, uid as u64, uid as u64, 0, 0, 0],
+            [u64::from(uid), u64::from(uid), u64::from(uid), 0, 0, 0],
         )?;
     }
     if let Some(prog) = &opts.seccomp {
         install_seccomp(t, prog, data, opts.seccomp_listener)?;
     }
-    t.set_regs(&resume_regs(&meta.regs))?;
-    t.set_xstate(&meta.xstate)?;
-    t.set_sigmask(meta.sigmask)?;
-    Ok(())
+    crate::thread::resume(t, main)
 }
 
 /// Maps every area and fills it. Another thread reads (and checksums) the
@@ -421,7 +411,7 @@ fn fill<R: Read + Send>(
     let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
     let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<u8>>();
     for _ in 0..3 {
-        let _ = empty_tx.send(Vec::with_capacity(CHUNK as usize));
+        let _ = empty_tx.send(Vec::with_capacity(abi::usize_of(CHUNK)));
     }
     let unpinned = unpinned.cloned();
     std::thread::scope(|scope| {
@@ -464,8 +454,8 @@ fn fill<R: Read + Send>(
                             pos = 0;
                         }
                         let take = (n * PAGE_SIZE - off).min((cur.len() - pos) as u64);
-                        t.write_mem(addr + off, &cur[pos..pos + take as usize])?;
-                        pos += take as usize;
+                        t.write_mem(addr + off, &cur[pos..pos + abi::usize_of(take)])?;
+                        pos += abi::usize_of(take);
                         off += take;
                         done += take;
                         progress(done, total);
@@ -499,7 +489,11 @@ fn install_seccomp(
     }
     t.write_mem(data + 16, prog)?;
     let mut fprog = Vec::with_capacity(16);
-    fprog.extend_from_slice(&((prog.len() / 8) as u16).to_le_bytes());
+    fprog.extend_from_slice(
+        &u16::try_from(prog.len() / 8)
+            .unwrap_or(u16::MAX)
+            .to_le_bytes(),
+    );
     fprog.extend_from_slice(&[0u8; 6]);
     fprog.extend_from_slice(&(data + 16).to_le_bytes());
     t.write_mem(data, &fprog)?;
@@ -511,14 +505,21 @@ fn install_seccomp(
     t.syscall_ok(
         "seccomp(SET_MODE_FILTER)",
         libc::SYS_seccomp,
-        [libc::SECCOMP_SET_MODE_FILTER as u64, flags, data, 0, 0, 0],
+        [
+            u64::from(libc::SECCOMP_SET_MODE_FILTER),
+            flags,
+            data,
+            0,
+            0,
+            0,
+        ],
     )?;
     Ok(())
 }
 
 /// Writes a NUL-terminated path into the data page.
 pub(crate) fn put_path(t: &Tracee, data: u64, path: &str) -> Result<(), CkptError> {
-    if path.len() >= PAGE_SIZE as usize {
+    if path.len() >= abi::usize_of(PAGE_SIZE) {
         return Err(CkptError::Restore(format!("path too long: {path}")));
     }
     let mut bytes = path.as_bytes().to_vec();

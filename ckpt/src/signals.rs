@@ -1,12 +1,12 @@
 //! Signals, capture and restore side by side: the dispositions
-//! (`rt_sigaction`), the alternate stack (`sigaltstack`) and the queued
-//! signals with their siginfo. (The mask is a register-like field of the
-//! thread: `PTRACE_GETSIGMASK`/`SETSIGMASK`, in `ptrace.rs`.)
+//! (`rt_sigaction`) and the queued signals with their siginfo. (The mask
+//! and the alternate stack are the thread's: `thread.rs`.)
 //!
 //! The kernel's structs are `#[repr(C)]` types read and written whole
 //! (zerocopy checks their layout), not byte offsets.
 
-use mosaic_proto::image::{AltStack, ImageMeta, SigAction};
+use mosaic_proto::abi;
+use mosaic_proto::image::{ImageMeta, SigAction};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use crate::CkptError;
@@ -22,26 +22,6 @@ struct KernelSigaction {
     flags: u64,
     restorer: u64,
     mask: u64,
-}
-
-/// `stack_t` (x86-64: a pointer, an int, padding, a size).
-#[derive(FromBytes, IntoBytes, Immutable, KnownLayout)]
-#[repr(C)]
-struct StackT {
-    sp: u64,
-    flags: i32,
-    _pad: i32,
-    size: u64,
-}
-
-/// `SS_AUTODISARM` (linux/signal.h; libc does not name it).
-const SS_AUTODISARM: i32 = 1 << 31;
-
-/// A kernel struct of type `T` read from the process at `addr`.
-fn read<T: FromBytes + IntoBytes>(t: &Tracee, addr: u64) -> Result<T, CkptError> {
-    let mut v = T::new_zeroed();
-    t.read_mem(addr, v.as_mut_bytes())?;
-    Ok(v)
 }
 
 /// The dispositions of the signals process `pid` catches or ignores (every
@@ -60,7 +40,7 @@ pub(crate) fn capture_actions(
             libc::SYS_rt_sigaction,
             [u64::from(signo), 0, scratch, 8, 0, 0],
         )?;
-        let k: KernelSigaction = read(t, scratch)?;
+        let k: KernelSigaction = t.read_struct(scratch)?;
         out.push(SigAction {
             signo,
             handler: k.handler,
@@ -72,23 +52,16 @@ pub(crate) fn capture_actions(
     Ok(out)
 }
 
-/// Its alternate signal stack, asked with an injected `sigaltstack`.
-pub(crate) fn capture_altstack(t: &mut Tracee, scratch: u64) -> Result<AltStack, CkptError> {
-    t.syscall_ok(
-        "sigaltstack",
-        libc::SYS_sigaltstack,
-        [0, scratch, 0, 0, 0, 0],
-    )?;
-    let s: StackT = read(t, scratch)?;
-    Ok(AltStack {
-        sp: s.sp,
-        flags: s.flags,
-        size: s.size,
-    })
+/// Takes its queued signals off its queues into the tracee's deferred
+/// signals (`Tracee::dequeue_signals`, writing at `scratch`): they travel
+/// as queued ones, with their siginfo, exactly once.
+pub(crate) fn take_queued(t: &mut Tracee, pid: i32, scratch: u64) -> Result<(), CkptError> {
+    let queued = procfs::signal_set(pid, &["SigPnd", "ShdPnd"])?;
+    t.dequeue_signals(queued, scratch)
 }
 
-/// Gives the restored process the image's dispositions and alternate
-/// stack (`data`: room for the structs in the process).
+/// Gives the restored process the image's dispositions (`data`: room
+/// for the structs in the process).
 pub(crate) fn restore(t: &mut Tracee, meta: &ImageMeta, data: u64) -> Result<(), CkptError> {
     // The image holds the caught and ignored signals; every other one is
     // at its default. The stub may have handlers of its own (a fork of a
@@ -130,33 +103,13 @@ pub(crate) fn restore(t: &mut Tracee, meta: &ImageMeta, data: u64) -> Result<(),
             [u64::from(a.signo), data, 0, 8, 0, 0],
         )?;
     }
-    // The image's alternate stack, or none: the stub's own (a Rust thread
-    // has one) would point into memory that is the image's now.
-    let st = &meta.altstack;
-    let s = if st.flags & libc::SS_DISABLE == 0 {
-        StackT {
-            sp: st.sp,
-            flags: st.flags & SS_AUTODISARM,
-            _pad: 0,
-            size: st.size,
-        }
-    } else {
-        StackT {
-            sp: 0,
-            flags: libc::SS_DISABLE,
-            _pad: 0,
-            size: 0,
-        }
-    };
-    t.write_mem(data, s.as_bytes())?;
-    t.syscall_ok("sigaltstack", libc::SYS_sigaltstack, [data, 0, 0, 0, 0, 0])?;
     Ok(())
 }
 
 /// Queues the image's pending signals again, each with its siginfo, on
 /// the thread or the process as they were.
 pub(crate) fn queue_pending(t: &mut Tracee, meta: &ImageMeta, data: u64) -> Result<(), CkptError> {
-    let pid = t.pid.as_raw() as u64;
+    let pid = abi::reg(t.pid.as_raw());
     for p in &meta.pending {
         // siginfo_t: 128 bytes, si_signo first.
         let Some(signo) = p
@@ -193,16 +146,7 @@ mod tests {
 
     #[test]
     fn the_kernel_structs_have_the_kernels_sizes() {
-        // x86-64: kernel_sigaction with an 8-byte mask, stack_t.
+        // x86-64: kernel_sigaction with an 8-byte mask.
         assert_eq!(size_of::<KernelSigaction>(), 32);
-        assert_eq!(size_of::<StackT>(), size_of::<libc::stack_t>());
-        assert_eq!(
-            std::mem::offset_of!(StackT, size),
-            std::mem::offset_of!(libc::stack_t, ss_size)
-        );
-        assert_eq!(
-            std::mem::offset_of!(StackT, flags),
-            std::mem::offset_of!(libc::stack_t, ss_flags)
-        );
     }
 }

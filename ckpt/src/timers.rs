@@ -11,7 +11,9 @@
 
 use crate::CkptError;
 use crate::ptrace::Tracee;
+use mosaic_proto::abi;
 use mosaic_proto::image::{ImageMeta, PosixTimer};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// `prctl` option and arguments (linux/prctl.h; libc 0.2 lacks them).
 const PR_TIMER_CREATE_RESTORE_IDS: u64 = 77;
@@ -25,22 +27,49 @@ const SIGEV_THREAD_ID: i32 = libc::SIGEV_THREAD_ID;
 
 const NS: u64 = 1_000_000_000;
 
-/// `struct itimerspec` or `struct itimerval` words.
-fn words<const N: usize>(raw: &[u8; 32]) -> [u64; N] {
-    let mut w = [0u64; N];
-    for (i, v) in w.iter_mut().enumerate() {
-        *v = u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
-    }
-    w
+/// `struct itimerspec` (timespecs) or `struct itimerval` (timevals):
+/// the interval, then the value left, each as seconds and a fraction.
+#[derive(FromBytes, IntoBytes, Immutable, KnownLayout, Default)]
+#[repr(C)]
+struct TimerSpec {
+    interval_sec: u64,
+    interval_frac: u64,
+    value_sec: u64,
+    value_frac: u64,
 }
 
-fn spec(words: [u64; 4]) -> [u8; 32] {
-    let mut s = [0u8; 32];
-    for (i, w) in words.iter().enumerate() {
-        s[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
+impl TimerSpec {
+    /// From an interval and a value in units of `unit` a second.
+    fn of(interval: u64, value: u64, unit: u64) -> TimerSpec {
+        TimerSpec {
+            interval_sec: interval / unit,
+            interval_frac: interval % unit,
+            value_sec: value / unit,
+            value_frac: value % unit,
+        }
     }
-    s
+
+    /// (interval, value) in units of `unit` a second.
+    fn in_units(&self, unit: u64) -> (u64, u64) {
+        (
+            self.interval_sec * unit + self.interval_frac,
+            self.value_sec * unit + self.value_frac,
+        )
+    }
 }
+
+/// `struct sigevent` as the kernel reads it for `timer_create`.
+#[derive(FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+struct SigEvent {
+    value: u64,
+    signo: i32,
+    notify: i32,
+    tid: i32,
+    _pad: [i32; 11],
+}
+
+const US: u64 = 1_000_000;
 
 /// Armed interval timers: (which, interval µs, value µs).
 pub(crate) fn capture_itimers(
@@ -52,12 +81,9 @@ pub(crate) fn capture_itimers(
         t.syscall_ok(
             "getitimer",
             libc::SYS_getitimer,
-            [which as u64, scratch, 0, 0, 0, 0],
+            [abi::reg(which), scratch, 0, 0, 0, 0],
         )?;
-        let mut raw = [0u8; 32];
-        t.read_mem(scratch, &mut raw)?;
-        let [is, ius, vs, vus] = words::<4>(&raw);
-        let (interval, value) = (is * 1_000_000 + ius, vs * 1_000_000 + vus);
+        let (interval, value) = t.read_struct::<TimerSpec>(scratch)?.in_units(US);
         if value != 0 {
             itimers.push((which, interval, value));
         }
@@ -71,17 +97,11 @@ pub(crate) fn restore_itimers(
     data: u64,
 ) -> Result<(), CkptError> {
     for &(which, interval, value) in &meta.itimers {
-        let s = spec([
-            interval / 1_000_000,
-            interval % 1_000_000,
-            value / 1_000_000,
-            value % 1_000_000,
-        ]);
-        t.write_mem(data, &s)?;
+        t.write_mem(data, TimerSpec::of(interval, value, US).as_bytes())?;
         t.syscall_ok(
             "setitimer",
             libc::SYS_setitimer,
-            [which as u64, data, 0, 0, 0, 0],
+            [abi::reg(which), data, 0, 0, 0, 0],
         )?;
     }
     Ok(())
@@ -142,13 +162,9 @@ pub(crate) fn capture_posix(t: &mut Tracee, scratch: u64) -> Result<Vec<PosixTim
         t.syscall_ok(
             "timer_gettime",
             libc::SYS_timer_gettime,
-            [timer.id as u64, scratch, 0, 0, 0, 0],
+            [abi::reg(timer.id), scratch, 0, 0, 0, 0],
         )?;
-        let mut raw = [0u8; 32];
-        t.read_mem(scratch, &mut raw)?;
-        let [is, ins, vs, vns] = words::<4>(&raw);
-        timer.interval_ns = is * NS + ins;
-        timer.value_ns = vs * NS + vns;
+        (timer.interval_ns, timer.value_ns) = t.read_struct::<TimerSpec>(scratch)?.in_units(NS);
     }
     Ok(timers)
 }
@@ -182,17 +198,12 @@ pub(crate) fn restore_posix(t: &mut Tracee, meta: &ImageMeta, data: u64) -> Resu
         if timer.value_ns == 0 {
             continue; // disarmed
         }
-        let s = spec([
-            timer.interval_ns / NS,
-            timer.interval_ns % NS,
-            timer.value_ns / NS,
-            timer.value_ns % NS,
-        ]);
-        t.write_mem(data, &s)?;
+        let s = TimerSpec::of(timer.interval_ns, timer.value_ns, NS);
+        t.write_mem(data, s.as_bytes())?;
         t.syscall_ok(
             "timer_settime",
             libc::SYS_timer_settime,
-            [timer.id as u64, 0, data, 0, 0, 0],
+            [abi::reg(timer.id), 0, data, 0, 0, 0],
         )?;
     }
     Ok(())
@@ -201,26 +212,25 @@ pub(crate) fn restore_posix(t: &mut Tracee, meta: &ImageMeta, data: u64) -> Resu
 fn create_all(t: &mut Tracee, meta: &ImageMeta, data: u64) -> Result<(), CkptError> {
     let tid = t.pid.as_raw();
     for timer in &meta.posix_timers {
-        // struct sigevent: sigev_value, sigev_signo, sigev_notify, _tid, padding to 64.
-        let mut sev = [0u8; 64];
-        sev[0..8].copy_from_slice(&timer.sigval.to_le_bytes());
-        sev[8..12].copy_from_slice(&timer.signo.to_le_bytes());
-        sev[12..16].copy_from_slice(&timer.notify.to_le_bytes());
-        sev[16..20].copy_from_slice(&tid.to_le_bytes());
-        t.write_mem(data, &sev)?;
-        t.write_mem(data + 64, &timer.id.to_le_bytes())?;
+        let sev = SigEvent {
+            value: timer.sigval,
+            signo: timer.signo,
+            notify: timer.notify,
+            tid,
+            _pad: [0; 11],
+        };
+        t.write_mem(data, sev.as_bytes())?;
+        t.write_mem(data + 64, timer.id.as_bytes())?;
         t.syscall_ok(
             "timer_create",
             libc::SYS_timer_create,
-            [timer.clock as u64, data, data + 64, 0, 0, 0],
+            [abi::reg(timer.clock), data, data + 64, 0, 0, 0],
         )?;
-        let mut id = [0u8; 4];
-        t.read_mem(data + 64, &mut id)?;
-        if i32::from_le_bytes(id) != timer.id {
+        let id: i32 = t.read_struct(data + 64)?;
+        if id != timer.id {
             return Err(CkptError::Restore(format!(
-                "POSIX timer {} came back as {}",
-                timer.id,
-                i32::from_le_bytes(id)
+                "POSIX timer {} came back as {id}",
+                timer.id
             )));
         }
     }
@@ -236,7 +246,7 @@ pub fn delete_posix(t: &mut Tracee) -> Result<usize, CkptError> {
         t.syscall_ok(
             "timer_delete",
             libc::SYS_timer_delete,
-            [timer.id as u64, 0, 0, 0, 0, 0],
+            [abi::reg(timer.id), 0, 0, 0, 0, 0],
         )?;
     }
     Ok(timers.len())
@@ -265,5 +275,22 @@ mod tests {
         assert_eq!(parse_timers(""), Some(vec![]));
         assert_eq!(parse_timers("signal: 1/0\n"), None, "a field before any ID");
         assert_eq!(parse_timers("ID: x\n"), None);
+    }
+
+    #[test]
+    fn the_kernel_structs_have_the_kernels_layout() {
+        assert_eq!(size_of::<TimerSpec>(), size_of::<libc::itimerspec>());
+        assert_eq!(size_of::<TimerSpec>(), size_of::<libc::itimerval>());
+        assert_eq!(
+            std::mem::offset_of!(TimerSpec, value_sec),
+            std::mem::offset_of!(libc::itimerspec, it_value)
+        );
+        assert_eq!(size_of::<SigEvent>(), size_of::<libc::sigevent>());
+        assert_eq!(
+            std::mem::offset_of!(SigEvent, notify),
+            std::mem::offset_of!(libc::sigevent, sigev_notify)
+        );
+        let (i, v) = TimerSpec::of(2_500_000, 7, US).in_units(US);
+        assert_eq!((i, v), (2_500_000, 7));
     }
 }

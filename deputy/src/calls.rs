@@ -9,6 +9,7 @@ use crate::scratch::Scratch;
 use crate::session::Placeholder;
 use mosaic_ckpt::CkptError;
 use mosaic_ckpt::ptrace::Tracee;
+use mosaic_proto::abi;
 use mosaic_proto::migrate::Buf;
 use mosaic_proto::syscalls::codec::errno::{EINTR, ENOSYS, ERESTART_RESTARTBLOCK, ERESTARTNOINTR};
 use mosaic_proto::syscalls::codec::{self, AtHome, PlaceError};
@@ -40,23 +41,23 @@ impl<T> Placeholder<T> {
             // SAFETY: pidfd_open takes integers and returns a descriptor we own.
             let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, self.tracee.pid.as_raw(), 0) };
             // SAFETY: a fresh descriptor nothing else owns.
-            self.pidfd = (raw >= 0).then(|| unsafe { OwnedFd::from_raw_fd(raw as i32) });
+            self.pidfd = (raw >= 0).then(|| unsafe { OwnedFd::from_raw_fd(abi::int_result(raw)) });
         }
         let pidfd = self.pidfd.as_ref()?.as_raw_fd();
         // SAFETY: pidfd_getfd takes integers and returns a descriptor we own.
-        let raw = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, args[0] as i32, 0) };
+        let raw = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, abi::int_arg(args[0]), 0) };
         if raw < 0 {
             return None; // EBADF and the like: the injected call says it right
         }
         // SAFETY: as above.
-        let file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(raw as i32) });
+        let file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(abi::int_result(raw)) });
         let regular = file.metadata().is_ok_and(|m| m.file_type().is_file());
         let fuse = nix::sys::statfs::fstatfs(&file)
             .map_or(true, |s| s.filesystem_type().0 == FUSE_SUPER_MAGIC);
         if !regular || fuse {
             return None;
         }
-        let mut buf = vec![0u8; len as usize];
+        let mut buf = vec![0u8; abi::usize_of(len)];
         let got = if positional {
             std::os::unix::fs::FileExt::read_at(&file, &mut buf, args[3])
         } else {
@@ -65,7 +66,7 @@ impl<T> Placeholder<T> {
         Some(match got {
             Ok(n) => {
                 buf.truncate(n);
-                (n as i64, vec![(1, buf.into())])
+                (abi::count(n), vec![(1, buf.into())])
             }
             Err(e) => (
                 -i64::from(e.raw_os_error().unwrap_or(libc::EIO)),

@@ -5,6 +5,7 @@ use crate::DeputyError;
 use crate::session::Placeholder;
 use mosaic_ckpt::CkptError;
 use mosaic_ckpt::ptrace::Deferred;
+use mosaic_proto::abi;
 use mosaic_proto::migrate::{HomeMsg, Link, LinkExt};
 use nix::sys::signal::Signal;
 use tracing::{info, warn};
@@ -68,7 +69,7 @@ impl<T> Placeholder<T> {
         self.scratch.begin(&mut self.tracee, 64)?;
         let act = self.scratch.put(&mut self.tracee, &[0u8; 32])?;
         self.tracee
-            .syscall(libc::SYS_rt_sigaction, [signal as u64, act, 0, 8, 0, 0])?;
+            .syscall(libc::SYS_rt_sigaction, [abi::reg(signal), act, 0, 8, 0, 0])?;
         let mask = self.tracee.sigmask()?;
         self.tracee.set_sigmask(mask & !(1u64 << (signal - 1)))?;
         let _ = nix::sys::signal::kill(pid, sig);

@@ -9,6 +9,7 @@ use crate::scratch::Scratch;
 use crate::{Command, DeputyError, Outcome, Reply};
 use mosaic_ckpt::CaptureOptions;
 use mosaic_ckpt::ptrace::Tracee;
+use mosaic_proto::abi;
 use mosaic_proto::image::CpuTime;
 use mosaic_proto::migrate::{HomeMsg, ImageOut, Link, LinkExt, RemoteMsg, STALL};
 use mosaic_proto::ratelimit::Every;
@@ -288,7 +289,7 @@ impl<T> Placeholder<T> {
                         // exit_group inside the placeholder: its parent sees `code`.
                         let _ = self
                             .tracee
-                            .syscall(libc::SYS_exit_group, [code as u64, 0, 0, 0, 0, 0]);
+                            .syscall(libc::SYS_exit_group, [abi::reg(code), 0, 0, 0, 0, 0]);
                     }
                     return Ok(Next::Done(Outcome::Exited(code)));
                 }

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use mosaic_deputy::journey::{Nodes, journey};
 use mosaic_deputy::{DeputyError, Outcome};
+use mosaic_proto::abi;
 use mosaic_proto::image::CpuTime;
 use mosaic_proto::migrate::{HomeMsg, Link, LinkError, RemoteMsg, decode, encode};
 
@@ -184,7 +185,7 @@ fn a_call_is_made_in_the_placeholder_and_the_exit_status_is_the_guests() {
         started(),
         // getpid: made in the placeholder, so the home PID.
         RemoteMsg::Syscall {
-            nr: libc::SYS_getpid as u32,
+            nr: abi::nr(libc::SYS_getpid),
             args: [0; 6],
             inbufs: Vec::new(),
         },

@@ -21,6 +21,7 @@
 //! them (`in_flight`), so a burst of decisions does not overshoot while
 //! the target's smoothed load is still rising.
 
+use mosaic_proto::abi;
 use mosaic_proto::load::LoadVector;
 
 /// Single-process loads by which a node must exceed another (or the
@@ -399,13 +400,13 @@ impl Balancer {
             // old idle process that turns busy now is news to the others
             // as much as a new one.
             let started_ms = now_ms
-                .saturating_sub(resident.as_millis() as u64)
+                .saturating_sub(abi::millis(resident))
                 .max(busy_since_ms);
             let fresh = peers.iter().find(|p| p.name == node).is_some_and(|p| {
                 if p.load.at_ms == 0 {
                     resident >= MIN_RESIDENCY + UNDATED_SLACK
                 } else {
-                    p.load.at_ms >= started_ms + SEEN_WITHIN.as_millis() as u64
+                    p.load.at_ms >= started_ms + abi::millis(SEEN_WITHIN)
                 }
             });
             if fresh {
@@ -451,7 +452,7 @@ impl Balancer {
             .ok()
             .and_then(|u| u.split_whitespace().next()?.parse().ok())
             .unwrap_or(0.0);
-        let me = std::process::id() as i32;
+        let me = abi::my_pid();
         let mut seen = std::collections::HashMap::new();
         let mut out = Vec::new();
         // Decayed by half per second, whatever the interval.
@@ -550,7 +551,7 @@ impl Balancer {
                 _ if demand < BUSY => 0,
                 Some(old) if old.start == start && old.busy_since_ms != 0 => old.busy_since_ms,
                 Some(old) if old.start == start => wall_ms,
-                _ => wall_ms.saturating_sub((age * 1000.0) as u64),
+                _ => wall_ms.saturating_sub(abi::float_to_u64(age * 1000.0)),
             };
             let busy_since_ms = now.busy_since_ms;
             seen.insert(pid, now);
@@ -653,6 +654,10 @@ mod tests {
     }
 
     /// Runs the rule until it stops moving; returns the loads.
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "the loads of these tests are small whole numbers"
+    )]
     fn settle(mut a: f64, mut b: f64) -> (f64, f64) {
         for _ in 0..100 {
             let jobs: Vec<Candidate> = (0..a as i32).map(busy).collect();
@@ -674,6 +679,10 @@ mod tests {
     }
 
     #[test]
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "the loads of these tests are small whole numbers"
+    )]
     fn equal_or_nearly_equal_nodes_trade_nothing() {
         for (a, b) in [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (5.0, 4.0), (3.0, 3.0)] {
             let jobs: Vec<Candidate> = (0..a as i32).map(busy).collect();
@@ -836,7 +845,7 @@ mod tests {
         LoadVector {
             machine: "m".into(),
             cpuset: cpus.to_vec(),
-            ..node(load, cpus.len() as u32, 1000)
+            ..node(load, u32::try_from(cpus.len()).unwrap(), 1000)
         }
     }
 
@@ -900,7 +909,7 @@ mod tests {
         }
 
         fn pids(&self) -> Vec<i32> {
-            self.0.iter().map(|c| c.id() as i32).collect()
+            self.0.iter().map(|c| abi::pid(c.id())).collect()
         }
     }
 

@@ -184,7 +184,7 @@ impl mosaic_ssi_fs::mfs::Cluster for View {
     }
 
     fn home_of(&self, pid: u32) -> Option<String> {
-        self.guests.home_of(pid as i32)
+        self.guests.home_of(mosaic_proto::abi::pid(pid))
     }
 
     fn connect(&self, node: &str) -> std::io::Result<Box<dyn Transport + Send>> {

@@ -55,6 +55,6 @@ pub const DEFAULT_GOSSIP_PORT: u16 = 7946;
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
+        .map(mosaic_proto::abi::millis)
         .unwrap_or(0)
 }

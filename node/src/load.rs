@@ -104,7 +104,7 @@ pub fn resident_bytes(proc_root: &Path) -> u64 {
 /// CPUs this process may run on.
 pub fn usable_cpus() -> u32 {
     std::thread::available_parallelism()
-        .map(|n| n.get() as u32)
+        .map(|n| u32::try_from(n.get()).unwrap_or(u32::MAX))
         .unwrap_or(1)
 }
 
@@ -160,7 +160,7 @@ pub fn calibrate_speed() -> u32 {
 /// rounded, never 0 (a node of speed 0 would look infinitely slow).
 fn speed_of(per_second: f64) -> u32 {
     if per_second.is_finite() && per_second > 0.0 {
-        ((per_second / 1e6).round().min(f64::from(u32::MAX)) as u32).max(1)
+        mosaic_proto::abi::float_to_u32((per_second / 1e6).round()).max(1)
     } else {
         1
     }
@@ -187,7 +187,7 @@ impl NodeShape {
             .unwrap_or_default();
         let cpuset = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0))
             .map(|set| {
-                (0..nix::sched::CpuSet::count() as u32)
+                (0..u32::try_from(nix::sched::CpuSet::count()).unwrap_or(u32::MAX))
                     .filter(|&c| set.is_set(c as usize).unwrap_or(false))
                     .collect()
             })

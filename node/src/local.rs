@@ -287,7 +287,12 @@ fn start_node(
 ) -> anyhow::Result<LocalNode> {
     let name = format!("node{index}");
     let addr = SocketAddr::V4(SocketAddrV4::new(
-        Ipv4Addr::new(127, 0, 0, 10 + index as u8),
+        Ipv4Addr::new(
+            127,
+            0,
+            0,
+            u8::try_from(10 + index).context("at most 240 nodes")?,
+        ),
         state.port,
     ));
     let node_dir = dir.join(&name);
@@ -330,7 +335,7 @@ fn start_node(
             let mut distinct = c.clone();
             distinct.sort_unstable();
             distinct.dedup();
-            distinct.len() as u32
+            u32::try_from(distinct.len()).unwrap_or(u32::MAX)
         }),
         memory_mib,
         accept_guests: true,
@@ -568,7 +573,11 @@ pub fn exec(dir: &Path, name: &str, cmd: &[String]) -> anyhow::Result<i32> {
         .with_context(|| format!("cannot run {program} in {name}"))?;
     // Signals sent to us go to the command, so that killing `cluster exec`
     // never leaves its command orphaned inside the node.
-    supervise(Pid::from_raw(child.id() as i32), &signals, false)
+    supervise(
+        Pid::from_raw(mosaic_proto::abi::pid(child.id())),
+        &signals,
+        false,
+    )
 }
 
 /// Joins the UTS, PID and mount namespaces of process `pid`; our next
@@ -658,7 +667,11 @@ pub fn node_init(name: &str, node_dir: &Path, cpus: Option<&[usize]>) -> anyhow:
         .arg(node_dir.join("mosaicd.toml"))
         .spawn()
         .with_context(|| format!("cannot start {}", mosaicd.display()))?;
-    supervise(Pid::from_raw(daemon.id() as i32), &signals, true)
+    supervise(
+        Pid::from_raw(mosaic_proto::abi::pid(daemon.id())),
+        &signals,
+        true,
+    )
 }
 
 /// The `mosaicd` binary: `$MOSAICD`, else next to this executable, else `$PATH`.

@@ -38,7 +38,7 @@ pub fn draw(frame: &mut Frame, nodes: &[NodeInfo], problem: Option<&str>) {
     };
     let bar_width = nodes
         .iter()
-        .map(|n| label(n).chars().count() as u16)
+        .map(|n| u16::try_from(label(n).chars().count()).unwrap_or(u16::MAX))
         .max()
         .unwrap_or(5)
         .clamp(5, 12);
@@ -49,7 +49,7 @@ pub fn draw(frame: &mut Frame, nodes: &[NodeInfo], problem: Option<&str>) {
                 (Some(l), NodeState::Alive) => {
                     let per_cpu = l.load / f64::from(l.cpus.max(1));
                     (
-                        (per_cpu * 100.0).round() as u64,
+                        mosaic_proto::abi::float_to_u64((per_cpu * 100.0).round()),
                         format!("{:.2}", l.load),
                         if per_cpu > 1.0 {
                             Color::Red
@@ -71,7 +71,9 @@ pub fn draw(frame: &mut Frame, nodes: &[NodeInfo], problem: Option<&str>) {
         .iter()
         .filter(|n| n.state == NodeState::Alive)
         .filter_map(|n| n.load.as_ref())
-        .map(|l| (l.load / f64::from(l.cpus.max(1)) * 100.0).round() as u64)
+        .map(|l| {
+            mosaic_proto::abi::float_to_u64((l.load / f64::from(l.cpus.max(1)) * 100.0).round())
+        })
         .max()
         .unwrap_or(0)
         .max(100);
@@ -186,7 +188,7 @@ mod tests {
             .rev()
             .find(|&y| row_text(buf, y).contains(name))
             .expect("label row");
-        let x = row_text(buf, label_row).find(name).unwrap() as u16;
+        let x = u16::try_from(row_text(buf, label_row).find(name).unwrap()).unwrap();
         (0..label_row)
             .filter(|&y| x < width && buf[(x, y)].symbol() != " " && buf[(x, y)].symbol() != "─")
             .count()

@@ -194,7 +194,9 @@ impl<S: Read + Write> AuthStream<S> {
         }
         let tag = self.key.tag(self.role, self.send_seq, payload);
         self.send_seq += 1;
-        let len = (payload.len() as u32).to_le_bytes();
+        let len = u32::try_from(payload.len())
+            .map_err(|_| ChannelError::TooLarge(payload.len()))?
+            .to_le_bytes();
         if payload.len() <= SMALL_FRAME {
             // One write for the small frames of forwarded calls.
             let mut frame = Vec::with_capacity(4 + payload.len() + TAG_LEN);

@@ -210,10 +210,11 @@ mod tests {
 
     impl Tree {
         fn spawn(&mut self, pid: i32, parent: i32) -> Proc {
-            self.0.insert(pid, (pid as u64 * 10, parent, true));
+            self.0
+                .insert(pid, (u64::from(pid.cast_unsigned()) * 10, parent, true));
             Proc {
                 pid,
-                start: pid as u64 * 10,
+                start: u64::from(pid.cast_unsigned()) * 10,
             }
         }
         fn end(&mut self, p: Proc) {

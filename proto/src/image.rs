@@ -20,7 +20,9 @@ pub const IMAGE_MAGIC: &[u8; 8] = b"MOSAICIM";
 /// Last bytes of an image.
 pub const IMAGE_END: &[u8; 8] = b"MOSAICND";
 /// The version this code writes and reads.
-pub const IMAGE_VERSION: u32 = 1;
+/// 2: a thread's own state (registers, mask, alternate stack, TID address,
+/// robust list, rseq) is one of `threads`, no longer fields of the process.
+pub const IMAGE_VERSION: u32 = 2;
 /// Page size of the images (x86-64).
 pub const PAGE_SIZE: u64 = 4096;
 /// Largest metadata accepted (a process has at most 65530 areas by default).
@@ -39,6 +41,8 @@ pub enum ImageError {
     Corrupt(String),
     #[error("image I/O failed: {0}")]
     Io(#[from] std::io::Error),
+    #[error("image cannot be restored: {0}")]
+    Unsupported(String),
 }
 
 /// General registers as `struct user_regs_struct` (x86-64), in kernel order.
@@ -97,6 +101,25 @@ pub struct PendingSignal {
     /// Whether it was queued to the whole process (else to the thread).
     pub shared: bool,
     pub siginfo: Vec<u8>,
+}
+
+/// What belongs to one thread rather than to its process: where it is
+/// (registers, and so the call it was interrupted in), what it blocks, its
+/// alternate signal stack, and what it registered with the kernel by its
+/// own calls (`set_tid_address`, `set_robust_list`, `rseq`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadImage {
+    /// Its TID when captured.
+    pub tid: i32,
+    pub regs: Regs,
+    /// `NT_X86_XSTATE` register set (FPU, SSE, AVX, ...).
+    pub xstate: Vec<u8>,
+    pub sigmask: u64,
+    pub altstack: AltStack,
+    pub tid_address: u64,
+    /// `get_robust_list`: the list head and its length.
+    pub robust_list: (u64, u64),
+    pub rseq: Option<Rseq>,
 }
 
 /// The mm fields `PR_SET_MM_MAP` restores.
@@ -281,18 +304,13 @@ pub struct ImageMeta {
     pub exe: String,
     /// Its command line, for humans.
     pub cmdline: Vec<String>,
-    pub regs: Regs,
-    /// `NT_X86_XSTATE` register set (FPU, SSE, AVX, ...).
-    pub xstate: Vec<u8>,
-    pub sigmask: u64,
+    /// Its threads' own state, the main thread first (one today: cantmove
+    /// refuses a process with more).
+    pub threads: Vec<ThreadImage>,
     /// Dispositions that are not SIG_DFL.
     pub sigactions: Vec<SigAction>,
     pub pending: Vec<PendingSignal>,
-    pub altstack: AltStack,
     pub mm: MmFields,
-    pub tid_address: u64,
-    pub robust_list: (u64, u64),
-    pub rseq: Option<Rseq>,
     pub vmas: Vec<Vma>,
     pub fds: Vec<FdInfo>,
     /// Interval timers (`setitimer`): (which, interval µs, value µs).
@@ -354,7 +372,16 @@ impl ImageMeta {
                 }
             }
         }
-        if self.xstate.len() > 1 << 20 {
+        match self.threads.len() {
+            1 => {}
+            0 => return bad("the image holds no thread".into()),
+            n => {
+                return Err(ImageError::Unsupported(format!(
+                    "the image holds {n} threads; this mosaic restores single-threaded processes"
+                )));
+            }
+        }
+        if self.threads.iter().any(|t| t.xstate.len() > 1 << 20) {
             return bad("register state is too large".into());
         }
         Ok(())
@@ -456,7 +483,7 @@ impl<R: std::io::Read> ImageReader<R> {
                 "metadata length {len} is implausible"
             )));
         }
-        let mut json = vec![0u8; len as usize];
+        let mut json = vec![0u8; crate::abi::usize_of(len)];
         read_exact_or(&mut input, &mut json, "metadata")?;
         let mut crc = crc32fast::Hasher::new();
         crc.update(&head);
@@ -522,16 +549,19 @@ mod tests {
             pid: 42,
             exe: "/bin/true".into(),
             cmdline: vec!["true".into()],
-            regs: Regs::default(),
-            xstate: vec![1, 2, 3],
-            sigmask: 0,
+            threads: vec![ThreadImage {
+                tid: 42,
+                regs: Regs::default(),
+                xstate: vec![1, 2, 3],
+                sigmask: 0,
+                altstack: AltStack::default(),
+                tid_address: 0,
+                robust_list: (0, 0),
+                rseq: None,
+            }],
             sigactions: vec![],
             pending: vec![],
-            altstack: AltStack::default(),
             mm: MmFields::default(),
-            tid_address: 0,
-            robust_list: (0, 0),
-            rseq: None,
             vmas: vec![Vma {
                 start: 0x10000,
                 end: 0x13000,
@@ -557,7 +587,7 @@ mod tests {
 
     fn read_all(bytes: &[u8]) -> Result<Vec<u8>, ImageError> {
         let (mut r, m) = ImageReader::new(bytes)?;
-        let mut pages = vec![0u8; (m.page_count() * PAGE_SIZE) as usize];
+        let mut pages = vec![0u8; crate::abi::usize_of(m.page_count() * PAGE_SIZE)];
         r.read_pages(&mut pages)?;
         r.finish()?;
         Ok(pages)
@@ -599,5 +629,16 @@ mod tests {
         assert!(m.validate().is_err());
         m.vmas[0].pages = vec![(0x12000, u64::MAX / 2)];
         assert!(m.validate().is_err());
+    }
+
+    #[test]
+    fn an_image_holds_exactly_one_thread_today() {
+        let mut m = meta();
+        m.threads.clear();
+        assert!(m.validate().unwrap_err().to_string().contains("no thread"));
+        let one = meta().threads[0].clone();
+        m.threads = vec![one.clone(), one];
+        let e = m.validate().unwrap_err().to_string();
+        assert!(e.contains("2 threads"), "{e}");
     }
 }

@@ -8,6 +8,7 @@
 //! image and the syscall table. Everything here is `serde` so that the daemon,
 //! the CLI and the tests agree on one encoding.
 
+pub mod abi;
 pub mod auth;
 pub mod control;
 pub mod image;

@@ -46,7 +46,7 @@ fn is_zero(v: &u64) -> bool {
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+        .map_or(0, crate::abi::millis)
 }
 
 impl LoadVector {

@@ -164,32 +164,52 @@ pub mod msghdr {
         pub flags: i32,
     }
 
+    /// `struct msghdr` as the kernel lays it out on x86-64.
+    #[derive(
+        zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable, zerocopy::KnownLayout,
+    )]
+    #[repr(C)]
+    struct Raw {
+        name: u64,
+        namelen: u32,
+        _pad: u32,
+        iov: u64,
+        iovlen: u64,
+        control: u64,
+        controllen: u64,
+        flags: i32,
+        _pad2: u32,
+    }
+
     /// Reads the fields; `None` if `h` is shorter than a msghdr.
     pub fn parse(h: &[u8]) -> Option<Fields> {
-        let h: &[u8; SIZE] = h.get(..SIZE)?.try_into().ok()?;
-        let u64_at = |at: usize| u64::from_le_bytes(super::codec::array_at(h, at));
-        let u32_at = |at: usize| u32::from_le_bytes(super::codec::array_at(h, at));
+        let (r, _) = <Raw as zerocopy::FromBytes>::read_from_prefix(h).ok()?;
         Some(Fields {
-            name: u64_at(0),
-            namelen: u32_at(8),
-            iov: u64_at(16),
-            iovlen: u64_at(24),
-            control: u64_at(32),
-            controllen: u64_at(40),
-            flags: i32::from_le_bytes(super::codec::array_at(h, 48)),
+            name: r.name,
+            namelen: r.namelen,
+            iov: r.iov,
+            iovlen: r.iovlen,
+            control: r.control,
+            controllen: r.controllen,
+            flags: r.flags,
         })
     }
 
     /// A msghdr with these fields.
     pub fn build(f: &Fields) -> [u8; SIZE] {
+        let r = Raw {
+            name: f.name,
+            namelen: f.namelen,
+            _pad: 0,
+            iov: f.iov,
+            iovlen: f.iovlen,
+            control: f.control,
+            controllen: f.controllen,
+            flags: f.flags,
+            _pad2: 0,
+        };
         let mut h = [0u8; SIZE];
-        h[0..8].copy_from_slice(&f.name.to_le_bytes());
-        h[8..12].copy_from_slice(&f.namelen.to_le_bytes());
-        h[16..24].copy_from_slice(&f.iov.to_le_bytes());
-        h[24..32].copy_from_slice(&f.iovlen.to_le_bytes());
-        h[32..40].copy_from_slice(&f.control.to_le_bytes());
-        h[40..48].copy_from_slice(&f.controllen.to_le_bytes());
-        h[48..52].copy_from_slice(&f.flags.to_le_bytes());
+        h.copy_from_slice(zerocopy::IntoBytes::as_bytes(&r));
         h
     }
 
@@ -206,6 +226,24 @@ pub mod msghdr {
             f.controllen.min(MAX_CONTROL)
         };
         (name, control)
+    }
+
+    #[cfg(test)]
+    mod layout {
+        use super::*;
+
+        #[test]
+        fn raw_has_the_kernels_layout() {
+            assert_eq!(size_of::<Raw>(), SIZE);
+            assert_eq!(size_of::<Raw>(), size_of::<libc::msghdr>());
+            assert_eq!(std::mem::offset_of!(Raw, namelen) as u64, NAMELEN_AT);
+            assert_eq!(std::mem::offset_of!(Raw, controllen) as u64, CONTROLLEN_AT);
+            assert_eq!(std::mem::offset_of!(Raw, flags) as u64, FLAGS_AT);
+            assert_eq!(
+                std::mem::offset_of!(Raw, controllen),
+                std::mem::offset_of!(libc::msghdr, msg_controllen)
+            );
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use crate::procview::open_own_proc_file;
 use crate::session::{Guest, Notif};
 use crate::signals::deliverable_signal;
 use mosaic_ckpt::ptrace::Memory;
+use mosaic_proto::abi;
 use mosaic_proto::migrate::{Buf, HomeMsg, Link, LinkExt, RemoteMsg};
 use mosaic_proto::session::{State, home_name};
 use mosaic_proto::syscalls::codec::errno::{
@@ -71,7 +72,7 @@ pub(crate) fn route(n: &Notif) -> Route {
 
 /// One call of the guest. Returns true if the guest went home.
 pub(crate) fn call(g: &Guest, link: &mut dyn Link, n: Notif) -> Result<bool, RemoteError> {
-    let nr = n.data.nr as u32; // x86-64 numbers are small and positive
+    let nr = abi::nr(i64::from(n.data.nr));
     if let Some(ret) = open_own_proc_file(g, link, &n)? {
         g.answer(n.id, ret);
         return Ok(false);
@@ -151,7 +152,7 @@ pub(crate) fn mmsg(g: &Guest, link: &mut dyn Link, n: &Notif) -> Result<i64, Rem
     } else {
         libc::SYS_sendmsg
     };
-    let Some(row) = lookup(one as u32) else {
+    let Some(row) = lookup(abi::nr(one)) else {
         return Ok(ENOSYS);
     };
     // The kernel takes at most UIO_MAXIOV messages a call.
@@ -169,15 +170,23 @@ pub(crate) fn mmsg(g: &Guest, link: &mut dyn Link, n: &Notif) -> Result<i64, Rem
             Err(_) => EFAULT,
         };
         if ret < 0 {
-            return Ok(if done > 0 { done as i64 } else { ret });
+            return Ok(if done > 0 {
+                i64::try_from(done).unwrap_or(i64::MAX)
+            } else {
+                ret
+            });
         }
         let len = u32::try_from(ret).unwrap_or(u32::MAX).to_le_bytes();
         if g.mem.write_mem(hdr + MSG_LEN_AT, &len).is_err() {
-            return Ok(if done > 0 { done as i64 } else { EFAULT });
+            return Ok(if done > 0 {
+                i64::try_from(done).unwrap_or(i64::MAX)
+            } else {
+                EFAULT
+            });
         }
         done += 1;
     }
-    Ok(done as i64)
+    Ok(i64::try_from(done).unwrap_or(i64::MAX))
 }
 
 /// The result of the call just sent home; signals home sends meanwhile are
@@ -253,7 +262,7 @@ pub(crate) fn at_home(
     inbufs: Vec<Buf>,
 ) -> Result<(i64, Vec<Buf>), RemoteError> {
     link.send_msg(&RemoteMsg::Syscall {
-        nr: nr as u32, // x86-64 numbers are small and positive
+        nr: abi::nr(nr),
         args,
         inbufs,
     })?;

@@ -5,6 +5,7 @@ use crate::RemoteError;
 use crate::calls::forward;
 use crate::session::{Guest, Notif};
 use mosaic_ckpt::ptrace::Memory;
+use mosaic_proto::abi;
 use mosaic_proto::image::CpuTime;
 use mosaic_proto::migrate::Link;
 use mosaic_proto::syscalls::Class;
@@ -28,7 +29,7 @@ pub(crate) fn own_cpu_time(g: &Guest, nr: u32, args: &[u64; 6]) {
     let at = match i64::from(nr) {
         // RUSAGE_SELF and RUSAGE_THREAD (one thread); RUSAGE_CHILDREN's
         // children ran at home.
-        libc::SYS_getrusage if matches!(args[0] as i32, 0 | 1) => args[1],
+        libc::SYS_getrusage if matches!(abi::int_arg(args[0]), 0 | 1) => args[1],
         libc::SYS_times if args[0] != 0 => args[0],
         _ => return,
     };
@@ -51,7 +52,7 @@ pub(crate) fn own_cpu_time(g: &Guest, nr: u32, args: &[u64; 6]) {
 /// `clock_gettime` as forwarded, for CPU clocks of other processes (home
 /// PIDs) and clocks of descriptors (home descriptors).
 pub(crate) const CLOCK_AT_HOME: mosaic_proto::syscalls::Syscall = mosaic_proto::syscalls::Syscall {
-    nr: libc::SYS_clock_gettime as u32,
+    nr: abi::nr(libc::SYS_clock_gettime),
     name: "clock_gettime",
     class: Class::Forward,
     args: &[
@@ -69,7 +70,7 @@ pub(crate) const CLOCK_AT_HOME: mosaic_proto::syscalls::Syscall = mosaic_proto::
 /// clocks are read at home.
 pub(crate) fn cpu_clock(g: &Guest, link: &mut dyn Link, n: &Notif) -> Result<(), RemoteError> {
     let [clock, tp, ..] = n.data.args;
-    let clock = clock as u32 as i32; // a clockid_t is an int
+    let clock = abi::int_arg(clock); // a clockid_t is an int
     // linux/posix-timers.h: pid in the bits above 3 (inverted), a thread
     // clock if bit 2, the kind in bits 0-1 (PROF 0, VIRT 1, SCHED 2, FD 3).
     let kind = clock & 3;

@@ -4,6 +4,7 @@
 use crate::RemoteError;
 use crate::calls::at_home;
 use crate::session::{Guest, Notif};
+use mosaic_proto::abi;
 use mosaic_proto::migrate::Link;
 use mosaic_proto::syscalls::codec;
 
@@ -42,7 +43,7 @@ pub(crate) fn map_private_file(
     n: &Notif,
 ) -> Result<(), RemoteError> {
     let [addr, len, prot, flags, fd, offset] = n.data.args;
-    let mut data: Vec<u8> = Vec::with_capacity(len as usize);
+    let mut data: Vec<u8> = Vec::with_capacity(abi::usize_of(len));
     while (data.len() as u64) < len {
         let want = (len - data.len() as u64).min(codec::MAX_BUF);
         let at = offset + data.len() as u64;
@@ -79,10 +80,10 @@ pub(crate) fn map_private_file(
         (flags & !(libc::MAP_TYPE as u64)) | (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64;
     let mapped = t.syscall(libc::SYS_mmap, [addr, len, prot, anon, u64::MAX, 0])?;
     if mapped >= 0 && !data.is_empty() {
-        t.write_mem(mapped as u64, &data)?;
+        t.write_mem(abi::reg_long(mapped), &data)?;
     }
     // Its call returns the mapping (or the error), not restarted.
-    regs.rax = mapped as u64;
+    regs.rax = abi::reg_long(mapped);
     regs.orig_rax = u64::MAX;
     t.set_regs(&regs)?;
     t.release()?;

@@ -82,6 +82,10 @@ pub fn guest_filter() -> Result<Vec<u8>, RemoteError> {
 }
 
 /// A BPF `ret` of a constant (libc's BPF_RET | BPF_K, as the code field).
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "BPF opcodes are 16 bits; libc types them u32"
+)]
 pub(crate) const BPF_RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
 const SECCOMP_RET_TRACE: u32 = libc::SECCOMP_RET_TRACE;
 pub(crate) const SECCOMP_RET_USER_NOTIF: u32 = libc::SECCOMP_RET_USER_NOTIF;
@@ -110,7 +114,7 @@ pub fn verdict(prog: &[u8], nr: u32, args: &[u64; 6]) -> Result<u32, String> {
         })
         .collect();
     let (mut a, mut pc) = (0u32, 0usize);
-    let code = |c: u32| c as u16;
+    let code = |c: u32| u16::try_from(c).unwrap_or(u16::MAX);
     while let Some(&(op, jt, jf, k)) = ins.get(pc) {
         pc += 1;
         let jump = |taken: bool| usize::from(if taken { jt } else { jf });
@@ -157,7 +161,8 @@ mod tests {
     #[test]
     fn the_filter_reads_as_the_table_says() {
         let prog = guest_filter().unwrap();
-        let run = |nr: i64, args: [u64; 6]| verdict(&prog, nr as u32, &args).unwrap();
+        let run =
+            |nr: i64, args: [u64; 6]| verdict(&prog, mosaic_proto::abi::nr(nr), &args).unwrap();
         let allow = libc::SECCOMP_RET_ALLOW;
         assert_eq!(run(libc::SYS_brk, [0; 6]), allow, "Local");
         assert_eq!(
@@ -177,7 +182,12 @@ mod tests {
             run(libc::SYS_mmap, [0, 4096, 1, file, 3, 0]),
             SECCOMP_RET_USER_NOTIF
         );
-        let clock = |id: i32| run(libc::SYS_clock_gettime, [id as u32 as u64, 1, 0, 0, 0, 0]);
+        let clock = |id: i32| {
+            run(
+                libc::SYS_clock_gettime,
+                [u64::from(id.cast_unsigned()), 1, 0, 0, 0, 0],
+            )
+        };
         assert_eq!(clock(libc::CLOCK_MONOTONIC), allow);
         assert_eq!(
             clock(libc::CLOCK_PROCESS_CPUTIME_ID),

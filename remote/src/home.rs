@@ -4,6 +4,7 @@
 use crate::session::Guest;
 use crate::{RemoteError, not_handled};
 use mosaic_ckpt::ptrace::Tracee;
+use mosaic_proto::abi;
 use mosaic_proto::migrate::{HomeMsg, Link, LinkExt, RemoteMsg};
 use mosaic_proto::session::{State, home_name};
 use mosaic_proto::syscalls::codec::errno::EAGAIN;
@@ -98,7 +99,7 @@ pub(crate) fn go_home_stopped(
                 warn!(%error, "home could not take the guest back; it goes on here");
                 if at_call.is_some() {
                     let mut regs = t.regs()?;
-                    regs.rax = EAGAIN as u64;
+                    regs.rax = abi::reg_long(EAGAIN);
                     regs.orig_rax = u64::MAX;
                     t.set_regs(&regs)?;
                 }

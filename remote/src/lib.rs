@@ -187,12 +187,14 @@ pub fn decide(prog: &[u8], nr: u32, args: &[u64; 6]) -> Result<Decision, String>
     if action != libc::SECCOMP_RET_USER_NOTIF {
         return Ok(Decision::Refused("the filter fails it"));
     }
-    Ok(match route(&notif(nr as i32, *args)) {
-        Route::Forward(_) => Decision::Forward,
-        Route::Home(why) => Decision::Home(why),
-        Route::FillMapping | Route::CpuClock | Route::Mmsg => Decision::Served,
-        Route::Refuse(why) => Decision::Refused(why),
-    })
+    Ok(
+        match route(&notif(i32::try_from(nr).unwrap_or(-1), *args)) {
+            Route::Forward(_) => Decision::Forward,
+            Route::Home(why) => Decision::Home(why),
+            Route::FillMapping | Route::CpuClock | Route::Mmsg => Decision::Served,
+            Route::Refuse(why) => Decision::Refused(why),
+        },
+    )
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 //! `maps` (they were filled from home).
 
 use mosaic_ckpt::ptrace::Memory;
+use mosaic_proto::abi;
 use mosaic_proto::migrate::Link;
 use mosaic_proto::syscalls::codec;
 
@@ -224,7 +225,7 @@ pub(crate) fn open_own_proc_file(
         _ => maps(&mine, g.files_from.as_deref()),
     };
     let cloexec = if flags & libc::O_CLOEXEC as u64 != 0 {
-        libc::MFD_CLOEXEC as u64
+        u64::from(libc::MFD_CLOEXEC)
     } else {
         0
     };
@@ -238,9 +239,9 @@ pub(crate) fn open_own_proc_file(
     if fd < 0 {
         return Ok(Some(fd));
     }
-    let fd_arg = fd as u64;
+    let fd_arg = abi::reg_long(fd);
     let bytes = text.into_bytes();
-    for piece in bytes.chunks(codec::MAX_BUF as usize) {
+    for piece in bytes.chunks(abi::usize_of(codec::MAX_BUF)) {
         let (wrote, _) = at_home(
             link,
             g,
@@ -248,7 +249,7 @@ pub(crate) fn open_own_proc_file(
             [fd_arg, 1, piece.len() as u64, 0, 0, 0],
             vec![(1, piece.to_vec().into())],
         )?;
-        if wrote != piece.len() as i64 {
+        if wrote != abi::count(piece.len()) {
             at_home(
                 link,
                 g,
@@ -287,7 +288,7 @@ pub(crate) fn read_at_home(
         g,
         libc::SYS_openat,
         [
-            libc::AT_FDCWD as u64,
+            abi::reg(libc::AT_FDCWD),
             1,
             (libc::O_RDONLY | libc::O_CLOEXEC) as u64,
             0,
@@ -305,7 +306,7 @@ pub(crate) fn read_at_home(
             link,
             g,
             libc::SYS_read,
-            [fd as u64, 1, 64 << 10, 0, 0, 0],
+            [abi::reg_long(fd), 1, 64 << 10, 0, 0, 0],
             Vec::new(),
         )?;
         if got <= 0 || text.len() > 1 << 20 {
@@ -319,7 +320,7 @@ pub(crate) fn read_at_home(
         link,
         g,
         libc::SYS_close,
-        [fd as u64, 0, 0, 0, 0, 0],
+        [abi::reg_long(fd), 0, 0, 0, 0, 0],
         Vec::new(),
     )?;
     Ok(if read < 0 {

@@ -11,6 +11,7 @@ use crate::{GuestHandle, GuestPolicy, HostOrder, RemoteError, guest_filter, not_
 use mosaic_ckpt::cputime::Carried;
 use mosaic_ckpt::ptrace::{Deferred, ProcMem, Tracee};
 use mosaic_ckpt::{CkptError, RestoreOptions};
+use mosaic_proto::abi;
 use mosaic_proto::image::CpuTime;
 use mosaic_proto::migrate::{HomeMsg, ImageIn, Link, LinkExt, RemoteMsg};
 use mosaic_proto::ratelimit::Every;
@@ -117,7 +118,7 @@ impl Guest {
         let resp = libc::seccomp_notif_resp {
             id,
             val: ret.max(0),
-            error: if ret < 0 { ret as i32 } else { 0 },
+            error: if ret < 0 { abi::int_result(ret) } else { 0 },
             flags: 0,
         };
         // SAFETY: NOTIF_SEND reads one `struct seccomp_notif_resp`. ENOENT
@@ -303,7 +304,7 @@ pub(crate) fn take_guest(t: &mut Tracee, arrival: Arrival) -> Result<Guest, Remo
         .find_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
         .ok_or_else(|| RemoteError::Protocol("the guest has no seccomp listener".into()))?;
     // SAFETY: pidfd_open takes integers and returns a descriptor we own.
-    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) } as i32;
+    let raw = abi::int_result(unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) });
     if raw < 0 {
         return Err(RemoteError::Protocol(
             "pidfd_open of the guest failed".into(),
@@ -312,7 +313,8 @@ pub(crate) fn take_guest(t: &mut Tracee, arrival: Arrival) -> Result<Guest, Remo
     // SAFETY: a fresh descriptor that nothing else owns.
     let pidfd = unsafe { OwnedFd::from_raw_fd(raw) };
     // SAFETY: pidfd_getfd takes integers and returns a descriptor we own.
-    let raw = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) } as i32;
+    let raw =
+        abi::int_result(unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) });
     if raw < 0 {
         return Err(RemoteError::Protocol(
             "pidfd_getfd of the seccomp listener failed".into(),

@@ -29,7 +29,7 @@ fn parse_arg(a: &str) -> u64 {
     if let Some(hex) = a.strip_prefix("0x") {
         u64::from_str_radix(hex, 16).unwrap_or(1)
     } else {
-        a.parse::<i64>().map(|v| v as u64).unwrap_or(1)
+        a.parse::<i64>().map(i64::cast_unsigned).unwrap_or(1)
     }
 }
 
@@ -304,7 +304,9 @@ fn every_call_of_a_corpus_of_real_programs_is_served() {
                 "fcntl" | "ioctl" | "prctl" => {
                     format!("{} {:#x}", c.name, c.args[1].min(u64::from(u32::MAX)))
                 }
-                "clock_gettime" | "getrusage" => format!("{} {}", c.name, c.args[0] as u32 as i32),
+                "clock_gettime" | "getrusage" => {
+                    format!("{} {}", c.name, mosaic_proto::abi::int_arg(c.args[0]))
+                }
                 _ => c.name.clone(),
             };
             let decision = decide(&prog, nr, &c.args);

@@ -143,7 +143,7 @@ pub fn job_groups<SE: ShellExtensions>(shell: &brush_core::Shell<SE>) -> Vec<(us
         .iter()
         .filter_map(|j| Some((j.id, j.process_group_id()?)))
         .collect();
-    let me = std::process::id() as i32;
+    let me = mosaic_proto::abi::my_pid();
     // Group leaders among the shell's children, oldest first.
     let mut leaders: Vec<(i32, String)> = crate::watch::descendants_of(me)
         .into_iter()
@@ -267,7 +267,7 @@ impl Command for Nodes {
         let cmd = brush_core::commands::compose_std_command(&ctx, &mosaic, "mosaic", &args, false)?;
         let status = tokio::process::Command::from(cmd).status().await;
         Ok(match status {
-            Ok(s) => exit(s.code().unwrap_or(1) as u8),
+            Ok(s) => exit(u8::try_from(s.code().unwrap_or(1) & 0xff).unwrap_or(1)),
             Err(e) => {
                 let _ = writeln!(ctx.stderr(), "nodes: cannot run {mosaic}: {e}");
                 exit(127)

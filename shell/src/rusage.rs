@@ -37,7 +37,7 @@ pub unsafe extern "C" fn getrusage(who: c_int, usage: *mut libc::rusage) -> c_in
     // libc's getrusage does.
     let r = unsafe { libc::syscall(libc::SYS_getrusage, who, usage) };
     if r != 0 || who != libc::RUSAGE_CHILDREN || usage.is_null() {
-        return r as c_int;
+        return mosaic_proto::abi::int_result(r);
     }
     let more = elsewhere();
     // SAFETY: the kernel has just filled it; nothing else refers to it
@@ -63,7 +63,7 @@ fn elsewhere() -> CpuTime {
     };
     let asked = Client::connect(&s.socket).and_then(|mut c| {
         c.set_timeout(Duration::from_secs(2))?;
-        c.children_cpu(std::process::id() as i32)
+        c.children_cpu(mosaic_proto::abi::my_pid())
     });
     match asked {
         Ok(cpu) => cpu,

@@ -36,7 +36,7 @@ pub fn spawn(session: &'static Session, terminal: Option<std::os::fd::RawFd>) {
 }
 
 fn run(session: &'static Session, terminal: Option<std::os::fd::RawFd>) {
-    let me = std::process::id() as i32;
+    let me = mosaic_proto::abi::my_pid();
     for round in 1u64.. {
         std::thread::sleep(EVERY);
         let foreground = terminal.and_then(foreground_group);
@@ -237,9 +237,9 @@ mod tests {
             .args(["-c", "sleep 5 & wait"])
             .spawn()
             .unwrap();
-        let pid = child.id() as i32;
+        let pid = mosaic_proto::abi::pid(child.id());
         let found = poll(|| {
-            let found = descendants_of(std::process::id() as i32);
+            let found = descendants_of(mosaic_proto::abi::my_pid());
             found.iter().any(|c| c.cmd == "sleep 5").then_some(found)
         });
         let _ = child.kill();
@@ -250,7 +250,7 @@ mod tests {
             .expect("the child is found");
         // SAFETY: getpgrp has no arguments and cannot fail.
         assert_eq!(sh.pgrp, unsafe { libc::getpgrp() });
-        assert_eq!(sh.parent, std::process::id() as i32);
+        assert_eq!(sh.parent, mosaic_proto::abi::my_pid());
         assert_eq!(sh.cmd, "sh -c sleep 5 & wait");
         let sleep = found
             .iter()

@@ -45,7 +45,9 @@ pub struct Stream<S>(pub S);
 impl<S: std::io::Read + std::io::Write> Transport for Stream<S> {
     fn send(&mut self, msg: &[u8]) -> std::io::Result<()> {
         let mut out = Vec::with_capacity(msg.len() + 4);
-        out.extend_from_slice(&(msg.len() as u32 + 4).to_le_bytes());
+        let len = u32::try_from(msg.len() + 4)
+            .map_err(|_| std::io::Error::other("a 9P message larger than 4 GiB"))?;
+        out.extend_from_slice(&len.to_le_bytes());
         out.extend_from_slice(msg);
         self.0.write_all(&out)
     }
@@ -154,7 +156,9 @@ impl<T: Transport> Client<T> {
 
     fn body(msg: Msg) -> Result<FCall> {
         match msg.body {
-            FCall::RlError { ecode } => Err(ClientError::Errno(Errno::from_raw(ecode as i32))),
+            FCall::RlError { ecode } => Err(ClientError::Errno(Errno::from_raw(
+                i32::try_from(ecode).unwrap_or(libc::EIO),
+            ))),
             body => Ok(body),
         }
     }
@@ -210,8 +214,10 @@ impl<T: Transport> Client<T> {
             let end = (chunk_start + BATCH).min(n);
             // Tags within a chunk (at most BATCH of them).
             for (i, req) in reqs[chunk_start..end].iter().enumerate() {
-                self.transport
-                    .queue(&Self::encode_tagged(i as u16, req.clone())?)?;
+                self.transport.queue(&Self::encode_tagged(
+                    u16::try_from(i).unwrap_or(u16::MAX),
+                    req.clone(),
+                )?)?;
             }
             self.transport.flush()?;
             for _ in chunk_start..end {
@@ -296,7 +302,7 @@ impl<T: Transport> Client<T> {
     pub fn open(&mut self, fid: u32, flags: i32) -> Result<QId> {
         match self.call(FCall::TlOpen {
             fid,
-            flags: flags as u32,
+            flags: flags.cast_unsigned(),
         })? {
             FCall::RlOpen { qid, .. } => Ok(qid),
             other => Err(ClientError::Protocol(format!("lopen: {other:?}"))),
@@ -309,7 +315,7 @@ impl<T: Transport> Client<T> {
         match self.call(FCall::TlCreate {
             fid,
             name: name.into(),
-            flags: flags as u32,
+            flags: flags.cast_unsigned(),
             mode,
             gid: 0,
         })? {

@@ -197,10 +197,10 @@ fn errno_of(e: &ClientError) -> Errno {
 
 /// A 9P time (seconds as the server's signed `time_t`, sent unsigned).
 fn time_of(t: Time) -> SystemTime {
-    let secs = t.sec as i64;
+    let secs = t.sec.cast_signed();
     let nanos = Duration::from_nanos(t.nsec.min(999_999_999));
     let at = if secs >= 0 {
-        UNIX_EPOCH.checked_add(Duration::from_secs(secs as u64) + nanos)
+        UNIX_EPOCH.checked_add(Duration::from_secs(secs.cast_unsigned()) + nanos)
     } else {
         UNIX_EPOCH
             .checked_sub(Duration::from_secs(secs.unsigned_abs()))
@@ -232,10 +232,10 @@ fn attr_of(ino: u64, st: &Stat) -> FileAttr {
         crtime: UNIX_EPOCH,
         kind: kind_of(st.mode),
         perm: (st.mode & 0o7777) as u16,
-        nlink: st.nlink as u32,
+        nlink: u32::try_from(st.nlink).unwrap_or(u32::MAX),
         uid: st.uid,
         gid: st.gid,
-        rdev: st.rdev as u32,
+        rdev: u32::try_from(st.rdev).unwrap_or(u32::MAX),
         blksize: st.blksize.clamp(512, 1 << 20) as u32,
         flags: 0,
     }
@@ -635,7 +635,7 @@ impl<C: Cluster> Mfs<C> {
         self.listing(ino)
             .into_iter()
             .zip(1u64..)
-            .skip(offset as usize)
+            .skip(usize::try_from(offset).unwrap_or(usize::MAX))
             .map(|((ino, kind, name), next)| (next, ino, kind, name))
     }
 
@@ -1058,7 +1058,7 @@ impl<C: Cluster> Filesystem for Mfs<C> {
                 vec![
                     FCall::TlOpen {
                         fid,
-                        flags: acc as u32,
+                        flags: acc.cast_unsigned(),
                     },
                     Self::getattr_req(fid),
                 ]
@@ -1118,7 +1118,7 @@ impl<C: Cluster> Filesystem for Mfs<C> {
         };
         match &*h {
             Handle::Bytes(b) => {
-                let start = (offset as usize).min(b.len());
+                let start = usize::try_from(offset).unwrap_or(usize::MAX).min(b.len());
                 let end = start.saturating_add(size as usize).min(b.len());
                 reply.data(&b[start..end]);
             }
@@ -1127,7 +1127,7 @@ impl<C: Cluster> Filesystem for Mfs<C> {
                 let mut c = lock(conn);
                 while out.len() < size as usize {
                     self.stats.round_trips.fetch_add(1, Ordering::Relaxed);
-                    let want = size - out.len() as u32;
+                    let want = size - u32::try_from(out.len()).unwrap_or(size);
                     match c.client.read(*fid, offset + out.len() as u64, want) {
                         Ok(chunk) if chunk.is_empty() => break,
                         Ok(chunk) if out.is_empty() && chunk.len() == size as usize => {
@@ -1183,7 +1183,7 @@ impl<C: Cluster> Filesystem for Mfs<C> {
         self.stats
             .written_bytes
             .fetch_add(done as u64, Ordering::Relaxed);
-        reply.written(done as u32);
+        reply.written(u32::try_from(done).unwrap_or(u32::MAX));
     }
 
     fn release(
@@ -1423,7 +1423,7 @@ impl<C: Cluster> Filesystem for Mfs<C> {
                 let mut v = vec![FCall::TlCreate {
                     fid,
                     name: name.into(),
-                    flags: flags as u32,
+                    flags: flags.cast_unsigned(),
                     mode: mode & !umask,
                     gid,
                 }];

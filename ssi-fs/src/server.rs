@@ -83,9 +83,20 @@ fn qid(st: &libc::stat) -> QId {
     };
     QId {
         typ,
-        version: st.st_mtime as u32 ^ st.st_mtime_nsec as u32,
+        version: low_bits(st.st_mtime) ^ low_bits(st.st_mtime_nsec),
         path: qid_path(st),
     }
+}
+
+/// The low 32 bits of a time field: a qid version only has to change
+/// when the file's time does.
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "a version is a hash of the time: its low bits"
+)]
+fn low_bits(v: i64) -> u32 {
+    v as u32
 }
 
 /// A file's identity on the wire: its inode mixed with its device (an
@@ -101,8 +112,8 @@ fn qid_path(st: &libc::stat) -> u64 {
 
 fn stat_of(st: &libc::stat) -> Stat {
     let t = |sec: i64, nsec: i64| Time {
-        sec: sec as u64,
-        nsec: nsec as u64,
+        sec: sec.cast_unsigned(),
+        nsec: nsec.cast_unsigned(),
     };
     Stat {
         mode: st.st_mode,
@@ -110,9 +121,9 @@ fn stat_of(st: &libc::stat) -> Stat {
         gid: st.st_gid,
         nlink: st.st_nlink,
         rdev: st.st_rdev,
-        size: st.st_size as u64,
-        blksize: st.st_blksize as u64,
-        blocks: st.st_blocks as u64,
+        size: st.st_size.cast_unsigned(),
+        blksize: st.st_blksize.cast_unsigned(),
+        blocks: st.st_blocks.cast_unsigned(),
         atime: t(st.st_atime, st.st_atime_nsec),
         mtime: t(st.st_mtime, st.st_mtime_nsec),
         ctime: t(st.st_ctime, st.st_ctime_nsec),
@@ -293,9 +304,9 @@ impl Session {
                 }
                 let when = |set: bool, explicit: bool, t: Time| {
                     set.then_some(libc::timespec {
-                        tv_sec: if explicit { t.sec as i64 } else { 0 },
+                        tv_sec: if explicit { t.sec.cast_signed() } else { 0 },
                         tv_nsec: if explicit {
-                            t.nsec as i64
+                            t.nsec.cast_signed()
                         } else {
                             libc::UTIME_NOW
                         },
@@ -319,7 +330,7 @@ impl Session {
             FCall::TlOpen { fid, flags } => {
                 let f = self.fid(fid)?;
                 let st = ex.stat(&f.handle)?;
-                let mut flags = OFlag::from_bits_truncate(flags as i32);
+                let mut flags = OFlag::from_bits_truncate(flags.cast_signed());
                 if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
                     flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY;
                 }
@@ -340,8 +351,12 @@ impl Session {
                 ..
             } => {
                 let dir = &self.fid(fid)?.handle;
-                let (h, file) =
-                    ex.create(dir, &name, OFlag::from_bits_truncate(flags as i32), mode)?;
+                let (h, file) = ex.create(
+                    dir,
+                    &name,
+                    OFlag::from_bits_truncate(flags.cast_signed()),
+                    mode,
+                )?;
                 let qid = self.qid_of(&h)?;
                 // The fid now stands for the new file, open.
                 self.fids.insert(
@@ -372,7 +387,9 @@ impl Session {
                 let f = self.fid(fid)?;
                 let file = f.file.as_ref().ok_or(errno(Errno::EBADF))?;
                 let n = file.write_at(&data.0, offset)?;
-                FCall::RWrite { count: n as u32 }
+                FCall::RWrite {
+                    count: u32::try_from(n).unwrap_or(u32::MAX),
+                }
             }
             FCall::TReadDir { fid, offset, count } => {
                 let count = count.min(self.msize - IOHDRSZ);
@@ -396,9 +413,14 @@ impl Session {
                 let entries = f.entries.as_deref().unwrap_or_default();
                 let mut out = Vec::new();
                 let mut size = 0u32;
-                for (i, e) in entries.iter().enumerate().skip(offset as usize) {
+                for (i, e) in entries
+                    .iter()
+                    .enumerate()
+                    .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+                {
                     // qid 13, offset 8, type 1, name 2 + len
-                    let len = 24 + e.name.len() as u32;
+                    let len =
+                        u32::try_from(e.name.len()).map_or(u32::MAX, |n| n.saturating_add(24));
                     if size + len > count {
                         break;
                     }
@@ -480,14 +502,14 @@ impl Session {
                 FCall::RStatFs {
                     statfs: StatFs {
                         typ: 0x0102_1997,
-                        bsize: s.block_size() as u32,
+                        bsize: u32::try_from(s.block_size()).unwrap_or(u32::MAX),
                         blocks: s.blocks(),
                         bfree: s.blocks_free(),
                         bavail: s.blocks_available(),
                         files: s.files(),
                         ffree: s.files_free(),
                         fsid: s.filesystem_id(),
-                        namelen: s.name_max() as u32,
+                        namelen: u32::try_from(s.name_max()).unwrap_or(u32::MAX),
                     },
                 }
             }
@@ -541,7 +563,9 @@ pub fn serve_session(mut session: Session, mut stream: impl Read + Write) -> std
         let mut body = vec![0u8; size as usize - 4];
         stream.read_exact(&mut body)?;
         let out = session.answer_message(&body)?;
-        stream.write_all(&(out.len() as u32 + 4).to_le_bytes())?;
+        let len = u32::try_from(out.len() + 4)
+            .map_err(|_| std::io::Error::other("a 9P answer larger than 4 GiB"))?;
+        stream.write_all(&len.to_le_bytes())?;
         stream.write_all(&out)?;
     }
 }
@@ -607,7 +631,7 @@ mod tests {
 
     fn err(r: FCall) -> i32 {
         match r {
-            FCall::RlError { ecode } => ecode as i32,
+            FCall::RlError { ecode } => ecode.cast_signed(),
             other => panic!("expected an error, got {other:?}"),
         }
     }

@@ -174,8 +174,8 @@ impl SynthFids {
                 }
             }
             FCall::TlOpen { fid, flags } => {
-                if flags as i32 & libc::O_ACCMODE != libc::O_RDONLY
-                    || flags as i32 & libc::O_TRUNC != 0
+                if flags.cast_signed() & libc::O_ACCMODE != libc::O_RDONLY
+                    || flags.cast_signed() & libc::O_TRUNC != 0
                 {
                     return Err(err(Errno::EROFS));
                 }
@@ -192,7 +192,9 @@ impl SynthFids {
                 let Some(SynthNode::File(bytes)) = &f.open else {
                     return Err(err(Errno::EBADF));
                 };
-                let start = (offset.min(bytes.len() as u64)) as usize;
+                let start = usize::try_from(offset)
+                    .unwrap_or(usize::MAX)
+                    .min(bytes.len());
                 let end = start
                     .saturating_add(count.min(iounit) as usize)
                     .min(bytes.len());
@@ -207,8 +209,12 @@ impl SynthFids {
                 };
                 let mut out = Vec::new();
                 let mut size = 0u32;
-                for (i, name) in names.iter().enumerate().skip(offset as usize) {
-                    let len = 24 + name.len() as u32;
+                for (i, name) in names
+                    .iter()
+                    .enumerate()
+                    .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+                {
+                    let len = u32::try_from(name.len()).map_or(u32::MAX, |n| n.saturating_add(24));
                     if size + len > count.min(iounit) {
                         break;
                     }

@@ -207,7 +207,7 @@ impl Cluster {
             .into_iter()
             .find(|n| n["name"] == node)
             .and_then(|n| n[field].as_i64())
-            .map(|p| p as i32)
+            .and_then(|p| i32::try_from(p).ok())
     }
 
     /// `cluster exec node -- args...`.
@@ -235,8 +235,7 @@ impl Cluster {
             .try_status()
             .unwrap_or_default()
             .iter()
-            .filter_map(|n| n["init_pid"].as_i64())
-            .map(|p| p as i32)
+            .filter_map(|n| n["init_pid"].as_i64().and_then(|p| i32::try_from(p).ok()))
             .collect();
         let out = self.mosaic(&["cluster", "down"]);
         self.up = false;

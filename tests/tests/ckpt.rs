@@ -86,7 +86,7 @@ fn output_contains(path: &Path, what: &str) -> Result<(), String> {
 
 fn sigusr1(pid: u32) {
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
+        nix::unistd::Pid::from_raw(mosaic_proto::abi::pid(pid)),
         nix::sys::signal::Signal::SIGUSR1,
     )
     .unwrap();
@@ -226,7 +226,7 @@ impl Run<'_> {
         let delays: Vec<u64> = if self.relative {
             self.delays
                 .iter()
-                .map(|d| took.as_millis() as u64 * d / 1000)
+                .map(|d| mosaic_proto::abi::millis(took) * d / 1000)
                 .collect()
         } else {
             self.delays.to_vec()
@@ -616,7 +616,7 @@ fn stop_leaves_it_stopped_and_cont_resumes() {
     });
     assert_eq!(state, 'T');
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(c.id() as i32),
+        nix::unistd::Pid::from_raw(mosaic_proto::abi::pid(c.id())),
         nix::sys::signal::Signal::SIGCONT,
     )
     .unwrap();

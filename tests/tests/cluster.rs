@@ -144,7 +144,7 @@ fn three_nodes_gossip_fail_join_refuse_and_leave_nothing_behind() {
     );
     // SIGTERM to `cluster exec` reaches the command inside the node.
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(hog.id() as i32),
+        nix::unistd::Pid::from_raw(mosaic_proto::abi::pid(hog.id())),
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();

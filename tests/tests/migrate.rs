@@ -746,7 +746,7 @@ fn death_by_sigsegv_and_stdin_from_a_pipe_are_exact_after_migration() {
     assert_eq!(line_of(&mut out), "waiting\n");
     migrate(&c, pid, "node2");
     let data: Vec<u8> = (0..1_000_000u32)
-        .map(|i| (i * 7 + i / 1000) as u8)
+        .map(|i| (i * 7 + i / 1000).to_le_bytes()[0])
         .collect();
     stdin.write_all(&data).unwrap();
     drop(stdin);

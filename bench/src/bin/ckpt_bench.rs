@@ -82,7 +82,7 @@ fn one_run(toucher: &Path, mib: u64, dir: &Path) -> anyhow::Result<Sample> {
     let t0 = Instant::now();
     let file = std::fs::File::create(&img)?;
     let (tracee, stats) = mosaic_ckpt::capture(
-        c.id() as i32,
+        c.id().cast_signed(),
         &mosaic_ckpt::CaptureOptions::default(),
         BufWriter::with_capacity(1 << 20, file),
         &mut |_, _| {},
@@ -136,14 +136,14 @@ fn vm_readv_floor(toucher: &Path, mib: u64) -> anyhow::Result<f64> {
     let t = Instant::now();
     let mut off = 0;
     while off < len {
-        let n = (len - off).min(buf.len() as u64) as usize;
+        let n = usize::try_from((len - off).min(buf.len() as u64))?;
         let mut local = [std::io::IoSliceMut::new(&mut buf[..n])];
         let remote = [nix::sys::uio::RemoteIoVec {
-            base: (region + off) as usize,
+            base: usize::try_from(region + off)?,
             len: n,
         }];
         nix::sys::uio::process_vm_readv(
-            nix::unistd::Pid::from_raw(c.id() as i32),
+            nix::unistd::Pid::from_raw(c.id().cast_signed()),
             &mut local,
             &remote,
         )?;
@@ -158,7 +158,7 @@ fn vm_readv_floor(toucher: &Path, mib: u64) -> anyhow::Result<f64> {
 /// GB/s of first touches of fresh anonymous memory (at least 64 MiB, so
 /// that the allocator's cached memory does not count).
 fn first_touch_floor(mib: u64) -> anyhow::Result<f64> {
-    let len = (mib.max(64) << 20) as usize;
+    let len = usize::try_from(mib.max(64) << 20)?;
     // SAFETY: a fresh private anonymous mapping, unmapped below; we only
     // write single bytes inside it.
     unsafe {
@@ -175,7 +175,7 @@ fn first_touch_floor(mib: u64) -> anyhow::Result<f64> {
         }
         let t = Instant::now();
         for i in (0..len).step_by(4096) {
-            std::ptr::write_volatile((p as *mut u8).add(i), 1);
+            std::ptr::write_volatile(p.cast::<u8>().add(i), 1);
         }
         let secs = t.elapsed().as_secs_f64();
         libc::munmap(p, len);
@@ -235,7 +235,7 @@ fn criu_run(toucher: &Path, mib: u64, dir: &Path) -> anyhow::Result<(f64, f64)> 
         bail!("criu restore failed");
     }
     let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(c.id() as i32),
+        nix::unistd::Pid::from_raw(c.id().cast_signed()),
         nix::sys::signal::Signal::SIGKILL,
     );
     std::fs::remove_dir_all(&imgdir)?;
@@ -297,7 +297,7 @@ fn main() -> anyhow::Result<()> {
             // Reference at the nearest size, scaled linearly above 1 MiB.
             let &(ref_mib, d, r, _) = CRIU_REFERENCE
                 .iter()
-                .min_by_key(|(m, ..)| (*m as i64 - mib as i64).abs())
+                .min_by_key(|(m, ..)| m.abs_diff(mib))
                 .expect("table");
             let scale = if ref_mib == mib || mib <= 1 {
                 1.0

@@ -110,7 +110,7 @@ fn trap_cost(child_cpu: usize, tracer_cpu: usize) -> anyhow::Result<f64> {
         unsafe {
             libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
             let fprog = libc::sock_fprog {
-                len: prog.len() as u16,
+                len: u16::try_from(prog.len()).unwrap_or(u16::MAX),
                 filter: prog.as_ptr() as *mut libc::sock_filter,
             };
             libc::syscall(
@@ -171,7 +171,7 @@ fn notif_trap_cost(child_cpu: usize, supervisor_cpu: usize) -> anyhow::Result<f6
             unsafe {
                 libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
                 let fprog = libc::sock_fprog {
-                    len: prog.len() as u16,
+                    len: u16::try_from(prog.len()).unwrap_or(u16::MAX),
                     filter: prog.as_ptr() as *mut libc::sock_filter,
                 };
                 // SECCOMP_FILTER_FLAG_NEW_LISTENER
@@ -181,7 +181,7 @@ fn notif_trap_cost(child_cpu: usize, supervisor_cpu: usize) -> anyhow::Result<f6
                     8,
                     &fprog as *const _,
                 );
-                libc::dup2(fd as i32, 900);
+                libc::dup2(i32::try_from(fd).unwrap_or(-1), 900);
                 libc::raise(libc::SIGSTOP);
                 for _ in 0..ROUNDS {
                     libc::getppid();
@@ -195,8 +195,9 @@ fn notif_trap_cost(child_cpu: usize, supervisor_cpu: usize) -> anyhow::Result<f6
     pin(supervisor_cpu);
     // SAFETY: pidfd_open/pidfd_getfd take integers and return descriptors we own.
     let listener = unsafe {
-        let pidfd = libc::syscall(libc::SYS_pidfd_open, child.as_raw(), 0) as i32;
-        let l = libc::syscall(libc::SYS_pidfd_getfd, pidfd, 900, 0) as i32;
+        let pidfd =
+            i32::try_from(libc::syscall(libc::SYS_pidfd_open, child.as_raw(), 0)).unwrap_or(-1);
+        let l = i32::try_from(libc::syscall(libc::SYS_pidfd_getfd, pidfd, 900, 0)).unwrap_or(-1);
         libc::close(pidfd);
         l
     };
@@ -255,6 +256,9 @@ fn workload(
     let (mut run, mut out, pid) =
         c.start_in_node1(&[prog.to_str().unwrap(), file.to_str().unwrap()])?;
     if migrate {
+        // Locked: node2's balancer would send a guest that forwards this
+        // many calls home (as it should), and the rest would run native.
+        c.lock(&pid)?;
         c.migrate(&pid, "node2")?;
     }
     let mut rest = String::new();

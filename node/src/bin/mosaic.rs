@@ -630,7 +630,7 @@ fn run_command(
         (None, false) => None,
     };
     let (program, args) = command.split_first().context("nothing to run")?;
-    let me = std::process::id() as i32;
+    let me = mosaic_proto::abi::my_pid();
     let (lock, hint) = manage;
     // Managed by PID and start time, which the exec keeps.
     if let Err(e) = client.manage(me, lock, hint) {

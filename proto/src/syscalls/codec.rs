@@ -133,7 +133,7 @@ pub fn resolve(row: &Syscall, args: &[u64; 6]) -> Result<Marshal, AtHome> {
             }
             Arg::FdSet => {
                 // nfds is an int; a negative one is the kernel's EINVAL.
-                let nfds = u64::try_from(args[0] as i32).unwrap_or(0);
+                let nfds = u64::try_from(crate::abi::int_arg(args[0])).unwrap_or(0);
                 if nfds > MAX_NFDS {
                     return Err(AtHome("an fd_set larger than a forwarded call carries"));
                 }
@@ -174,7 +174,7 @@ pub fn resolve(row: &Syscall, args: &[u64; 6]) -> Result<Marshal, AtHome> {
 
 /// fcntl's third argument by its command.
 fn fcntl_arg(cmd: u64) -> Arg {
-    match cmd as i32 {
+    match crate::abi::int_arg(cmd) {
         libc::F_GETLK
         | libc::F_SETLK
         | libc::F_SETLKW
@@ -196,7 +196,7 @@ fn fcntl_arg(cmd: u64) -> Arg {
 /// ignores (linux/ipc.h).
 fn ipc_cmd(cmd: u64) -> i32 {
     const IPC_64: i32 = 0x100;
-    cmd as i32 & !IPC_64
+    crate::abi::int_arg(cmd) & !IPC_64
 }
 
 /// shmctl's buffer by `cmd`: the 112-byte shmid_ds in for IPC_SET, out for
@@ -275,7 +275,7 @@ fn keyctl_arg(op: u64, i: usize) -> Result<Arg, AtHome> {
 fn ioctl_arg(request: u64) -> Result<Arg, AtHome> {
     // The request is an int (glibc passes unsigned long; the kernel takes
     // the low 32 bits).
-    Ok(match request as u32 {
+    Ok(match crate::abi::int_arg(request).cast_unsigned() {
         // TCGETS: the kernel's struct termios, 36 bytes on x86-64 (NCCS 19;
         // glibc's own is 60, and tcgetattr passes a 36-byte one: copying 60
         // back smashed its stack, "stack smashing detected" in bc).
@@ -439,7 +439,7 @@ pub fn gather(m: &Marshal, args: &[u64; 6], mem: &dyn GuestMemory) -> Result<Gat
     };
     for (i, arg) in m.0.iter().enumerate() {
         let ptr = args[i];
-        let at = i as u8; // at most six arguments
+        let at = u8::try_from(i).unwrap_or(u8::MAX); // at most six arguments
         if ptr == 0 || matches!(arg, Arg::Int | Arg::Fd) {
             continue; // NULL stays NULL
         }
@@ -522,7 +522,9 @@ pub fn gather(m: &Marshal, args: &[u64; 6], mem: &dyn GuestMemory) -> Result<Gat
                 };
                 // The kernel sees the same lengths (capped to what
                 // travels); the bytes travel only behind non-NULL pointers.
-                f.namelen = f.namelen.min(msghdr::MAX_NAME as u32);
+                f.namelen = f
+                    .namelen
+                    .min(u32::try_from(msghdr::MAX_NAME).unwrap_or(u32::MAX));
                 f.controllen = f.controllen.min(msghdr::MAX_CONTROL);
                 let mut blob = msghdr::build(&f).to_vec();
                 blob.extend_from_slice(&name);
@@ -838,7 +840,7 @@ fn lay_out<K: Sink>(
         Ok(b)
     };
     for (i, arg) in m.0.iter().enumerate() {
-        let at = i as u8; // at most six arguments
+        let at = u8::try_from(i).unwrap_or(u8::MAX); // at most six arguments
         let takes_buf = !matches!(
             arg,
             Arg::Int | Arg::Fd | Arg::OutBuf { .. } | Arg::OutCounted { .. }
@@ -951,7 +953,9 @@ fn lay_out<K: Sink>(
                         }
                         real[i] = sink.put(b).map_err(sink_err)?;
                         let count = match len {
-                            Some(j) => Count::SockLen { len: j as u8 },
+                            Some(j) => Count::SockLen {
+                                len: u8::try_from(j).unwrap_or(u8::MAX),
+                            },
                             None => Count::Whole,
                         };
                         outs.push(HomeOut::Room {

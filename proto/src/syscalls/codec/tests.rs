@@ -3,6 +3,10 @@
 //! kind says the real one does. A call executed directly on the guest's
 //! memory must leave that memory, and return, exactly what the same call
 //! forwarded (gather, place, the kernel at home, collect, scatter) leaves.
+#![expect(
+    clippy::cast_possible_truncation,
+    reason = "random test values are cut to the width of the field they fill"
+)]
 
 use super::*;
 use crate::syscalls::{Class, SYSCALLS, lookup};
