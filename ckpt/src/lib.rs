@@ -45,7 +45,9 @@ pub mod timers;
 use thiserror::Error;
 
 pub use capture::{CaptureOptions, capture, capture_traced};
-pub use restore::{CpuLimit, RestoreOptions, StdioMode, restore, restore_into, restore_traced};
+pub use restore::{
+    Confine, CpuLimit, DATA_ROOM, RestoreOptions, StdioMode, restore, restore_into, restore_traced,
+};
 
 /// What went wrong while capturing or restoring.
 #[derive(Debug, Error)]

@@ -48,20 +48,9 @@ pub struct RestoreOptions {
     /// Leave the process's own descriptors alone (a placeholder taking its
     /// guest back: its descriptors are the process's).
     pub keep_files: bool,
-    /// Drop to this uid and gid, without supplementary groups, before it runs.
-    pub drop_to: Option<(u32, u32)>,
-    /// Put it in a process group of its own (a guest: stop signals from
-    /// the terminal are discarded in an orphaned process group, and the
-    /// restorer's may be one).
-    pub own_process_group: bool,
-    /// Install this seccomp filter (classic BPF, 8 bytes an instruction),
-    /// last, with `no_new_privs`.
-    pub seccomp: Option<Vec<u8>>,
-    /// The filter notifies a listener (`SECCOMP_RET_USER_NOTIF`): it is
-    /// installed with `NEW_LISTENER` and `WAIT_KILLABLE_RECV`, and the
-    /// listener is left in the process as a descriptor for the caller to
-    /// take (`pidfd_getfd`) and close there.
-    pub seccomp_listener: bool,
+    /// The restorer's own last step, before the registers (see
+    /// [`Confine`]).
+    pub confine: Option<std::sync::Arc<dyn Confine>>,
     /// Where the mapped files of the image are found when they are not
     /// here (a guest: `/mfs/<home>`, its home node's files): a file there
     /// with the same size and modification time is mapped from there, and
@@ -70,6 +59,23 @@ pub struct RestoreOptions {
     /// What becomes of the image's RLIMIT_CPU.
     pub cpu_limit: CpuLimit,
 }
+
+/// What the restorer does to the restored process last, before its
+/// registers are set and it may run: its own policy, which this crate does
+/// not hold (a guest's node gives it a process group of its own, drops its
+/// credentials and installs mosaic's seccomp filter). It gets the stopped
+/// process, to inject calls into, and [`DATA_ROOM`] bytes of the
+/// process's memory at `data` to pass their structs through. Everything of
+/// the image has been restored by then, and the image's signals are
+/// queued and blocked; a failure here fails the restore (no process is
+/// left behind).
+pub trait Confine: Send + Sync + std::fmt::Debug {
+    fn confine(&self, t: &mut Tracee, data: u64) -> Result<(), CkptError>;
+}
+
+/// Bytes a [`Confine`] may use at its `data` (the trampoline's pages
+/// after its first).
+pub const DATA_ROOM: u64 = (TRAMPOLINE_PAGES - 1) * PAGE_SIZE;
 
 /// What a restore does with the image's RLIMIT_CPU, which the kernel
 /// compares with the CPU time it counted itself (from zero for a restored
@@ -368,31 +374,16 @@ fn build<R: Read + Send>(
     crate::timers::restore_posix(t, meta, data)?;
     crate::limits::restore(t, meta, data, opts.cpu_limit)?;
     // Last of what can fail (a placeholder whose restore failed must not
-    // keep the image's signals queued: its guest goes on and has them);
-    // before the seccomp filter, which would trap the injected calls. All
+    // keep the image's signals queued: its guest goes on and has them)
+    // but the restorer's confinement, which comes after (a seccomp filter
+    // would trap the injected calls). All
     // blocked until the image's own mask is set at the end: a queued signal
     // delivered at one of the injections that follow would stop them (and
     // a real-time one is a stop nix's waitpid cannot even name: EINVAL).
     t.set_sigmask(!0)?;
     crate::signals::queue_pending(t, meta, data)?;
-    if opts.own_process_group {
-        t.syscall_ok("setpgid", libc::SYS_setpgid, [0, 0, 0, 0, 0, 0])?;
-    }
-    if let Some((uid, gid)) = opts.drop_to {
-        t.syscall_ok("setgroups", libc::SYS_setgroups, [0, 0, 0, 0, 0, 0])?;
-        t.syscall_ok(
-            "setresgid",
-            libc::SYS_setresgid,
-            [u64::from(gid), u64::from(gid), u64::from(gid), 0, 0, 0],
-        )?;
-        t.syscall_ok(
-            "setresuid",
-            libc::SYS_setresuid,
-            [u64::from(uid), u64::from(uid), u64::from(uid), 0, 0, 0],
-        )?;
-    }
-    if let Some(prog) = &opts.seccomp {
-        install_seccomp(t, prog, data, opts.seccomp_listener)?;
+    if let Some(c) = &opts.confine {
+        c.confine(t, data)?;
     }
     crate::thread::resume(t, main)
 }
@@ -470,51 +461,6 @@ fn fill<R: Read + Send>(
             .map_err(|_| CkptError::Restore("image reader panicked".into()))??;
         written
     })
-}
-
-fn install_seccomp(
-    t: &mut Tracee,
-    prog: &[u8],
-    data: u64,
-    listener: bool,
-) -> Result<(), CkptError> {
-    // SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
-    let flags = if listener { 8 | 32 } else { 0 };
-    let room = (TRAMPOLINE_PAGES - 1) * PAGE_SIZE - 16;
-    if !prog.len().is_multiple_of(8) || prog.is_empty() || prog.len() as u64 > room {
-        return Err(CkptError::Restore(format!(
-            "seccomp program of {} bytes does not fit",
-            prog.len()
-        )));
-    }
-    t.write_mem(data + 16, prog)?;
-    let mut fprog = Vec::with_capacity(16);
-    fprog.extend_from_slice(
-        &u16::try_from(prog.len() / 8)
-            .unwrap_or(u16::MAX)
-            .to_le_bytes(),
-    );
-    fprog.extend_from_slice(&[0u8; 6]);
-    fprog.extend_from_slice(&(data + 16).to_le_bytes());
-    t.write_mem(data, &fprog)?;
-    t.syscall_ok(
-        "prctl(PR_SET_NO_NEW_PRIVS)",
-        libc::SYS_prctl,
-        [libc::PR_SET_NO_NEW_PRIVS as u64, 1, 0, 0, 0, 0],
-    )?;
-    t.syscall_ok(
-        "seccomp(SET_MODE_FILTER)",
-        libc::SYS_seccomp,
-        [
-            u64::from(libc::SECCOMP_SET_MODE_FILTER),
-            flags,
-            data,
-            0,
-            0,
-            0,
-        ],
-    )?;
-    Ok(())
 }
 
 /// Writes a NUL-terminated path into the data page.

@@ -4,6 +4,8 @@
 use mosaic_proto::syscalls::Class;
 
 use crate::RemoteError;
+use mosaic_ckpt::CkptError;
+use mosaic_ckpt::ptrace::Tracee;
 
 /// The seccomp program for guests: local and exit calls run, every other
 /// call stops the guest for its tracer.
@@ -79,6 +81,75 @@ pub fn guest_filter() -> Result<Vec<u8>, RemoteError> {
         bytes.extend_from_slice(&k.to_le_bytes());
     }
     Ok(bytes)
+}
+
+/// What a guest is made before it runs (the last step of its restore, by
+/// [`mosaic_ckpt::Confine`]): a process group of its own (stop signals from
+/// the terminal are discarded in an orphaned process group, and the
+/// daemon's may be one), the node's unprivileged user and group without
+/// supplementary groups, and mosaic's filter with a listener
+/// (`SECCOMP_RET_USER_NOTIF`, installed with `NEW_LISTENER` and
+/// `WAIT_KILLABLE_RECV`; the listener is left in the process as a
+/// descriptor for the remote to take with `pidfd_getfd` and close there).
+#[derive(Debug)]
+pub(crate) struct Confinement {
+    pub uid: u32,
+    pub gid: u32,
+    /// The filter (classic BPF, 8 bytes an instruction).
+    pub filter: Vec<u8>,
+}
+
+impl mosaic_ckpt::Confine for Confinement {
+    fn confine(&self, t: &mut Tracee, data: u64) -> Result<(), CkptError> {
+        t.syscall_ok("setpgid", libc::SYS_setpgid, [0, 0, 0, 0, 0, 0])?;
+        let (uid, gid) = (u64::from(self.uid), u64::from(self.gid));
+        t.syscall_ok("setgroups", libc::SYS_setgroups, [0, 0, 0, 0, 0, 0])?;
+        t.syscall_ok("setresgid", libc::SYS_setresgid, [gid, gid, gid, 0, 0, 0])?;
+        t.syscall_ok("setresuid", libc::SYS_setresuid, [uid, uid, uid, 0, 0, 0])?;
+        install_seccomp(t, &self.filter, data)
+    }
+}
+
+/// Installs `prog` in the stopped process with `no_new_privs`, through a
+/// `struct sock_fprog` at `data` and the program after it.
+fn install_seccomp(t: &mut Tracee, prog: &[u8], data: u64) -> Result<(), CkptError> {
+    // SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+    let flags = 8 | 32;
+    let room = mosaic_ckpt::DATA_ROOM - 16;
+    if !prog.len().is_multiple_of(8) || prog.is_empty() || prog.len() as u64 > room {
+        return Err(CkptError::Restore(format!(
+            "seccomp program of {} bytes does not fit",
+            prog.len()
+        )));
+    }
+    t.write_mem(data + 16, prog)?;
+    let mut fprog = Vec::with_capacity(16);
+    fprog.extend_from_slice(
+        &u16::try_from(prog.len() / 8)
+            .unwrap_or(u16::MAX)
+            .to_le_bytes(),
+    );
+    fprog.extend_from_slice(&[0u8; 6]);
+    fprog.extend_from_slice(&(data + 16).to_le_bytes());
+    t.write_mem(data, &fprog)?;
+    t.syscall_ok(
+        "prctl(PR_SET_NO_NEW_PRIVS)",
+        libc::SYS_prctl,
+        [libc::PR_SET_NO_NEW_PRIVS as u64, 1, 0, 0, 0, 0],
+    )?;
+    t.syscall_ok(
+        "seccomp(SET_MODE_FILTER)",
+        libc::SYS_seccomp,
+        [
+            u64::from(libc::SECCOMP_SET_MODE_FILTER),
+            flags,
+            data,
+            0,
+            0,
+            0,
+        ],
+    )?;
+    Ok(())
 }
 
 /// A BPF `ret` of a constant (libc's BPF_RET | BPF_K, as the code field).

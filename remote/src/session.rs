@@ -6,6 +6,7 @@
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
 use crate::calls::call;
+use crate::filter::Confinement;
 use crate::home::go_home;
 use crate::{GuestHandle, GuestPolicy, HostOrder, RemoteError, guest_filter, not_handled};
 use mosaic_ckpt::cputime::Carried;
@@ -207,10 +208,11 @@ pub fn serve(
     let started = (|| -> Result<Guest, RemoteError> {
         let opts = RestoreOptions {
             no_files: true,
-            own_process_group: true,
-            drop_to: Some((policy.uid, policy.gid)),
-            seccomp: Some(guest_filter()?),
-            seccomp_listener: true,
+            confine: Some(std::sync::Arc::new(Confinement {
+                uid: policy.uid,
+                gid: policy.gid,
+                filter: guest_filter()?,
+            })),
             file_fallback: files_from.clone(),
             // Home answers its getrlimit; this kernel counts from zero.
             cpu_limit: mosaic_ckpt::CpuLimit::CountImage,
