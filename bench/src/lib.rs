@@ -10,8 +10,9 @@
 //! (a forwarded system call beside its floors), `migrate-bench` (migration
 //! time by memory size, and the openMosix loop native vs migrated),
 //! `balance-bench` (the HOWTO job set's makespan all on one node, balanced,
-//! and ideal, on 2 and 4 nodes), `mfs-bench` (/mfs beside sshfs and the raw
-//! file system). This
+//! and ideal, on 2 and 4 nodes), `make-bench` (`make -j4` in mosh kept
+//! home, balanced and spread by hand), `mfs-bench` (/mfs beside sshfs and
+//! the raw file system). This
 //! library holds what they share: building a C workload and a local cluster.
 
 use std::path::{Path, PathBuf};

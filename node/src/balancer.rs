@@ -39,8 +39,10 @@ pub const LOW_MEMORY: f64 = 0.25;
 pub const USHER_MIN: u64 = 32 << 20;
 /// More forwarded (or, at home, I/O) system calls per second than this make
 /// a process I/O-heavy: it stays home, and a guest is sent home. A
-/// forwarded call costs about 60 us here, so this is 0.6% of its time.
-pub const IO_HEAVY: f64 = 100.0;
+/// forwarded call costs about 100 us here, so this is 5% of its time. (It
+/// was 100: a compiler's cc1 writes its assembly at 50-150 writes a
+/// second, so a make -j kept most of its compiles home.)
+pub const IO_HEAVY: f64 = 500.0;
 
 /// Another node as the balancer sees it.
 #[derive(Debug, Clone)]
@@ -219,8 +221,19 @@ pub fn decide(me: &LoadVector, peers: &[Peer], candidates: &[Candidate]) -> Opti
         .filter(|c| c.eager || (c.resident >= MIN_RESIDENCY && c.cpu_share >= BUSY))
         // An I/O-heavy process at home stays near its files.
         .filter(|c| c.guest || c.forwarded_per_s <= IO_HEAVY)
-        // Ties go to the oldest (lowest) PID, so the choice is stable.
-        .max_by(|a, b| score(a).total_cmp(&score(b)).then(b.pid.cmp(&a.pid)))?;
+        // Scores within a tenth are ties, and ties go to the one here
+        // longest, then the lowest PID, so the choice is stable. (The
+        // longest here is the one a view of the target is fresh for: a
+        // job just started, placed by its profile, scored 1.0 against its
+        // elders' 0.98 and, its view not fresh yet, held up their moves
+        // while the target idled: a make -j kept one job of two there.)
+        .max_by(|a, b| {
+            let bucket = |c: &Candidate| abi::float_to_u64(score(c) * 10.0 + 0.5);
+            bucket(a)
+                .cmp(&bucket(b))
+                .then(a.resident.cmp(&b.resident))
+                .then(b.pid.cmp(&a.pid))
+        })?;
     let reference = me.speed.max(1);
     let mine = me.normalized_load(reference);
     // The candidate shares this node with the rest of its load.
@@ -262,6 +275,8 @@ pub struct Balancer {
     /// node -> moves sent there and not yet seen in its load.
     in_flight: std::collections::HashMap<String, InFlight>,
     busy: usize,
+    /// What programs did in their past runs here (`crate::profile`).
+    profiles: crate::profile::Shared,
 }
 
 /// A node's process shows in the load it publishes within this long of its
@@ -301,9 +316,14 @@ impl InFlight {
 }
 
 /// One process at the last sample.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Seen {
     start: u64,
+    /// The program it runs (`crate::profile::program`), read when first
+    /// seen; `None` for guests, which are their home's to learn.
+    program: Option<std::sync::Arc<str>>,
+    /// Its age at the sample, in seconds.
+    age: f64,
     cpu_ticks: u64,
     /// Time on a CPU or waiting for one so far (ns, `/proc/PID/schedstat`).
     sched_ns: Option<u64>,
@@ -326,6 +346,14 @@ pub struct Facts {
 }
 
 impl Balancer {
+    /// A balancer that learns into, and places by, `profiles`.
+    pub fn with_profiles(profiles: crate::profile::Shared) -> Balancer {
+        Balancer {
+            profiles,
+            ..Default::default()
+        }
+    }
+
     /// Processes of this node busy at the last tick (whatever their age):
     /// the node publishes at least this load, so that the others compare
     /// what it compares, and see new work at once.
@@ -458,13 +486,14 @@ impl Balancer {
         // Decayed by half per second, whatever the interval.
         let keep = 0.5f64.powf(dt);
         let wall_ms = mosaic_proto::load::now_ms();
-        for pid in std::fs::read_dir("/proc")
+        let listed: std::collections::HashSet<i32> = std::fs::read_dir("/proc")
             .into_iter()
             .flatten()
             .flatten()
             .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-            .filter(|&p| p != 1 && p != me)
-        {
+            .collect();
+        let profiles = self.profiles.lock().unwrap_or_else(|e| e.into_inner());
+        for &pid in listed.iter().filter(|&&p| p != 1 && p != me) {
             let Ok(raw) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
                 continue;
             };
@@ -498,6 +527,11 @@ impl Balancer {
             }
             let guest = kind == Kind::Guest;
             let io_calls = forwarded.unwrap_or_else(|| io_calls(pid));
+            let program = match self.seen.get(&pid) {
+                Some(old) if old.start == start => old.program.clone(),
+                _ if guest => None,
+                _ => crate::profile::program_of(pid).map(std::sync::Arc::from),
+            };
             let mut now = match self.seen.get(&pid) {
                 Some(old) if old.start == start && dt > 0.0 => {
                     let share = (ticks.saturating_sub(old.cpu_ticks) as f64 / hz / dt).min(1.0);
@@ -511,6 +545,8 @@ impl Balancer {
                     let decay = |old: f64, new: f64| keep * old + (1.0 - keep) * new;
                     Seen {
                         start,
+                        program: program.clone(),
+                        age,
                         cpu_ticks: ticks,
                         sched_ns,
                         share: decay(old.share, share),
@@ -524,6 +560,8 @@ impl Balancer {
                 // tell: half of what it does now).
                 _ => Seen {
                     start,
+                    program: program.clone(),
+                    age,
                     cpu_ticks: ticks,
                     sched_ns,
                     share: if age >= 0.05 {
@@ -540,7 +578,13 @@ impl Balancer {
                     busy_since_ms: 0,
                 },
             };
-            let eager = kind == Kind::CpuBound;
+            // Known CPU-bound by a hint, or by its program's past runs:
+            // it may move at once.
+            let eager = kind == Kind::CpuBound
+                || (kind == Kind::Free
+                    && program
+                        .as_deref()
+                        .is_some_and(|p| profiles.expects_cpu_bound(p)));
             let demand = if eager {
                 1.0
             } else {
@@ -554,7 +598,7 @@ impl Balancer {
                 _ => wall_ms.saturating_sub(abi::float_to_u64(age * 1000.0)),
             };
             let busy_since_ms = now.busy_since_ms;
-            seen.insert(pid, now);
+            seen.insert(pid, now.clone());
             // Busy ones may go for CPU, big ones for memory, guests home.
             if demand < BUSY && rss * 4096 < USHER_MIN && !guest {
                 continue;
@@ -579,6 +623,32 @@ impl Balancer {
                 busy_since_ms,
             });
         }
+        drop(profiles);
+        // Those that ended here since the last sample teach their
+        // programs what they did (a process sent away is not gone from
+        // `/proc`: its placeholder stays, and its run is taught when its
+        // guest ends, by the registry).
+        let mut profiles = self.profiles.lock().unwrap_or_else(|e| e.into_inner());
+        for (pid, old) in &self.seen {
+            let Some(program) = old.program.as_deref() else {
+                continue;
+            };
+            if listed.contains(pid) || old.age < 0.05 {
+                continue;
+            }
+            let busy = old
+                .sched_ns
+                .map_or(old.runnable, |ns| (ns as f64 / 1e9 / old.age).min(1.0));
+            profiles.learn(
+                program,
+                crate::profile::Run {
+                    cpu_s: old.cpu_ticks as f64 / hz,
+                    busy,
+                    io_per_s: old.io_rate,
+                },
+            );
+        }
+        drop(profiles);
         self.seen = seen;
         out
     }
@@ -651,6 +721,39 @@ mod tests {
             resident: Duration::from_secs(5),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn of_nearly_equal_candidates_the_one_here_longest_moves() {
+        let young = Candidate {
+            eager: true,
+            resident: Duration::from_millis(100),
+            ..busy(90)
+        };
+        let old = Candidate {
+            cpu_share: 0.97,
+            ..busy(80)
+        };
+        let older = Candidate {
+            cpu_share: 0.96,
+            resident: Duration::from_secs(9),
+            ..busy(95)
+        };
+        let peers = [peer("b", node(1.0, 1, 1000))];
+        let me = node(3.0, 1, 1000);
+        assert_eq!(
+            decide(&me, &peers, &[young.clone(), old.clone(), older]),
+            Some((95, "b".into()))
+        );
+        // A clearly better one still goes first.
+        let idle_ish = Candidate {
+            cpu_share: 0.6,
+            ..old
+        };
+        assert_eq!(
+            decide(&me, &peers, &[young, idle_ish]),
+            Some((90, "b".into()))
+        );
     }
 
     /// Runs the rule until it stops moving; returns the loads.
@@ -986,5 +1089,44 @@ mod tests {
         std::thread::sleep(Duration::from_millis(50));
         let moves = b.tick(&me, peer(mosaic_proto::load::now_ms()), &facts);
         assert!(!moves.is_empty(), "a view newer than the turn confirms");
+    }
+
+    #[test]
+    fn a_program_whose_past_runs_were_long_and_busy_moves_at_its_start_and_a_short_one_teaches() {
+        let spin = Spinners::start("exec sleep 30");
+        let pids = spin.pids();
+        std::thread::sleep(Duration::from_millis(100)); // exec'd
+        let facts = only(&pids);
+        let me = node(0.0, 1, 1000);
+        let fresh = || idle_node2(mosaic_proto::load::now_ms() + 1000);
+        // Never seen: an idle young process stays.
+        let mut b = Balancer::default();
+        assert!(b.tick(&me, fresh(), &facts).is_empty());
+        // Its program known long and CPU-bound: it moves at once, young
+        // and idle as it is (a view newer than its start confirms).
+        let profiles = crate::profile::Profiles::shared();
+        let program = crate::profile::program_of(pids[0]).unwrap();
+        assert!(program.ends_with("sleep *"), "{program}");
+        let long = crate::profile::Run {
+            cpu_s: 2.0,
+            busy: 1.0,
+            io_per_s: 0.0,
+        };
+        profiles.lock().unwrap().learn(&program, long);
+        let mut b = Balancer::with_profiles(profiles.clone());
+        let moves = b.tick(&me, fresh(), &facts);
+        assert!(
+            moves
+                .iter()
+                .any(|(pid, node)| pids.contains(pid) && node == "node2"),
+            "{moves:?}"
+        );
+        // A run that ends here teaches what it did: sleeps are idle.
+        let mut b = Balancer::with_profiles(profiles.clone());
+        let _ = b.tick(&me, idle_node2(0), &facts);
+        drop(spin);
+        std::thread::sleep(Duration::from_millis(50));
+        let _ = b.tick(&me, idle_node2(0), &facts);
+        assert!(!profiles.lock().unwrap().expects_cpu_bound(&program));
     }
 }

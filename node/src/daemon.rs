@@ -238,7 +238,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(PUBLISH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ticks = 0u32;
-    let balancer = Arc::new(std::sync::Mutex::new(crate::balancer::Balancer::default()));
+    let balancer = Arc::new(std::sync::Mutex::new(
+        crate::balancer::Balancer::with_profiles(registry.profiles()),
+    ));
     let why = loop {
         tokio::select! {
             _ = tick.tick() => {

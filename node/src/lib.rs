@@ -44,6 +44,7 @@ pub mod local;
 pub mod migration;
 pub mod mon;
 pub mod net;
+pub mod profile;
 pub mod spent;
 pub mod supervise;
 

@@ -22,6 +22,8 @@ pub const RISE_RATE: f64 = 0.3;
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 /// Samples averaged into one load update.
 pub const SAMPLES_PER_UPDATE: u32 = 10;
+/// The last samples the load drops to at once, if lower.
+const RECENT: usize = 3;
 
 /// The smoothing rule: rises slowly, drops at once.
 #[derive(Debug, Default, Clone, Copy)]
@@ -37,6 +39,13 @@ impl LoadAverager {
         } else {
             self.load = sample;
         }
+        self.load
+    }
+
+    /// Drops to `recent` (the run queue of the last few samples) if that
+    /// is lower: jobs that ended are not load a second later.
+    pub fn drop_to(&mut self, recent: f64) -> f64 {
+        self.load = self.load.min(recent);
         self.load
     }
 
@@ -210,16 +219,31 @@ impl Sampler {
             .name("load-sampler".into())
             .spawn(move || {
                 let mut avg = LoadAverager::default();
-                loop {
-                    let mut total = 0u32;
-                    for _ in 0..SAMPLES_PER_UPDATE {
-                        total += count_runnable(Path::new("/proc"), me);
-                        std::thread::sleep(SAMPLE_EVERY);
+                let mut last = std::collections::VecDeque::new();
+                let mut total = 0u32;
+                for n in 1u32.. {
+                    let now = count_runnable(Path::new("/proc"), me);
+                    total += now;
+                    last.push_back(now);
+                    if last.len() > RECENT {
+                        last.pop_front();
                     }
-                    let load = avg.update(f64::from(total) / f64::from(SAMPLES_PER_UPDATE));
+                    // Rises once a second by the second's mean; drops at
+                    // once to the last few samples' (a node whose jobs
+                    // ended looked busy up to two seconds more, and no work
+                    // came: seen as gaps of 1-9 s in a make -j).
+                    let mut load = avg.load();
+                    if n % SAMPLES_PER_UPDATE == 0 {
+                        load = avg.update(f64::from(total) / f64::from(SAMPLES_PER_UPDATE));
+                        total = 0;
+                    }
+                    if last.len() == RECENT {
+                        load = avg.drop_to(f64::from(last.iter().sum::<u32>()) / RECENT as f64);
+                    }
                     if tx.send(vector(&shape, load)).is_err() {
                         return; // the daemon is gone
                     }
+                    std::thread::sleep(SAMPLE_EVERY);
                 }
             })
             .expect("cannot start the load sampler thread");
@@ -259,6 +283,17 @@ fn vector(shape: &NodeShape, load: f64) -> LoadVector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_load_drops_to_the_recent_run_queue_at_once() {
+        let mut a = LoadAverager::default();
+        for _ in 0..20 {
+            a.update(3.0);
+        }
+        assert!(a.load() > 2.9);
+        assert_eq!(a.drop_to(4.0), a.load(), "never raised by a drop");
+        assert_eq!(a.drop_to(1.0), 1.0);
+    }
 
     #[test]
     fn load_rises_slowly_and_drops_at_once() {

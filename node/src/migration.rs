@@ -91,6 +91,8 @@ struct Away {
     info: ProcInfo,
     commands: Commands,
     stopped: Arc<std::sync::atomic::AtomicBool>,
+    /// The program it runs (`crate::profile`), taught when its guest ends.
+    program: Option<String>,
 }
 
 /// A process `mosaic run` handed to this node.
@@ -108,6 +110,9 @@ struct Managed {
 
 #[derive(Default)]
 struct Tables {
+    /// What programs did in their past runs here, shared with the
+    /// balancer.
+    profiles: crate::profile::Shared,
     away: BTreeMap<i32, Away>,
     managed: BTreeMap<i32, Managed>,
     spent: Ledger,
@@ -147,6 +152,12 @@ impl Tables {
 pub struct Registry(Arc<Mutex<Tables>>);
 
 impl Registry {
+    /// The programs' profiles this registry teaches (the balancer places
+    /// by them).
+    pub fn profiles(&self) -> crate::profile::Shared {
+        self.lock().profiles.clone()
+    }
+
     /// A snapshot, for publishing: processes at home with their state,
     /// processes away as far as home knows (the node they run on reports
     /// the rest, see [`Guests`]).
@@ -266,12 +277,20 @@ impl Registry {
                 });
             }
         }
+        // Its memory may be gone already (released at the move): the
+        // command line is the one read before, the executable its link.
+        let program = std::fs::read_link(format!("/proc/{pid}/exe"))
+            .ok()
+            .map(|exe| {
+                crate::profile::program(&exe.to_string_lossy(), info.cmd.split_whitespace())
+            });
         t.away.insert(
             pid,
             Away {
                 info,
                 commands,
                 stopped,
+                program,
             },
         );
     }
@@ -315,6 +334,9 @@ impl Registry {
         };
         if t.managed.get(&pid).is_some_and(|m| m.start == who.start) {
             t.managed.remove(&pid);
+        }
+        if let Some(program) = t.away.get(&pid).and_then(|a| a.program.clone()) {
+            learn_away(&t.profiles, pid, &program, cpu);
         }
         let lineage = lineage_of(&ProcFs, who);
         info!(
@@ -366,6 +388,39 @@ impl Registry {
             .get(&pid)
             .map(|a| (a.info.node.clone(), a.commands.clone()))
     }
+}
+
+/// Teaches `program` the run of `pid`, whose guest ended having used
+/// `away` elsewhere: its CPU time is that and what its placeholder used
+/// here before it left; its wall time the placeholder's age.
+fn learn_away(profiles: &crate::profile::Shared, pid: i32, program: &str, away: CpuTime) {
+    let Ok(f) = mosaic_ckpt::procfs::stat_fields(pid) else {
+        return;
+    };
+    let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
+    let (Some(utime), Some(stime), Some(start)) = (num(14), num(15), num(22)) else {
+        return;
+    };
+    // SAFETY: sysconf takes an integer and returns one.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let uptime: f64 = std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|u| u.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0);
+    let wall = uptime - start as f64 / hz;
+    if wall < 0.05 {
+        return;
+    }
+    let cpu_s = (utime + stime) as f64 / hz + away.total_ns() as f64 / 1e9;
+    profiles.lock().unwrap_or_else(|e| e.into_inner()).learn(
+        program,
+        crate::profile::Run {
+            cpu_s,
+            busy: (cpu_s / wall).min(1.0),
+            // Its forwarded calls were counted by its host.
+            io_per_s: 0.0,
+        },
+    );
 }
 
 /// One guest of this node.
