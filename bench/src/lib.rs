@@ -122,6 +122,11 @@ impl LocalCluster {
         self.in_node1(&["migrate", pid, node])
     }
 
+    /// `mosaic node ACTION` run inside node1 (`stay`, `nostay`, ...).
+    pub fn node1_control(&self, action: &str) -> anyhow::Result<()> {
+        self.in_node1(&["node", action])
+    }
+
     /// `mosaic lock PID` run inside node1: no balancer moves it.
     pub fn lock(&self, pid: &str) -> anyhow::Result<()> {
         self.in_node1(&["lock", pid])

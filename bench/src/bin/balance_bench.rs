@@ -55,9 +55,9 @@ fn main() -> anyhow::Result<()> {
             // The host's noise drifts: each round measures its own ideal.
             let alone = alone()?;
             let ideal = JOBS as f64 * alone / cluster_cpus as f64;
-            node(&c, "stay")?;
+            c.node1_control("stay")?;
             let unbalanced = makespan(&c)?;
-            node(&c, "nostay")?;
+            c.node1_control("nostay")?;
             let balanced = makespan(&c)?;
             let spread_ideal = unbalanced / cluster_cpus as f64;
             ratios.push(balanced / ideal);
@@ -104,20 +104,6 @@ fn alone() -> anyhow::Result<f64> {
         best = best.min(t.elapsed().as_secs_f64());
     }
     Ok(best)
-}
-
-/// `mosaic node ACTION` on node1.
-fn node(c: &LocalCluster, action: &str) -> anyhow::Result<()> {
-    let mosaic = c.mosaic.to_str().unwrap_or("mosaic");
-    let out = c
-        .cmd(&["cluster", "exec", "node1", "--", mosaic, "node", action])
-        .output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "mosaic node {action}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(())
 }
 
 /// Starts the jobs together on node1 and waits for the last one.

@@ -71,9 +71,9 @@ fn main() -> anyhow::Result<()> {
         )?;
         let mut runs = [Vec::new(), Vec::new(), Vec::new()];
         for _ in 0..ROUNDS {
-            node(&c, "stay")?;
+            c.node1_control("stay")?;
             runs[0].push(make_in_mosh(&c, &big, &mut binary)?);
-            node(&c, "nostay")?;
+            c.node1_control("nostay")?;
             runs[1].push(make_in_mosh(&c, &big, &mut binary)?);
             runs[2].push(by_hand(&c, &big, nodes, &mut binary)?);
         }
@@ -87,9 +87,9 @@ fn main() -> anyhow::Result<()> {
             let mut tiny_binary = None;
             let mut t = [Vec::new(), Vec::new()];
             for _ in 0..ROUNDS {
-                node(&c, "stay")?;
+                c.node1_control("stay")?;
                 t[0].push(make_in_mosh(&c, &tiny, &mut tiny_binary)?);
-                node(&c, "nostay")?;
+                c.node1_control("nostay")?;
                 t[1].push(make_in_mosh(&c, &tiny, &mut tiny_binary)?);
             }
             let [kept, balanced] = t.map(|mut r| median(&mut r));
@@ -200,20 +200,6 @@ fn generate(dir: &Path, sizes: &[f64], per_fn: f64) -> anyhow::Result<()> {
 )]
 fn functions_for(secs: f64, per_fn: f64) -> usize {
     (secs / per_fn).round().max(1.0) as usize
-}
-
-/// `mosaic node ACTION` on node1.
-fn node(c: &LocalCluster, action: &str) -> anyhow::Result<()> {
-    let mosaic = c.mosaic.to_str().unwrap_or("mosaic");
-    let out = c
-        .cmd(&["cluster", "exec", "node1", "--", mosaic, "node", action])
-        .output()?;
-    ensure!(
-        out.status.success(),
-        "mosaic node {action}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(())
 }
 
 fn mosh(c: &LocalCluster) -> PathBuf {
