@@ -7,6 +7,10 @@ pub struct ProcStat {
     pub state: char,
     /// CPU time over its lifetime, in percent of one CPU.
     pub cpu: f64,
+    /// CPU time it used (this kernel's count), in seconds.
+    pub cpu_s: f64,
+    /// How long it has existed, in seconds.
+    pub age_s: f64,
     /// Resident memory in KiB.
     pub mem_kb: u64,
     /// Start time in clock ticks after boot (with the PID, its identity).
@@ -32,8 +36,10 @@ pub fn stat(pid: i32) -> Option<ProcStat> {
         .next()?
         .parse()
         .ok()?;
-    let alive = (uptime - start as f64 / hz).max(0.01);
-    let cpu = ((utime + stime) as f64 / hz / alive * 100.0).min(100.0 * 1024.0);
+    let age_s = (uptime - start as f64 / hz).max(0.0);
+    let alive = age_s.max(0.01);
+    let cpu_s = (utime + stime) as f64 / hz;
+    let cpu = (cpu_s / alive * 100.0).min(100.0 * 1024.0);
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let mem_kb = status
         .lines()
@@ -43,6 +49,8 @@ pub fn stat(pid: i32) -> Option<ProcStat> {
     Some(ProcStat {
         state,
         cpu: (cpu * 10.0).round() / 10.0,
+        cpu_s,
+        age_s,
         mem_kb,
         start,
         ppid,

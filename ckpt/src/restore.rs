@@ -376,10 +376,10 @@ fn build<R: Read + Send>(
     // Last of what can fail (a placeholder whose restore failed must not
     // keep the image's signals queued: its guest goes on and has them)
     // but the restorer's confinement, which comes after (a seccomp filter
-    // would trap the injected calls). All
-    // blocked until the image's own mask is set at the end: a queued signal
-    // delivered at one of the injections that follow would stop them (and
-    // a real-time one is a stop nix's waitpid cannot even name: EINVAL).
+    // would trap the injected calls). All blocked until the image's own
+    // mask is set at the end: a queued signal delivered at one of the
+    // injections that follow would stop them (and a real-time one is a
+    // stop nix's waitpid cannot even name: EINVAL).
     t.set_sigmask(!0)?;
     crate::signals::queue_pending(t, meta, data)?;
     if let Some(c) = &opts.confine {

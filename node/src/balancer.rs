@@ -492,7 +492,7 @@ impl Balancer {
             .flatten()
             .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
             .collect();
-        let profiles = self.profiles.lock().unwrap_or_else(|e| e.into_inner());
+        let mut profiles = self.profiles.lock().unwrap_or_else(|e| e.into_inner());
         for &pid in listed.iter().filter(|&&p| p != 1 && p != me) {
             let Ok(raw) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
                 continue;
@@ -623,12 +623,10 @@ impl Balancer {
                 busy_since_ms,
             });
         }
-        drop(profiles);
         // Those that ended here since the last sample teach their
         // programs what they did (a process sent away is not gone from
         // `/proc`: its placeholder stays, and its run is taught when its
         // guest ends, by the registry).
-        let mut profiles = self.profiles.lock().unwrap_or_else(|e| e.into_inner());
         for (pid, old) in &self.seen {
             let Some(program) = old.program.as_deref() else {
                 continue;

@@ -394,29 +394,18 @@ impl Registry {
 /// `away` elsewhere: its CPU time is that and what its placeholder used
 /// here before it left; its wall time the placeholder's age.
 fn learn_away(profiles: &crate::profile::Shared, pid: i32, program: &str, away: CpuTime) {
-    let Ok(f) = mosaic_ckpt::procfs::stat_fields(pid) else {
+    let Some(st) = mosaic_ckpt::procstat::stat(pid) else {
         return;
     };
-    let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
-    let (Some(utime), Some(stime), Some(start)) = (num(14), num(15), num(22)) else {
-        return;
-    };
-    // SAFETY: sysconf takes an integer and returns one.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    let uptime: f64 = std::fs::read_to_string("/proc/uptime")
-        .ok()
-        .and_then(|u| u.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0.0);
-    let wall = uptime - start as f64 / hz;
-    if wall < 0.05 {
+    if st.age_s < 0.05 {
         return;
     }
-    let cpu_s = (utime + stime) as f64 / hz + away.total_ns() as f64 / 1e9;
+    let cpu_s = st.cpu_s + away.total_ns() as f64 / 1e9;
     profiles.lock().unwrap_or_else(|e| e.into_inner()).learn(
         program,
         crate::profile::Run {
             cpu_s,
-            busy: (cpu_s / wall).min(1.0),
+            busy: (cpu_s / st.age_s).min(1.0),
             // Its forwarded calls were counted by its host.
             io_per_s: 0.0,
         },

@@ -80,12 +80,6 @@ pub fn my_pid() -> i32 {
     pid(std::process::id())
 }
 
-/// A non-negative count or errno as an unsigned length, 0 if negative.
-#[expect(clippy::cast_sign_loss, reason = "checked non-negative")]
-pub const fn unsigned(v: i64) -> u64 {
-    if v < 0 { 0 } else { v as u64 }
-}
-
 /// A byte count (bounded by the codec to a few MiB) as a call's result.
 pub fn count(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
@@ -146,8 +140,6 @@ mod tests {
         assert_eq!(long(reg_long(-4095)), -4095);
         assert_eq!(int_result(-1), -1);
         assert_eq!(int_result(i64::MAX), -1);
-        assert_eq!(unsigned(-5), 0);
-        assert_eq!(unsigned(5), 5);
         assert_eq!(float_to_u64(-3.0), 0);
         assert_eq!(float_to_u32(1e12), u32::MAX);
         assert_eq!(float_to_u64(f64::NAN), 0);

@@ -110,6 +110,15 @@ impl mosaic_ckpt::Confine for Confinement {
     }
 }
 
+/// `struct sock_fprog`: the number of instructions and where they are.
+#[derive(zerocopy::IntoBytes, zerocopy::Immutable)]
+#[repr(C)]
+struct SockFprog {
+    len: u16,
+    _pad: [u8; 6],
+    filter: u64,
+}
+
 /// Installs `prog` in the stopped process with `no_new_privs`, through a
 /// `struct sock_fprog` at `data` and the program after it.
 fn install_seccomp(t: &mut Tracee, prog: &[u8], data: u64) -> Result<(), CkptError> {
@@ -123,15 +132,12 @@ fn install_seccomp(t: &mut Tracee, prog: &[u8], data: u64) -> Result<(), CkptErr
         )));
     }
     t.write_mem(data + 16, prog)?;
-    let mut fprog = Vec::with_capacity(16);
-    fprog.extend_from_slice(
-        &u16::try_from(prog.len() / 8)
-            .unwrap_or(u16::MAX)
-            .to_le_bytes(),
-    );
-    fprog.extend_from_slice(&[0u8; 6]);
-    fprog.extend_from_slice(&(data + 16).to_le_bytes());
-    t.write_mem(data, &fprog)?;
+    let fprog = SockFprog {
+        len: u16::try_from(prog.len() / 8).unwrap_or(u16::MAX),
+        _pad: [0; 6],
+        filter: data + 16,
+    };
+    t.write_mem(data, zerocopy::IntoBytes::as_bytes(&fprog))?;
     t.syscall_ok(
         "prctl(PR_SET_NO_NEW_PRIVS)",
         libc::SYS_prctl,
@@ -216,6 +222,15 @@ const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sock_fprog_has_the_kernels_layout() {
+        assert_eq!(size_of::<SockFprog>(), size_of::<libc::sock_fprog>());
+        assert_eq!(
+            std::mem::offset_of!(SockFprog, filter),
+            std::mem::offset_of!(libc::sock_fprog, filter)
+        );
+    }
 
     #[test]
     fn the_filter_notifies_instead_of_tracing() {
