@@ -59,18 +59,59 @@ fn other_mapper(pid: i32, dev: (u32, u32), inode: u64) -> Option<String> {
         })
 }
 
-/// Reasons `pid` cannot be captured; empty if it can.
+/// Reasons `pid` cannot be migrated; empty if it can. A migration moves
+/// single-threaded processes only (its sessions carry one thread); a
+/// stand-alone capture takes threads ([`capture_reasons`]).
 pub fn reasons(pid: i32) -> Result<Vec<String>, CkptError> {
+    let mut why = capture_reasons(pid)?;
+    let threads: u32 = procfs::status_field(pid, "Threads")?.parse().unwrap_or(1);
+    if threads > 1 {
+        why.insert(
+            0,
+            format!("it has {threads} threads (only single-threaded processes can migrate)"),
+        );
+    }
+    Ok(why)
+}
+
+/// What of its threads a capture cannot carry: a thread that has exited
+/// but not been joined by the kernel yet (a zombie thread), or credentials
+/// that differ between threads (raw `setuid` changes one thread; CRIU
+/// refuses both too).
+fn thread_reasons(pid: i32, why: &mut Vec<String>) -> Result<(), CkptError> {
+    let creds = |tid: i32| -> Option<(String, String)> {
+        Some((
+            procfs::status_field(tid, "Uid").ok()?,
+            procfs::status_field(tid, "Gid").ok()?,
+        ))
+    };
+    let main = creds(pid);
+    for tid in procfs::tids(pid)?.into_iter().filter(|&t| t != pid) {
+        let state = procfs::stat_fields(tid)
+            .ok()
+            .and_then(|f| f.get(3).cloned());
+        if matches!(state.as_deref(), Some("Z" | "X")) {
+            why.push(format!(
+                "its thread {tid} has exited but is not reaped (zombie thread)"
+            ));
+        } else if let Some(c) = creds(tid).filter(|c| Some(c) != main.as_ref()) {
+            why.push(format!(
+                "its thread {tid} has other credentials than the process (uid {}, gid {})",
+                c.0, c.1
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Reasons `pid` cannot be captured by a stand-alone checkpoint (every
+/// thread with it); empty if it can.
+pub fn capture_reasons(pid: i32) -> Result<Vec<String>, CkptError> {
     if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
         return Err(CkptError::NoProcess(pid));
     }
     let mut why = Vec::new();
-    let threads: u32 = procfs::status_field(pid, "Threads")?.parse().unwrap_or(1);
-    if threads > 1 {
-        why.push(format!(
-            "it has {threads} threads (only single-threaded processes can be captured)"
-        ));
-    }
+    thread_reasons(pid, &mut why)?;
     let tracer = procfs::status_field(pid, "TracerPid")?;
     if tracer != "0" {
         why.push(format!("it is traced by process {tracer} (a debugger?)"));
@@ -122,4 +163,25 @@ pub fn reasons(pid: i32) -> Result<Vec<String>, CkptError> {
         }
     }
     Ok(why)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A migration refuses threads; a stand-alone capture takes them.
+    #[test]
+    fn threads_stop_a_migration_not_a_capture() {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let other = std::thread::spawn(move || rx.recv());
+        let me = abi::my_pid();
+        let said = |r: Vec<String>| {
+            r.iter()
+                .any(|r| r.contains(" threads (only single-threaded"))
+        };
+        assert!(said(reasons(me).unwrap()));
+        assert!(!said(capture_reasons(me).unwrap()));
+        tx.send(()).unwrap();
+        other.join().unwrap().unwrap();
+    }
 }

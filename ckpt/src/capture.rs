@@ -10,12 +10,16 @@
 //! private file mapping that are still the file's are sent by reference
 //! unless `embed_files` is set.
 //!
+//! With [`CaptureOptions::threads`], every thread is stopped (listed and
+//! seized until no new one appears) and each is asked for its own state
+//! through injections into it.
+//!
 //! On any failure the process is released exactly as it was.
 
 use mosaic_proto::abi;
 use std::io::Write;
 
-use mosaic_proto::image::{ImageMeta, ImageWriter, PAGE_SIZE, PendingSignal};
+use mosaic_proto::image::{ImageMeta, ImageWriter, PAGE_SIZE, PendingSignal, ThreadImage};
 use nix::unistd::Pid;
 
 use crate::procfs::{self, MapLine, Pagemap};
@@ -35,6 +39,10 @@ pub struct CaptureOptions {
     /// CPU time the process used under other kernels, which this one did
     /// not count (see [`crate::cputime`]).
     pub cpu_elsewhere: mosaic_proto::image::CpuTime,
+    /// Capture every thread of a multi-threaded process (a stand-alone
+    /// checkpoint). Without it such a process is refused: a migration's
+    /// sessions carry one thread.
+    pub threads: bool,
 }
 
 /// What a capture measured.
@@ -43,6 +51,7 @@ pub struct CaptureStats {
     pub pages: u64,
     pub image_bytes: u64,
     pub vmas: usize,
+    pub threads: usize,
     /// All the CPU time the image says the process used.
     pub cpu: mosaic_proto::image::CpuTime,
 }
@@ -60,7 +69,11 @@ pub fn capture<W: Write + Send>(
     out: W,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<(Tracee, CaptureStats), CkptError> {
-    let reasons = cantmove::reasons(pid)?;
+    let reasons = if opts.threads {
+        cantmove::capture_reasons(pid)?
+    } else {
+        cantmove::reasons(pid)?
+    };
     if !reasons.is_empty() {
         return Err(CkptError::CantMove { pid, reasons });
     }
@@ -69,6 +82,14 @@ pub fn capture<W: Write + Send>(
     // anywhere. Not before the stop: a busy process holds that CPU, and
     // moving there would first wait out its time slice (4 ms measured).
     let mut tracee = Tracee::seize(Pid::from_raw(pid))?;
+    if opts.threads
+        && let Err(e) = seize_threads(&mut tracee)
+    {
+        if let Err(re) = tracee.release() {
+            tracing::error!(pid, error = %re, "could not release process after a failed capture");
+        }
+        return Err(e);
+    }
     let cpu = procfs::stat_fields(pid)?
         .get(39)
         .and_then(|c| c.parse().ok());
@@ -85,6 +106,45 @@ pub fn capture<W: Write + Send>(
             Err(e)
         }
     }
+}
+
+/// How many times the threads are listed and the new ones stopped before
+/// a process that keeps creating threads is given up (CRIU's number).
+const SEIZE_ROUNDS: usize = 5;
+
+/// Stops every other thread of the process `t` leads, into `t.threads`:
+/// the threads are listed and each new one seized and interrupted until a
+/// listing shows no new one (a thread that was running may have created
+/// one meanwhile; once every listed thread is stopped, none can). A thread
+/// that ends before it is stopped is left out.
+fn seize_threads(t: &mut Tracee) -> Result<(), CkptError> {
+    let pid = t.pid.as_raw();
+    for _ in 0..SEIZE_ROUNDS {
+        let new: Vec<i32> = procfs::tids(pid)?
+            .into_iter()
+            .filter(|&tid| tid != pid && !t.threads.iter().any(|h| h.pid.as_raw() == tid))
+            .collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        for tid in new {
+            match Tracee::seize(Pid::from_raw(tid)) {
+                Ok(th) => t.threads.push(th),
+                Err(CkptError::Gone(_))
+                | Err(CkptError::Attach {
+                    errno: nix::errno::Errno::ESRCH,
+                    ..
+                }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Err(CkptError::CantMove {
+        pid,
+        reasons: vec![format!(
+            "it kept creating threads while being stopped ({SEIZE_ROUNDS} rounds)"
+        )],
+    })
 }
 
 /// Captures a process that is already stopped under our ptrace (a guest
@@ -107,7 +167,12 @@ fn describe(t: &mut Tracee, opts: &CaptureOptions) -> Result<ImageMeta, CkptErro
     // A thread may have been born between the check and the stop. (We
     // trace it now; a guest captured by its host carries mosaic's filter,
     // which is not part of the image.)
-    let reasons = cantmove::reasons(pid)?
+    let reasons = if opts.threads {
+        cantmove::capture_reasons(pid)?
+    } else {
+        cantmove::reasons(pid)?
+    };
+    let reasons = reasons
         .into_iter()
         .filter(|r| !r.starts_with("it is traced by") && r != cantmove::SECCOMP)
         .collect::<Vec<_>>();
@@ -116,14 +181,37 @@ fn describe(t: &mut Tracee, opts: &CaptureOptions) -> Result<ImageMeta, CkptErro
     }
     let mut main = crate::thread::capture(t)?;
     let mut mm = crate::mm::capture(pid)?;
+    let mut others = std::mem::take(&mut t.threads);
+    let described = describe_with(t, &mut main, &mut mm, &mut others, opts);
+    t.threads = others;
+    described
+}
+
+/// [`describe`] with the main thread's state and the mm fields read,
+/// and the other threads (if any) held apart from `t`.
+fn describe_with(
+    t: &mut Tracee,
+    main: &mut ThreadImage,
+    mm: &mut mosaic_proto::image::MmFields,
+    others: &mut [Tracee],
+    opts: &CaptureOptions,
+) -> Result<ImageMeta, CkptError> {
+    let pid = t.pid.as_raw();
+    main.name = thread_name(pid, pid);
+    // Signals queued to the process, not to its main thread alone, are
+    // queued so again (a signal queued both ways counts as the thread's).
+    let shared = procfs::signal_set(pid, &["ShdPnd"])? & !procfs::signal_set(pid, &["SigPnd"])?;
+    let cpus = affinity(pid);
 
     let maps_before = procfs::maps(pid)?;
     let insn = find_syscall_insn(t, &maps_before, main.regs.rip)?;
     t.set_syscall_insn(insn);
     // What only the process itself can tell, asked by injected calls that
     // write into a scratch page.
+    let mut threads = Vec::new();
+    let before = t.deferred_signals.len();
     let (sigactions, itimers, posix_timers) = with_scratch(t, |t, scratch| {
-        crate::thread::ask(t, &mut main, scratch)?;
+        crate::thread::ask(t, main, scratch)?;
         mm.brk = t.syscall_ok("brk(0)", libc::SYS_brk, [0; 6])?;
         let sigactions = crate::signals::capture_actions(t, pid, scratch)?;
         // Its queued signals are taken off its queues (also those that
@@ -134,6 +222,21 @@ fn describe(t: &mut Tracee, opts: &CaptureOptions) -> Result<ImageMeta, CkptErro
         // (peeking instead left them queued at home too, and the deputy
         // relayed them a second time).
         crate::signals::take_queued(t, pid, scratch + 2048)?;
+        // Then each other thread's own (the process's are taken: what is
+        // left on its queue is its own).
+        for o in others.iter_mut() {
+            o.set_syscall_insn(insn);
+            let tid = o.pid.as_raw();
+            let mut th = crate::thread::capture(o)?;
+            crate::thread::ask(o, &mut th, scratch)?;
+            o.dequeue_signals(procfs::signal_set(tid, &["SigPnd"])?, scratch + 2048)?;
+            th.pending = o.deferred_signals.iter().map(|d| d.info.to_vec()).collect();
+            th.name = thread_name(pid, tid);
+            th.cpus = Some(affinity(tid))
+                .filter(|c| *c != cpus)
+                .unwrap_or_default();
+            threads.push(th);
+        }
         let itimers = crate::timers::capture_itimers(t, scratch)?;
         let posix_timers = crate::timers::capture_posix(t, scratch)?;
         Ok((sigactions, itimers, posix_timers))
@@ -141,8 +244,11 @@ fn describe(t: &mut Tracee, opts: &CaptureOptions) -> Result<ImageMeta, CkptErro
     let mut pending: Vec<PendingSignal> = t
         .deferred_signals
         .iter()
-        .map(|d| PendingSignal {
-            shared: false,
+        .enumerate()
+        .map(|(i, d)| PendingSignal {
+            // Taken off a queue (not at a stop before the interrupt, which
+            // delivered it to this thread).
+            shared: i >= before && shared & (1 << (d.signal - 1)) != 0,
             siginfo: d.info.to_vec(),
         })
         .collect();
@@ -175,28 +281,40 @@ fn describe(t: &mut Tracee, opts: &CaptureOptions) -> Result<ImageMeta, CkptErro
             .filter(|s| !s.is_empty())
             .map(|s| String::from_utf8_lossy(s).into_owned())
             .collect(),
-        threads: vec![main],
+        threads: std::iter::once(main.clone()).chain(threads).collect(),
         sigactions,
         pending,
-        mm,
         vmas,
         fds: crate::files::capture(t)?,
+        mm: mm.clone(),
         itimers,
         posix_timers,
         rlimits: crate::limits::capture(pid)?,
-        cpus: nix::sched::sched_getaffinity(t.pid)
-            .map(|set| {
-                (0..nix::sched::CpuSet::count())
-                    .filter(|&c| set.is_set(c).unwrap_or(false))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        cpus,
         // Last: the capture's injections ran in it too.
         cpu_counted: crate::cputime::counted(pid)?,
         cpu_elsewhere: opts.cpu_elsewhere,
     };
 
     Ok(meta)
+}
+
+/// A thread's name (`comm`), "" if unreadable.
+fn thread_name(pid: i32, tid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm"))
+        .map(|s| s.trim_end_matches('\n').to_string())
+        .unwrap_or_default()
+}
+
+/// The CPUs a thread may run on (empty if unreadable).
+fn affinity(tid: i32) -> Vec<usize> {
+    nix::sched::sched_getaffinity(Pid::from_raw(tid))
+        .map(|set| {
+            (0..nix::sched::CpuSet::count())
+                .filter(|&c| set.is_set(c).unwrap_or(false))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Writes the image: pages are read from the process on this thread while
@@ -277,6 +395,7 @@ fn write_image<W: Write + Send>(
             pages: meta.page_count(),
             image_bytes,
             vmas: meta.vmas.len(),
+            threads: meta.threads.len(),
             cpu: meta.cpu_total(),
         })
     })

@@ -1,12 +1,15 @@
 //! # mosaic-ckpt: capture and restore of one process's user context
 //!
-//! This crate stops a running, unmodified, single-threaded x86-64 Linux
-//! process with ptrace and captures its *user context* (memory areas and the
-//! pages that exist, general and xstate registers, fs/gs base, signal
-//! dispositions, mask, queued signals and alternate stack, brk and the other
-//! mm fields, tid address, robust list, rseq, the system call it was in), and
-//! restores that context into a fresh stub process so that it continues as if
-//! nothing happened. It also answers *cantmove*: why a process cannot be
+//! This crate stops a running, unmodified x86-64 Linux process with ptrace
+//! and captures its *user context* (memory areas and the pages that exist,
+//! signal dispositions and queued signals, brk and the other mm fields,
+//! and of each thread: general and xstate registers, fs/gs base, mask,
+//! queued signals, alternate stack, name, tid address, robust list, rseq,
+//! the system call it was in), and restores that context into a fresh stub
+//! process so that it continues as if nothing happened. A multi-threaded
+//! process is captured whole by a stand-alone checkpoint and restored with
+//! every thread under the TID it had (`clone3` with `set_tid`); a
+//! migration takes single-threaded ones only, for now. It also answers *cantmove*: why a process cannot be
 //! captured. It knows nothing about networks or nodes; the image format lives
 //! in `mosaic_proto::image`.
 //!

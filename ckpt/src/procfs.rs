@@ -84,6 +84,18 @@ pub fn status_field(pid: i32, name: &str) -> Result<String, CkptError> {
         .ok_or_else(|| CkptError::Parse(format!("no {name} in /proc/{pid}/status")))
 }
 
+/// The process's threads (`/proc/PID/task`), the main one first.
+pub fn tids(pid: i32) -> Result<Vec<i32>, CkptError> {
+    let dir = format!("/proc/{pid}/task");
+    let mut tids: Vec<i32> = std::fs::read_dir(&dir)
+        .map_err(|e| CkptError::Io(dir.clone(), e))?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    tids.sort_unstable_by_key(|&t| (t != pid, t));
+    Ok(tids)
+}
+
 /// The union of signal sets `names` of `/proc/PID/status` (SigPnd,
 /// ShdPnd, SigBlk, SigIgn, SigCgt), read at once.
 pub fn signal_set(pid: i32, names: &[&str]) -> Result<u64, CkptError> {

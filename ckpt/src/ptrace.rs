@@ -39,6 +39,10 @@ pub struct Tracee {
     /// capture carries the stop (the process stops again wherever it is
     /// restored), and a release leaves it stopped.
     pub group_stop: Option<Signal>,
+    /// The process's other threads, stopped with it and traced from the
+    /// same OS thread (a stand-alone capture or restore of a
+    /// multi-threaded process): released with it.
+    pub threads: Vec<Tracee>,
     _not_send: std::marker::PhantomData<*const ()>,
 }
 
@@ -120,6 +124,14 @@ impl Deferred {
     /// another process queue one (a negative si_code other than SI_TKILL:
     /// timers, sigqueue), else by number.
     pub fn requeue(&self, pid: Pid) {
+        self.requeue_to(pid, pid);
+    }
+
+    /// Queues it again on thread `tid` of process `pid`: with its siginfo
+    /// where the kernel allows it (as [`Deferred::requeue`]), else by
+    /// number to the thread (`tgkill`), or to the process when `tid` is
+    /// its main thread.
+    pub fn requeue_to(&self, pid: Pid, tid: Pid) {
         let code = self.code();
         if code < 0 && code != libc::SI_TKILL {
             // SAFETY: rt_tgsigqueueinfo reads one siginfo_t from `info`.
@@ -127,7 +139,7 @@ impl Deferred {
                 libc::syscall(
                     libc::SYS_rt_tgsigqueueinfo,
                     pid.as_raw(),
-                    pid.as_raw(),
+                    tid.as_raw(),
                     self.signal,
                     self.info.as_ptr(),
                 )
@@ -136,8 +148,13 @@ impl Deferred {
                 return;
             }
         }
-        // SAFETY: kill takes integers.
-        unsafe { libc::kill(pid.as_raw(), self.signal) };
+        if tid == pid {
+            // SAFETY: kill takes integers.
+            unsafe { libc::kill(pid.as_raw(), self.signal) };
+        } else {
+            // SAFETY: tgkill takes integers.
+            unsafe { libc::syscall(libc::SYS_tgkill, pid.as_raw(), tid.as_raw(), self.signal) };
+        }
     }
 }
 
@@ -209,6 +226,25 @@ impl Tracee {
         Ok(t)
     }
 
+    /// Wraps a thread that was attached to us as it was born (a clone by
+    /// a tracee with `PTRACE_O_TRACECLONE`), once its first stop (the
+    /// `PTRACE_EVENT_STOP` of a seized tracee's new thread) is waited for
+    /// here.
+    pub fn born(tid: Pid) -> Result<Tracee, CkptError> {
+        loop {
+            match waitpid(tid, Some(WaitPidFlag::__WALL))
+                .map_err(|e| CkptError::Ptrace("waitpid of a new thread", e))?
+            {
+                WaitStatus::PtraceEvent(..) | WaitStatus::Stopped(..) => break,
+                WaitStatus::Exited(..) | WaitStatus::Signaled(..) => {
+                    return Err(CkptError::Gone(tid.as_raw()));
+                }
+                _ => {}
+            }
+        }
+        Tracee::new(tid, Vec::new())
+    }
+
     /// Wraps a child that stopped itself after `PTRACE_TRACEME`.
     pub fn from_stopped_child(pid: Pid) -> Result<Tracee, CkptError> {
         Tracee::new(pid, Vec::new())
@@ -226,6 +262,7 @@ impl Tracee {
             syscall_insn: None,
             deferred_signals,
             group_stop: None,
+            threads: Vec::new(),
             _not_send: std::marker::PhantomData,
         })
     }
@@ -551,10 +588,54 @@ impl Tracee {
 
     /// Detaches, delivering `sig` on the way (SIGSTOP leaves it stopped);
     /// deferred signals are re-sent.
-    pub fn release_with(self, sig: Option<Signal>) -> Result<(), CkptError> {
+    pub fn release_with(mut self, sig: Option<Signal>) -> Result<(), CkptError> {
+        // Its other threads first, each with the signals it took; an error
+        // does not keep the others stopped.
+        let mut first_error = None;
+        for th in std::mem::take(&mut self.threads) {
+            let tid = th.pid;
+            match ptrace::detach(tid, None) {
+                Ok(()) => th
+                    .deferred_signals
+                    .iter()
+                    .for_each(|d| d.requeue_to(self.pid, tid)),
+                Err(e) => {
+                    first_error.get_or_insert(CkptError::Ptrace("PTRACE_DETACH of a thread", e));
+                }
+            }
+        }
         ptrace::detach(self.pid, sig).map_err(|e| CkptError::Ptrace("PTRACE_DETACH", e))?;
         for d in &self.deferred_signals {
             d.requeue(self.pid);
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Kills the process (`SIGKILL`) and waits for the exit of each of
+    /// its threads we trace: a traced thread that died is ours to reap,
+    /// and its process's death is not complete until it is.
+    pub fn kill(mut self) -> Result<(), CkptError> {
+        // Also a thread born to it that we trace but do not hold (its
+        // creation failed half-way): the leader is not reaped before it.
+        let mut tids: Vec<Pid> = crate::procfs::tids(self.pid.as_raw())
+            .unwrap_or_default()
+            .into_iter()
+            .map(Pid::from_raw)
+            .chain(std::mem::take(&mut self.threads).iter().map(|t| t.pid))
+            .filter(|&t| t != self.pid)
+            .collect();
+        tids.sort_unstable();
+        tids.dedup();
+        tids.push(self.pid);
+        nix::sys::signal::kill(self.pid, Signal::SIGKILL)
+            .map_err(|e| CkptError::Ptrace("kill", e))?;
+        for tid in tids {
+            loop {
+                match waitpid(tid, Some(WaitPidFlag::__WALL)) {
+                    Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
         }
         Ok(())
     }

@@ -108,12 +108,15 @@ const CHUNK: u64 = 4 << 20;
 
 /// Restores the image read from `input`; returns the PID of the running
 /// process, a child of the caller. `progress(done, total)` follows the pages.
+/// A multi-threaded image comes back with every thread, each under the
+/// TID it had (and so the process under its PID): those must be free
+/// here.
 pub fn restore<R: Read + Send>(
     input: R,
     opts: &RestoreOptions,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Pid, CkptError> {
-    let (t, _) = restore_traced(input, opts, progress)?;
+    let (t, _) = restore_stopped(input, opts, true, progress)?;
     let pid = t.pid;
     t.release()?;
     Ok(pid)
@@ -125,17 +128,40 @@ pub fn restore<R: Read + Send>(
 /// so does the process. Also returns all the CPU time the image says the
 /// process used (this kernel counts the restored process from zero: see
 /// [`crate::cputime`]).
+/// A multi-threaded image is refused (a guest's serving thread serves one
+/// thread).
 pub fn restore_traced<R: Read + Send>(
     input: R,
     opts: &RestoreOptions,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<(Tracee, CpuTime), CkptError> {
+    restore_stopped(input, opts, false, progress)
+}
+
+fn restore_stopped<R: Read + Send>(
+    input: R,
+    opts: &RestoreOptions,
+    threads: bool,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(Tracee, CpuTime), CkptError> {
     let (reader, mut meta) = ImageReader::new(input)?;
     preflight(&mut meta, opts)?;
+    let n = meta.threads.len();
+    if n > 1 && !threads {
+        return Err(CkptError::Restore(format!(
+            "the image holds {n} threads; a migrated process has one (a stand-alone `mosaic restore` brings threads back)"
+        )));
+    }
+    if n > 1 && opts.confine.is_some() {
+        return Err(CkptError::Restore(format!(
+            "the image holds {n} threads; a confinement is made for one"
+        )));
+    }
     // The stub is born on our CPU and we stay there while we build it; it
-    // gets our former CPU set back before it runs.
+    // gets our former CPU set back before it runs. A multi-threaded
+    // process's is born under its PID (its threads' TIDs follow).
     let pin = crate::ptrace::SameCpu::pin(None);
-    let mut t = spawn_stub()?;
+    let mut t = spawn_stub((n > 1).then_some(meta.pid))?;
     let pid = t.pid;
     match build(&mut t, reader, &meta, opts, pin.previous(), true, progress) {
         Ok(()) => {
@@ -161,8 +187,10 @@ pub fn restore_traced<R: Read + Send>(
             Ok((t, meta.cpu_total()))
         }
         Err(e) => {
-            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
-            let _ = waitpid(pid, None);
+            // Its threads too, each reaped (a traced one is ours to reap).
+            if let Err(ke) = t.kill() {
+                tracing::error!(pid = pid.as_raw(), error = %ke, "could not kill a failed restore's stub");
+            }
             Err(e)
         }
     }
@@ -230,6 +258,12 @@ pub fn restore_into<R: Read + Send>(
 ) -> Result<CpuTime, CkptError> {
     let (reader, mut meta) = ImageReader::new(input)?;
     preflight(&mut meta, opts)?;
+    if meta.threads.len() > 1 {
+        return Err(CkptError::Restore(format!(
+            "the image holds {} threads; a placeholder takes back one",
+            meta.threads.len()
+        )));
+    }
     let cpu = procfs::stat_fields(t.pid.as_raw())?
         .get(39)
         .and_then(|c| c.parse().ok());
@@ -238,45 +272,112 @@ pub fn restore_into<R: Read + Send>(
     Ok(meta.cpu_total())
 }
 
-/// Forks a child that sleeps in `pause()`, seizes it and stops it there
-/// (seized, not `PTRACE_TRACEME`: only a seized tracee can be kept in a
-/// group-stop with `PTRACE_LISTEN`, which job control of guests needs).
-fn spawn_stub() -> Result<Tracee, CkptError> {
-    // SAFETY: the child only calls pause() and _exit (async-signal-safe)
-    // until it is taken over, so forking a multi-threaded caller is fine.
-    match unsafe { nix::unistd::fork() }.map_err(|e| CkptError::Ptrace("fork", e))? {
-        nix::unistd::ForkResult::Child => {
-            // SAFETY: async-signal-safe system calls only.
-            unsafe {
-                for _ in 0..100 {
-                    libc::pause();
-                }
-                libc::_exit(127)
+/// `struct clone_args` (linux/sched.h, `CLONE_ARGS_SIZE_VER2`).
+#[derive(Default, zerocopy::IntoBytes, zerocopy::Immutable)]
+#[repr(C)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// Why the kernel would not give a process or thread the ID it had.
+fn id_refused(what: &str, id: i32, errno: nix::errno::Errno) -> CkptError {
+    CkptError::Restore(match errno {
+        nix::errno::Errno::EEXIST => format!(
+            "{what} {id} is in use here: a multi-threaded process is restored with the IDs it had (glibc and the kernel keep them in its memory), so restore it once that process has ended and been reaped"
+        ),
+        nix::errno::Errno::EPERM => format!(
+            "giving {what} {id} its ID again needs CAP_CHECKPOINT_RESTORE (run the restore as root)"
+        ),
+        e => format!("creating {what} {id}: clone3 failed: {e}"),
+    })
+}
+
+/// A child of ours that sleeps in `pause()`, the fork's own code: born by
+/// `clone3` under PID `pid` if given, else by `fork`.
+fn fork_stub(pid: Option<i32>) -> Result<Pid, CkptError> {
+    let r = match pid {
+        None => {
+            // SAFETY: the child only calls pause() and _exit (see stub_child).
+            match unsafe { nix::unistd::fork() }.map_err(|e| CkptError::Ptrace("fork", e))? {
+                nix::unistd::ForkResult::Child => 0,
+                nix::unistd::ForkResult::Parent { child } => child.as_raw(),
             }
         }
-        nix::unistd::ForkResult::Parent { child } => {
-            let kill = |why: String| {
-                let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
-                let _ = waitpid(child, None);
-                CkptError::Restore(why)
+        Some(pid) => {
+            let set_tid = [pid];
+            let args = CloneArgs {
+                exit_signal: abi::reg(libc::SIGCHLD),
+                set_tid: set_tid.as_ptr() as u64,
+                set_tid_size: 1,
+                ..CloneArgs::default()
             };
-            // Interrupted inside pause(), its rip is right after a
-            // `syscall` instruction, which build() uses.
-            let start = std::time::Instant::now();
-            while !std::fs::read_to_string(format!("/proc/{child}/syscall"))
-                .is_ok_and(|s| s.starts_with(&format!("{} ", libc::SYS_pause)))
-            {
-                if start.elapsed() > std::time::Duration::from_secs(5) {
-                    return Err(kill("the restore stub did not start".into()));
-                }
-                std::thread::yield_now();
+            // SAFETY: clone3 without CLONE_VM is a fork (the child has a
+            // copy of our memory and returns here on its own stack); it
+            // reads `args` and the one pid_t `set_tid` points to, both
+            // alive across the call. The child only calls pause() and
+            // _exit (see stub_child).
+            let r =
+                unsafe { libc::syscall(libc::SYS_clone3, &raw const args, size_of::<CloneArgs>()) };
+            if r < 0 {
+                return Err(id_refused("PID", pid, nix::errno::Errno::last()));
             }
-            let t = Tracee::seize(child).map_err(|e| kill(e.to_string()))?;
-            ptrace::setoptions(child, ptrace::Options::PTRACE_O_EXITKILL)
-                .map_err(|e| kill(format!("PTRACE_SETOPTIONS: {e}")))?;
-            Ok(t)
+            i32::try_from(r).map_err(|_| CkptError::Restore(format!("clone3 returned {r}")))?
         }
+    };
+    if r == 0 {
+        stub_child();
     }
+    Ok(Pid::from_raw(r))
+}
+
+/// The stub's life until it is taken over: async-signal-safe calls only,
+/// so forking a multi-threaded caller is fine.
+fn stub_child() -> ! {
+    // SAFETY: pause and _exit are async-signal-safe system calls.
+    unsafe {
+        for _ in 0..100 {
+            libc::pause();
+        }
+        libc::_exit(127)
+    }
+}
+
+/// Forks a child that sleeps in `pause()` (under PID `pid`, if given),
+/// seizes it and stops it there (seized, not `PTRACE_TRACEME`: only a
+/// seized tracee can be kept in a group-stop with `PTRACE_LISTEN`, which
+/// job control of guests needs).
+fn spawn_stub(pid: Option<i32>) -> Result<Tracee, CkptError> {
+    let child = fork_stub(pid)?;
+    let kill = |why: String| {
+        let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
+        let _ = waitpid(child, None);
+        CkptError::Restore(why)
+    };
+    // Interrupted inside pause(), its rip is right after a `syscall`
+    // instruction, which build() uses.
+    let start = std::time::Instant::now();
+    while !std::fs::read_to_string(format!("/proc/{child}/syscall"))
+        .is_ok_and(|s| s.starts_with(&format!("{} ", libc::SYS_pause)))
+    {
+        if start.elapsed() > std::time::Duration::from_secs(5) {
+            return Err(kill("the restore stub did not start".into()));
+        }
+        std::thread::yield_now();
+    }
+    let t = Tracee::seize(child).map_err(|e| kill(e.to_string()))?;
+    ptrace::setoptions(child, ptrace::Options::PTRACE_O_EXITKILL)
+        .map_err(|e| kill(format!("PTRACE_SETOPTIONS: {e}")))?;
+    Ok(t)
 }
 
 /// A free range of `len` bytes in both the image and the stub.
@@ -381,11 +482,77 @@ fn build<R: Read + Send>(
     // injections that follow would stop them (and a real-time one is a
     // stop nix's waitpid cannot even name: EINVAL).
     t.set_sigmask(!0)?;
+    // The other threads, born now with every signal blocked (a thread
+    // gets its creator's mask), each under its TID.
+    if meta.threads.len() > 1 {
+        ptrace::setoptions(
+            t.pid,
+            ptrace::Options::PTRACE_O_EXITKILL | ptrace::Options::PTRACE_O_TRACECLONE,
+        )
+        .map_err(|e| CkptError::Ptrace("PTRACE_SETOPTIONS", e))?;
+        for th in &meta.threads[1..] {
+            let mut born = spawn_thread(t, th.tid, data)?;
+            born.set_syscall_insn(tramp);
+            crate::thread::restore(&mut born, th, data)?;
+            if !th.cpus.is_empty() {
+                let mut set = nix::sched::CpuSet::new();
+                for &c in &th.cpus {
+                    let _ = set.set(c);
+                }
+                // Where this machine has them; else as the process.
+                let _ = nix::sched::sched_setaffinity(born.pid, &set);
+            }
+            t.threads.push(born);
+        }
+        ptrace::setoptions(t.pid, ptrace::Options::PTRACE_O_EXITKILL)
+            .map_err(|e| CkptError::Ptrace("PTRACE_SETOPTIONS", e))?;
+    }
     crate::signals::queue_pending(t, meta, data)?;
     if let Some(c) = &opts.confine {
         c.confine(t, data)?;
     }
+    for (born, th) in t.threads.iter().zip(&meta.threads[1..]) {
+        crate::thread::resume(born, th)?;
+    }
     crate::thread::resume(t, main)
+}
+
+/// Creates a thread of the stopped process `t` under TID `tid` by an
+/// injected `clone3` (`t` traces clones), and takes it stopped before it
+/// runs a single instruction of its own (its registers are set after).
+fn spawn_thread(t: &mut Tracee, tid: i32, data: u64) -> Result<Tracee, CkptError> {
+    let flags = libc::CLONE_VM
+        | libc::CLONE_FS
+        | libc::CLONE_FILES
+        | libc::CLONE_SIGHAND
+        | libc::CLONE_THREAD
+        | libc::CLONE_SYSVSEM;
+    let set_tid = data + 256;
+    let args = CloneArgs {
+        flags: abi::reg(flags),
+        set_tid,
+        set_tid_size: 1,
+        ..CloneArgs::default()
+    };
+    t.write_mem(data, zerocopy::IntoBytes::as_bytes(&args))?;
+    t.write_mem(set_tid, &tid.to_ne_bytes())?;
+    let r = t.syscall(
+        libc::SYS_clone3,
+        [data, size_of::<CloneArgs>() as u64, 0, 0, 0, 0],
+    )?;
+    if (-4095..0).contains(&r) {
+        return Err(id_refused(
+            "thread ID",
+            tid,
+            nix::errno::Errno::from_raw(abi::int_result(-r)),
+        ));
+    }
+    if r != i64::from(tid) {
+        return Err(CkptError::Restore(format!(
+            "a thread wanted as {tid} was born as {r}"
+        )));
+    }
+    Tracee::born(Pid::from_raw(tid))
 }
 
 /// Maps every area and fills it. Another thread reads (and checksums) the

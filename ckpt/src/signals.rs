@@ -107,23 +107,31 @@ pub(crate) fn restore(t: &mut Tracee, meta: &ImageMeta, data: u64) -> Result<(),
 }
 
 /// Queues the image's pending signals again, each with its siginfo, on
-/// the thread or the process as they were.
+/// the thread or the process as they were (the other threads must exist).
 pub(crate) fn queue_pending(t: &mut Tracee, meta: &ImageMeta, data: u64) -> Result<(), CkptError> {
     let pid = abi::reg(t.pid.as_raw());
-    for p in &meta.pending {
+    let main = meta
+        .pending
+        .iter()
+        .map(|p| (if p.shared { 0 } else { pid }, &p.siginfo));
+    let others = meta
+        .threads
+        .iter()
+        .skip(1)
+        .flat_map(|th| th.pending.iter().map(|s| (abi::reg(th.tid), s)));
+    for (tid, siginfo) in main.chain(others) {
         // siginfo_t: 128 bytes, si_signo first.
-        let Some(signo) = p
-            .siginfo
+        let Some(signo) = siginfo
             .get(..4)
-            .filter(|_| p.siginfo.len() == 128)
+            .filter(|_| siginfo.len() == 128)
             .and_then(|b| u32::read_from_bytes(b).ok())
         else {
             return Err(CkptError::Restore(
                 "a queued signal's siginfo is not 128 bytes".into(),
             ));
         };
-        t.write_mem(data, &p.siginfo)?;
-        if p.shared {
+        t.write_mem(data, siginfo)?;
+        if tid == 0 {
             t.syscall_ok(
                 "rt_sigqueueinfo",
                 libc::SYS_rt_sigqueueinfo,
@@ -133,7 +141,7 @@ pub(crate) fn queue_pending(t: &mut Tracee, meta: &ImageMeta, data: u64) -> Resu
             t.syscall_ok(
                 "rt_tgsigqueueinfo",
                 libc::SYS_rt_tgsigqueueinfo,
-                [pid, pid, u64::from(signo), data, 0, 0],
+                [pid, tid, u64::from(signo), data, 0, 0],
             )?;
         }
     }

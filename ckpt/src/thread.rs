@@ -5,9 +5,11 @@
 //! the TID address (`set_tid_address`: cleared and woken at its exit), the
 //! robust futex list and the rseq area.
 //!
-//! A process is one thread today (cantmove refuses more); a multi-threaded
-//! one will have each of its threads captured and restored by these same
-//! functions, through its own tracee. Nothing here is the process's.
+//! Also its name and, for a thread other than the main one, the signals
+//! queued to it alone and its CPUs (read and set from outside by
+//! [`crate::capture`] and [`crate::restore`]). Each thread of a process is
+//! captured and restored by these same functions, through its own tracee.
+//! Nothing here is the process's.
 
 use mosaic_proto::image::{AltStack, Rseq, ThreadImage};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
@@ -41,6 +43,9 @@ pub(crate) fn capture(t: &Tracee) -> Result<ThreadImage, CkptError> {
         tid_address: 0,
         robust_list: robust_list(t.pid.as_raw())?,
         rseq: t.rseq()?.map(|(addr, len, sig)| Rseq { addr, len, sig }),
+        name: String::new(),
+        pending: Vec::new(),
+        cpus: Vec::new(),
     })
 }
 
@@ -123,6 +128,18 @@ pub(crate) fn restore(t: &mut Tracee, th: &ThreadImage, data: u64) -> Result<(),
             "set_robust_list",
             libc::SYS_set_robust_list,
             [th.robust_list.0, th.robust_list.1, 0, 0, 0, 0],
+        )?;
+    }
+    // Its name, at most 15 bytes and a NUL (TASK_COMM_LEN).
+    if !th.name.is_empty() {
+        let mut name = [0u8; 16];
+        let len = th.name.len().min(15);
+        name[..len].copy_from_slice(&th.name.as_bytes()[..len]);
+        t.write_mem(data, &name)?;
+        t.syscall_ok(
+            "prctl(PR_SET_NAME)",
+            libc::SYS_prctl,
+            [libc::PR_SET_NAME as u64, data, 0, 0, 0, 0],
         )?;
     }
     if let Some(r) = th.rseq {

@@ -320,8 +320,13 @@ impl InFlight {
 struct Seen {
     start: u64,
     /// The program it runs (`crate::profile::program`), read when first
-    /// seen; `None` for guests, which are their home's to learn.
+    /// seen and again when its name changed (an `exec`: a forked `sh`
+    /// becoming the `python3` it runs, whose run must not teach the
+    /// shell's profile); `None` for guests, which are their home's to
+    /// learn.
     program: Option<std::sync::Arc<str>>,
+    /// Its name (`comm`) at the last sample.
+    comm: Box<str>,
     /// Its age at the sample, in seconds.
     age: f64,
     cpu_ticks: u64,
@@ -528,7 +533,7 @@ impl Balancer {
             let guest = kind == Kind::Guest;
             let io_calls = forwarded.unwrap_or_else(|| io_calls(pid));
             let program = match self.seen.get(&pid) {
-                Some(old) if old.start == start => old.program.clone(),
+                Some(old) if old.start == start && *old.comm == *comm => old.program.clone(),
                 _ if guest => None,
                 _ => crate::profile::program_of(pid).map(std::sync::Arc::from),
             };
@@ -546,6 +551,7 @@ impl Balancer {
                     Seen {
                         start,
                         program: program.clone(),
+                        comm: comm.into(),
                         age,
                         cpu_ticks: ticks,
                         sched_ns,
@@ -561,6 +567,7 @@ impl Balancer {
                 _ => Seen {
                     start,
                     program: program.clone(),
+                    comm: comm.into(),
                     age,
                     cpu_ticks: ticks,
                     sched_ns,
@@ -1087,6 +1094,28 @@ mod tests {
         std::thread::sleep(Duration::from_millis(50));
         let moves = b.tick(&me, peer(mosaic_proto::load::now_ms()), &facts);
         assert!(!moves.is_empty(), "a view newer than the turn confirms");
+    }
+
+    /// A forked shell that execs another program is that program from
+    /// then on: before, it kept the shell's key, and the python3 it ran
+    /// taught `sh -c ...` to be CPU-bound, whose next fork was then moved
+    /// at once, only to come home at its exec (the balance test of an
+    /// I/O-heavy guest saw that move).
+    #[test]
+    fn a_process_that_execs_is_its_new_program() {
+        let spin = Spinners::start("sleep 0.4; exec sleep 30");
+        let pids = spin.pids();
+        let facts = only(&pids);
+        let me = node(0.0, 1, 1000);
+        let mut b = Balancer::default();
+        let _ = b.tick(&me, idle_node2(0), &facts);
+        let program = |b: &Balancer| b.seen[&pids[0]].program.as_deref().map(str::to_owned);
+        let first = program(&b).unwrap();
+        assert!(first.contains("sh"), "{first}");
+        std::thread::sleep(Duration::from_millis(700));
+        let _ = b.tick(&me, idle_node2(0), &facts);
+        let then = program(&b).unwrap();
+        assert!(then.ends_with("sleep *"), "{then}");
     }
 
     #[test]

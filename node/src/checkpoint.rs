@@ -8,7 +8,6 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use mosaic_ckpt::{CaptureOptions, RestoreOptions, StdioMode};
 use nix::sys::signal::Signal;
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 
 /// What happens to the process after a checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
@@ -75,6 +74,7 @@ pub fn checkpoint(pid: i32, output: &Path, after: After, embed_files: bool) -> a
         std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let opts = CaptureOptions {
         embed_files,
+        threads: true,
         ..Default::default()
     };
     let captured = mosaic_ckpt::capture(
@@ -94,7 +94,6 @@ pub fn checkpoint(pid: i32, output: &Path, after: After, embed_files: bool) -> a
         tracee.release()?;
         return Err(e).with_context(|| format!("cannot write {}", output.display()));
     }
-    let pid_ = tracee.pid;
     match after {
         After::LeaveRunning => tracee.release()?,
         After::Stop => {
@@ -105,14 +104,11 @@ pub fn checkpoint(pid: i32, output: &Path, after: After, embed_files: bool) -> a
                 .context("cannot leave the process stopped")?;
         }
         After::Kill => {
-            nix::sys::signal::kill(pid_, Signal::SIGKILL)?;
-            // Collect the death as its tracer; its parent still gets its own.
-            loop {
-                match waitpid(pid_, Some(WaitPidFlag::__WALL)) {
-                    Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) | Err(_) => break,
-                    Ok(_) => {}
-                }
-            }
+            // Its death collected as its tracer, thread by thread; its
+            // parent still gets its own.
+            tracee
+                .kill()
+                .context("cannot kill the checkpointed process")?;
         }
     }
     if !stdio.is_empty() {
@@ -122,8 +118,12 @@ pub fn checkpoint(pid: i32, output: &Path, after: After, embed_files: bool) -> a
             words(stdio)
         );
     }
+    let threads = match stats.threads {
+        1 => String::new(),
+        n => format!("{n} threads, "),
+    };
     eprintln!(
-        "checkpointed process {pid} to {} ({} memory areas, {} pages, {:.1} MiB)",
+        "checkpointed process {pid} to {} ({threads}{} memory areas, {} pages, {:.1} MiB)",
         output.display(),
         stats.vmas,
         stats.pages,

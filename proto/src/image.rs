@@ -25,6 +25,8 @@ pub const IMAGE_END: &[u8; 8] = b"MOSAICND";
 pub const IMAGE_VERSION: u32 = 2;
 /// Page size of the images (x86-64).
 pub const PAGE_SIZE: u64 = 4096;
+/// Most threads an image may hold (a restore creates each).
+pub const MAX_THREADS: usize = 1 << 14;
 /// Largest metadata accepted (a process has at most 65530 areas by default).
 pub const MAX_META_LEN: u64 = 64 << 20;
 
@@ -120,6 +122,20 @@ pub struct ThreadImage {
     /// `get_robust_list`: the list head and its length.
     pub robust_list: (u64, u64),
     pub rseq: Option<Rseq>,
+    /// Its name (`/proc/PID/task/TID/comm`, `PR_SET_NAME`; empty in older
+    /// images: left as the restorer's).
+    #[serde(default)]
+    pub name: String,
+    /// Signals queued to this thread alone (`tgkill`, `pthread_kill`, a
+    /// `SIGEV_THREAD_ID` timer), as raw 128-byte `siginfo_t`s: another
+    /// thread of the process than the main one (the main thread's are in
+    /// [`ImageMeta::pending`]).
+    #[serde(default)]
+    pub pending: Vec<Vec<u8>>,
+    /// CPUs it may run on, when it differs from the process's
+    /// ([`ImageMeta::cpus`]; empty: as the process).
+    #[serde(default)]
+    pub cpus: Vec<usize>,
 }
 
 /// The mm fields `PR_SET_MM_MAP` restores.
@@ -304,8 +320,10 @@ pub struct ImageMeta {
     pub exe: String,
     /// Its command line, for humans.
     pub cmdline: Vec<String>,
-    /// Its threads' own state, the main thread first (one today: cantmove
-    /// refuses a process with more).
+    /// Its threads' own state, the main thread first (whose TID is the
+    /// PID), each with the TID it had: glibc and the kernel keep TIDs in
+    /// the process's memory (a PI mutex's owner, a robust list's entries),
+    /// so a restore gives every thread its own again.
     pub threads: Vec<ThreadImage>,
     /// Dispositions that are not SIG_DFL.
     pub sigactions: Vec<SigAction>,
@@ -372,14 +390,29 @@ impl ImageMeta {
                 }
             }
         }
-        match self.threads.len() {
-            1 => {}
-            0 => return bad("the image holds no thread".into()),
-            n => {
-                return Err(ImageError::Unsupported(format!(
-                    "the image holds {n} threads; this mosaic restores single-threaded processes"
-                )));
-            }
+        let Some(main) = self.threads.first() else {
+            return bad("the image holds no thread".into());
+        };
+        if self.threads.len() > MAX_THREADS {
+            return bad(format!("the image holds {} threads", self.threads.len()));
+        }
+        if main.tid != self.pid {
+            return bad(format!(
+                "its first thread is {}, not the process {}",
+                main.tid, self.pid
+            ));
+        }
+        let mut tids: Vec<i32> = self.threads.iter().map(|t| t.tid).collect();
+        tids.sort_unstable();
+        if tids.first().is_some_and(|&t| t < 1) || tids.windows(2).any(|w| w[0] == w[1]) {
+            return bad("its thread IDs are not distinct positive numbers".into());
+        }
+        if self
+            .threads
+            .iter()
+            .any(|t| t.pending.len() > 1 << 16 || t.pending.iter().any(|p| p.len() != 128))
+        {
+            return bad("a thread's queued signals are malformed".into());
         }
         if self.threads.iter().any(|t| t.xstate.len() > 1 << 20) {
             return bad("register state is too large".into());
@@ -558,6 +591,9 @@ mod tests {
                 tid_address: 0,
                 robust_list: (0, 0),
                 rseq: None,
+                name: "true".into(),
+                pending: vec![],
+                cpus: vec![],
             }],
             sigactions: vec![],
             pending: vec![],
@@ -632,13 +668,21 @@ mod tests {
     }
 
     #[test]
-    fn an_image_holds_exactly_one_thread_today() {
+    fn threads_are_distinct_and_led_by_the_process() {
         let mut m = meta();
         m.threads.clear();
         assert!(m.validate().unwrap_err().to_string().contains("no thread"));
         let one = meta().threads[0].clone();
-        m.threads = vec![one.clone(), one];
+        m.threads = vec![one.clone(), one.clone()];
         let e = m.validate().unwrap_err().to_string();
-        assert!(e.contains("2 threads"), "{e}");
+        assert!(e.contains("not distinct"), "{e}");
+        m.threads[1].tid = 43;
+        m.validate().unwrap();
+        m.threads.swap(0, 1);
+        let e = m.validate().unwrap_err().to_string();
+        assert!(e.contains("not the process"), "{e}");
+        m.threads.swap(0, 1);
+        m.threads[1].pending = vec![vec![0; 12]];
+        assert!(m.validate().is_err());
     }
 }

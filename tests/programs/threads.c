@@ -1,6 +1,5 @@
-/* Deliberately MULTI-THREADED (negative test): a second pthread spins while main sleeps.
- * Checkpoint must refuse this process (multi-threaded processes are unsupported) and leave
- * it running unharmed, so it still prints the same output and exits 0.
+/* Two threads: a second pthread spins while main sleeps in nanosleep (5 x 1 s). Checkpointed
+ * and restored mid-run, both threads go on: the output is the same and it exits 0.
  * Failure: a FAIL: line (thread creation/join failed or the spinner stopped making progress). */
 #include <errno.h>
 #include <pthread.h>

@@ -142,6 +142,8 @@ struct Run<'a> {
     relative: bool,
     /// Send SIGUSR1 after the last restore.
     sigusr1: bool,
+    /// It must have had more than one thread at a checkpoint.
+    threaded: bool,
 }
 
 impl Run<'_> {
@@ -170,6 +172,7 @@ impl Run<'_> {
             });
         }
         let mut restorer: Option<Child> = None;
+        let mut said = String::new();
         for (i, delay) in delays.iter().enumerate() {
             std::thread::sleep(Duration::from_millis(*delay));
             let img = dir.join(format!("image{i}"));
@@ -186,6 +189,7 @@ impl Run<'_> {
                 self.name,
                 text(&r)
             );
+            said += &String::from_utf8_lossy(&r.stderr);
             match restorer.take() {
                 None => assert_eq!(
                     wait_exit(&mut original, Duration::from_secs(10)),
@@ -217,6 +221,11 @@ impl Run<'_> {
             sigusr1(pid);
         }
         let code = wait_exit(&mut restorer, Duration::from_secs(120));
+        assert!(
+            !self.threaded || said.contains(" threads, "),
+            "{}: never checkpointed with more than one thread: {said}",
+            self.name
+        );
         (std::fs::read(&out).unwrap(), code)
     }
 
@@ -258,6 +267,7 @@ fn c_run<'a>(name: &'a str, ready: Option<&'a str>, delays: &'a [u64], sigusr1: 
         delays,
         relative: false,
         sigusr1,
+        threaded: false,
     }
 }
 
@@ -275,6 +285,22 @@ fn real_program(name: &str, cmd: &[&str]) {
         delays: &[250, 250],
         relative: true,
         sigusr1: false,
+        threaded: false,
+    }
+    .check();
+}
+
+/// [`real_program`] of a program with threads: at a checkpoint it had
+/// more than one (at 40% of its run and 20% later).
+fn threaded_program(name: &str, cmd: &[&str]) {
+    Run {
+        name,
+        cmd: sh(cmd),
+        ready: None,
+        delays: &[400, 200],
+        relative: true,
+        sigusr1: false,
+        threaded: true,
     }
     .check();
 }
@@ -401,9 +427,29 @@ fn perl_regex_work() {
     );
 }
 
+/// A spinning thread beside a main thread asleep in nanosleep: both
+/// taken, both given back.
 #[test]
-fn multithreaded_is_refused_and_keeps_running() {
-    refused_and_unharmed("threads", "threads");
+fn two_threads_spinner_and_sleeper() {
+    Run {
+        threaded: true,
+        ..c_run("threads", Some("waiting"), &[1000, 1500], false)
+    }
+    .check();
+}
+
+/// Every thread of a multi-threaded program, one mechanism each (see
+/// pthreads.c): TIDs, names, masks, __thread data, a PI and a robust
+/// mutex, a barrier, signals to the process, to one thread and queued to
+/// one thread, an altstack, threads created during the capture, exit(3)
+/// from a thread.
+#[test]
+fn pthreads_every_thread_comes_back() {
+    Run {
+        threaded: true,
+        ..relative(c_run("pthreads", Some("ready"), &[250, 250], true))
+    }
+    .check();
 }
 
 #[test]
@@ -510,6 +556,67 @@ fn xz_9_with_its_self_pipe() {
     let input = dir.join("data");
     pseudo_random_file(&input, 12_000_000);
     real_program("xz", &["xz", "-9", "-c", input.to_str().unwrap()]);
+}
+
+/// xz with two compressing threads (blocks of 2 MiB): byte-identical.
+#[test]
+fn xz_two_threads() {
+    let dir = scratch("xz-t2-input");
+    let input = dir.join("data");
+    text_file(&input, 9_000_000);
+    threaded_program(
+        "xz-t2",
+        &[
+            "xz",
+            "-T2",
+            "-6",
+            "--block-size=2MiB",
+            "-c",
+            input.to_str().unwrap(),
+        ],
+    );
+}
+
+/// GNU sort, four threads sorting in memory.
+#[test]
+fn sort_parallel_4() {
+    let dir = scratch("sort-input");
+    let input = dir.join("data");
+    text_file(&input, 40_000_000);
+    threaded_program(
+        "sort",
+        &["sort", "--parallel=4", "-S", "1G", input.to_str().unwrap()],
+    );
+}
+
+/// Python with four threads (taking turns at the GIL) and a
+/// ThreadPoolExecutor.
+#[test]
+fn python3_threads_and_pool() {
+    let script = "import threading, hashlib, concurrent.futures as cf\n\
+def work(i):\n    h = hashlib.sha256(); x = i\n    for k in range(600000):\n        x = (x * 1103515245 + 12345) % 2**31\n        if k % 1000 == 0: h.update(str(x).encode())\n    return h.hexdigest()\n\
+out = {}\n\
+ts = [threading.Thread(target=lambda i=i: out.__setitem__(i, work(i))) for i in range(4)]\n\
+[t.start() for t in ts]; [t.join() for t in ts]\n\
+print([out[i][:16] for i in range(4)])\n\
+with cf.ThreadPoolExecutor(3) as pool: print([r[:16] for r in pool.map(work, range(10, 16))])\n";
+    threaded_program("python3-threads", &["python3", "-c", script]);
+}
+
+/// Lines of printable pseudo-random text, 60 characters each.
+fn text_file(path: &Path, len: usize) {
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut out = Vec::with_capacity(len + 61);
+    while out.len() < len {
+        for _ in 0..60 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            out.push(b'a' + (x % 26) as u8);
+        }
+        out.push(b'\n');
+    }
+    std::fs::write(path, out).unwrap();
 }
 
 /// gzip holds the directory of its input open (fd 3): reopened by path.
