@@ -72,6 +72,24 @@ impl<T> Placeholder<T> {
             .syscall(libc::SYS_rt_sigaction, [abi::reg(signal), act, 0, 8, 0, 0])?;
         let mask = self.tracee.sigmask()?;
         self.tracee.set_sigmask(mask & !(1u64 << (signal - 1)))?;
+        // Continued before its guest's stop reached us: a job moved while
+        // stopped stops again where it arrives, and a shell's `fg` sent in
+        // between is already queued here (or was caught at the injections
+        // above). At home that SIGCONT came after the stop and ended it;
+        // stopping now would discard it (a stop signal drops a queued
+        // SIGCONT) and leave the job stopped after `fg`. It goes to the
+        // guest instead, with what else is queued.
+        let cont = 1u64 << (libc::SIGCONT - 1);
+        if crate::signals::pending_signals(pid.as_raw()) & cont != 0
+            || self
+                .tracee
+                .deferred_signals
+                .iter()
+                .any(|d| d.signal == libc::SIGCONT)
+        {
+            self.take_pending()?;
+            return self.relay_deferred(link);
+        }
         let _ = nix::sys::signal::kill(pid, sig);
         let ptrace_err = |what, e| DeputyError::Ckpt(CkptError::Ptrace(what, e));
         // With the signal queued, resuming stops again at its delivery

@@ -58,6 +58,14 @@ impl<T> Placeholder<T> {
         }
         // A pending signal also shows up as a stop while we inject (the
         // injection then suppresses it): those are relayed too.
+        self.relay_deferred(link)?;
+        Ok(None)
+    }
+
+    /// Relays the signals caught at the placeholder ([`Self::take_deferred`])
+    /// to the guest.
+    pub(crate) fn relay_deferred(&mut self, link: &mut dyn Link) -> Result<(), DeputyError> {
+        let pid = self.tracee.pid;
         for sig in self.take_deferred() {
             info!(
                 pid = pid.as_raw(),
@@ -66,7 +74,7 @@ impl<T> Placeholder<T> {
             );
             link.send_msg(&HomeMsg::Signal { signal: sig })?;
         }
-        Ok(None)
+        Ok(())
     }
 
     /// The signals caught at the placeholder, to relay to the guest; those
