@@ -513,10 +513,14 @@ impl Balancer {
             else {
                 continue;
             };
-            // Kernel threads have no memory; mosaic's own tools stay.
-            if rss == 0 || comm.starts_with("mosaic") {
+            // Kernel threads have no memory. Mosaic's own tools stay, but
+            // are seen: one that execs a program (`mosaic cluster exec`,
+            // `mosaic run`) is that program from its exec on, not busy
+            // since its start.
+            if rss == 0 {
                 continue;
             }
+            let ours = comm.starts_with("mosaic");
             let ticks = utime + stime;
             let age = (uptime - start as f64 / hz).max(0.0);
             // Runnable: on a crowded CPU a CPU-bound process gets a small
@@ -534,7 +538,7 @@ impl Balancer {
             let io_calls = forwarded.unwrap_or_else(|| io_calls(pid));
             let program = match self.seen.get(&pid) {
                 Some(old) if old.start == start && *old.comm == *comm => old.program.clone(),
-                _ if guest => None,
+                _ if guest || ours => None,
                 _ => crate::profile::program_of(pid).map(std::sync::Arc::from),
             };
             let mut now = match self.seen.get(&pid) {
@@ -600,12 +604,17 @@ impl Balancer {
             // A process first seen busy has been since it started.
             now.busy_since_ms = match self.seen.get(&pid) {
                 _ if demand < BUSY => 0,
+                // It exec'd: busy, if at all, since then.
+                Some(old) if old.start == start && *old.comm != *comm => wall_ms,
                 Some(old) if old.start == start && old.busy_since_ms != 0 => old.busy_since_ms,
                 Some(old) if old.start == start => wall_ms,
                 _ => wall_ms.saturating_sub(abi::float_to_u64(age * 1000.0)),
             };
             let busy_since_ms = now.busy_since_ms;
             seen.insert(pid, now.clone());
+            if ours {
+                continue;
+            }
             // Busy ones may go for CPU, big ones for memory, guests home.
             if demand < BUSY && rss * 4096 < USHER_MIN && !guest {
                 continue;
