@@ -19,7 +19,7 @@
 use mosaic_proto::abi;
 use std::io::Write;
 
-use mosaic_proto::image::{ImageMeta, ImageWriter, PAGE_SIZE, PendingSignal, ThreadImage};
+use mosaic_proto::image::{ImageMeta, ImageWriter, PAGE_SIZE, PendingSignal};
 use nix::unistd::Pid;
 
 use crate::procfs::{self, MapLine, Pagemap};
@@ -69,11 +69,7 @@ pub fn capture<W: Write + Send>(
     out: W,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<(Tracee, CaptureStats), CkptError> {
-    let reasons = if opts.threads {
-        cantmove::capture_reasons(pid)?
-    } else {
-        cantmove::reasons(pid)?
-    };
+    let reasons = refusals(pid, opts)?;
     if !reasons.is_empty() {
         return Err(CkptError::CantMove { pid, reasons });
     }
@@ -105,6 +101,16 @@ pub fn capture<W: Write + Send>(
             }
             Err(e)
         }
+    }
+}
+
+/// Why `pid` cannot be captured with `opts` (threads refused unless
+/// [`CaptureOptions::threads`]).
+fn refusals(pid: i32, opts: &CaptureOptions) -> Result<Vec<String>, CkptError> {
+    if opts.threads {
+        cantmove::capture_reasons(pid)
+    } else {
+        cantmove::reasons(pid)
     }
 }
 
@@ -167,36 +173,28 @@ fn describe(t: &mut Tracee, opts: &CaptureOptions) -> Result<ImageMeta, CkptErro
     // A thread may have been born between the check and the stop. (We
     // trace it now; a guest captured by its host carries mosaic's filter,
     // which is not part of the image.)
-    let reasons = if opts.threads {
-        cantmove::capture_reasons(pid)?
-    } else {
-        cantmove::reasons(pid)?
-    };
-    let reasons = reasons
+    let reasons = refusals(pid, opts)?
         .into_iter()
         .filter(|r| !r.starts_with("it is traced by") && r != cantmove::SECCOMP)
         .collect::<Vec<_>>();
     if !reasons.is_empty() {
         return Err(CkptError::CantMove { pid, reasons });
     }
-    let mut main = crate::thread::capture(t)?;
-    let mut mm = crate::mm::capture(pid)?;
     let mut others = std::mem::take(&mut t.threads);
-    let described = describe_with(t, &mut main, &mut mm, &mut others, opts);
+    let described = describe_with(t, &mut others, opts);
     t.threads = others;
     described
 }
 
-/// [`describe`] with the main thread's state and the mm fields read,
-/// and the other threads (if any) held apart from `t`.
+/// [`describe`] with the other threads (if any) held apart from `t`.
 fn describe_with(
     t: &mut Tracee,
-    main: &mut ThreadImage,
-    mm: &mut mosaic_proto::image::MmFields,
     others: &mut [Tracee],
     opts: &CaptureOptions,
 ) -> Result<ImageMeta, CkptError> {
     let pid = t.pid.as_raw();
+    let mut main = crate::thread::capture(t)?;
+    let mut mm = crate::mm::capture(pid)?;
     main.name = thread_name(pid, pid);
     // Signals queued to the process, not to its main thread alone, are
     // queued so again (a signal queued both ways counts as the thread's).
@@ -211,7 +209,7 @@ fn describe_with(
     let mut threads = Vec::new();
     let before = t.deferred_signals.len();
     let (sigactions, itimers, posix_timers) = with_scratch(t, |t, scratch| {
-        crate::thread::ask(t, main, scratch)?;
+        crate::thread::ask(t, &mut main, scratch)?;
         mm.brk = t.syscall_ok("brk(0)", libc::SYS_brk, [0; 6])?;
         let sigactions = crate::signals::capture_actions(t, pid, scratch)?;
         // Its queued signals are taken off its queues (also those that
@@ -281,12 +279,12 @@ fn describe_with(
             .filter(|s| !s.is_empty())
             .map(|s| String::from_utf8_lossy(s).into_owned())
             .collect(),
-        threads: std::iter::once(main.clone()).chain(threads).collect(),
+        threads: std::iter::once(main).chain(threads).collect(),
         sigactions,
         pending,
         vmas,
         fds: crate::files::capture(t)?,
-        mm: mm.clone(),
+        mm,
         itimers,
         posix_timers,
         rlimits: crate::limits::capture(pid)?,

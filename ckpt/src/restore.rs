@@ -165,19 +165,29 @@ fn restore_stopped<R: Read + Send>(
     let pid = t.pid;
     match build(&mut t, reader, &meta, opts, pin.previous(), true, progress) {
         Ok(()) => {
-            // The image's CPUs where this machine has them, else ours.
-            let mut set = nix::sched::CpuSet::new();
-            let mut any = false;
-            for &c in &meta.cpus {
-                if pin.previous().is_none_or(|p| p.is_set(c).unwrap_or(false)) && set.set(c).is_ok()
-                {
-                    any = true;
+            // Each thread its image's CPUs where this machine has them (a
+            // thread's own, else the process's), else ours: every thread
+            // was born on the CPU we pinned to.
+            let available = |cpus: &[usize]| {
+                let mut set = nix::sched::CpuSet::new();
+                let mut any = false;
+                for &c in cpus {
+                    if pin.previous().is_none_or(|p| p.is_set(c).unwrap_or(false))
+                        && set.set(c).is_ok()
+                    {
+                        any = true;
+                    }
                 }
-            }
-            if any {
-                let _ = nix::sched::sched_setaffinity(pid, &set);
-            } else if let Some(old) = pin.previous() {
-                let _ = nix::sched::sched_setaffinity(pid, old);
+                any.then_some(set)
+            };
+            let process = available(&meta.cpus).or_else(|| pin.previous().cloned());
+            let own = t.threads.iter().zip(&meta.threads[1..]);
+            for (tid, set) in std::iter::once((pid, process))
+                .chain(own.map(|(born, th)| (born.pid, available(&th.cpus).or(process))))
+            {
+                if let Some(set) = set {
+                    let _ = nix::sched::sched_setaffinity(tid, &set);
+                }
             }
             ptrace::setoptions(
                 pid,
@@ -494,14 +504,6 @@ fn build<R: Read + Send>(
             let mut born = spawn_thread(t, th.tid, data)?;
             born.set_syscall_insn(tramp);
             crate::thread::restore(&mut born, th, data)?;
-            if !th.cpus.is_empty() {
-                let mut set = nix::sched::CpuSet::new();
-                for &c in &th.cpus {
-                    let _ = set.set(c);
-                }
-                // Where this machine has them; else as the process.
-                let _ = nix::sched::sched_setaffinity(born.pid, &set);
-            }
             t.threads.push(born);
         }
         ptrace::setoptions(t.pid, ptrace::Options::PTRACE_O_EXITKILL)

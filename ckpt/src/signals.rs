@@ -110,15 +110,16 @@ pub(crate) fn restore(t: &mut Tracee, meta: &ImageMeta, data: u64) -> Result<(),
 /// the thread or the process as they were (the other threads must exist).
 pub(crate) fn queue_pending(t: &mut Tracee, meta: &ImageMeta, data: u64) -> Result<(), CkptError> {
     let pid = abi::reg(t.pid.as_raw());
+    // To the thread it names, or (None) to the process.
     let main = meta
         .pending
         .iter()
-        .map(|p| (if p.shared { 0 } else { pid }, &p.siginfo));
+        .map(|p| ((!p.shared).then_some(pid), &p.siginfo));
     let others = meta
         .threads
         .iter()
         .skip(1)
-        .flat_map(|th| th.pending.iter().map(|s| (abi::reg(th.tid), s)));
+        .flat_map(|th| th.pending.iter().map(|s| (Some(abi::reg(th.tid)), s)));
     for (tid, siginfo) in main.chain(others) {
         // siginfo_t: 128 bytes, si_signo first.
         let Some(signo) = siginfo
@@ -131,17 +132,17 @@ pub(crate) fn queue_pending(t: &mut Tracee, meta: &ImageMeta, data: u64) -> Resu
             ));
         };
         t.write_mem(data, siginfo)?;
-        if tid == 0 {
-            t.syscall_ok(
-                "rt_sigqueueinfo",
-                libc::SYS_rt_sigqueueinfo,
-                [pid, u64::from(signo), data, 0, 0, 0],
-            )?;
-        } else {
+        if let Some(tid) = tid {
             t.syscall_ok(
                 "rt_tgsigqueueinfo",
                 libc::SYS_rt_tgsigqueueinfo,
                 [pid, tid, u64::from(signo), data, 0, 0],
+            )?;
+        } else {
+            t.syscall_ok(
+                "rt_sigqueueinfo",
+                libc::SYS_rt_sigqueueinfo,
+                [pid, u64::from(signo), data, 0, 0, 0],
             )?;
         }
     }

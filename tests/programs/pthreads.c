@@ -6,12 +6,13 @@
  * and taken after it; the harness's process-directed SIGUSR1 must reach calc3, the only
  * thread not blocking it; main's pthread_kill SIGUSR2 must run in calc1, on its altstack.
  * Every thread's TID must still be what it was (glibc and the kernel keep TIDs in memory)
- * and /proc/self/task must list exactly them. The last thread calls exit(3).
+ * and /proc/self/task must list exactly them; each ends allowed on main's CPUs. The last thread calls exit(3).
  * Output is deterministic; failures print FAIL lines. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -36,7 +37,8 @@ static volatile int stop_churn;
 static uint64_t shared_count;
 static __thread uint64_t tls_count;
 static uint64_t sums[N], tls_counts[N];
-static int tid_same[N], mask_same[N];
+static int tid_same[N], mask_same[N], cpus_same[N];
+static cpu_set_t main_cpus;
 static volatile sig_atomic_t usr1_tid, usr2_tid, rt_tid, rt_value;
 static volatile uintptr_t usr2_at;
 static char altstack[1 << 16];
@@ -127,6 +129,8 @@ static void *calc(void *arg)
                    sigismember(&now, SIGRTMIN) == sigismember(&mine, SIGRTMIN) &&
                    sigismember(&now, SIGWINCH) == sigismember(&mine, SIGWINCH);
     tid_same[i] = tid_of[i] == gettid_();
+    cpu_set_t cpus;
+    cpus_same[i] = sched_getaffinity(0, sizeof cpus, &cpus) == 0 && CPU_EQUAL(&cpus, &main_cpus);
     return NULL;
 }
 
@@ -198,6 +202,7 @@ int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
     main_tid = gettid_();
+    sched_getaffinity(0, sizeof main_cpus, &main_cpus);
     pthread_mutexattr_t a;
     pthread_mutexattr_init(&a);
     pthread_mutexattr_setprotocol(&a, PTHREAD_PRIO_INHERIT);
@@ -274,9 +279,10 @@ int main(void)
     pthread_mutex_unlock(&robust);
 
     for (int i = 0; i < N; i++)
-        printf("thread %d: sum %016llx, own count %llu, same tid %s, same mask %s\n", i,
-               (unsigned long long)sums[i], (unsigned long long)tls_counts[i],
-               tid_same[i] ? "yes" : "FAIL", mask_same[i] ? "yes" : "FAIL");
+        printf("thread %d: sum %016llx, own count %llu, same tid %s, same mask %s, same CPUs %s\n",
+               i, (unsigned long long)sums[i], (unsigned long long)tls_counts[i],
+               tid_same[i] ? "yes" : "FAIL", mask_same[i] ? "yes" : "FAIL",
+               cpus_same[i] ? "yes" : "FAIL");
     printf("pi mutex count %llu\n", (unsigned long long)shared_count);
     printf("SIGUSR1 (to the process) ran in %s\n",
            usr1_tid == tid_of[3] ? "calc3" : "FAIL: another thread");
