@@ -84,6 +84,17 @@ pub fn status_field(pid: i32, name: &str) -> Result<String, CkptError> {
         .ok_or_else(|| CkptError::Parse(format!("no {name} in /proc/{pid}/status")))
 }
 
+/// The ID thread or process `tid` knows itself by: its PID or TID in its
+/// own PID namespace (the last of `NSpid`), `tid` itself when it shares
+/// ours.
+pub fn own_id(tid: i32) -> Result<i32, CkptError> {
+    let ids = status_field(tid, "NSpid")?;
+    ids.split_whitespace()
+        .last()
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| CkptError::Parse(format!("NSpid of {tid}: {ids:?}")))
+}
+
 /// The process's threads (`/proc/PID/task`), the main one first.
 pub fn tids(pid: i32) -> Result<Vec<i32>, CkptError> {
     let dir = format!("/proc/{pid}/task");

@@ -43,6 +43,9 @@ pub struct Tracee {
     /// same OS thread (a stand-alone capture or restore of a
     /// multi-threaded process): released with it.
     pub threads: Vec<Tracee>,
+    /// The TID (as we see it) of the thread its last injected call
+    /// created (`PTRACE_EVENT_CLONE`, with `PTRACE_O_TRACECLONE`).
+    cloned: Option<Pid>,
     _not_send: std::marker::PhantomData<*const ()>,
 }
 
@@ -263,6 +266,7 @@ impl Tracee {
             deferred_signals,
             group_stop: None,
             threads: Vec::new(),
+            cloned: None,
             _not_send: std::marker::PhantomData,
         })
     }
@@ -456,12 +460,25 @@ impl Tracee {
                 WaitStatus::Exited(..) | WaitStatus::Signaled(..) => {
                     return Err(CkptError::Gone(self.pid.as_raw()));
                 }
+                WaitStatus::PtraceEvent(_, _, libc::PTRACE_EVENT_CLONE) => {
+                    // The new thread's TID in our PID namespace (the
+                    // call returns the one in the tracee's).
+                    let tid = ptrace::getevent(self.pid)
+                        .map_err(|e| CkptError::Ptrace("PTRACE_GETEVENTMSG", e))?;
+                    self.cloned = i32::try_from(tid).ok().map(Pid::from_raw);
+                }
                 _ => {}
             }
         }
         let done = ptrace::getregs(self.pid).map_err(|e| CkptError::Ptrace("PTRACE_GETREGS", e))?;
         ptrace::setregs(self.pid, saved).map_err(|e| CkptError::Ptrace("PTRACE_SETREGS", e))?;
         Ok(abi::long(done.rax))
+    }
+
+    /// The thread the last injected call created, as we see its TID
+    /// (taken: asked once).
+    pub fn take_cloned(&mut self) -> Option<Pid> {
+        self.cloned.take()
     }
 
     /// Takes the signals of `mask` off the stopped process's queues (every

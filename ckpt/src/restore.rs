@@ -58,6 +58,12 @@ pub struct RestoreOptions {
     pub file_fallback: Option<std::path::PathBuf>,
     /// What becomes of the image's RLIMIT_CPU.
     pub cpu_limit: CpuLimit,
+    /// The PID namespace to restore the process in (a guest's own, whose
+    /// first process holds it: see the remote), under the PID and TIDs it
+    /// had: they are free there, and what glibc and the kernel keep of
+    /// them in its memory stays true. `None`: in ours, under a new PID
+    /// (the TIDs it had if it has threads).
+    pub pid_namespace: Option<std::sync::Arc<std::os::fd::OwnedFd>>,
 }
 
 /// What the restorer does to the restored process last, before its
@@ -161,7 +167,10 @@ fn restore_stopped<R: Read + Send>(
     // gets our former CPU set back before it runs. A multi-threaded
     // process's is born under its PID (its threads' TIDs follow).
     let pin = crate::ptrace::SameCpu::pin(None);
-    let mut t = spawn_stub((n > 1).then_some(meta.pid))?;
+    let mut t = match &opts.pid_namespace {
+        Some(ns) => in_namespace(ns, || spawn_stub(Some(meta.pid)))?,
+        None => spawn_stub((n > 1).then_some(meta.pid))?,
+    };
     let pid = t.pid;
     match build(&mut t, reader, &meta, opts, pin.previous(), true, progress) {
         Ok(()) => {
@@ -362,6 +371,26 @@ fn stub_child() -> ! {
     }
 }
 
+/// Runs `spawn` with the children of this thread born in PID namespace
+/// `ns` (`setns` changes only the calling thread's, and we go back to our
+/// own after: a namespace of ours may always be entered again).
+fn in_namespace<T>(
+    ns: &std::os::fd::OwnedFd,
+    spawn: impl FnOnce() -> Result<T, CkptError>,
+) -> Result<T, CkptError> {
+    use nix::sched::{CloneFlags, setns};
+    let own = std::fs::File::open("/proc/thread-self/ns/pid")
+        .map_err(|e| CkptError::Io("/proc/thread-self/ns/pid".into(), e))?;
+    setns(ns, CloneFlags::CLONE_NEWPID)
+        .map_err(|e| CkptError::Ptrace("setns of the guest's PID namespace", e))?;
+    let spawned = spawn();
+    if let Err(e) = setns(&own, CloneFlags::CLONE_NEWPID) {
+        // Every later child of this thread would be born in there.
+        tracing::error!(error = %e, "could not return to our own PID namespace");
+    }
+    spawned
+}
+
 /// Forks a child that sleeps in `pause()` (under PID `pid`, if given),
 /// seizes it and stops it there (seized, not `PTRACE_TRACEME`: only a
 /// seized tracee can be kept in a group-stop with `PTRACE_LISTEN`, which
@@ -554,7 +583,10 @@ fn spawn_thread(t: &mut Tracee, tid: i32, data: u64) -> Result<Tracee, CkptError
             "a thread wanted as {tid} was born as {r}"
         )));
     }
-    Tracee::born(Pid::from_raw(tid))
+    // Its TID as we see it (another if the process has a PID namespace
+    // of its own).
+    let ours = t.take_cloned().unwrap_or(Pid::from_raw(tid));
+    Tracee::born(ours)
 }
 
 /// Maps every area and fills it. Another thread reads (and checksums) the

@@ -109,7 +109,8 @@ pub(crate) fn restore(t: &mut Tracee, meta: &ImageMeta, data: u64) -> Result<(),
 /// Queues the image's pending signals again, each with its siginfo, on
 /// the thread or the process as they were (the other threads must exist).
 pub(crate) fn queue_pending(t: &mut Tracee, meta: &ImageMeta, data: u64) -> Result<(), CkptError> {
-    let pid = abi::reg(t.pid.as_raw());
+    // Made by the process, which names itself by its own PID.
+    let pid = abi::reg(crate::procfs::own_id(t.pid.as_raw())?);
     // To the thread it names, or (None) to the process.
     let main = meta
         .pending

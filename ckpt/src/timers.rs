@@ -210,7 +210,8 @@ pub(crate) fn restore_posix(t: &mut Tracee, meta: &ImageMeta, data: u64) -> Resu
 }
 
 fn create_all(t: &mut Tracee, meta: &ImageMeta, data: u64) -> Result<(), CkptError> {
-    let tid = t.pid.as_raw();
+    // SIGEV_THREAD_ID: the main thread, as the process names it.
+    let tid = crate::procfs::own_id(t.pid.as_raw())?;
     for timer in &meta.posix_timers {
         let sev = SigEvent {
             value: timer.sigval,

@@ -183,9 +183,9 @@ fn a_call_is_made_in_the_placeholder_and_the_exit_status_is_the_guests() {
     let sleeper = Sleeper::new();
     let mut link = Script::new(vec![
         started(),
-        // getpid: made in the placeholder, so the home PID.
+        // getppid: made in the placeholder, so its parent at home (the shell).
         RemoteMsg::Syscall {
-            nr: abi::nr(libc::SYS_getpid),
+            nr: abi::nr(libc::SYS_getppid),
             args: [0; 6],
             inbufs: Vec::new(),
         },
@@ -198,7 +198,7 @@ fn a_call_is_made_in_the_placeholder_and_the_exit_status_is_the_guests() {
     assert!(matches!(outcome, Outcome::Exited(3)), "{outcome:?}");
     assert!(
         link.heard().contains(&HomeMsg::SyscallResult {
-            ret: i64::from(sleeper.pid),
+            ret: i64::from(sleeper.shell.id()),
             outbufs: Vec::new()
         }),
         "{:?}",

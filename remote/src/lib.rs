@@ -32,6 +32,7 @@ mod clocks;
 mod fill;
 mod filter;
 mod home;
+mod pidns;
 mod procview;
 mod session;
 mod signals;

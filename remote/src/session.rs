@@ -8,6 +8,7 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use crate::calls::call;
 use crate::filter::Confinement;
 use crate::home::go_home;
+use crate::pidns::GuestNs;
 use crate::{GuestHandle, GuestPolicy, HostOrder, RemoteError, guest_filter, not_handled};
 use mosaic_ckpt::cputime::Carried;
 use mosaic_ckpt::ptrace::{Deferred, ProcMem, Tracee};
@@ -204,6 +205,18 @@ pub fn serve(
     }
     let begun = std::time::Instant::now();
     let files_from = policy.mfs.as_ref().map(|m| m.join(&home));
+    // Dropped last: the guest is reaped before (see GuestNs).
+    let ns = match GuestNs::new() {
+        Ok(ns) => ns,
+        Err(e) => {
+            let _ = ImageIn::<HomeMsg>::new(&mut *link).drain();
+            let error = format!("could not make the guest a PID namespace: {e}");
+            link.send_msg(&RemoteMsg::Failed {
+                error: error.clone(),
+            })?;
+            return Err(RemoteError::Protocol(error));
+        }
+    };
     let mut stream = ImageIn::<HomeMsg>::new(&mut *link);
     let started = (|| -> Result<Guest, RemoteError> {
         let opts = RestoreOptions {
@@ -216,6 +229,7 @@ pub fn serve(
             file_fallback: files_from.clone(),
             // Home answers its getrlimit; this kernel counts from zero.
             cpu_limit: mosaic_ckpt::CpuLimit::CountImage,
+            pid_namespace: Some(ns.ns.clone()),
             ..Default::default()
         };
         let (mut t, cpu) = mosaic_ckpt::restore_traced(&mut stream, &opts, &mut |_, _| {})?;
@@ -239,6 +253,7 @@ pub fn serve(
             }
             Err(e) => {
                 let _ = nix::sys::signal::kill(t.pid, Signal::SIGKILL);
+                let _ = waitpid(t.pid, Some(WaitPidFlag::__WALL));
                 Err(e)
             }
         }
@@ -279,8 +294,10 @@ pub fn serve(
         // Nobody can answer for this process any more.
         guest.signal(libc::SIGKILL);
     }
-    // Reap it whatever happened (it is our child).
-    let _ = waitpid(guest.pid, Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL));
+    // Reap it whatever happened (it is our child): it is gone, or ends
+    // now. By its pidfd, which names it even once reaped.
+    guest.signal(libc::SIGKILL);
+    guest.reap();
     served
 }
 

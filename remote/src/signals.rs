@@ -12,6 +12,27 @@ pub(crate) fn deliverable_signal(pid: i32) -> bool {
 }
 
 impl Guest {
+    /// Waits for it to end, if it has not been reaped yet.
+    pub(crate) fn reap(&self) {
+        // P_PIDFD (linux/wait.h), which libc 0.2 lacks for this target.
+        const P_PIDFD: libc::idtype_t = 3;
+        loop {
+            // SAFETY: waitid fills one zeroed siginfo_t.
+            let r = unsafe {
+                let mut info: libc::siginfo_t = std::mem::zeroed();
+                libc::waitid(
+                    P_PIDFD,
+                    u32::try_from(self.pidfd.as_raw_fd()).unwrap_or(u32::MAX),
+                    &mut info,
+                    libc::WEXITED | libc::__WALL,
+                )
+            };
+            if r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                return;
+            }
+        }
+    }
+
     pub(crate) fn signal(&self, signal: i32) {
         // SAFETY: pidfd_send_signal with our pidfd and no siginfo.
         unsafe {

@@ -287,3 +287,22 @@ pub fn pseudo_random_file(path: &Path, len: usize) {
     buf.truncate(len);
     std::fs::write(path, buf).unwrap();
 }
+
+/// The PID namespace that holds process `pid`'s (`NS_GET_PARENT`), as
+/// `/proc/PID/ns/pid` names namespaces (`pid:[inode]`).
+pub fn parent_pid_ns(pid: u32) -> PathBuf {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // _IO(0xb7, 0x2), linux/nsfs.h
+    const NS_GET_PARENT: libc::c_ulong = 0xb702;
+    let ns = std::fs::File::open(format!("/proc/{pid}/ns/pid")).unwrap();
+    // SAFETY: the ioctl takes no argument and returns a new descriptor.
+    let fd = unsafe { libc::ioctl(ns.as_raw_fd(), NS_GET_PARENT) };
+    assert!(
+        fd >= 0,
+        "NS_GET_PARENT of {pid}: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: a fresh descriptor nothing else owns.
+    let parent = unsafe { OwnedFd::from_raw_fd(fd) };
+    std::fs::read_link(format!("/proc/self/fd/{}", parent.as_raw_fd())).unwrap()
+}

@@ -105,12 +105,19 @@ fn a_migrated_process_keeps_its_home_view() {
         .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
         .unwrap();
     assert!(rss < 200, "placeholder still holds {rss} kB: {status}");
-    let guest_ns = std::fs::read_link(format!("/proc/{}/ns/pid", guests[0])).unwrap();
+    // In a PID namespace of its own inside node2's, where its PID is its
+    // home PID.
     let node2_init = c.pid_of("node2", "init_pid").unwrap();
+    let ns_of = |pid: i32| std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap();
     assert_eq!(
-        guest_ns,
-        std::fs::read_link(format!("/proc/{node2_init}/ns/pid")).unwrap(),
+        mosaic_tests::parent_pid_ns(guests[0]),
+        ns_of(node2_init),
         "guest not in node2"
+    );
+    assert_eq!(
+        field("NSpid:").last().copied(),
+        Some(home_pid.to_string().as_str()),
+        "{status}"
     );
     // `mosaic ps` on either node shows where it runs (published by gossip).
     let ps = |node: &str| -> Result<Vec<serde_json::Value>, String> {
@@ -156,8 +163,13 @@ fn a_migrated_process_keeps_its_home_view() {
     assert_eq!(lines[0], "hostname node1", "{rest}");
     assert_eq!(lines[1], "file node1", "{rest}");
     assert_eq!(lines[2], format!("pid {home_pid} ppid 0"), "{rest}");
-    assert_eq!(lines[3], "readv node1", "{rest}");
-    assert!(lines[4].starts_with("sum "), "{rest}");
+    assert_eq!(
+        lines[3],
+        format!("tid {home_pid} set_tid_address {home_pid}"),
+        "{rest}"
+    );
+    assert_eq!(lines[4], "readv node1", "{rest}");
+    assert!(lines[5].starts_with("sum "), "{rest}");
     assert!(!rest.contains("FAIL"), "{rest}");
     assert_eq!(err, "to stderr\n");
     assert_eq!(
