@@ -70,7 +70,8 @@ pub struct RestoreOptions {
 /// registers are set and it may run: its own policy, which this crate does
 /// not hold (a guest's node gives it a process group of its own, drops its
 /// credentials and installs mosaic's seccomp filter). It gets the stopped
-/// process, to inject calls into, and [`DATA_ROOM`] bytes of the
+/// process, to inject calls into (and its other threads, in
+/// `Tracee::threads`: credentials, for one, are each thread's own), and [`DATA_ROOM`] bytes of the
 /// process's memory at `data` to pass their structs through. Everything of
 /// the image has been restored by then, and the image's signals are
 /// queued and blocked; a failure here fails the restore (no process is
@@ -122,7 +123,7 @@ pub fn restore<R: Read + Send>(
     opts: &RestoreOptions,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Pid, CkptError> {
-    let (t, _) = restore_stopped(input, opts, true, progress)?;
+    let (t, _) = restore_stopped(input, opts, progress)?;
     let pid = t.pid;
     t.release()?;
     Ok(pid)
@@ -133,36 +134,24 @@ pub fn restore<R: Read + Send>(
 /// it): the caller continues it and serves its traps. If the caller dies,
 /// so does the process. Also returns all the CPU time the image says the
 /// process used (this kernel counts the restored process from zero: see
-/// [`crate::cputime`]).
-/// A multi-threaded image is refused (a guest's serving thread serves one
-/// thread).
+/// [`crate::cputime`]). Every thread of a multi-threaded image is
+/// traced from the calling OS thread (`Tracee::threads`).
 pub fn restore_traced<R: Read + Send>(
     input: R,
     opts: &RestoreOptions,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<(Tracee, CpuTime), CkptError> {
-    restore_stopped(input, opts, false, progress)
+    restore_stopped(input, opts, progress)
 }
 
 fn restore_stopped<R: Read + Send>(
     input: R,
     opts: &RestoreOptions,
-    threads: bool,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<(Tracee, CpuTime), CkptError> {
     let (reader, mut meta) = ImageReader::new(input)?;
     preflight(&mut meta, opts)?;
     let n = meta.threads.len();
-    if n > 1 && !threads {
-        return Err(CkptError::Restore(format!(
-            "the image holds {n} threads; a migrated process has one (a stand-alone `mosaic restore` brings threads back)"
-        )));
-    }
-    if n > 1 && opts.confine.is_some() {
-        return Err(CkptError::Restore(format!(
-            "the image holds {n} threads; a confinement is made for one"
-        )));
-    }
     // The stub is born on our CPU and we stay there while we build it; it
     // gets our former CPU set back before it runs. A multi-threaded
     // process's is born under its PID (its threads' TIDs follow).

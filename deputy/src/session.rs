@@ -260,13 +260,26 @@ impl<T> Placeholder<T> {
             };
             State::Serving.remote_may_send(&msg)?;
             match msg {
-                RemoteMsg::Syscall { .. } if died.is_some() => {
+                RemoteMsg::Syscall { tid, .. } if died.is_some() => {
                     link.send_msg(&HomeMsg::SyscallResult {
+                        tid,
                         ret: EINTR,
                         outbufs: Vec::new(),
                     })?;
                 }
-                RemoteMsg::Syscall { nr, args, inbufs } => {
+                RemoteMsg::Syscall { tid, .. } if tid != self.tracee.pid.as_raw() => {
+                    return Err(DeputyError::Protocol(format!(
+                        "a call of thread {tid}, which the placeholder does not have"
+                    )));
+                }
+                // Answered before it came: nothing runs.
+                RemoteMsg::Cancel { .. } => {}
+                RemoteMsg::Syscall {
+                    tid,
+                    nr,
+                    args,
+                    inbufs,
+                } => {
                     self.trap();
                     let (ret, outbufs) = self.execute(nr, args, &inbufs)?;
                     if matches!(ret, ERESTARTSYS | ERESTARTNOHAND) {
@@ -280,7 +293,7 @@ impl<T> Placeholder<T> {
                     for sig in self.take_deferred() {
                         link.send_msg(&HomeMsg::Signal { signal: sig })?;
                     }
-                    link.send_msg(&HomeMsg::SyscallResult { ret, outbufs })?;
+                    link.send_msg(&HomeMsg::SyscallResult { tid, ret, outbufs })?;
                 }
                 RemoteMsg::Exited { code, cpu } => {
                     self.ended(cpu);

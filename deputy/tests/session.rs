@@ -185,6 +185,7 @@ fn a_call_is_made_in_the_placeholder_and_the_exit_status_is_the_guests() {
         started(),
         // getppid: made in the placeholder, so its parent at home (the shell).
         RemoteMsg::Syscall {
+            tid: sleeper.pid,
             nr: abi::nr(libc::SYS_getppid),
             args: [0; 6],
             inbufs: Vec::new(),
@@ -198,6 +199,7 @@ fn a_call_is_made_in_the_placeholder_and_the_exit_status_is_the_guests() {
     assert!(matches!(outcome, Outcome::Exited(3)), "{outcome:?}");
     assert!(
         link.heard().contains(&HomeMsg::SyscallResult {
+            tid: sleeper.pid,
             ret: i64::from(sleeper.shell.id()),
             outbufs: Vec::new()
         }),

@@ -6,8 +6,9 @@
 //! home                                  remote
 //! Begin, ImageChunk.., ImageEnd  ->
 //!                                <-     Started { guest_pid } | Failed
-//!                                <-     Syscall { nr, args, inbufs }     (repeated)
-//! SyscallResult { ret, outbufs } ->
+//!                                <-     Syscall { tid, nr, args, inbufs }  (repeated;
+//!                                                                  threads' calls overlap)
+//! SyscallResult { tid, ret, outbufs } ->
 //!                                <-     Exited { code, cpu } | Killed { signal, cpu }
 //! ```
 //!
@@ -57,8 +58,12 @@ pub enum HomeMsg {
     /// The image is complete.
     ImageEnd,
     /// Result of a forwarded call: raw return value (negative errno) and
-    /// the contents of its out-buffers.
-    SyscallResult { ret: i64, outbufs: Vec<Buf> },
+    /// the contents of its out-buffers. `tid`: the thread that made it.
+    SyscallResult {
+        tid: i32,
+        ret: i64,
+        outbufs: Vec<Buf>,
+    },
     /// A signal was sent to the home PID: deliver it to the guest.
     Signal { signal: i32 },
     /// Send the guest home.
@@ -76,12 +81,22 @@ pub enum RemoteMsg {
     Started { guest_pid: i32 },
     /// The guest could not be started; the process stays home.
     Failed { error: String },
-    /// A forwarded call: number, raw arguments, contents of in-buffers.
+    /// A forwarded call: the home TID of the thread that makes it (the
+    /// guest's own: it has its home IDs), number, raw arguments, contents
+    /// of in-buffers. Threads' calls are independent: another may be sent
+    /// before this one's result came.
     Syscall {
+        tid: i32,
         nr: u32,
         args: [u64; 6],
         inbufs: Vec<Buf>,
     },
+    /// The call of thread `tid` is no longer wanted as it is (the guest is
+    /// to be captured): home interrupts it if it still runs, and answers
+    /// it either way, with its result if it was made, else as
+    /// interrupted (ERESTARTNOINTR: made again where the process goes on).
+    /// Crosses its result: home may have answered already.
+    Cancel { tid: i32 },
     /// The guest exited with `code`, having used `cpu` in all (every
     /// node's count, as its CPU clocks read at the end).
     Exited { code: i32, cpu: CpuTime },
@@ -340,12 +355,14 @@ mod tests {
     #[test]
     fn messages_round_trip_and_garbage_is_an_error() {
         let m = RemoteMsg::Syscall {
+            tid: 7,
             nr: 1,
             args: [1, 2, 3, 4, 5, 6],
             inbufs: vec![(1, b"hi".to_vec().into())],
         };
         assert_eq!(decode::<RemoteMsg>(&encode(&m)).unwrap(), m);
         let h = HomeMsg::SyscallResult {
+            tid: 7,
             ret: -9,
             outbufs: vec![],
         };

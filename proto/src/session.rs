@@ -99,7 +99,10 @@ impl State {
         let next = match (self, m) {
             (Starting, RemoteMsg::Started { .. }) => Serving,
             (Starting, RemoteMsg::Failed { .. } | RemoteMsg::FilesMissing { .. }) => Ended,
-            (Serving, RemoteMsg::Syscall { .. }) => InCall,
+            // Another thread's call while one waits, or a cancel that
+            // crosses its result (home is then back in Serving).
+            (Serving | InCall, RemoteMsg::Syscall { .. }) => InCall,
+            (s @ (Serving | InCall), RemoteMsg::Cancel { .. }) => s,
             (Serving, RemoteMsg::Stopped { .. }) => Serving,
             (Serving, RemoteMsg::Exited { .. } | RemoteMsg::Killed { .. }) => Ended,
             (Serving, RemoteMsg::Returning { .. }) => Returning,
@@ -120,6 +123,56 @@ impl State {
 
 /// The name of a home message, for errors and logs (without its contents,
 /// which may be an image chunk).
+/// The threads whose calls are in flight, for the rule the table cannot
+/// hold: a thread has at most one call, and a result answers one.
+#[derive(Debug, Default, Clone)]
+pub struct Calls(std::collections::BTreeSet<i32>);
+
+impl Calls {
+    /// Thread `tid` sends a call.
+    pub fn sent(&mut self, tid: i32) -> Result<(), Unexpected> {
+        if self.0.insert(tid) {
+            Ok(())
+        } else {
+            Err(Unexpected {
+                from: "the remote",
+                message: "Syscall of a thread already in a call",
+                state: State::InCall,
+            })
+        }
+    }
+
+    /// Thread `tid`'s call is answered.
+    pub fn answered(&mut self, tid: i32) -> Result<(), Unexpected> {
+        if self.0.remove(&tid) {
+            Ok(())
+        } else {
+            Err(Unexpected {
+                from: "home",
+                message: "SyscallResult of a thread with no call",
+                state: State::InCall,
+            })
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The state the session is in: in a call while any is in flight.
+    pub fn state(&self) -> State {
+        if self.0.is_empty() {
+            State::Serving
+        } else {
+            State::InCall
+        }
+    }
+
+    pub fn tids(&self) -> impl Iterator<Item = i32> + '_ {
+        self.0.iter().copied()
+    }
+}
+
 pub fn home_name(m: &HomeMsg) -> &'static str {
     match m {
         HomeMsg::Begin { .. } => "Begin",
@@ -139,6 +192,7 @@ pub fn remote_name(m: &RemoteMsg) -> &'static str {
         RemoteMsg::Started { .. } => "Started",
         RemoteMsg::Failed { .. } => "Failed",
         RemoteMsg::Syscall { .. } => "Syscall",
+        RemoteMsg::Cancel { .. } => "Cancel",
         RemoteMsg::Exited { .. } => "Exited",
         RemoteMsg::Killed { .. } => "Killed",
         RemoteMsg::Stopped { .. } => "Stopped",

@@ -73,6 +73,7 @@ pub(crate) fn route(n: &Notif) -> Route {
 /// One call of the guest. Returns true if the guest went home.
 pub(crate) fn call(g: &Guest, link: &mut dyn Link, n: Notif) -> Result<bool, RemoteError> {
     let nr = abi::nr(i64::from(n.data.nr));
+    g.calling.set(g.home_tid(n.pid));
     if let Some(ret) = open_own_proc_file(g, link, &n)? {
         g.answer(n.id, ret);
         return Ok(false);
@@ -195,7 +196,14 @@ pub(crate) fn mmsg(g: &Guest, link: &mut dyn Link, n: &Notif) -> Result<i64, Rem
 pub(crate) fn result_of(link: &mut dyn Link, g: &Guest) -> Result<(i64, Vec<Buf>), RemoteError> {
     loop {
         match crate::receive(link, State::InCall)? {
-            HomeMsg::SyscallResult { ret, outbufs } => return Ok((ret, outbufs)),
+            HomeMsg::SyscallResult { tid, ret, outbufs } if tid == g.calling.get() => {
+                return Ok((ret, outbufs));
+            }
+            HomeMsg::SyscallResult { tid, .. } => {
+                return Err(RemoteError::Protocol(format!(
+                    "home answered a call of thread {tid}, which made none"
+                )));
+            }
             HomeMsg::Signal { signal } => g.signal(signal),
             // Served once the call is done.
             HomeMsg::ComeHome => g.asked.set(true),
@@ -235,7 +243,12 @@ pub(crate) fn forward(
         Err(errno) => return Ok(errno),
     };
     let inbufs = std::mem::take(&mut gathered.inbufs);
-    link.send_msg(&RemoteMsg::Syscall { nr, args, inbufs })?;
+    link.send_msg(&RemoteMsg::Syscall {
+        tid: g.calling.get(),
+        nr,
+        args,
+        inbufs,
+    })?;
     let (ret, outbufs) = result_of(link, g)?;
     match gathered.scatter(&mem, &outbufs) {
         Ok(()) => Ok(ret),
@@ -262,6 +275,7 @@ pub(crate) fn at_home(
     inbufs: Vec<Buf>,
 ) -> Result<(i64, Vec<Buf>), RemoteError> {
     link.send_msg(&RemoteMsg::Syscall {
+        tid: g.calling.get(),
         nr: abi::nr(nr),
         args,
         inbufs,

@@ -103,10 +103,21 @@ impl mosaic_ckpt::Confine for Confinement {
     fn confine(&self, t: &mut Tracee, data: u64) -> Result<(), CkptError> {
         t.syscall_ok("setpgid", libc::SYS_setpgid, [0, 0, 0, 0, 0, 0])?;
         let (uid, gid) = (u64::from(self.uid), u64::from(self.gid));
-        t.syscall_ok("setgroups", libc::SYS_setgroups, [0, 0, 0, 0, 0, 0])?;
-        t.syscall_ok("setresgid", libc::SYS_setresgid, [gid, gid, gid, 0, 0, 0])?;
-        t.syscall_ok("setresuid", libc::SYS_setresuid, [uid, uid, uid, 0, 0, 0])?;
-        install_seccomp(t, &self.filter, data)
+        // The raw calls change the credentials of the thread that makes
+        // them (glibc's wrappers signal every thread to do the same).
+        let mut threads = std::mem::take(&mut t.threads);
+        let dropped = std::iter::once(&mut *t)
+            .chain(threads.iter_mut())
+            .try_for_each(|th| {
+                th.syscall_ok("setgroups", libc::SYS_setgroups, [0, 0, 0, 0, 0, 0])?;
+                th.syscall_ok("setresgid", libc::SYS_setresgid, [gid, gid, gid, 0, 0, 0])?;
+                th.syscall_ok("setresuid", libc::SYS_setresuid, [uid, uid, uid, 0, 0, 0])
+                    .map(drop)
+            });
+        let several = !threads.is_empty();
+        t.threads = threads;
+        dropped?;
+        install_seccomp(t, &self.filter, data, several)
     }
 }
 
@@ -120,10 +131,22 @@ struct SockFprog {
 }
 
 /// Installs `prog` in the stopped process with `no_new_privs`, through a
-/// `struct sock_fprog` at `data` and the program after it.
-fn install_seccomp(t: &mut Tracee, prog: &[u8], data: u64) -> Result<(), CkptError> {
+/// `struct sock_fprog` at `data` and the program after it; on
+/// `all_threads`, on each of its threads.
+fn install_seccomp(
+    t: &mut Tracee,
+    prog: &[u8],
+    data: u64,
+    all_threads: bool,
+) -> Result<(), CkptError> {
     // SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
-    let flags = 8 | 32;
+    let mut flags: u64 = 8 | 32;
+    if all_threads {
+        // SECCOMP_FILTER_FLAG_TSYNC | SECCOMP_FILTER_FLAG_TSYNC_ESRCH: on
+        // every thread (with no_new_privs), one listener for all; TSYNC
+        // alone with NEW_LISTENER is EINVAL (threads study, probe c).
+        flags |= 1 | 16;
+    }
     let room = mosaic_ckpt::DATA_ROOM - 16;
     if !prog.len().is_multiple_of(8) || prog.is_empty() || prog.len() as u64 > room {
         return Err(CkptError::Restore(format!(

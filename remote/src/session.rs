@@ -67,6 +67,10 @@ pub(crate) struct Guest {
 
     /// Its PID at home (the one it knows itself by).
     pub(crate) home_pid: i32,
+    /// Its threads' home TIDs by their TIDs here (`notif.pid`).
+    pub(crate) tids: std::cell::RefCell<std::collections::HashMap<u32, i32>>,
+    /// The home TID of the thread whose call is being served.
+    pub(crate) calling: std::cell::Cell<i32>,
     /// The files it maps shared and writable (through `/mfs`, so its
     /// changes reach its home's files when written back).
     pub(crate) shared_files: Vec<std::fs::File>,
@@ -99,6 +103,19 @@ impl Guest {
                 });
             }
         }
+    }
+
+    /// The home TID (its own) of its thread `tid` here: the last of
+    /// `NSpid`, read once per thread.
+    pub(crate) fn home_tid(&self, tid: u32) -> i32 {
+        if tid == self.pid.as_raw().unsigned_abs() {
+            return self.home_pid;
+        }
+        *self
+            .tids
+            .borrow_mut()
+            .entry(tid)
+            .or_insert_with(|| mosaic_ckpt::procfs::own_id(abi::pid(tid)).unwrap_or(self.home_pid))
     }
 
     /// The next notification; `None` if it went away (the guest died).
@@ -371,6 +388,8 @@ pub(crate) fn take_guest(t: &mut Tracee, arrival: Arrival) -> Result<Guest, Remo
         cpu: Carried::start(pid.as_raw(), arrival.cpu)?,
 
         home_pid: arrival.home_pid,
+        tids: Default::default(),
+        calling: std::cell::Cell::new(arrival.home_pid),
         shared_files: shared_files(pid.as_raw())?,
         mem: t.mem()?,
         pidfd,

@@ -32,6 +32,8 @@ struct Home {
     in_call: bool,
     ready: (std::fs::File, std::fs::File),
     flagged: bool,
+    /// The thread of the last call, whose result the script gives.
+    caller: i32,
 }
 
 impl Home {
@@ -43,6 +45,7 @@ impl Home {
             in_call: false,
             ready: (r.into(), w.into()),
             flagged: false,
+            caller: 0,
         };
         h.flag();
         h
@@ -73,6 +76,9 @@ impl Link for Home {
     fn send_bytes(&mut self, frame: &[u8]) -> Result<(), LinkError> {
         let m: RemoteMsg = decode(frame)?;
         self.in_call = matches!(m, RemoteMsg::Syscall { .. });
+        if let RemoteMsg::Syscall { tid, .. } = m {
+            self.caller = tid;
+        }
         self.heard.lock().unwrap().push(m);
         self.flag();
         Ok(())
@@ -83,6 +89,14 @@ impl Link for Home {
         self.in_call = false;
         self.flag();
         match next {
+            Some(
+                Step::Now(HomeMsg::SyscallResult { ret, outbufs, .. })
+                | Step::Answer(HomeMsg::SyscallResult { ret, outbufs, .. }),
+            ) => Ok(encode(&HomeMsg::SyscallResult {
+                tid: self.caller,
+                ret,
+                outbufs,
+            })),
             Some(Step::Now(m) | Step::Answer(m)) => Ok(encode(&m)),
             None => Err(LinkError::Closed),
         }
@@ -180,6 +194,7 @@ fn session(answers: Vec<HomeMsg>) -> (Vec<RemoteMsg>, Result<(), RemoteError>, i
 
 fn result(ret: i64, outbufs: Vec<(u8, &[u8])>) -> HomeMsg {
     HomeMsg::SyscallResult {
+        tid: 0, // the caller's, filled in by Home
         ret,
         outbufs: outbufs
             .into_iter()

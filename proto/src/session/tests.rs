@@ -26,6 +26,7 @@ fn home_msgs() -> Vec<HomeMsg> {
         HomeMsg::ImageChunk(ByteBuf::from(vec![1, 2, 3])),
         HomeMsg::ImageEnd,
         HomeMsg::SyscallResult {
+            tid: 1,
             ret: 0,
             outbufs: Vec::new(),
         },
@@ -42,6 +43,7 @@ fn remote_msgs() -> Vec<RemoteMsg> {
         RemoteMsg::Started { guest_pid: 7 },
         RemoteMsg::Failed { error: "no".into() },
         RemoteMsg::Syscall {
+            tid: 1,
             nr: 0,
             args: [0; 6],
             inbufs: Vec::new(),
@@ -66,6 +68,7 @@ fn remote_msgs() -> Vec<RemoteMsg> {
             signals: Vec::new(),
         },
         RemoteMsg::FilesMissing { error: "no".into() },
+        RemoteMsg::Cancel { tid: 1 },
     ]
 }
 
@@ -92,6 +95,9 @@ const REMOTE_LEGAL: &[(State, &str, State)] = &[
     (State::Starting, "Failed", State::Ended),
     (State::Starting, "FilesMissing", State::Ended),
     (State::Serving, "Syscall", State::InCall),
+    (State::InCall, "Syscall", State::InCall),
+    (State::Serving, "Cancel", State::Serving),
+    (State::InCall, "Cancel", State::InCall),
     (State::Serving, "Stopped", State::Serving),
     (State::Serving, "Exited", State::Ended),
     (State::Serving, "Killed", State::Ended),
@@ -187,11 +193,13 @@ fn whole_sessions_walk_the_table_to_their_end() {
         R(RemoteMsg),
     }
     let call = || RemoteMsg::Syscall {
+        tid: 1,
         nr: 1,
         args: [0; 6],
         inbufs: Vec::new(),
     };
     let result = || HomeMsg::SyscallResult {
+        tid: 1,
         ret: 5,
         outbufs: Vec::new(),
     };
@@ -277,4 +285,24 @@ fn whole_sessions_walk_the_table_to_their_end() {
         }
         assert_eq!(s, State::Ended, "{what}");
     }
+}
+
+#[test]
+fn a_thread_has_one_call_at_a_time_and_a_result_answers_one() {
+    let mut calls = Calls::default();
+    assert_eq!(calls.state(), State::Serving);
+    calls.sent(5).unwrap();
+    calls.sent(6).unwrap();
+    assert!(
+        calls.sent(5).is_err(),
+        "a second call of a thread in a call"
+    );
+    assert_eq!(calls.state(), State::InCall);
+    calls.answered(6).unwrap();
+    assert!(calls.answered(6).is_err(), "answered twice");
+    assert!(calls.answered(7).is_err(), "never called");
+    assert_eq!(calls.tids().collect::<Vec<_>>(), [5]);
+    calls.answered(5).unwrap();
+    assert!(calls.is_empty());
+    assert_eq!(calls.state(), State::Serving);
 }
