@@ -106,14 +106,102 @@ pub(crate) fn call(g: &Guest, link: &mut dyn Link, n: Notif) -> Result<bool, Rem
             return Ok(false);
         }
     };
-    let ret = forward_restarting(link, g, nr, n.data.args, &marshal)?;
-    if ret >= 0 {
-        own_cpu_time(g, nr, &n.data.args);
-    }
-    // With a signal queued, the guest's kernel restarts the call or fails
-    // it with EINTR by the guest's own SA_RESTART.
-    g.answer(n.id, ret);
+    // Answered when its result comes (`finish`): another thread's calls
+    // go on meanwhile.
+    send(g, link, &n, &marshal)
+}
+
+/// A thread's call forwarded home, waiting for its result.
+pub(crate) struct InFlight {
+    /// The notification it answers (its `pid`: the thread, here).
+    n: Notif,
+    marshal: Marshal,
+    gathered: codec::Gathered,
+}
+
+/// Sends the call of notification `n` home without waiting for it
+/// (`finish` answers it). Returns false (the guest did not go home).
+pub(crate) fn send(
+    g: &Guest,
+    link: &mut dyn Link,
+    n: &Notif,
+    marshal: &Marshal,
+) -> Result<bool, RemoteError> {
+    let nr = abi::nr(i64::from(n.data.nr));
+    g.handle
+        .forwarded
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    g.write_back();
+    let mem = GuestMem(&g.mem);
+    let mut gathered = match codec::gather(marshal, &n.data.args, &mem) {
+        Ok(gathered) => gathered,
+        Err(errno) => {
+            g.answer(n.id, errno);
+            return Ok(false);
+        }
+    };
+    let tid = g.home_tid(n.pid);
+    g.calls.borrow_mut().sent(tid)?;
+    link.send_msg(&RemoteMsg::Syscall {
+        tid,
+        nr,
+        args: n.data.args,
+        inbufs: std::mem::take(&mut gathered.inbufs),
+    })?;
+    g.in_flight.borrow_mut().insert(
+        tid,
+        InFlight {
+            n: *n,
+            marshal: marshal.clone(),
+            gathered,
+        },
+    );
     Ok(false)
+}
+
+/// Home's result of thread `tid`'s call: its out-buffers written into the
+/// guest's memory, and the call answered; or sent again when home was
+/// interrupted and no signal will run here (the kernel would restart it,
+/// so do we). With a signal queued, the guest's kernel restarts the call
+/// or fails it with EINTR by the guest's own SA_RESTART.
+pub(crate) fn finish(
+    g: &Guest,
+    link: &mut dyn Link,
+    tid: i32,
+    ret: i64,
+    outbufs: &[Buf],
+) -> Result<(), RemoteError> {
+    g.calls.borrow_mut().answered(tid)?;
+    let Some(f) = g.in_flight.borrow_mut().remove(&tid) else {
+        return Err(RemoteError::Protocol(format!(
+            "a result for thread {tid}, whose call is not waiting for one"
+        )));
+    };
+    let nr = abi::nr(i64::from(f.n.data.nr));
+    let ret = match f.gathered.scatter(&GuestMem(&g.mem), outbufs) {
+        Ok(()) => ret,
+        Err(ScatterError::Fault) => EFAULT,
+        Err(ScatterError::Malformed(why)) => {
+            g.warn(|held| {
+                warn!(
+                    nr,
+                    why, held, "a malformed answer from home; the call answers EFAULT"
+                )
+            });
+            EFAULT
+        }
+    };
+    if matches!(ret, ERESTARTSYS | ERESTARTNOINTR | ERESTARTNOHAND)
+        && !deliverable_signal(abi::pid(f.n.pid))
+    {
+        send(g, link, &f.n, &f.marshal)?;
+        return Ok(());
+    }
+    if ret >= 0 {
+        own_cpu_time(g, nr, &f.n.data.args);
+    }
+    g.answer(f.n.id, ret);
+    Ok(())
 }
 
 /// [`forward`], made again when home was interrupted but no signal will
@@ -194,16 +282,15 @@ pub(crate) fn mmsg(g: &Guest, link: &mut dyn Link, n: &Notif) -> Result<i64, Rem
 /// delivered on the way (before the result: an interrupted call must find
 /// its signal queued).
 pub(crate) fn result_of(link: &mut dyn Link, g: &Guest) -> Result<(i64, Vec<Buf>), RemoteError> {
+    let me = g.calling.get();
     loop {
         match crate::receive(link, State::InCall)? {
-            HomeMsg::SyscallResult { tid, ret, outbufs } if tid == g.calling.get() => {
+            HomeMsg::SyscallResult { tid, ret, outbufs } if tid == me => {
+                g.calls.borrow_mut().answered(tid)?;
                 return Ok((ret, outbufs));
             }
-            HomeMsg::SyscallResult { tid, .. } => {
-                return Err(RemoteError::Protocol(format!(
-                    "home answered a call of thread {tid}, which made none"
-                )));
-            }
+            // Another thread's, sent before.
+            HomeMsg::SyscallResult { tid, ret, outbufs } => finish(g, link, tid, ret, &outbufs)?,
             HomeMsg::Signal { signal } => g.signal(signal),
             // Served once the call is done.
             HomeMsg::ComeHome => g.asked.set(true),
@@ -243,6 +330,7 @@ pub(crate) fn forward(
         Err(errno) => return Ok(errno),
     };
     let inbufs = std::mem::take(&mut gathered.inbufs);
+    g.calls.borrow_mut().sent(g.calling.get())?;
     link.send_msg(&RemoteMsg::Syscall {
         tid: g.calling.get(),
         nr,
@@ -274,6 +362,7 @@ pub(crate) fn at_home(
     args: [u64; 6],
     inbufs: Vec<Buf>,
 ) -> Result<(i64, Vec<Buf>), RemoteError> {
+    g.calls.borrow_mut().sent(g.calling.get())?;
     link.send_msg(&RemoteMsg::Syscall {
         tid: g.calling.get(),
         nr: abi::nr(nr),

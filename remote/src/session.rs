@@ -71,6 +71,10 @@ pub(crate) struct Guest {
     pub(crate) tids: std::cell::RefCell<std::collections::HashMap<u32, i32>>,
     /// The home TID of the thread whose call is being served.
     pub(crate) calling: std::cell::Cell<i32>,
+    /// The threads with a call at home, and those calls.
+    pub(crate) calls: std::cell::RefCell<mosaic_proto::session::Calls>,
+    pub(crate) in_flight:
+        std::cell::RefCell<std::collections::HashMap<i32, crate::calls::InFlight>>,
     /// The files it maps shared and writable (through `/mfs`, so its
     /// changes reach its home's files when written back).
     pub(crate) shared_files: Vec<std::fs::File>,
@@ -390,6 +394,8 @@ pub(crate) fn take_guest(t: &mut Tracee, arrival: Arrival) -> Result<Guest, Remo
         home_pid: arrival.home_pid,
         tids: Default::default(),
         calling: std::cell::Cell::new(arrival.home_pid),
+        calls: Default::default(),
+        in_flight: Default::default(),
         shared_files: shared_files(pid.as_raw())?,
         mem: t.mem()?,
         pidfd,
@@ -431,10 +437,17 @@ pub(crate) fn run_guest(g: &Guest, link: &mut dyn Link) -> Result<(), RemoteErro
         .raw_fd()
         .ok_or_else(|| RemoteError::Protocol("the link has no descriptor to poll".into()))?;
     loop {
-        if g.asked.take() && go_home(g, link, None, "asked by home", None)? {
+        // Not with calls at home: a request to go home waits for them.
+        let between_calls = g.calls.borrow().is_empty();
+        if between_calls && g.asked.take() && go_home(g, link, None, "asked by home", None)? {
             return Ok(());
         }
-        let went = match g.handle.take_order() {
+        let order = if between_calls {
+            g.handle.take_order()
+        } else {
+            None
+        };
+        let went = match order {
             Some(HostOrder::Home) => go_home(g, link, None, "sent home by its host", None)?,
             Some(HostOrder::MoveTo(node)) => {
                 go_home(g, link, None, "moved on by its host", Some(node))?
@@ -464,13 +477,13 @@ pub(crate) fn run_guest(g: &Guest, link: &mut dyn Link) -> Result<(), RemoteErro
             continue;
         }
         if home {
-            match crate::receive(link, State::Serving)? {
+            let state = g.calls.borrow().state();
+            match crate::receive(link, state)? {
                 HomeMsg::Signal { signal } => g.signal(signal),
-                HomeMsg::ComeHome => {
-                    if go_home(g, link, None, "asked by home", None)? {
-                        return Ok(());
-                    }
+                HomeMsg::SyscallResult { tid, ret, outbufs } => {
+                    crate::calls::finish(g, link, tid, ret, &outbufs)?;
                 }
+                HomeMsg::ComeHome => g.asked.set(true),
                 other => return Err(not_handled(home_name(&other))),
             }
         }

@@ -222,7 +222,6 @@ fn each_threads_calls_come_home_with_its_home_tid() {
 }
 
 #[test]
-#[ignore = "the remote serves one call at a time still"]
 fn a_threads_call_waiting_at_home_does_not_hold_up_another() {
     let (calls, pid, reader) = session(Home::ReadAfterTick);
     let (read, write) = (abi::nr(libc::SYS_read), abi::nr(libc::SYS_write));
