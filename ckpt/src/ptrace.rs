@@ -425,6 +425,32 @@ impl Tracee {
         self.syscall_insn = Some(addr);
     }
 
+    /// Where calls are injected, if known.
+    pub fn syscall_insn(&self) -> Option<u64> {
+        self.syscall_insn
+    }
+
+    /// Lets a thread of a process whose memory is gone (a placeholder's)
+    /// go, for another OS thread to seize ([`Tracee::seize`]): ptrace
+    /// requests come from the thread that traces, so a thread that is to
+    /// make calls of its own while another waits must be traced by a
+    /// thread of its own. Untraced, it waits in `pause()` at the injection
+    /// `syscall` (which stays mapped) with every signal blocked, so it
+    /// runs no code of the process and takes no signal (but SIGKILL, which
+    /// ends every thread anyway). Returns its TID.
+    pub fn park(self) -> Result<Pid, CkptError> {
+        let at = self.syscall_insn.ok_or(CkptError::NoSyscallInsn)?;
+        self.set_sigmask(!0)?;
+        let mut r =
+            ptrace::getregs(self.pid).map_err(|e| CkptError::Ptrace("PTRACE_GETREGS", e))?;
+        r.rip = at;
+        r.rax = abi::reg_long(libc::SYS_pause);
+        r.orig_rax = u64::MAX;
+        ptrace::setregs(self.pid, r).map_err(|e| CkptError::Ptrace("PTRACE_SETREGS", e))?;
+        ptrace::detach(self.pid, None).map_err(|e| CkptError::Ptrace("PTRACE_DETACH", e))?;
+        Ok(self.pid)
+    }
+
     /// Runs system call `nr` inside the tracee and returns its raw result
     /// (negative errno on failure). Registers are restored afterwards.
     pub fn syscall(&mut self, nr: i64, args: [u64; 6]) -> Result<i64, CkptError> {
@@ -565,13 +591,24 @@ impl Tracee {
             (Some(a), Some(e)) if a > 0 && e > a => (a / page * page, e.div_ceil(page) * page),
             _ => (0, 0),
         };
-        if let Some((addr, len, sig)) = self.rseq()? {
-            self.syscall_ok(
-                "rseq unregister",
-                libc::SYS_rseq,
-                [addr, u64::from(len), 1, u64::from(sig), 0, 0],
-            )?;
-        }
+        // Each thread's rseq area is about to go: unregistered in each
+        // (the kernel would write the CPU number into it on every return
+        // to user space, and kill the thread when it cannot).
+        let mut threads = std::mem::take(&mut self.threads);
+        let unregistered = std::iter::once(&mut *self)
+            .chain(threads.iter_mut())
+            .try_for_each(|t| {
+                if let Some((addr, len, sig)) = t.rseq()? {
+                    t.syscall_ok(
+                        "rseq unregister",
+                        libc::SYS_rseq,
+                        [addr, u64::from(len), 1, u64::from(sig), 0, 0],
+                    )?;
+                }
+                Ok::<(), CkptError>(())
+            });
+        self.threads = threads;
+        unregistered?;
         let insn = self.syscall_insn.ok_or(CkptError::NoSyscallInsn)?;
         let mut freed = 0;
         for m in crate::procfs::maps(self.pid.as_raw())? {

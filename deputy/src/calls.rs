@@ -16,7 +16,39 @@ use mosaic_proto::syscalls::codec::{self, AtHome, PlaceError};
 use mosaic_proto::syscalls::{Class, lookup};
 use tracing::warn;
 
+/// What one placeholder thread's calls are made with: the thread, traced
+/// by the OS thread that makes them, its scratch room, and a pidfd of the
+/// process for the direct-read path.
+pub(crate) struct Caller<'a> {
+    pub(crate) tracee: &'a mut Tracee,
+    pub(crate) scratch: &'a mut Scratch,
+    pub(crate) pidfd: &'a mut Option<OwnedFd>,
+    pub(crate) noisy: &'a mut mosaic_proto::ratelimit::Every,
+}
+
 impl<T> Placeholder<T> {
+    /// The main thread's [`Caller`].
+    pub(crate) fn caller(&mut self) -> Caller<'_> {
+        Caller {
+            tracee: &mut self.tracee,
+            scratch: &mut self.scratch,
+            pidfd: &mut self.pidfd,
+            noisy: &mut self.noisy,
+        }
+    }
+
+    /// Runs a forwarded call of the main thread (see [`Caller::execute`]).
+    pub(crate) fn execute(
+        &mut self,
+        nr: u32,
+        args: [u64; 6],
+        inbufs: &[Buf],
+    ) -> Result<(i64, Vec<Buf>), DeputyError> {
+        self.caller().execute(nr, args, inbufs)
+    }
+}
+
+impl Caller<'_> {
     /// The fast path for `read` and `pread64` of a regular file: done by
     /// this thread on a duplicate of the placeholder's descriptor
     /// (`pidfd_getfd`: the same open file description, so the same offset
@@ -41,7 +73,7 @@ impl<T> Placeholder<T> {
             // SAFETY: pidfd_open takes integers and returns a descriptor we own.
             let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, self.tracee.pid.as_raw(), 0) };
             // SAFETY: a fresh descriptor nothing else owns.
-            self.pidfd = (raw >= 0).then(|| unsafe { OwnedFd::from_raw_fd(abi::int_result(raw)) });
+            *self.pidfd = (raw >= 0).then(|| unsafe { OwnedFd::from_raw_fd(abi::int_result(raw)) });
         }
         let pidfd = self.pidfd.as_ref()?.as_raw_fd();
         // SAFETY: pidfd_getfd takes integers and returns a descriptor we own.
@@ -121,12 +153,12 @@ impl<T> Placeholder<T> {
     }
 }
 
-impl<T> Placeholder<T> {
+impl Caller<'_> {
     /// The codec's room in this placeholder.
     pub(crate) fn room(&mut self) -> InPlaceholder<'_> {
         InPlaceholder {
-            tracee: &mut self.tracee,
-            scratch: &mut self.scratch,
+            tracee: self.tracee,
+            scratch: self.scratch,
         }
     }
 

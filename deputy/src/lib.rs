@@ -30,6 +30,7 @@ pub mod journey;
 mod scratch;
 mod session;
 mod signals;
+mod threads;
 
 pub use session::{EndHook, Placeholder, migrate};
 

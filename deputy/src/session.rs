@@ -49,6 +49,9 @@ pub struct Placeholder<T> {
     /// Told, just before the placeholder ends, the CPU time its guests
     /// used away from home in all ([`Placeholder::when_it_ends`]).
     pub(crate) on_end: Option<EndHook>,
+    /// Its other threads, stopped under us until workers take them
+    /// (`crate::threads`).
+    pub(crate) others: Vec<Tracee>,
 }
 
 /// See [`Placeholder::when_it_ends`].
@@ -110,6 +113,7 @@ pub fn migrate<T>(
                 cpu_sent: stats.cpu,
                 cpu_elsewhere: opts.cpu_elsewhere,
                 on_end: None,
+                others: Vec::new(),
             };
             // Signals caught while it was captured travelled in the image.
             p.tracee.deferred_signals.clear();
@@ -118,6 +122,7 @@ pub fn migrate<T>(
                 Ok(bytes) => info!(pid, bytes, "released the placeholder's memory"),
                 Err(e) => warn!(pid, error = %e, "could not release the placeholder's memory"),
             }
+            p.others = std::mem::take(&mut p.tracee.threads);
             p.quiet_timers();
             Ok(p)
         }
@@ -184,7 +189,15 @@ impl<T> Placeholder<T> {
         link: &mut dyn Link,
         commands: &std::sync::mpsc::Receiver<Command<T>>,
     ) -> Result<Outcome<T>, DeputyError> {
-        let served = self.serve_until_done(link, commands);
+        let others = std::mem::take(&mut self.others);
+        let served = match self.tracee.syscall_insn() {
+            Some(insn) if !others.is_empty() => {
+                crate::threads::with_workers(others, insn, link, |l| {
+                    self.serve_until_done(l, commands)
+                })
+            }
+            _ => self.serve_until_done(link, commands),
+        };
         if let Some((_, reply)) = self.asked.take() {
             let _ = reply.send(Err("the process ended before it could come home".into()));
         }

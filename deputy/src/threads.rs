@@ -1,0 +1,261 @@
+//! A multi-threaded placeholder: each thread's forwarded calls are made in
+//! that thread, by an OS thread of ours that traces it and nothing else.
+//!
+//! ptrace requests come from the tracing thread, and a call that blocks
+//! at home (a `read` of a terminal) holds its tracer: so the session
+//! thread keeps the main placeholder thread (signals, job control, exit,
+//! coming home, and the main thread's calls, as for a single-threaded
+//! process), and every other thread is parked ([`Tracee::park`]) and
+//! seized by a worker of its own. One router thread reads the link: the
+//! calls of the other threads go to their workers, everything else to the
+//! session, which reads it through a [`Link`] of its own
+//! ([`ChannelLink`]), so the session's code is the same with one thread or
+//! many. Whoever has something to say sends it on the shared link.
+
+use std::collections::HashMap;
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::time::Duration;
+
+use crate::calls::Caller;
+use crate::scratch::Scratch;
+use mosaic_ckpt::ptrace::Tracee;
+use mosaic_proto::migrate::{Buf, HomeMsg, Link, LinkError, LinkExt, RemoteMsg, decode};
+use mosaic_proto::ratelimit::Every;
+use mosaic_proto::syscalls::codec::errno::EINTR;
+use nix::unistd::Pid;
+use tracing::warn;
+
+/// The link, shared by whoever sends.
+pub(crate) type Shared<'a> = Mutex<&'a mut dyn Link>;
+
+fn lock<'a, 'b>(link: &'a Shared<'b>) -> std::sync::MutexGuard<'a, &'b mut dyn Link> {
+    link.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One call for a worker.
+struct Job {
+    nr: u32,
+    args: [u64; 6],
+    inbufs: Vec<Buf>,
+}
+
+/// The session's view of the link while a router reads it: frames the
+/// router passes on, sent on the shared link.
+pub(crate) struct ChannelLink<'a, 'b> {
+    frames: Receiver<Vec<u8>>,
+    next: Option<Vec<u8>>,
+    link: &'a Shared<'b>,
+    stall: Option<Duration>,
+}
+
+impl Link for ChannelLink<'_, '_> {
+    fn send_bytes(&mut self, frame: &[u8]) -> Result<(), LinkError> {
+        lock(self.link).send_bytes(frame)
+    }
+    fn recv_bytes(&mut self) -> Result<Vec<u8>, LinkError> {
+        if let Some(f) = self.next.take() {
+            return Ok(f);
+        }
+        match self.stall {
+            None => self.frames.recv().map_err(|_| LinkError::Closed),
+            Some(stall) => self.frames.recv_timeout(stall).map_err(|e| match e {
+                RecvTimeoutError::Timeout => LinkError::Stalled(stall),
+                RecvTimeoutError::Disconnected => LinkError::Closed,
+            }),
+        }
+    }
+    fn readable(&mut self, timeout: Duration) -> Result<bool, LinkError> {
+        if self.next.is_none() {
+            match self.frames.recv_timeout(timeout) {
+                Ok(f) => self.next = Some(f),
+                Err(RecvTimeoutError::Timeout) => return Ok(false),
+                // Said by the next receive.
+                Err(RecvTimeoutError::Disconnected) => return Ok(true),
+            }
+        }
+        Ok(true)
+    }
+    fn set_stall_timeout(&mut self, stall: Option<Duration>) -> Result<(), LinkError> {
+        self.stall = stall;
+        Ok(())
+    }
+}
+
+/// Hands the process's other threads (stopped under us, the memory
+/// released) over to workers, serves the session over a router, and ends
+/// them with it. `serve` is the session's serving, given its link.
+pub(crate) fn with_workers<R>(
+    threads: Vec<Tracee>,
+    insn: u64,
+    link: &mut dyn Link,
+    serve: impl FnOnce(&mut dyn Link) -> R,
+) -> R {
+    let raw_fd = link.raw_fd();
+    let shared: Shared<'_> = Mutex::new(link);
+    let stop = AtomicBool::new(false);
+    let mut workers = HashMap::new();
+    std::thread::scope(|s| {
+        for mut th in threads {
+            th.set_syscall_insn(insn);
+            let tid = th.pid;
+            match th.park() {
+                Ok(tid) => {
+                    let (tx, rx) = channel();
+                    workers.insert(tid.as_raw(), tx);
+                    let shared = &shared;
+                    s.spawn(move || work(tid, insn, &rx, shared));
+                }
+                Err(e) => {
+                    warn!(tid = tid.as_raw(), error = %e, "could not hand a placeholder thread to a worker; its calls fail")
+                }
+            }
+        }
+        let (frames, from_router) = channel();
+        let (shared, stop) = (&shared, &stop);
+        s.spawn(move || route(raw_fd, shared, stop, frames, workers));
+        let mut own = ChannelLink {
+            frames: from_router,
+            next: None,
+            link: shared,
+            stall: None,
+        };
+        let served = serve(&mut own);
+        stop.store(true, Ordering::Relaxed);
+        served
+    })
+}
+
+/// Reads the link: a call of a thread with a worker goes to it, all else
+/// to the session. Ends when told, or with the link (the session then
+/// reads the end).
+fn route(
+    raw_fd: Option<i32>,
+    link: &Shared<'_>,
+    stop: &AtomicBool,
+    session: Sender<Vec<u8>>,
+    workers: HashMap<i32, Sender<Job>>,
+) {
+    const EVERY: Duration = Duration::from_millis(10);
+    while !stop.load(Ordering::Relaxed) {
+        let ready = match raw_fd {
+            Some(fd) => {
+                // SAFETY: the link's descriptor lives as long as the link,
+                // which outlives this thread (scoped).
+                let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+                let mut fds = [nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLIN)];
+                matches!(nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(10u16)), Ok(n) if n > 0)
+            }
+            None => {
+                let r = lock(link).readable(Duration::ZERO);
+                if matches!(r, Ok(false)) {
+                    std::thread::sleep(EVERY);
+                }
+                !matches!(r, Ok(false))
+            }
+        };
+        if !ready {
+            continue;
+        }
+        let frame = match lock(link).recv_bytes() {
+            Ok(f) => f,
+            Err(_) => return, // the session sees the link closed
+        };
+        if let Ok(RemoteMsg::Syscall {
+            tid,
+            nr,
+            args,
+            inbufs,
+        }) = decode::<RemoteMsg>(&frame)
+            && let Some(w) = workers.get(&tid)
+        {
+            let _ = w.send(Job { nr, args, inbufs });
+            continue;
+        }
+        if session.send(frame).is_err() {
+            return;
+        }
+    }
+}
+
+/// A worker: traces placeholder thread `tid` (parked) and makes its calls
+/// until the session ends.
+fn work(tid: Pid, insn: u64, jobs: &Receiver<Job>, link: &Shared<'_>) {
+    let mut tracee = match Tracee::seize(tid) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            warn!(tid = tid.as_raw(), error = %e, "could not seize a placeholder thread; its calls fail");
+            None
+        }
+    };
+    if let Some(t) = &mut tracee {
+        t.set_syscall_insn(insn);
+    }
+    let mut scratch = Scratch::default();
+    let mut pidfd: Option<OwnedFd> = None;
+    let mut noisy = Every::second();
+    let tid = tid.as_raw();
+    loop {
+        let job = match jobs.recv_timeout(Duration::from_millis(10)) {
+            Ok(job) => job,
+            Err(RecvTimeoutError::Disconnected) => return,
+            Err(RecvTimeoutError::Timeout) => {
+                // A thread that died (the process ended) is ours to reap,
+                // and its process's end waits for that.
+                use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+                let dead = matches!(
+                    waitpid(
+                        Pid::from_raw(tid),
+                        Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL)
+                    ),
+                    Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) | Err(_)
+                );
+                if dead {
+                    return;
+                }
+                continue;
+            }
+        };
+        let (ret, outbufs) = match &mut tracee {
+            Some(t) => {
+                let done = Caller {
+                    tracee: t,
+                    scratch: &mut scratch,
+                    pidfd: &mut pidfd,
+                    noisy: &mut noisy,
+                }
+                .execute(job.nr, job.args, &job.inbufs);
+                match done {
+                    Ok(done) => done,
+                    Err(e) => {
+                        warn!(tid, error = %e, "a placeholder thread could not make a call");
+                        (EINTR, Vec::new())
+                    }
+                }
+            }
+            None => (EINTR, Vec::new()),
+        };
+        // Signals it met on the way (it blocks them all: SIGKILL's end,
+        // or none) go to the guest before the result.
+        let signals: Vec<i32> = tracee
+            .as_mut()
+            .map(|t| std::mem::take(&mut t.deferred_signals))
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|d| !d.from_timer())
+            .map(|d| d.signal)
+            .collect();
+        let mut link = lock(link);
+        for signal in signals {
+            let _ = link.send_msg(&HomeMsg::Signal { signal });
+        }
+        if link
+            .send_msg(&HomeMsg::SyscallResult { tid, ret, outbufs })
+            .is_err()
+        {
+            return;
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! A multi-threaded placeholder, home's side: a python3 with three
+//! threads is captured with every thread and served, a test thread
+//! playing the remote over a socket pair. Each thread's call is made in
+//! its own placeholder thread, and one blocked there does not hold up the
+//! others.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mosaic_deputy::Outcome;
+use mosaic_proto::abi;
+use mosaic_proto::image::CpuTime;
+use mosaic_proto::migrate::{HomeMsg, Link, LinkError, LinkExt, RemoteMsg};
+
+/// Frames over a stream: a little-endian u32 length, then the frame.
+struct Framed(UnixStream);
+
+impl Link for Framed {
+    fn send_bytes(&mut self, frame: &[u8]) -> Result<(), LinkError> {
+        let len = u32::try_from(frame.len()).expect("small frames");
+        self.0
+            .write_all(&len.to_le_bytes())
+            .and_then(|()| self.0.write_all(frame))
+            .map_err(|_| LinkError::Closed)
+    }
+    fn recv_bytes(&mut self) -> Result<Vec<u8>, LinkError> {
+        let mut len = [0u8; 4];
+        self.0.read_exact(&mut len).map_err(|_| LinkError::Closed)?;
+        let len = u32::from_le_bytes(len) as usize;
+        assert!(len < 64 << 20, "a frame of {len} bytes");
+        let mut frame = vec![0; len];
+        self.0
+            .read_exact(&mut frame)
+            .map_err(|_| LinkError::Closed)?;
+        Ok(frame)
+    }
+    fn raw_fd(&self) -> Option<i32> {
+        Some(std::os::fd::AsRawFd::as_raw_fd(&self.0))
+    }
+}
+
+/// Three threads: main and two sleepers, the second at nice 7 (a thread's
+/// own: `getpriority` answers 20 - nice for the calling thread).
+const PROGRAM: &str = "\
+import os, threading, time
+def nice():
+    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 7)
+    time.sleep(60)
+threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
+threading.Thread(target=nice, daemon=True).start()
+time.sleep(60)
+";
+
+fn call(tid: i32, nr: i64, args: [u64; 6]) -> RemoteMsg {
+    RemoteMsg::Syscall {
+        tid,
+        nr: abi::nr(nr),
+        args,
+        inbufs: Vec::new(),
+    }
+}
+
+#[test]
+fn each_threads_call_is_made_in_its_placeholder_thread_and_a_blocked_one_holds_up_none() {
+    // Its parent is a shell that says how it ended (the deputy traces it).
+    let mut shell = Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "exec 3<&0; python3 -c \"{PROGRAM}\" <&3 3<&- & echo $!; wait $!; echo status=$?"
+            ),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("sh");
+    let mut stdin = shell.stdin.take().unwrap();
+    let mut out = BufReader::new(shell.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let pid: i32 = line.trim().parse().unwrap();
+    let t = Instant::now();
+    let tids = loop {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "python3 never had its threads"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+        let tids = mosaic_ckpt::procfs::tids(pid).unwrap();
+        let nice_of = |tid: i32| {
+            std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat"))
+                .ok()
+                .and_then(|s| s.rsplit(") ").next().map(str::to_string))
+                .and_then(|s| s.split_whitespace().nth(16).map(str::to_string))
+        };
+        if tids.len() == 3 && nice_of(tids[2]).as_deref() == Some("7") {
+            break tids;
+        }
+    };
+    let (plain, niced) = (tids[1], tids[2]);
+
+    let (home_end, remote_end) = UnixStream::pair().unwrap();
+    // A home that never answers fails the test instead of hanging it.
+    remote_end
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let remote = std::thread::spawn(move || {
+        let mut link = Framed(remote_end);
+        loop {
+            match link.recv_msg::<HomeMsg>().unwrap() {
+                HomeMsg::ImageEnd => break,
+                HomeMsg::Begin { .. } | HomeMsg::ImageChunk(_) => {}
+                other => panic!("{other:?} in the image"),
+            }
+        }
+        link.send_msg(&RemoteMsg::Started { guest_pid: 4242 })
+            .unwrap();
+        // The plain thread reads the home pipe, which is empty.
+        link.send_msg(&call(plain, libc::SYS_read, [0, 0x1000, 3, 0, 0, 0]))
+            .unwrap();
+        let prio = [0; 6]; // getpriority(PRIO_PROCESS, 0): the caller's
+        link.send_msg(&call(niced, libc::SYS_getpriority, prio))
+            .unwrap();
+        link.send_msg(&call(pid, libc::SYS_getpriority, prio))
+            .unwrap();
+        let mut results = Vec::new();
+        while results.len() < 3 {
+            match link.recv_msg::<HomeMsg>().unwrap() {
+                HomeMsg::SyscallResult { tid, ret, outbufs } => {
+                    results.push((tid, ret, outbufs));
+                    if results.len() == 2 {
+                        // Both answered while the read waits: now feed it.
+                        stdin.write_all(b"hey").unwrap();
+                    }
+                }
+                HomeMsg::Signal { .. } => {}
+                other => panic!("{other:?} while in calls"),
+            }
+        }
+        link.send_msg(&RemoteMsg::Exited {
+            code: 3,
+            cpu: CpuTime::default(),
+        })
+        .unwrap();
+        results
+    });
+    let mut link = Framed(home_end);
+    let opts = mosaic_ckpt::CaptureOptions {
+        threads: true,
+        ..Default::default()
+    };
+    let p = mosaic_deputy::migrate::<()>(pid, "node1", &mut link, &opts, false).expect("migrated");
+    let (_commands, incoming) = std::sync::mpsc::channel();
+    let outcome = p.serve(&mut link, &incoming).expect("served");
+    assert!(matches!(outcome, Outcome::Exited(3)), "{outcome:?}");
+    let results = remote.join().unwrap();
+    let got = |tid| results.iter().find(|r| r.0 == tid).cloned();
+    assert_eq!(got(niced).map(|r| r.1), Some(20 - 7), "{results:?}");
+    assert_eq!(got(pid).map(|r| r.1), Some(20), "{results:?}");
+    let read = got(plain).expect("the read answered");
+    assert_eq!(read.1, 3, "{results:?}");
+    assert_eq!(
+        read.2
+            .iter()
+            .flat_map(|(_, b)| b.to_vec())
+            .collect::<Vec<_>>(),
+        b"hey"
+    );
+    assert_eq!(
+        results.last().map(|r| r.0),
+        Some(plain),
+        "the read last: {results:?}"
+    );
+    let mut end = String::new();
+    out.read_line(&mut end).unwrap();
+    assert_eq!(end.trim(), "status=3");
+    let _ = shell.wait();
+}
