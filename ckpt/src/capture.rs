@@ -269,7 +269,8 @@ fn describe_with(
         }
     }
     let meta = ImageMeta {
-        pid,
+        // As the process knows itself (a guest: its home PID).
+        pid: procfs::own_id(pid)?,
         exe: std::fs::read_link(format!("/proc/{pid}/exe"))
             .map(|p| p.to_string_lossy().into_owned())
             .unwrap_or_default(),

@@ -197,11 +197,19 @@ impl Tracee {
     /// Attaches to `pid` with `PTRACE_SEIZE` and stops it wherever it is
     /// (inside a blocking system call too).
     pub fn seize(pid: Pid) -> Result<Tracee, CkptError> {
+        Tracee::seize_with(pid, || {})
+    }
+
+    /// [`Tracee::seize`], calling `queued` once the interrupt is queued
+    /// and before waiting for the stop (a guest thread waiting in a
+    /// received seccomp notification stops only once it is answered).
+    pub fn seize_with(pid: Pid, queued: impl FnOnce()) -> Result<Tracee, CkptError> {
         ptrace::seize(pid, ptrace::Options::empty()).map_err(|e| CkptError::Attach {
             pid: pid.as_raw(),
             errno: e,
         })?;
         ptrace::interrupt(pid).map_err(|e| CkptError::Ptrace("PTRACE_INTERRUPT", e))?;
+        queued();
         let mut deferred = Vec::new();
         let mut group_stop = None;
         loop {
@@ -454,6 +462,19 @@ impl Tracee {
     /// Runs system call `nr` inside the tracee and returns its raw result
     /// (negative errno on failure). Registers are restored afterwards.
     pub fn syscall(&mut self, nr: i64, args: [u64; 6]) -> Result<i64, CkptError> {
+        self.syscall_cancellable(nr, args, &mut |_| false)
+    }
+
+    /// [`Tracee::syscall`], where a signal for which `cancel` says true
+    /// is the caller's own request to end the call: it interrupts a call
+    /// that waits (which then returns its ERESTART* value) and is not kept
+    /// (a call it did not interrupt runs as if it had not come).
+    pub fn syscall_cancellable(
+        &mut self,
+        nr: i64,
+        args: [u64; 6],
+        cancel: &mut dyn FnMut(Signal) -> bool,
+    ) -> Result<i64, CkptError> {
         let at = self.syscall_insn.ok_or(CkptError::NoSyscallInsn)?;
         let saved =
             ptrace::getregs(self.pid).map_err(|e| CkptError::Ptrace("PTRACE_GETREGS", e))?;
@@ -476,7 +497,9 @@ impl Tracee {
             {
                 WaitStatus::Stopped(_, Signal::SIGTRAP) => break,
                 WaitStatus::Stopped(_, sig) => {
-                    self.deferred_signals.push(Deferred::at_stop(self.pid, sig));
+                    if !cancel(sig) {
+                        self.deferred_signals.push(Deferred::at_stop(self.pid, sig));
+                    }
                     let now = ptrace::getregs(self.pid)
                         .map_err(|e| CkptError::Ptrace("PTRACE_GETREGS", e))?;
                     if now.rip != at {

@@ -35,7 +35,8 @@ const SS_AUTODISARM: i32 = 1 << 31;
 /// stack and the TID address only the thread can tell: [`ask`] fills them.
 pub(crate) fn capture(t: &Tracee) -> Result<ThreadImage, CkptError> {
     Ok(ThreadImage {
-        tid: t.pid.as_raw(),
+        // As the process knows it (a guest's: its home TID).
+        tid: crate::procfs::own_id(t.pid.as_raw())?,
         regs: t.regs()?,
         xstate: t.xstate()?,
         sigmask: t.sigmask()?,

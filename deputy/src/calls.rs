@@ -3,6 +3,7 @@
 //! provably the same (regular files).
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::Ordering;
 
 use crate::DeputyError;
 use crate::scratch::Scratch;
@@ -24,6 +25,31 @@ pub(crate) struct Caller<'a> {
     pub(crate) scratch: &'a mut Scratch,
     pub(crate) pidfd: &'a mut Option<OwnedFd>,
     pub(crate) noisy: &'a mut mosaic_proto::ratelimit::Every,
+    /// Cancels of its call asked for and not yet met ([`CANCEL`]).
+    pub(crate) cancels: Option<&'a std::sync::atomic::AtomicU32>,
+}
+
+/// The signal by which a placeholder thread's call is interrupted when the
+/// remote cancels it (one no program uses: SIGSTKFLT; a real-time one
+/// would do too, but nix's waitpid cannot name it). Met at the thread's
+/// delivery stop and dropped there, once per cancel asked.
+pub(crate) const CANCEL: nix::sys::signal::Signal = nix::sys::signal::Signal::SIGSTKFLT;
+
+/// [`CANCEL`] in a signal mask.
+pub(crate) fn cancel_bit() -> u64 {
+    1 << (CANCEL as i32 - 1)
+}
+
+/// Interrupts the call of placeholder thread `tid` of process `pid`,
+/// counted in `cancels` (its tracer drops the signal where it meets it).
+pub(crate) fn cancel(
+    pid: nix::unistd::Pid,
+    tid: nix::unistd::Pid,
+    cancels: &std::sync::atomic::AtomicU32,
+) {
+    cancels.fetch_add(1, Ordering::Relaxed);
+    // SAFETY: tgkill takes integers.
+    unsafe { libc::syscall(libc::SYS_tgkill, pid.as_raw(), tid.as_raw(), CANCEL as i32) };
 }
 
 impl<T> Placeholder<T> {
@@ -34,6 +60,7 @@ impl<T> Placeholder<T> {
             scratch: &mut self.scratch,
             pidfd: &mut self.pidfd,
             noisy: &mut self.noisy,
+            cancels: Some(&*self.cancels),
         }
     }
 
@@ -136,15 +163,30 @@ impl Caller<'_> {
             }
             Err(PlaceError::Scratch(e)) => return Err(e.into()),
         };
+        let cancels = self.cancels;
         let mut room = self.room();
         // A signal for the home PID can interrupt a blocking call in the
         // placeholder. ERESTARTNOINTR means "always restart": done here.
         // ERESTARTSYS and ERESTARTNOHAND go to the remote with the signal,
         // whose kernel then restarts or fails the call by the guest's own
         // handler flags (SA_RESTART). A restart block cannot travel: EINTR.
+        // A cancelled call goes back as it ended (interrupted: ERESTART*).
+        let cancelled = std::cell::Cell::new(false);
+        let mut cancel = |sig| {
+            let met = sig == CANCEL
+                && cancels.is_some_and(|c| {
+                    c.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                        .is_ok()
+                });
+            cancelled.set(cancelled.get() | met);
+            met
+        };
         let ret = loop {
-            match room.tracee.syscall(i64::from(nr), placed.args)? {
-                ERESTARTNOINTR => continue,
+            match room
+                .tracee
+                .syscall_cancellable(i64::from(nr), placed.args, &mut cancel)?
+            {
+                ERESTARTNOINTR if !cancelled.get() => continue,
                 ERESTART_RESTARTBLOCK => break EINTR,
                 r => break r,
             }

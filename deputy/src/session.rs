@@ -52,6 +52,8 @@ pub struct Placeholder<T> {
     /// Its other threads, stopped under us until workers take them
     /// (`crate::threads`).
     pub(crate) others: Vec<Tracee>,
+    /// Cancels of the main thread's call asked for (`crate::calls::CANCEL`).
+    pub(crate) cancels: std::sync::Arc<std::sync::atomic::AtomicU32>,
 }
 
 /// See [`Placeholder::when_it_ends`].
@@ -114,6 +116,7 @@ pub fn migrate<T>(
                 cpu_elsewhere: opts.cpu_elsewhere,
                 on_end: None,
                 others: Vec::new(),
+                cancels: Default::default(),
             };
             // Signals caught while it was captured travelled in the image.
             p.tracee.deferred_signals.clear();
@@ -192,7 +195,12 @@ impl<T> Placeholder<T> {
         let others = std::mem::take(&mut self.others);
         let served = match self.tracee.syscall_insn() {
             Some(insn) if !others.is_empty() => {
-                crate::threads::with_workers(others, insn, link, |l| {
+                // A cancel must reach the main thread's call too.
+                if let Ok(mask) = self.tracee.sigmask() {
+                    let _ = self.tracee.set_sigmask(mask & !crate::calls::cancel_bit());
+                }
+                let main = (self.tracee.pid, self.cancels.clone());
+                crate::threads::with_workers(others, insn, main, link, |l| {
                     self.serve_until_done(l, commands)
                 })
             }

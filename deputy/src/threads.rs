@@ -14,12 +14,12 @@
 
 use std::collections::HashMap;
 use std::os::fd::{BorrowedFd, OwnedFd};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::calls::Caller;
+use crate::calls::{Caller, cancel, cancel_bit};
 use crate::scratch::Scratch;
 use mosaic_ckpt::ptrace::Tracee;
 use mosaic_proto::migrate::{Buf, HomeMsg, Link, LinkError, LinkExt, RemoteMsg, decode};
@@ -90,6 +90,7 @@ impl Link for ChannelLink<'_, '_> {
 pub(crate) fn with_workers<R>(
     threads: Vec<Tracee>,
     insn: u64,
+    main: (Pid, Arc<AtomicU32>),
     link: &mut dyn Link,
     serve: impl FnOnce(&mut dyn Link) -> R,
 ) -> R {
@@ -104,9 +105,10 @@ pub(crate) fn with_workers<R>(
             match th.park() {
                 Ok(tid) => {
                     let (tx, rx) = channel();
-                    workers.insert(tid.as_raw(), tx);
+                    let cancels = Arc::new(AtomicU32::new(0));
+                    workers.insert(tid.as_raw(), (tx, cancels.clone()));
                     let shared = &shared;
-                    s.spawn(move || work(tid, insn, &rx, shared));
+                    s.spawn(move || work(tid, insn, &rx, &cancels, shared));
                 }
                 Err(e) => {
                     warn!(tid = tid.as_raw(), error = %e, "could not hand a placeholder thread to a worker; its calls fail")
@@ -115,7 +117,7 @@ pub(crate) fn with_workers<R>(
         }
         let (frames, from_router) = channel();
         let (shared, stop) = (&shared, &stop);
-        s.spawn(move || route(raw_fd, shared, stop, frames, workers));
+        s.spawn(move || route(raw_fd, shared, stop, frames, main, workers));
         let mut own = ChannelLink {
             frames: from_router,
             next: None,
@@ -136,8 +138,10 @@ fn route(
     link: &Shared<'_>,
     stop: &AtomicBool,
     session: Sender<Vec<u8>>,
-    workers: HashMap<i32, Sender<Job>>,
+    main: (Pid, Arc<AtomicU32>),
+    workers: HashMap<i32, (Sender<Job>, Arc<AtomicU32>)>,
 ) {
+    let pid = main.0;
     const EVERY: Duration = Duration::from_millis(10);
     while !stop.load(Ordering::Relaxed) {
         let ready = match raw_fd {
@@ -163,16 +167,29 @@ fn route(
             Ok(f) => f,
             Err(_) => return, // the session sees the link closed
         };
-        if let Ok(RemoteMsg::Syscall {
-            tid,
-            nr,
-            args,
-            inbufs,
-        }) = decode::<RemoteMsg>(&frame)
-            && let Some(w) = workers.get(&tid)
-        {
-            let _ = w.send(Job { nr, args, inbufs });
-            continue;
+        match decode::<RemoteMsg>(&frame) {
+            Ok(RemoteMsg::Syscall {
+                tid,
+                nr,
+                args,
+                inbufs,
+            }) if workers.contains_key(&tid) => {
+                if let Some((w, _)) = workers.get(&tid) {
+                    let _ = w.send(Job { nr, args, inbufs });
+                }
+                continue;
+            }
+            // Here, not by the session: it may be making that very call.
+            // The call answers as it ends (interrupted, or done if it was).
+            Ok(RemoteMsg::Cancel { tid }) => {
+                if let Some((_, cancels)) = workers.get(&tid) {
+                    cancel(pid, Pid::from_raw(tid), cancels);
+                } else if tid == pid.as_raw() {
+                    cancel(pid, pid, &main.1);
+                }
+                continue;
+            }
+            _ => {}
         }
         if session.send(frame).is_err() {
             return;
@@ -182,7 +199,7 @@ fn route(
 
 /// A worker: traces placeholder thread `tid` (parked) and makes its calls
 /// until the session ends.
-fn work(tid: Pid, insn: u64, jobs: &Receiver<Job>, link: &Shared<'_>) {
+fn work(tid: Pid, insn: u64, jobs: &Receiver<Job>, cancels: &AtomicU32, link: &Shared<'_>) {
     let mut tracee = match Tracee::seize(tid) {
         Ok(t) => Some(t),
         Err(e) => {
@@ -192,6 +209,8 @@ fn work(tid: Pid, insn: u64, jobs: &Receiver<Job>, link: &Shared<'_>) {
     };
     if let Some(t) = &mut tracee {
         t.set_syscall_insn(insn);
+        // Every signal blocked but the cancel.
+        let _ = t.set_sigmask(!cancel_bit());
     }
     let mut scratch = Scratch::default();
     let mut pidfd: Option<OwnedFd> = None;
@@ -225,6 +244,7 @@ fn work(tid: Pid, insn: u64, jobs: &Receiver<Job>, link: &Shared<'_>) {
                     scratch: &mut scratch,
                     pidfd: &mut pidfd,
                     noisy: &mut noisy,
+                    cancels: Some(cancels),
                 }
                 .execute(job.nr, job.args, &job.inbufs);
                 match done {

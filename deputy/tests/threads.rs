@@ -2,7 +2,7 @@
 //! threads is captured with every thread and served, a test thread
 //! playing the remote over a socket pair. Each thread's call is made in
 //! its own placeholder thread, and one blocked there does not hold up the
-//! others.
+//! others; a cancelled one ends as interrupted, and the thread goes on.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -126,16 +126,24 @@ fn each_threads_call_is_made_in_its_placeholder_thread_and_a_blocked_one_holds_u
         link.send_msg(&call(pid, libc::SYS_getpriority, prio))
             .unwrap();
         let mut results = Vec::new();
-        while results.len() < 3 {
+        while results.len() < 4 {
             match link.recv_msg::<HomeMsg>().unwrap() {
                 HomeMsg::SyscallResult { tid, ret, outbufs } => {
                     results.push((tid, ret, outbufs));
                     if results.len() == 2 {
-                        // Both answered while the read waits: now feed it.
+                        // Both answered while the read waits: cancelled,
+                        // it ends as interrupted.
+                        link.send_msg(&RemoteMsg::Cancel { tid: plain }).unwrap();
+                    }
+                    if results.len() == 3 {
+                        // Made again, and fed.
+                        link.send_msg(&call(plain, libc::SYS_read, [0, 0x1000, 3, 0, 0, 0]))
+                            .unwrap();
+                        std::thread::sleep(Duration::from_millis(50));
                         stdin.write_all(b"hey").unwrap();
                     }
                 }
-                HomeMsg::Signal { .. } => {}
+                HomeMsg::Signal { signal } => panic!("signal {signal} relayed: the cancel's?"),
                 other => panic!("{other:?} while in calls"),
             }
         }
@@ -159,7 +167,13 @@ fn each_threads_call_is_made_in_its_placeholder_thread_and_a_blocked_one_holds_u
     let got = |tid| results.iter().find(|r| r.0 == tid).cloned();
     assert_eq!(got(niced).map(|r| r.1), Some(20 - 7), "{results:?}");
     assert_eq!(got(pid).map(|r| r.1), Some(20), "{results:?}");
-    let read = got(plain).expect("the read answered");
+    let reads: Vec<_> = results.iter().filter(|r| r.0 == plain).collect();
+    assert_eq!(reads.len(), 2, "{results:?}");
+    assert!(
+        (-514..=-512).contains(&reads[0].1),
+        "the cancelled read ends interrupted: {results:?}"
+    );
+    let read = reads[1].clone();
     assert_eq!(read.1, 3, "{results:?}");
     assert_eq!(
         read.2

@@ -80,7 +80,7 @@ pub(crate) fn call(g: &Guest, link: &mut dyn Link, n: Notif) -> Result<bool, Rem
     }
     let marshal = match route(&n) {
         Route::Forward(m) => m,
-        Route::Home(reason) => return go_home(g, link, Some(n.id), reason, None),
+        Route::Home(reason) => return go_home(g, link, Some((n.id, n.pid)), reason, None),
         Route::FillMapping => {
             map_private_file(g, link, &n)?;
             return Ok(false);
@@ -157,6 +157,17 @@ pub(crate) fn send(
         },
     );
     Ok(false)
+}
+
+/// Takes thread `tid`'s call off the calls in flight without answering
+/// it; returns its notification.
+pub(crate) fn withdraw(g: &Guest, tid: i32) -> Result<Notif, RemoteError> {
+    g.calls.borrow_mut().answered(tid)?;
+    g.in_flight
+        .borrow_mut()
+        .remove(&tid)
+        .map(|f| f.n)
+        .ok_or_else(|| RemoteError::Protocol(format!("no call of thread {tid} waits")))
 }
 
 /// Home's result of thread `tid`'s call: its out-buffers written into the

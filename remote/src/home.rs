@@ -7,8 +7,8 @@ use mosaic_ckpt::ptrace::Tracee;
 use mosaic_proto::abi;
 use mosaic_proto::migrate::{HomeMsg, Link, LinkExt, RemoteMsg};
 use mosaic_proto::session::{State, home_name};
-use mosaic_proto::syscalls::codec::errno::EAGAIN;
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use mosaic_proto::syscalls::codec::errno::{EAGAIN, ERESTARTNOHAND, ERESTARTNOINTR, ERESTARTSYS};
+use std::collections::HashMap;
 use tracing::warn;
 
 /// Sends the guest home: stopped and captured where it is (for a call that
@@ -20,31 +20,71 @@ use tracing::warn;
 pub(crate) fn go_home(
     g: &Guest,
     link: &mut dyn Link,
-    at_call: Option<u64>,
+    at_call: Option<(u64, u32)>,
     reason: &str,
     next: Option<String>,
 ) -> Result<bool, RemoteError> {
     let pid = g.pid;
-    let t = g.stop(at_call)?;
+    // Threads waiting in a received notification stop only once it is
+    // answered: the call at hand (made again at home), and those at home,
+    // which home answers once cancelled (with their result if made, else
+    // as interrupted, then made again at home too).
+    let mut answers: HashMap<u32, u64> = at_call.map(|(id, tid)| (tid, id)).into_iter().collect();
+    cancel_calls(g, link, &mut answers)?;
+    let t = g.stop_all(&mut answers)?;
     tracing::info!(
         guest_pid = pid.as_raw(),
         reason,
+        threads = 1 + t.threads.len(),
         "{}",
         crate::log::SENDING_HOME
     );
     // A home that stops answering must not keep this thread forever: the
     // error ends the guest here, and home, if it took the image, runs it.
     link.set_stall_timeout(Some(mosaic_proto::migrate::STALL))?;
-    let went = go_home_stopped(g, t, link, at_call, reason, next);
+    let went = go_home_stopped(g, t, link, at_call.map(|(_, tid)| tid), reason, next);
     link.set_stall_timeout(None)?;
     went
+}
+
+/// Asks home to cancel every call in flight and takes the answers: a
+/// call made is answered here; one interrupted at home is left for
+/// [`Guest::stop_all`] to answer (by its thread here, in `answers`).
+fn cancel_calls(
+    g: &Guest,
+    link: &mut dyn Link,
+    answers: &mut HashMap<u32, u64>,
+) -> Result<(), RemoteError> {
+    let tids: Vec<i32> = g.calls.borrow().tids().collect();
+    for tid in tids {
+        link.send_msg(&RemoteMsg::Cancel { tid })?;
+    }
+    while !g.calls.borrow().is_empty() {
+        match crate::receive(link, State::InCall)? {
+            HomeMsg::SyscallResult {
+                tid,
+                ret: ERESTARTSYS | ERESTARTNOINTR | ERESTARTNOHAND,
+                ..
+            } => {
+                let n = crate::calls::withdraw(g, tid)?;
+                answers.insert(n.pid, n.id);
+            }
+            HomeMsg::SyscallResult { tid, ret, outbufs } => {
+                crate::calls::finish(g, link, tid, ret, &outbufs)?;
+            }
+            HomeMsg::Signal { signal } => g.signal(signal),
+            HomeMsg::ComeHome => {}
+            other => return Err(not_handled(home_name(&other))),
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn go_home_stopped(
     g: &Guest,
     mut t: Tracee,
     link: &mut dyn Link,
-    at_call: Option<u64>,
+    at_call: Option<u32>,
     reason: &str,
     next: Option<String>,
 ) -> Result<bool, RemoteError> {
@@ -62,6 +102,7 @@ pub(crate) fn go_home_stopped(
         &mosaic_ckpt::CaptureOptions {
             files_from: g.files_from.clone(),
             cpu_elsewhere: g.cpu.elsewhere(),
+            threads: true,
             ..Default::default()
         },
         &mut out,
@@ -85,11 +126,11 @@ pub(crate) fn go_home_stopped(
             // Asked before home saw it coming: it is coming.
             HomeMsg::ComeHome => {}
             HomeMsg::Arrived => {
-                g.signal(libc::SIGKILL);
-                while !matches!(
-                    waitpid(pid, Some(WaitPidFlag::__WALL)),
-                    Ok(WaitStatus::Signaled(..) | WaitStatus::Exited(..)) | Err(_)
-                ) {}
+                // Each thread we trace is reaped (by us, its tracer)
+                // before the process can be.
+                if let Err(e) = t.kill() {
+                    warn!(error = %e, "could not end the guest that went home");
+                }
                 // Those it caught while being captured travelled in the image.
                 link.send_msg(&RemoteMsg::Gone { signals: held })?;
                 tracing::info!(guest_pid = pid.as_raw(), "the guest went home");
@@ -97,11 +138,21 @@ pub(crate) fn go_home_stopped(
             }
             HomeMsg::Stay { error } => {
                 warn!(%error, "home could not take the guest back; it goes on here");
-                if at_call.is_some() {
-                    let mut regs = t.regs()?;
-                    regs.rax = abi::reg_long(EAGAIN);
-                    regs.orig_rax = u64::MAX;
-                    t.set_regs(&regs)?;
+                if let Some(tid) = at_call {
+                    // The call that needed home fails, in its thread.
+                    let caller = if tid == pid.as_raw().unsigned_abs() {
+                        Some(&t)
+                    } else {
+                        t.threads
+                            .iter()
+                            .find(|th| th.pid.as_raw().unsigned_abs() == tid)
+                    };
+                    if let Some(c) = caller {
+                        let mut regs = c.regs()?;
+                        regs.rax = abi::reg_long(EAGAIN);
+                        regs.orig_rax = u64::MAX;
+                        c.set_regs(&regs)?;
+                    }
                 }
                 // Deferred signals are sent again on release.
                 t.release()?;

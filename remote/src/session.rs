@@ -71,6 +71,9 @@ pub(crate) struct Guest {
     pub(crate) tids: std::cell::RefCell<std::collections::HashMap<u32, i32>>,
     /// The home TID of the thread whose call is being served.
     pub(crate) calling: std::cell::Cell<i32>,
+    /// It had threads when it came (home serves each in its own
+    /// placeholder thread, and can cancel their calls).
+    pub(crate) threaded: bool,
     /// The threads with a call at home, and those calls.
     pub(crate) calls: std::cell::RefCell<mosaic_proto::session::Calls>,
     pub(crate) in_flight:
@@ -193,6 +196,56 @@ impl Guest {
         t.deferred_signals = deferred;
         t.group_stop = group_stop;
         Ok(t)
+    }
+}
+
+impl Guest {
+    /// Stops every thread for a capture: the main one as [`Guest::stop`]
+    /// does, then the others, listed until a listing shows no new one. A
+    /// thread in `answers` (its TID here) waits in a received
+    /// notification, ended with ERESTARTNOINTR once its interrupt is
+    /// queued, so that it stops with the call made to look interrupted.
+    pub(crate) fn stop_all(
+        &self,
+        answers: &mut std::collections::HashMap<u32, u64>,
+    ) -> Result<Tracee, RemoteError> {
+        let main = self.pid.as_raw().unsigned_abs();
+        let mut t = self.stop(answers.remove(&main))?;
+        let stopped = (|| {
+            for _ in 0..5 {
+                let new: Vec<i32> = mosaic_ckpt::procfs::tids(self.pid.as_raw())?
+                    .into_iter()
+                    .filter(|&tid| {
+                        tid != self.pid.as_raw() && !t.threads.iter().any(|h| h.pid.as_raw() == tid)
+                    })
+                    .collect();
+                if new.is_empty() {
+                    return Ok(());
+                }
+                for tid in new {
+                    let answer = answers.remove(&tid.unsigned_abs());
+                    match Tracee::seize_with(Pid::from_raw(tid), || {
+                        if let Some(id) = answer {
+                            self.answer(id, ERESTARTNOINTR);
+                        }
+                    }) {
+                        Ok(th) => t.threads.push(th),
+                        Err(CkptError::Gone(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            Err(CkptError::Restore(
+                "its threads kept being created while it was stopped".into(),
+            ))
+        })();
+        match stopped {
+            Ok(()) => Ok(t),
+            Err(e) => {
+                let _ = t.release();
+                Err(e.into())
+            }
+        }
     }
 }
 
@@ -396,6 +449,7 @@ pub(crate) fn take_guest(t: &mut Tracee, arrival: Arrival) -> Result<Guest, Remo
         calling: std::cell::Cell::new(arrival.home_pid),
         calls: Default::default(),
         in_flight: Default::default(),
+        threaded: mosaic_ckpt::procfs::tids(pid.as_raw())?.len() > 1,
         shared_files: shared_files(pid.as_raw())?,
         mem: t.mem()?,
         pidfd,
@@ -437,8 +491,10 @@ pub(crate) fn run_guest(g: &Guest, link: &mut dyn Link) -> Result<(), RemoteErro
         .raw_fd()
         .ok_or_else(|| RemoteError::Protocol("the link has no descriptor to poll".into()))?;
     loop {
-        // Not with calls at home: a request to go home waits for them.
-        let between_calls = g.calls.borrow().is_empty();
+        // With calls at home, a request to go home cancels them if home
+        // can (a multi-threaded placeholder, whose router takes a cancel
+        // while a call runs); else it waits for them.
+        let between_calls = g.calls.borrow().is_empty() || g.threaded;
         if between_calls && g.asked.take() && go_home(g, link, None, "asked by home", None)? {
             return Ok(());
         }

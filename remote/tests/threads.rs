@@ -113,6 +113,9 @@ enum Home {
     /// The reader's `read` only after the main thread's "tick" arrived:
     /// both calls are in flight together.
     ReadAfterTick,
+    /// Asks for the guest back while the reader's `read` waits at home,
+    /// answers its cancel as interrupted, and takes the guest.
+    BackInRead,
 }
 
 /// Plays home for the captured python3: sends its image, answers its
@@ -156,6 +159,10 @@ fn play_home(mut link: Framed, home_pid: i32, image: Vec<u8>, how: Home) -> Vec<
                     },
                 };
                 if nr == read && args[0] == 0 {
+                    if how == Home::BackInRead {
+                        link.send_msg(&HomeMsg::ComeHome).unwrap();
+                        continue;
+                    }
                     if how == Home::ReadAfterTick {
                         held_read = Some(answer(3, b"hi\n"));
                         continue;
@@ -173,6 +180,31 @@ fn play_home(mut link: Framed, home_pid: i32, image: Vec<u8>, how: Home) -> Vec<
                     panic!("a call home did not expect: {nr} {args:?}");
                 }
             }
+            RemoteMsg::Cancel { tid } => {
+                calls.push((tid, u32::MAX - 1, Vec::new()));
+                link.send_msg(&HomeMsg::SyscallResult {
+                    tid,
+                    ret: -513, // ERESTARTNOINTR: interrupted, made again
+                    outbufs: Vec::new(),
+                })
+                .unwrap();
+            }
+            RemoteMsg::Returning { .. } => {
+                let mut image = Vec::new();
+                loop {
+                    match link.recv_msg::<RemoteMsg>().unwrap() {
+                        RemoteMsg::ImageChunk(b) => image.extend_from_slice(&b),
+                        RemoteMsg::ImageEnd => break,
+                        other => panic!("{other:?} in the image"),
+                    }
+                }
+                let (_, meta) = mosaic_proto::image::ImageReader::new(&image[..]).unwrap();
+                for th in &meta.threads {
+                    calls.push((th.tid, u32::MAX - 2, Vec::new()));
+                }
+                link.send_msg(&HomeMsg::Arrived).unwrap();
+            }
+            RemoteMsg::Gone { .. } => return calls,
             RemoteMsg::Exited { code, .. } => {
                 assert_eq!(code, 0);
                 calls.push((0, u32::MAX, Vec::new()));
@@ -238,4 +270,26 @@ fn a_threads_call_waiting_at_home_does_not_hold_up_another() {
         Some(&(0, u32::MAX, Vec::new())),
         "exited 0: {calls:?}"
     );
+}
+
+#[test]
+fn going_home_with_a_call_at_home_cancels_it_and_takes_every_thread_under_its_home_tid() {
+    let (calls, pid, reader) = session(Home::BackInRead);
+    let read = abi::nr(libc::SYS_read);
+    let (cancel, imaged) = (u32::MAX - 1, u32::MAX - 2);
+    let at = |c: Call| calls.iter().position(|x| *x == c);
+    let (r, cancelled) = (
+        at((reader, read, Vec::new())),
+        at((reader, cancel, Vec::new())),
+    );
+    assert!(
+        r.is_some() && r < cancelled,
+        "the read, then its cancel: {calls:?}"
+    );
+    let threads: Vec<i32> = calls
+        .iter()
+        .filter(|c| c.1 == imaged)
+        .map(|c| c.0)
+        .collect();
+    assert_eq!(threads, [pid, reader], "the image's threads: {calls:?}");
 }
