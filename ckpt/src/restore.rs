@@ -266,12 +266,47 @@ pub fn restore_into<R: Read + Send>(
 ) -> Result<CpuTime, CkptError> {
     let (reader, mut meta) = ImageReader::new(input)?;
     preflight(&mut meta, opts)?;
-    if meta.threads.len() > 1 {
+    // Each thread of the image goes back into its own thread (`t.threads`:
+    // the same TIDs); one it does not have cannot be made here.
+    if let Some(th) = meta.threads[1..]
+        .iter()
+        .find(|th| !t.threads.iter().any(|o| o.pid.as_raw() == th.tid))
+    {
         return Err(CkptError::Restore(format!(
-            "the image holds {} threads; a placeholder takes back one",
-            meta.threads.len()
+            "the image's thread {} is not a thread of process {}",
+            th.tid, t.pid
         )));
     }
+    // Threads that ended meanwhile end here too, before anything is
+    // restored: without a TID address or robust list (both point into
+    // memory that is the image's now), by an injected exit.
+    let mut ended = Vec::new();
+    for mut o in std::mem::take(&mut t.threads) {
+        if meta.threads.iter().any(|th| th.tid == o.pid.as_raw()) {
+            t.threads.push(o);
+            continue;
+        }
+        o.syscall_ok("set_tid_address", libc::SYS_set_tid_address, [0; 6])?;
+        o.syscall_ok(
+            "set_robust_list",
+            libc::SYS_set_robust_list,
+            [0, 24, 0, 0, 0, 0],
+        )?;
+        match o.syscall(libc::SYS_exit, [0; 6]) {
+            Ok(_) | Err(CkptError::Gone(_)) => ended.push(o.pid.as_raw()),
+            Err(e) => return Err(e),
+        }
+    }
+    if !ended.is_empty() {
+        tracing::debug!(
+            pid = t.pid.as_raw(),
+            ?ended,
+            "threads that ended away ended at home"
+        );
+    }
+    // In the image's order.
+    t.threads
+        .sort_by_key(|o| meta.threads.iter().position(|th| th.tid == o.pid.as_raw()));
     let cpu = procfs::stat_fields(t.pid.as_raw())?
         .get(39)
         .and_then(|c| c.parse().ok());
@@ -512,7 +547,19 @@ fn build<R: Read + Send>(
     t.set_sigmask(!0)?;
     // The other threads, born now with every signal blocked (a thread
     // gets its creator's mask), each under its TID.
-    if meta.threads.len() > 1 {
+    if !fresh_stub {
+        // A placeholder's threads are there (`restore_into`).
+        let mut threads = std::mem::take(&mut t.threads);
+        let restored = threads
+            .iter_mut()
+            .zip(&meta.threads[1..])
+            .try_for_each(|(o, th)| {
+                o.set_syscall_insn(tramp);
+                crate::thread::restore(o, th, data)
+            });
+        t.threads = threads;
+        restored?;
+    } else if meta.threads.len() > 1 {
         ptrace::setoptions(
             t.pid,
             ptrace::Options::PTRACE_O_EXITKILL | ptrace::Options::PTRACE_O_TRACECLONE,

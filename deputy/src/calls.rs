@@ -64,6 +64,33 @@ impl<T> Placeholder<T> {
         }
     }
 
+    /// Runs a forwarded call of its thread `tid`, traced by this thread.
+    pub(crate) fn execute_other(
+        &mut self,
+        tid: i32,
+        nr: u32,
+        args: [u64; 6],
+        inbufs: &[Buf],
+    ) -> Result<(i64, Vec<Buf>), DeputyError> {
+        let scratch = self.scratches.entry(tid).or_default();
+        let Some(tracee) = self
+            .tracee
+            .threads
+            .iter_mut()
+            .find(|t| t.pid.as_raw() == tid)
+        else {
+            return Ok((ENOSYS, Vec::new()));
+        };
+        Caller {
+            tracee,
+            scratch,
+            pidfd: &mut self.pidfd,
+            noisy: &mut self.noisy,
+            cancels: None,
+        }
+        .execute(nr, args, inbufs)
+    }
+
     /// Runs a forwarded call of the main thread (see [`Caller::execute`]).
     pub(crate) fn execute(
         &mut self,

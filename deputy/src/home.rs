@@ -21,6 +21,11 @@ impl<T> Placeholder<T> {
     ) -> Result<Option<Next<T>>, DeputyError> {
         let pid = self.tracee.pid.as_raw();
         self.trap();
+        // Its other threads, from their workers: restored into too.
+        if let Some(insn) = self.tracee.syscall_insn() {
+            let back = crate::threads::hand_back(&self.crew, insn);
+            self.tracee.threads.extend(back);
+        }
         let restored: Result<CpuTime, DeputyError> = if died {
             Err(DeputyError::Protocol("the home process was killed".into()))
         } else {

@@ -54,6 +54,11 @@ pub struct Placeholder<T> {
     pub(crate) others: Vec<Tracee>,
     /// Cancels of the main thread's call asked for (`crate::calls::CANCEL`).
     pub(crate) cancels: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    /// The workers of its other threads, while they have them.
+    pub(crate) crew: crate::threads::Crew,
+    /// Scratch rooms of other threads whose calls the session makes
+    /// itself (taken back from their workers by a return that failed).
+    pub(crate) scratches: std::collections::HashMap<i32, Scratch>,
 }
 
 /// See [`Placeholder::when_it_ends`].
@@ -117,6 +122,8 @@ pub fn migrate<T>(
                 on_end: None,
                 others: Vec::new(),
                 cancels: Default::default(),
+                crew: Default::default(),
+                scratches: Default::default(),
             };
             // Signals caught while it was captured travelled in the image.
             p.tracee.deferred_signals.clear();
@@ -200,7 +207,8 @@ impl<T> Placeholder<T> {
                     let _ = self.tracee.set_sigmask(mask & !crate::calls::cancel_bit());
                 }
                 let main = (self.tracee.pid, self.cancels.clone());
-                crate::threads::with_workers(others, insn, main, link, |l| {
+                let crew = self.crew.clone();
+                crate::threads::with_workers(others, insn, main, &crew, link, |l| {
                     self.serve_until_done(l, commands)
                 })
             }
@@ -287,6 +295,17 @@ impl<T> Placeholder<T> {
                         ret: EINTR,
                         outbufs: Vec::new(),
                     })?;
+                }
+                // A thread taken back from its worker (a return that
+                // failed): its calls are made here, one at a time.
+                RemoteMsg::Syscall {
+                    tid,
+                    nr,
+                    args,
+                    inbufs,
+                } if self.tracee.threads.iter().any(|t| t.pid.as_raw() == tid) => {
+                    let (ret, outbufs) = self.execute_other(tid, nr, args, &inbufs)?;
+                    link.send_msg(&HomeMsg::SyscallResult { tid, ret, outbufs })?;
                 }
                 RemoteMsg::Syscall { tid, .. } if tid != self.tracee.pid.as_raw() => {
                     return Err(DeputyError::Protocol(format!(

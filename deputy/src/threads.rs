@@ -35,11 +35,55 @@ fn lock<'a, 'b>(link: &'a Shared<'b>) -> std::sync::MutexGuard<'a, &'b mut dyn L
     link.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// One call for a worker.
-struct Job {
-    nr: u32,
-    args: [u64; 6],
-    inbufs: Vec<Buf>,
+/// What a worker is asked.
+pub(crate) enum Job {
+    /// One call.
+    Call {
+        nr: u32,
+        args: [u64; 6],
+        inbufs: Vec<Buf>,
+    },
+    /// Park the thread again and end, saying its TID (the session takes
+    /// the threads back to restore the process into them).
+    HandBack(Sender<Option<Pid>>),
+}
+
+/// A worker, as the router and the session reach it.
+pub(crate) struct Worker {
+    jobs: Sender<Job>,
+    cancels: Arc<AtomicU32>,
+}
+
+/// The workers by their threads' TIDs.
+pub(crate) type Crew = Arc<Mutex<HashMap<i32, Worker>>>;
+
+/// Takes every thread back from its worker, parked, and seizes it here:
+/// the threads, traced by the calling thread. A worker that cannot hand
+/// its thread back is left out (said).
+pub(crate) fn hand_back(crew: &Crew, insn: u64) -> Vec<Tracee> {
+    let workers: Vec<(i32, Worker)> = crew
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .drain()
+        .collect();
+    let mut threads = Vec::new();
+    for (tid, w) in workers {
+        let (tx, rx) = channel();
+        let parked = w
+            .jobs
+            .send(Job::HandBack(tx))
+            .ok()
+            .and_then(|()| rx.recv_timeout(Duration::from_secs(10)).ok().flatten());
+        match parked.map(Tracee::seize) {
+            Some(Ok(mut t)) => {
+                t.set_syscall_insn(insn);
+                threads.push(t);
+            }
+            Some(Err(e)) => warn!(tid, error = %e, "could not take a placeholder thread back"),
+            None => warn!(tid, "a worker did not hand its placeholder thread back"),
+        }
+    }
+    threads
 }
 
 /// The session's view of the link while a router reads it: frames the
@@ -91,13 +135,13 @@ pub(crate) fn with_workers<R>(
     threads: Vec<Tracee>,
     insn: u64,
     main: (Pid, Arc<AtomicU32>),
+    workers: &Crew,
     link: &mut dyn Link,
     serve: impl FnOnce(&mut dyn Link) -> R,
 ) -> R {
     let raw_fd = link.raw_fd();
     let shared: Shared<'_> = Mutex::new(link);
     let stop = AtomicBool::new(false);
-    let mut workers = HashMap::new();
     std::thread::scope(|s| {
         for mut th in threads {
             th.set_syscall_insn(insn);
@@ -106,7 +150,13 @@ pub(crate) fn with_workers<R>(
                 Ok(tid) => {
                     let (tx, rx) = channel();
                     let cancels = Arc::new(AtomicU32::new(0));
-                    workers.insert(tid.as_raw(), (tx, cancels.clone()));
+                    workers.lock().unwrap_or_else(|e| e.into_inner()).insert(
+                        tid.as_raw(),
+                        Worker {
+                            jobs: tx,
+                            cancels: cancels.clone(),
+                        },
+                    );
                     let shared = &shared;
                     s.spawn(move || work(tid, insn, &rx, &cancels, shared));
                 }
@@ -139,7 +189,7 @@ fn route(
     stop: &AtomicBool,
     session: Sender<Vec<u8>>,
     main: (Pid, Arc<AtomicU32>),
-    workers: HashMap<i32, (Sender<Job>, Arc<AtomicU32>)>,
+    workers: &Crew,
 ) {
     let pid = main.0;
     const EVERY: Duration = Duration::from_millis(10);
@@ -173,17 +223,19 @@ fn route(
                 nr,
                 args,
                 inbufs,
-            }) if workers.contains_key(&tid) => {
-                if let Some((w, _)) = workers.get(&tid) {
-                    let _ = w.send(Job { nr, args, inbufs });
+            }) => {
+                let crew = workers.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(w) = crew.get(&tid) {
+                    let _ = w.jobs.send(Job::Call { nr, args, inbufs });
+                    continue;
                 }
-                continue;
             }
             // Here, not by the session: it may be making that very call.
             // The call answers as it ends (interrupted, or done if it was).
             Ok(RemoteMsg::Cancel { tid }) => {
-                if let Some((_, cancels)) = workers.get(&tid) {
-                    cancel(pid, Pid::from_raw(tid), cancels);
+                let crew = workers.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(w) = crew.get(&tid) {
+                    cancel(pid, Pid::from_raw(tid), &w.cancels);
                 } else if tid == pid.as_raw() {
                     cancel(pid, pid, &main.1);
                 }
@@ -217,8 +269,19 @@ fn work(tid: Pid, insn: u64, jobs: &Receiver<Job>, cancels: &AtomicU32, link: &S
     let mut noisy = Every::second();
     let tid = tid.as_raw();
     loop {
-        let job = match jobs.recv_timeout(Duration::from_millis(10)) {
-            Ok(job) => job,
+        let (nr, args, inbufs) = match jobs.recv_timeout(Duration::from_millis(10)) {
+            Ok(Job::Call { nr, args, inbufs }) => (nr, args, inbufs),
+            Ok(Job::HandBack(reply)) => {
+                let parked = tracee.take().and_then(|t| match t.park() {
+                    Ok(tid) => Some(tid),
+                    Err(e) => {
+                        warn!(tid, error = %e, "could not park a placeholder thread");
+                        None
+                    }
+                });
+                let _ = reply.send(parked);
+                return;
+            }
             Err(RecvTimeoutError::Disconnected) => return,
             Err(RecvTimeoutError::Timeout) => {
                 // A thread that died (the process ended) is ours to reap,
@@ -246,7 +309,7 @@ fn work(tid: Pid, insn: u64, jobs: &Receiver<Job>, cancels: &AtomicU32, link: &S
                     noisy: &mut noisy,
                     cancels: Some(cancels),
                 }
-                .execute(job.nr, job.args, &job.inbufs);
+                .execute(nr, args, &inbufs);
                 match done {
                     Ok(done) => done,
                     Err(e) => {

@@ -62,8 +62,15 @@ fn call(tid: i32, nr: i64, args: [u64; 6]) -> RemoteMsg {
     }
 }
 
-#[test]
-fn each_threads_call_is_made_in_its_placeholder_thread_and_a_blocked_one_holds_up_none() {
+/// The python3 at home, its parent a shell that says how it ended (the
+/// deputy traces it): the shell, its stdin, its output, the PID, the TIDs.
+fn python() -> (
+    std::process::Child,
+    std::process::ChildStdin,
+    BufReader<std::process::ChildStdout>,
+    i32,
+    Vec<i32>,
+) {
     // Its parent is a shell that says how it ended (the deputy traces it).
     let mut shell = Command::new("sh")
         .args([
@@ -76,7 +83,7 @@ fn each_threads_call_is_made_in_its_placeholder_thread_and_a_blocked_one_holds_u
         .stdout(Stdio::piped())
         .spawn()
         .expect("sh");
-    let mut stdin = shell.stdin.take().unwrap();
+    let stdin = shell.stdin.take().unwrap();
     let mut out = BufReader::new(shell.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
@@ -99,6 +106,12 @@ fn each_threads_call_is_made_in_its_placeholder_thread_and_a_blocked_one_holds_u
             break tids;
         }
     };
+    (shell, stdin, out, pid, tids)
+}
+
+#[test]
+fn each_threads_call_is_made_in_its_placeholder_thread_and_a_blocked_one_holds_up_none() {
+    let (mut shell, mut stdin, mut out, pid, tids) = python();
     let (plain, niced) = (tids[1], tids[2]);
 
     let (home_end, remote_end) = UnixStream::pair().unwrap();
@@ -190,5 +203,73 @@ fn each_threads_call_is_made_in_its_placeholder_thread_and_a_blocked_one_holds_u
     let mut end = String::new();
     out.read_line(&mut end).unwrap();
     assert_eq!(end.trim(), "status=3");
+    let _ = shell.wait();
+}
+
+#[test]
+fn a_process_coming_home_is_restored_into_every_placeholder_thread() {
+    let (mut shell, _stdin, mut out, pid, tids) = python();
+    let (home_end, remote_end) = UnixStream::pair().unwrap();
+    remote_end
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let remote = std::thread::spawn(move || {
+        let mut link = Framed(remote_end);
+        let mut image = Vec::new();
+        loop {
+            match link.recv_msg::<HomeMsg>().unwrap() {
+                HomeMsg::ImageEnd => break,
+                HomeMsg::ImageChunk(b) => image.push(b),
+                HomeMsg::Begin { .. } => {}
+                other => panic!("{other:?} in the image"),
+            }
+        }
+        link.send_msg(&RemoteMsg::Started { guest_pid: 4242 })
+            .unwrap();
+        // Comes home as it left.
+        link.send_msg(&RemoteMsg::Returning {
+            reason: "a test".into(),
+            next: None,
+        })
+        .unwrap();
+        for b in image {
+            link.send_msg(&RemoteMsg::ImageChunk(b)).unwrap();
+        }
+        link.send_msg(&RemoteMsg::ImageEnd).unwrap();
+        loop {
+            match link.recv_msg::<HomeMsg>().unwrap() {
+                HomeMsg::Arrived => break,
+                HomeMsg::Signal { .. } => {}
+                other => panic!("{other:?} while it comes home"),
+            }
+        }
+        link.send_msg(&RemoteMsg::Gone { signals: vec![] }).unwrap();
+    });
+    let mut link = Framed(home_end);
+    let opts = mosaic_ckpt::CaptureOptions {
+        threads: true,
+        ..Default::default()
+    };
+    let p = mosaic_deputy::migrate::<()>(pid, "node1", &mut link, &opts, false).expect("migrated");
+    let (_commands, incoming) = std::sync::mpsc::channel();
+    let outcome = p.serve(&mut link, &incoming).expect("served");
+    assert!(matches!(outcome, Outcome::Home { .. }), "{outcome:?}");
+    remote.join().unwrap();
+    // Every thread is back, untraced, the niced one still at nice 7.
+    assert_eq!(mosaic_ckpt::procfs::tids(pid).unwrap(), tids);
+    for tid in &tids {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")).unwrap();
+        assert!(status.contains("TracerPid:\t0\n"), "{status}");
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{}/stat", tids[2])).unwrap();
+    let nice = stat.rsplit(") ").next().unwrap().split_whitespace().nth(16);
+    assert_eq!(nice, Some("7"), "{stat}");
+    // And it runs: python3 ends by SIGTERM as it would have.
+    std::thread::sleep(Duration::from_millis(200));
+    // SAFETY: kill takes integers.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let mut end = String::new();
+    out.read_line(&mut end).unwrap();
+    assert_eq!(end.trim(), "status=143");
     let _ = shell.wait();
 }
