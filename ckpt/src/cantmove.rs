@@ -59,19 +59,10 @@ fn other_mapper(pid: i32, dev: (u32, u32), inode: u64) -> Option<String> {
         })
 }
 
-/// Reasons `pid` cannot be migrated; empty if it can. A migration moves
-/// single-threaded processes only (its sessions carry one thread); a
-/// stand-alone capture takes threads ([`capture_reasons`]).
+/// Reasons `pid` cannot be migrated; empty if it can. A migration takes
+/// every thread, as a stand-alone capture does ([`capture_reasons`]).
 pub fn reasons(pid: i32) -> Result<Vec<String>, CkptError> {
-    let mut why = capture_reasons(pid)?;
-    let threads: u32 = procfs::status_field(pid, "Threads")?.parse().unwrap_or(1);
-    if threads > 1 {
-        why.insert(
-            0,
-            format!("it has {threads} threads (only single-threaded processes can migrate)"),
-        );
-    }
-    Ok(why)
+    capture_reasons(pid)
 }
 
 /// What of its threads a capture cannot carry: a thread that has exited
@@ -169,17 +160,14 @@ pub fn capture_reasons(pid: i32) -> Result<Vec<String>, CkptError> {
 mod tests {
     use super::*;
 
-    /// A migration refuses threads; a stand-alone capture takes them.
+    /// A process with threads may migrate (and be captured).
     #[test]
-    fn threads_stop_a_migration_not_a_capture() {
+    fn threads_stop_neither_a_migration_nor_a_capture() {
         let (tx, rx) = std::sync::mpsc::channel::<()>();
         let other = std::thread::spawn(move || rx.recv());
         let me = abi::my_pid();
-        let said = |r: Vec<String>| {
-            r.iter()
-                .any(|r| r.contains(" threads (only single-threaded"))
-        };
-        assert!(said(reasons(me).unwrap()));
+        let said = |r: Vec<String>| r.iter().any(|r| r.contains("thread"));
+        assert!(!said(reasons(me).unwrap()));
         assert!(!said(capture_reasons(me).unwrap()));
         tx.send(()).unwrap();
         other.join().unwrap().unwrap();

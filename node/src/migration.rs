@@ -647,6 +647,7 @@ impl mosaic_deputy::journey::Nodes for ThisNode {
     fn capture_options(&self, pid: i32) -> mosaic_ckpt::CaptureOptions {
         mosaic_ckpt::CaptureOptions {
             cpu_elsewhere: self.registry.cpu_elsewhere(pid),
+            threads: true,
             ..Default::default()
         }
     }

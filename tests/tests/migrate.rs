@@ -447,6 +447,122 @@ fn real_programs_migrated_node1_node2_node3_home_give_the_native_output() {
     c.down();
 }
 
+/// The threads (at home: a placeholder keeps its guest's) of the process
+/// known in a node as `pid`.
+fn threads_of(pid: i32) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()))
+        .find(|host| {
+            std::fs::read_to_string(format!("/proc/{host}/status")).is_ok_and(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("NSpid:"))
+                    .is_some_and(|ids| {
+                        let ids: Vec<&str> = ids.split_whitespace().collect();
+                        ids.len() == 2 && ids[1] == pid.to_string()
+                    })
+            })
+        })
+        .and_then(|host| std::fs::read_dir(format!("/proc/{host}/task")).ok())
+        .map_or(0, |d| d.count())
+}
+
+/// Four python3 threads computing, each reporting its result in order.
+const PY_THREADS: &str = "import threading, os\n\
+    def work(k, out):\n\
+    \x20   n = [i for i in range(2 + k, 1600000, 4) if all(i % p for p in range(2, int(i ** 0.5) + 1))]\n\
+    \x20   out[k] = (len(n), sum(n), threading.get_native_id() in [int(t) for t in os.listdir('/proc/self/task')])\n\
+    out = {}\n\
+    ts = [threading.Thread(target=work, args=(k, out)) for k in range(4)]\n\
+    [t.start() for t in ts]\n\
+    [t.join() for t in ts]\n\
+    print(sorted(out.items()))\n";
+
+#[test]
+fn threaded_programs_migrated_node1_node2_node3_home_give_the_native_output() {
+    let mut c = Cluster::up("migrate-threads", 3, 61946);
+    let small = c.dir.join("small");
+    pseudo_random_file(&small, 40_000_000);
+    let lines = c.dir.join("lines");
+    let text_of: String = (0..1_500_000u64)
+        .map(|i| format!("{:016x}\n", i.wrapping_mul(0x9e37_79b9_7f4a_7c15)))
+        .collect();
+    std::fs::write(&lines, text_of).unwrap();
+    let (small, lines) = (small.to_str().unwrap(), lines.to_str().unwrap());
+    let programs: Vec<Vec<&str>> = vec![
+        vec!["python3", "-c", PY_THREADS],
+        vec!["xz", "-T2", "-6", "--block-size=4MiB", "-c", small],
+        vec!["sort", "--parallel=4", "-S", "50M", lines],
+    ];
+    for cmd in programs {
+        let native = Command::new(cmd[0])
+            .args(&cmd[1..])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            native.status.success(),
+            "{cmd:?} natively: {}",
+            text(&native)
+        );
+        let mut all = vec!["cluster", "exec", "node1", "--"];
+        all.extend_from_slice(&cmd);
+        let mut run = c
+            .command(&all)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = program_pid_in_node(&run);
+        lock(&c, pid);
+        let mut stdout = run.stdout.take().unwrap();
+        let mut stderr = run.stderr.take().unwrap();
+        let outs = std::thread::spawn(move || {
+            let mut o = Vec::new();
+            stdout.read_to_end(&mut o).unwrap();
+            o
+        });
+        let errs = std::thread::spawn(move || {
+            let mut e = Vec::new();
+            stderr.read_to_end(&mut e).unwrap();
+            e
+        });
+        // Moved while its threads run (a move may find it between two
+        // phases, or done: then it says so and the test goes on).
+        let mut threads_seen = 0;
+        for node in ["node2", "node3", "home"] {
+            std::thread::sleep(Duration::from_millis(400));
+            threads_seen = threads_seen.max(threads_of(pid));
+            migrate(&c, pid, node);
+        }
+        let out = std::process::Output {
+            status: run.wait().unwrap(),
+            stdout: outs.join().unwrap(),
+            stderr: errs.join().unwrap(),
+        };
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{cmd:?} migrated: {}",
+            text(&out)
+        );
+        assert!(
+            out.stdout == native.stdout,
+            "{:?}: output differs from the native run ({} vs {} bytes)",
+            cmd[0],
+            out.stdout.len(),
+            native.stdout.len()
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&native.stderr)
+        );
+        assert!(threads_seen > 1, "{:?} moved with one thread only", cmd[0]);
+    }
+    c.down();
+}
+
 /// Runs `cmd` natively and then on node1, moved to node2 `move_after` into
 /// its run, each fed `line` on stdin `feed_after` into its run: both
 /// outputs and statuses must be the same.
