@@ -17,6 +17,8 @@ pub struct ProcStat {
     pub start: u64,
     /// Its parent's PID.
     pub ppid: i32,
+    /// Its threads (a placeholder keeps its guest's).
+    pub threads: u32,
 }
 
 /// Reads `/proc/PID/stat` and `status`; `None` if the process is gone.
@@ -27,6 +29,7 @@ pub fn stat(pid: i32) -> Option<ProcStat> {
     let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
     let state = f.get(3)?.chars().next()?;
     let ppid = f.get(4)?.parse().ok()?;
+    let threads = f.get(20).and_then(|v| v.parse().ok()).unwrap_or(1);
     let (utime, stime, start) = (num(14)?, num(15)?, num(22)?);
     // SAFETY: sysconf takes an integer and returns one.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
@@ -54,6 +57,7 @@ pub fn stat(pid: i32) -> Option<ProcStat> {
         mem_kb,
         start,
         ppid,
+        threads,
     })
 }
 

@@ -170,6 +170,7 @@ impl Registry {
             .map(|a| {
                 let mut p = a.info.clone();
                 p.lock = t.managed.get(&p.home_pid).is_some_and(|m| m.lock);
+                p.threads = mosaic_ckpt::procstat::stat(p.home_pid).map_or(0, |s| s.threads);
                 if a.stopped.load(std::sync::atomic::Ordering::Relaxed) {
                     p.state = "stopped".into();
                 }
@@ -197,6 +198,7 @@ impl Registry {
                     .map(|r| r.join("; "))
                     .unwrap_or_default(),
                 lock: m.lock,
+                threads: st.threads,
             });
         }
         out
@@ -677,6 +679,7 @@ impl mosaic_deputy::journey::Nodes for ThisNode {
                 mem_kb: 0,
                 cantmove: String::new(),
                 lock: false,
+                threads: 0,
             },
             commands,
             stopped,

@@ -147,6 +147,10 @@ pub struct ProcInfo {
     /// Locked: never moved automatically.
     #[serde(default)]
     pub lock: bool,
+    /// Its threads (as its home knows them: a placeholder has a thread
+    /// for each of its guest's); 0 if not told.
+    #[serde(default)]
+    pub threads: u32,
 }
 
 /// A guest, as the node it runs on publishes it.

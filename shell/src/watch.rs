@@ -201,6 +201,7 @@ mod tests {
             mem_kb: 1,
             cantmove: String::new(),
             lock: false,
+            threads: 1,
         }
     }
 

@@ -530,11 +530,20 @@ fn threaded_programs_migrated_node1_node2_node3_home_give_the_native_output() {
         });
         // Moved while its threads run (a move may find it between two
         // phases, or done: then it says so and the test goes on).
-        let mut threads_seen = 0;
+        let (mut threads_seen, mut ps_threads) = (0, 0);
         for node in ["node2", "node3", "home"] {
             std::thread::sleep(Duration::from_millis(400));
             threads_seen = threads_seen.max(threads_of(pid));
             migrate(&c, pid, node);
+            // `mosaic ps` counts them, also while it is away.
+            let r = c.exec("node1", &[bin("mosaic").to_str().unwrap(), "ps", "--json"]);
+            let rows: Vec<serde_json::Value> =
+                serde_json::from_slice(&r.stdout).unwrap_or_default();
+            ps_threads = rows
+                .iter()
+                .filter(|r| r["home_pid"] == pid && r["node"] != "node1")
+                .filter_map(|r| r["threads"].as_u64())
+                .fold(ps_threads, u64::max);
         }
         let out = std::process::Output {
             status: run.wait().unwrap(),
@@ -559,6 +568,11 @@ fn threaded_programs_migrated_node1_node2_node3_home_give_the_native_output() {
             String::from_utf8_lossy(&native.stderr)
         );
         assert!(threads_seen > 1, "{:?} moved with one thread only", cmd[0]);
+        assert!(
+            ps_threads > 1,
+            "{:?}: mosaic ps showed {ps_threads} threads away",
+            cmd[0]
+        );
     }
     c.down();
 }

@@ -345,12 +345,20 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 println!("{}", serde_json::to_string_pretty(&procs)?);
             } else {
                 println!(
-                    "{:>8} {:<8} {:<8} {:>9} {:<10} {:>6} {:>9} {:<4}  COMMAND",
-                    "HOME PID", "HOME", "WHERE", "PID THERE", "STATE", "%CPU", "MEM KiB", "LOCK"
+                    "{:>8} {:<8} {:<8} {:>9} {:<10} {:>6} {:>9} {:>4} {:<4}  COMMAND",
+                    "HOME PID",
+                    "HOME",
+                    "WHERE",
+                    "PID THERE",
+                    "STATE",
+                    "%CPU",
+                    "MEM KiB",
+                    "THR",
+                    "LOCK"
                 );
                 for p in procs {
                     println!(
-                        "{:>8} {:<8} {:<8} {:>9} {:<10} {:>6.1} {:>9} {:<4}  {}{}",
+                        "{:>8} {:<8} {:<8} {:>9} {:<10} {:>6.1} {:>9} {:>4} {:<4}  {}{}",
                         p.home_pid,
                         p.home,
                         p.node,
@@ -358,6 +366,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                         p.state,
                         p.cpu,
                         p.mem_kb,
+                        p.threads.max(1),
                         if p.lock { "yes" } else { "" },
                         p.cmd,
                         if p.cantmove.is_empty() {
