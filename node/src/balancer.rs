@@ -59,8 +59,9 @@ pub struct Peer {
 #[derive(Debug, Clone, Default)]
 pub struct Candidate {
     pub pid: i32,
-    /// How much of one CPU it wants lately (0..1): its share, or how often
-    /// it was found runnable, whichever is more.
+    /// How much of one CPU it wants lately (0..1 a thread): its share, or
+    /// how often it was found runnable, whichever is more; a process whose
+    /// threads keep several CPUs busy wants more than one.
     pub cpu_share: f64,
     pub mem_bytes: u64,
     /// Forwarded system calls per second while it was away (an I/O-heavy
@@ -213,6 +214,12 @@ pub fn place(here: &LoadVector, others: &[(String, LoadVector)]) -> Option<Strin
     decide(&me, &felt_there, &[it]).map(|(_, node)| node)
 }
 
+/// The load a candidate is, moved: one process, or as many as the CPUs
+/// its threads keep busy (a four-thread CPU-bound process is four).
+pub fn weight(c: &Candidate) -> f64 {
+    c.cpu_share.round().max(1.0)
+}
+
 /// The move to make this interval, if any: (pid, node name).
 pub fn decide(me: &LoadVector, peers: &[Peer], candidates: &[Candidate]) -> Option<(i32, String)> {
     let best = candidates
@@ -251,8 +258,14 @@ pub fn decide(me: &LoadVector, peers: &[Peer], candidates: &[Candidate]) -> Opti
                 ..load.clone()
             }
             .normalized_load(reference);
-            let balances = mine - theirs > MARGIN.max(one_there * MARGIN);
-            let faster = speed_there(&load, load.load) > MARGIN * here;
+            // A process of several busy threads moves that much load: the
+            // move must leave the two closer than they were, by the same
+            // margin as one process's (d > w u + (MARGIN - 1) u, for w
+            // processes of u each: so it is never turned round either).
+            let more = (weight(best) - 1.0) * one_there;
+            let balances = mine - theirs > MARGIN.max(one_there * MARGIN) + more;
+            // Its other threads share the CPUs there with it too.
+            let faster = speed_there(&load, load.load + weight(best) - 1.0) > MARGIN * here;
             (balances || faster).then_some((theirs, p.name.clone()))
         })
         .min_by(|a, b| a.0.total_cmp(&b.0))
@@ -397,7 +410,12 @@ impl Balancer {
         // The smoothed run queue rises slowly; a node counts what it sees
         // now, its busy processes (the others publish theirs the same way).
         let busy = candidates.iter().filter(|c| c.cpu_share >= BUSY).count();
-        me.load = me.load.max(busy as f64);
+        let busy_load: f64 = candidates
+            .iter()
+            .filter(|c| c.cpu_share >= BUSY)
+            .map(weight)
+            .sum();
+        me.load = me.load.max(busy_load);
         self.busy = busy;
         let mut moves = Vec::new();
         // An I/O-heavy guest goes home; then memory; then CPU.
@@ -410,7 +428,7 @@ impl Balancer {
             let mem = take(&mut candidates, pid);
             me.mem_free += mem;
             me.load = (me.load - 1.0).max(0.0);
-            self.sent(&mut peers, &node, mem, now);
+            self.sent(&mut peers, &node, mem, 1.0, now);
             moves.push((pid, node));
         }
         candidates.retain(|c| c.eager || c.cpu_share >= BUSY);
@@ -421,14 +439,14 @@ impl Balancer {
                 break;
             };
             decided += 1;
-            let (resident, busy_since_ms) = candidates
+            let (resident, busy_since_ms, w) = candidates
                 .iter()
                 .find(|c| c.pid == pid)
-                .map_or((std::time::Duration::ZERO, 0), |c| {
-                    (c.resident, c.busy_since_ms)
+                .map_or((std::time::Duration::ZERO, 0, 1.0), |c| {
+                    (c.resident, c.busy_since_ms, weight(c))
                 });
             let mem = take(&mut candidates, pid);
-            me.load = (me.load - 1.0).max(0.0);
+            me.load = (me.load - w).max(0.0);
             // Since it arrived here or became busy, whichever is later: an
             // old idle process that turns busy now is news to the others
             // as much as a new one.
@@ -443,23 +461,30 @@ impl Balancer {
                 }
             });
             if fresh {
-                self.sent(&mut peers, &node, mem, now);
+                self.sent(&mut peers, &node, mem, w, now);
                 moves.push((pid, node));
             } else if let Some(p) = peers.iter_mut().find(|p| p.name == node) {
                 // Not on a fresh view yet: counted for this tick's
                 // decisions only.
-                p.in_flight += 1.0;
+                p.in_flight += w;
             }
         }
         moves
     }
 
     /// Counts a move to `node` until its gossiped load shows it.
-    fn sent(&mut self, peers: &mut [Peer], node: &str, mem: u64, now: std::time::Instant) {
+    fn sent(
+        &mut self,
+        peers: &mut [Peer],
+        node: &str,
+        mem: u64,
+        load: f64,
+        now: std::time::Instant,
+    ) {
         let Some(p) = peers.iter_mut().find(|p| p.name == node) else {
             return;
         };
-        p.in_flight += 1.0;
+        p.in_flight += load;
         p.in_flight_mem += mem;
         let f = self.in_flight.entry(node.to_string()).or_insert(InFlight {
             count: 0.0,
@@ -735,6 +760,32 @@ mod tests {
             resident: Duration::from_secs(5),
             ..Default::default()
         }
+    }
+
+    /// A process whose four threads are busy is four loads: it leaves a
+    /// node of five for an idle one (one against four then, and not moved
+    /// back), not for a node of two (it would make six against one),
+    /// where a single thread would go.
+    #[test]
+    fn a_process_of_four_busy_threads_counts_four() {
+        let four = Candidate {
+            cpu_share: 4.0,
+            ..busy(7)
+        };
+        let me = node(5.0, 1, 1000);
+        let idle = [peer("b", node(0.0, 1, 1000))];
+        let two = [peer("b", node(2.0, 1, 1000))];
+        assert_eq!(
+            decide(&me, &idle, std::slice::from_ref(&four)),
+            Some((7, "b".into()))
+        );
+        let back = [peer("a", node(1.0, 1, 1000))];
+        assert_eq!(
+            decide(&node(4.0, 1, 1000), &back, std::slice::from_ref(&four)),
+            None
+        );
+        assert_eq!(decide(&me, &two, &[four]), None);
+        assert_eq!(decide(&me, &two, &[busy(8)]), Some((8, "b".into())));
     }
 
     #[test]
