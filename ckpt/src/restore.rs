@@ -315,21 +315,22 @@ pub fn restore_into<R: Read + Send>(
     Ok(meta.cpu_total())
 }
 
-/// `struct clone_args` (linux/sched.h, `CLONE_ARGS_SIZE_VER2`).
+/// `struct clone_args` (linux/sched.h, `CLONE_ARGS_SIZE_VER2`), for
+/// `clone3` made here or injected.
 #[derive(Default, zerocopy::IntoBytes, zerocopy::Immutable)]
 #[repr(C)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-    set_tid: u64,
-    set_tid_size: u64,
-    cgroup: u64,
+pub struct CloneArgs {
+    pub flags: u64,
+    pub pidfd: u64,
+    pub child_tid: u64,
+    pub parent_tid: u64,
+    pub exit_signal: u64,
+    pub stack: u64,
+    pub stack_size: u64,
+    pub tls: u64,
+    pub set_tid: u64,
+    pub set_tid_size: u64,
+    pub cgroup: u64,
 }
 
 /// Why the kernel would not give a process or thread the ID it had.

@@ -21,6 +21,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
 
 use mosaic_ckpt::CkptError;
+use mosaic_ckpt::restore::CloneArgs;
 use mosaic_proto::abi;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
@@ -37,23 +38,6 @@ pub(crate) struct GuestNs {
     init: Pid,
     /// Our end of init's pipe: closing it ends init and the namespace.
     keep: Option<OwnedFd>,
-}
-
-/// `struct clone_args` up to `set_tid_size` (linux/sched.h,
-/// `CLONE_ARGS_SIZE_VER1`).
-#[derive(Default, zerocopy::IntoBytes, zerocopy::Immutable)]
-#[repr(C)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-    set_tid: u64,
-    set_tid_size: u64,
 }
 
 impl GuestNs {
