@@ -12,20 +12,43 @@ pub(crate) fn deliverable_signal(pid: i32) -> bool {
 }
 
 impl Guest {
-    /// Waits for it to end, if it has not been reaped yet.
+    /// Waits for it to end, if it has not been reaped yet (it was sent
+    /// SIGKILL).
     pub(crate) fn reap(&self) {
         // P_PIDFD (linux/wait.h), which libc 0.2 lacks for this target.
         const P_PIDFD: libc::idtype_t = 3;
+        let fd = u32::try_from(self.pidfd.as_raw_fd()).unwrap_or(u32::MAX);
+        // SAFETY: waitid fills one zeroed siginfo_t; WNOWAIT reaps nothing.
+        let unreaped = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::waitid(
+                P_PIDFD,
+                fd,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT | libc::__WALL,
+            ) == 0
+        };
+        // Its threads we still trace (a capture that failed half-way) are
+        // ours to reap before it can be. Not reaped yet, its PID is still
+        // its own; a thread we do not trace is not ours to wait for (ECHILD).
+        let tids = if unreaped {
+            mosaic_ckpt::procfs::tids(self.pid.as_raw()).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        for tid in tids {
+            if tid != self.pid.as_raw() {
+                let _ = nix::sys::wait::waitpid(
+                    nix::unistd::Pid::from_raw(tid),
+                    Some(nix::sys::wait::WaitPidFlag::__WALL),
+                );
+            }
+        }
         loop {
             // SAFETY: waitid fills one zeroed siginfo_t.
             let r = unsafe {
                 let mut info: libc::siginfo_t = std::mem::zeroed();
-                libc::waitid(
-                    P_PIDFD,
-                    u32::try_from(self.pidfd.as_raw_fd()).unwrap_or(u32::MAX),
-                    &mut info,
-                    libc::WEXITED | libc::__WALL,
-                )
+                libc::waitid(P_PIDFD, fd, &mut info, libc::WEXITED | libc::__WALL)
             };
             if r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
                 return;
