@@ -79,7 +79,7 @@ pub fn capture<W: Write + Send>(
     // moving there would first wait out its time slice (4 ms measured).
     let mut tracee = Tracee::seize(Pid::from_raw(pid))?;
     if opts.threads
-        && let Err(e) = seize_threads(&mut tracee)
+        && let Err(e) = seize_threads(&mut tracee, &mut |_| {})
     {
         if let Err(re) = tracee.release() {
             tracing::error!(pid, error = %re, "could not release process after a failed capture");
@@ -122,8 +122,10 @@ const SEIZE_ROUNDS: usize = 5;
 /// the threads are listed and each new one seized and interrupted until a
 /// listing shows no new one (a thread that was running may have created
 /// one meanwhile; once every listed thread is stopped, none can). A thread
-/// that ends before it is stopped is left out.
-fn seize_threads(t: &mut Tracee) -> Result<(), CkptError> {
+/// that ends before it is stopped is left out. `queued(tid)` is called
+/// once each thread's interrupt is queued, before its stop is waited for
+/// ([`Tracee::seize_with`]).
+pub fn seize_threads(t: &mut Tracee, queued: &mut dyn FnMut(Pid)) -> Result<(), CkptError> {
     let pid = t.pid.as_raw();
     for _ in 0..SEIZE_ROUNDS {
         let new: Vec<i32> = procfs::tids(pid)?
@@ -134,7 +136,8 @@ fn seize_threads(t: &mut Tracee) -> Result<(), CkptError> {
             return Ok(());
         }
         for tid in new {
-            match Tracee::seize(Pid::from_raw(tid)) {
+            let tid = Pid::from_raw(tid);
+            match Tracee::seize_with(tid, || queued(tid)) {
                 Ok(th) => t.threads.push(th),
                 Err(CkptError::Gone(_))
                 | Err(CkptError::Attach {
@@ -269,8 +272,9 @@ fn describe_with(
         }
     }
     let meta = ImageMeta {
-        // As the process knows itself (a guest: its home PID).
-        pid: procfs::own_id(pid)?,
+        // As the process knows itself (a guest: its home PID), which is
+        // its main thread's TID.
+        pid: main.tid,
         exe: std::fs::read_link(format!("/proc/{pid}/exe"))
             .map(|p| p.to_string_lossy().into_owned())
             .unwrap_or_default(),

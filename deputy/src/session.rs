@@ -49,9 +49,6 @@ pub struct Placeholder<T> {
     /// Told, just before the placeholder ends, the CPU time its guests
     /// used away from home in all ([`Placeholder::when_it_ends`]).
     pub(crate) on_end: Option<EndHook>,
-    /// Its other threads, stopped under us until workers take them
-    /// (`crate::threads`).
-    pub(crate) others: Vec<Tracee>,
     /// Cancels of the main thread's call asked for (`crate::calls::CANCEL`).
     pub(crate) cancels: std::sync::Arc<std::sync::atomic::AtomicU32>,
     /// The workers of its other threads, while they have them.
@@ -120,7 +117,6 @@ pub fn migrate<T>(
                 cpu_sent: stats.cpu,
                 cpu_elsewhere: opts.cpu_elsewhere,
                 on_end: None,
-                others: Vec::new(),
                 cancels: Default::default(),
                 crew: Default::default(),
                 scratches: Default::default(),
@@ -132,7 +128,6 @@ pub fn migrate<T>(
                 Ok(bytes) => info!(pid, bytes, "released the placeholder's memory"),
                 Err(e) => warn!(pid, error = %e, "could not release the placeholder's memory"),
             }
-            p.others = std::mem::take(&mut p.tracee.threads);
             p.quiet_timers();
             Ok(p)
         }
@@ -199,7 +194,8 @@ impl<T> Placeholder<T> {
         link: &mut dyn Link,
         commands: &std::sync::mpsc::Receiver<Command<T>>,
     ) -> Result<Outcome<T>, DeputyError> {
-        let others = std::mem::take(&mut self.others);
+        // Its other threads go to workers (`crate::threads`).
+        let others = std::mem::take(&mut self.tracee.threads);
         let served = match self.tracee.syscall_insn() {
             Some(insn) if !others.is_empty() => {
                 // A cancel must reach the main thread's call too.
@@ -212,7 +208,10 @@ impl<T> Placeholder<T> {
                     self.serve_until_done(l, commands)
                 })
             }
-            _ => self.serve_until_done(link, commands),
+            _ => {
+                self.tracee.threads = others;
+                self.serve_until_done(link, commands)
+            }
         };
         if let Some((_, reply)) = self.asked.take() {
             let _ = reply.send(Err("the process ended before it could come home".into()));

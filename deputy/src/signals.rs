@@ -14,6 +14,16 @@ pub(crate) fn pending_signals(pid: i32) -> u64 {
     mosaic_ckpt::procfs::signal_set(pid, &["SigPnd", "ShdPnd"]).unwrap_or(0)
 }
 
+/// The signals caught at placeholder thread `t`, taken, but for those its
+/// own timers sent (see [`Placeholder::take_deferred`]).
+pub(crate) fn take_deferred(t: &mut mosaic_ckpt::ptrace::Tracee) -> Vec<i32> {
+    std::mem::take(&mut t.deferred_signals)
+        .into_iter()
+        .filter(|d| !d.from_timer())
+        .map(|d| d.signal)
+        .collect()
+}
+
 impl<T> Placeholder<T> {
     /// Between calls: relays signals queued on the placeholder to the
     /// guest, notices a SIGCONT that ended its group-stop, and notices its
@@ -82,11 +92,7 @@ impl<T> Placeholder<T> {
     /// guest, whose copies fire there (one that fired here before it was
     /// deleted would reach the guest twice).
     pub(crate) fn take_deferred(&mut self) -> Vec<i32> {
-        std::mem::take(&mut self.tracee.deferred_signals)
-            .into_iter()
-            .filter(|d| !d.from_timer())
-            .map(|d| d.signal)
-            .collect()
+        take_deferred(&mut self.tracee)
     }
 
     /// Takes the signals queued on the placeholder off its queue, into

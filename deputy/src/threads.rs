@@ -313,7 +313,9 @@ fn work(tid: Pid, insn: u64, jobs: &Receiver<Job>, cancels: &AtomicU32, link: &S
                 match done {
                     Ok(done) => done,
                     Err(e) => {
-                        warn!(tid, error = %e, "a placeholder thread could not make a call");
+                        if let Some(held) = noisy.allow() {
+                            warn!(tid, error = %e, held, "a placeholder thread could not make a call; answered EINTR");
+                        }
                         (EINTR, Vec::new())
                     }
                 }
@@ -322,14 +324,10 @@ fn work(tid: Pid, insn: u64, jobs: &Receiver<Job>, cancels: &AtomicU32, link: &S
         };
         // Signals it met on the way (it blocks them all: SIGKILL's end,
         // or none) go to the guest before the result.
-        let signals: Vec<i32> = tracee
+        let signals = tracee
             .as_mut()
-            .map(|t| std::mem::take(&mut t.deferred_signals))
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|d| !d.from_timer())
-            .map(|d| d.signal)
-            .collect();
+            .map(crate::signals::take_deferred)
+            .unwrap_or_default();
         let mut link = lock(link);
         for signal in signals {
             let _ = link.send_msg(&HomeMsg::Signal { signal });

@@ -53,6 +53,23 @@ threading.Thread(target=nice, daemon=True).start()
 time.sleep(60)
 ";
 
+/// Plays the remote's start: takes the image home sends and says the
+/// guest runs; the image's chunks.
+fn started(link: &mut Framed) -> Vec<mosaic_proto::migrate::ByteBuf> {
+    let mut image = Vec::new();
+    loop {
+        match link.recv_msg::<HomeMsg>().unwrap() {
+            HomeMsg::ImageEnd => break,
+            HomeMsg::ImageChunk(b) => image.push(b),
+            HomeMsg::Begin { .. } => {}
+            other => panic!("{other:?} in the image"),
+        }
+    }
+    link.send_msg(&RemoteMsg::Started { guest_pid: 4242 })
+        .unwrap();
+    image
+}
+
 fn call(tid: i32, nr: i64, args: [u64; 6]) -> RemoteMsg {
     RemoteMsg::Syscall {
         tid,
@@ -121,15 +138,7 @@ fn each_threads_call_is_made_in_its_placeholder_thread_and_a_blocked_one_holds_u
         .unwrap();
     let remote = std::thread::spawn(move || {
         let mut link = Framed(remote_end);
-        loop {
-            match link.recv_msg::<HomeMsg>().unwrap() {
-                HomeMsg::ImageEnd => break,
-                HomeMsg::Begin { .. } | HomeMsg::ImageChunk(_) => {}
-                other => panic!("{other:?} in the image"),
-            }
-        }
-        link.send_msg(&RemoteMsg::Started { guest_pid: 4242 })
-            .unwrap();
+        started(&mut link);
         // The plain thread reads the home pipe, which is empty.
         link.send_msg(&call(plain, libc::SYS_read, [0, 0x1000, 3, 0, 0, 0]))
             .unwrap();
@@ -215,17 +224,7 @@ fn a_process_coming_home_is_restored_into_every_placeholder_thread() {
         .unwrap();
     let remote = std::thread::spawn(move || {
         let mut link = Framed(remote_end);
-        let mut image = Vec::new();
-        loop {
-            match link.recv_msg::<HomeMsg>().unwrap() {
-                HomeMsg::ImageEnd => break,
-                HomeMsg::ImageChunk(b) => image.push(b),
-                HomeMsg::Begin { .. } => {}
-                other => panic!("{other:?} in the image"),
-            }
-        }
-        link.send_msg(&RemoteMsg::Started { guest_pid: 4242 })
-            .unwrap();
+        let image = started(&mut link);
         // Comes home as it left.
         link.send_msg(&RemoteMsg::Returning {
             reason: "a test".into(),

@@ -128,26 +128,14 @@ pub(crate) fn send(
     marshal: &Marshal,
 ) -> Result<bool, RemoteError> {
     let nr = abi::nr(i64::from(n.data.nr));
-    g.handle
-        .forwarded
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    g.write_back();
-    let mem = GuestMem(&g.mem);
-    let mut gathered = match codec::gather(marshal, &n.data.args, &mem) {
+    let tid = g.home_tid(n.pid);
+    let gathered = match gather_and_send(g, link, tid, nr, n.data.args, marshal)? {
         Ok(gathered) => gathered,
         Err(errno) => {
             g.answer(n.id, errno);
             return Ok(false);
         }
     };
-    let tid = g.home_tid(n.pid);
-    g.calls.borrow_mut().sent(tid)?;
-    link.send_msg(&RemoteMsg::Syscall {
-        tid,
-        nr,
-        args: n.data.args,
-        inbufs: std::mem::take(&mut gathered.inbufs),
-    })?;
     g.in_flight.borrow_mut().insert(
         tid,
         InFlight {
@@ -189,19 +177,7 @@ pub(crate) fn finish(
         )));
     };
     let nr = abi::nr(i64::from(f.n.data.nr));
-    let ret = match f.gathered.scatter(&GuestMem(&g.mem), outbufs) {
-        Ok(()) => ret,
-        Err(ScatterError::Fault) => EFAULT,
-        Err(ScatterError::Malformed(why)) => {
-            g.warn(|held| {
-                warn!(
-                    nr,
-                    why, held, "a malformed answer from home; the call answers EFAULT"
-                )
-            });
-            EFAULT
-        }
-    };
+    let ret = scatter(g, nr, &f.gathered, outbufs, ret);
     if matches!(ret, ERESTARTSYS | ERESTARTNOINTR | ERESTARTNOHAND)
         && !deliverable_signal(abi::pid(f.n.pid))
     {
@@ -331,27 +307,48 @@ pub(crate) fn forward(
     args: [u64; 6],
     marshal: &Marshal,
 ) -> Result<i64, RemoteError> {
+    let gathered = match gather_and_send(g, link, g.calling.get(), nr, args, marshal)? {
+        Ok(gathered) => gathered,
+        Err(errno) => return Ok(errno),
+    };
+    let (ret, outbufs) = result_of(link, g)?;
+    Ok(scatter(g, nr, &gathered, &outbufs, ret))
+}
+
+/// Gathers thread `tid`'s call (`marshal`) from the guest and sends it
+/// home, counted; `Err(errno)`: it fails so without going home.
+fn gather_and_send(
+    g: &Guest,
+    link: &mut dyn Link,
+    tid: i32,
+    nr: u32,
+    args: [u64; 6],
+    marshal: &Marshal,
+) -> Result<Result<codec::Gathered, i64>, RemoteError> {
     g.handle
         .forwarded
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     g.write_back();
-    let mem = GuestMem(&g.mem);
-    let mut gathered = match codec::gather(marshal, &args, &mem) {
+    let mut gathered = match codec::gather(marshal, &args, &GuestMem(&g.mem)) {
         Ok(gathered) => gathered,
-        Err(errno) => return Ok(errno),
+        Err(errno) => return Ok(Err(errno)),
     };
-    let inbufs = std::mem::take(&mut gathered.inbufs);
-    g.calls.borrow_mut().sent(g.calling.get())?;
+    g.calls.borrow_mut().sent(tid)?;
     link.send_msg(&RemoteMsg::Syscall {
-        tid: g.calling.get(),
+        tid,
         nr,
         args,
-        inbufs,
+        inbufs: std::mem::take(&mut gathered.inbufs),
     })?;
-    let (ret, outbufs) = result_of(link, g)?;
-    match gathered.scatter(&mem, &outbufs) {
-        Ok(()) => Ok(ret),
-        Err(ScatterError::Fault) => Ok(EFAULT),
+    Ok(Ok(gathered))
+}
+
+/// Writes home's out-buffers of call `nr` into the guest; the call's
+/// result (`ret`, or EFAULT if they do not fit or are malformed).
+fn scatter(g: &Guest, nr: u32, gathered: &codec::Gathered, outbufs: &[Buf], ret: i64) -> i64 {
+    match gathered.scatter(&GuestMem(&g.mem), outbufs) {
+        Ok(()) => ret,
+        Err(ScatterError::Fault) => EFAULT,
         Err(ScatterError::Malformed(why)) => {
             g.warn(|held| {
                 warn!(
@@ -359,7 +356,7 @@ pub(crate) fn forward(
                     why, held, "a malformed answer from home; the call answers EFAULT"
                 )
             });
-            Ok(EFAULT)
+            EFAULT
         }
     }
 }

@@ -211,34 +211,11 @@ impl Guest {
     ) -> Result<Tracee, RemoteError> {
         let main = self.pid.as_raw().unsigned_abs();
         let mut t = self.stop(answers.remove(&main))?;
-        let stopped = (|| {
-            for _ in 0..5 {
-                let new: Vec<i32> = mosaic_ckpt::procfs::tids(self.pid.as_raw())?
-                    .into_iter()
-                    .filter(|&tid| {
-                        tid != self.pid.as_raw() && !t.threads.iter().any(|h| h.pid.as_raw() == tid)
-                    })
-                    .collect();
-                if new.is_empty() {
-                    return Ok(());
-                }
-                for tid in new {
-                    let answer = answers.remove(&tid.unsigned_abs());
-                    match Tracee::seize_with(Pid::from_raw(tid), || {
-                        if let Some(id) = answer {
-                            self.answer(id, ERESTARTNOINTR);
-                        }
-                    }) {
-                        Ok(th) => t.threads.push(th),
-                        Err(CkptError::Gone(_)) => {}
-                        Err(e) => return Err(e),
-                    }
-                }
+        let stopped = mosaic_ckpt::capture::seize_threads(&mut t, &mut |tid| {
+            if let Some(id) = answers.remove(&tid.as_raw().unsigned_abs()) {
+                self.answer(id, ERESTARTNOINTR);
             }
-            Err(CkptError::Restore(
-                "its threads kept being created while it was stopped".into(),
-            ))
-        })();
+        });
         match stopped {
             Ok(()) => Ok(t),
             Err(e) => {
