@@ -467,8 +467,8 @@ impl Tracee {
 
     /// [`Tracee::syscall`], where a signal for which `cancel` says true
     /// is the caller's own request to end the call: it interrupts a call
-    /// that waits (which then returns its ERESTART* value) and is not kept
-    /// (a call it did not interrupt runs as if it had not come).
+    /// that waits (which then returns its ERESTART* value), ends one that
+    /// has not begun (not made: ERESTARTNOINTR), and is not kept.
     pub fn syscall_cancellable(
         &mut self,
         nr: i64,
@@ -490,20 +490,27 @@ impl Tracee {
         r.r8 = args[4];
         r.r9 = args[5];
         ptrace::setregs(self.pid, r).map_err(|e| CkptError::Ptrace("PTRACE_SETREGS", e))?;
-        loop {
+        let ret = loop {
             ptrace::step(self.pid, None).map_err(|e| CkptError::Ptrace("PTRACE_SINGLESTEP", e))?;
             match waitpid(self.pid, Some(WaitPidFlag::__WALL))
                 .map_err(|e| CkptError::Ptrace("waitpid", e))?
             {
-                WaitStatus::Stopped(_, Signal::SIGTRAP) => break,
+                WaitStatus::Stopped(_, Signal::SIGTRAP) => break None,
                 WaitStatus::Stopped(_, sig) => {
-                    if !cancel(sig) {
+                    let cancelled = cancel(sig);
+                    if !cancelled {
                         self.deferred_signals.push(Deferred::at_stop(self.pid, sig));
                     }
                     let now = ptrace::getregs(self.pid)
                         .map_err(|e| CkptError::Ptrace("PTRACE_GETREGS", e))?;
                     if now.rip != at {
-                        break; // the call ran; the signal came after it
+                        break None; // the call ran; the signal came after it
+                    }
+                    if cancelled {
+                        // Before the call began: it is not made.
+                        break Some(abi::reg_long(
+                            mosaic_proto::syscalls::codec::errno::ERESTARTNOINTR,
+                        ));
                     }
                 }
                 WaitStatus::Exited(..) | WaitStatus::Signaled(..) => {
@@ -518,10 +525,17 @@ impl Tracee {
                 }
                 _ => {}
             }
-        }
-        let done = ptrace::getregs(self.pid).map_err(|e| CkptError::Ptrace("PTRACE_GETREGS", e))?;
+        };
+        let rax = match ret {
+            Some(rax) => rax,
+            None => {
+                ptrace::getregs(self.pid)
+                    .map_err(|e| CkptError::Ptrace("PTRACE_GETREGS", e))?
+                    .rax
+            }
+        };
         ptrace::setregs(self.pid, saved).map_err(|e| CkptError::Ptrace("PTRACE_SETREGS", e))?;
-        Ok(abi::long(done.rax))
+        Ok(abi::long(rax))
     }
 
     /// The thread the last injected call created, as we see its TID

@@ -3,7 +3,6 @@
 //! provably the same (regular files).
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::Ordering;
 
 use crate::DeputyError;
 use crate::scratch::Scratch;
@@ -25,14 +24,15 @@ pub(crate) struct Caller<'a> {
     pub(crate) scratch: &'a mut Scratch,
     pub(crate) pidfd: &'a mut Option<OwnedFd>,
     pub(crate) noisy: &'a mut mosaic_proto::ratelimit::Every,
-    /// Cancels of its call asked for and not yet met ([`CANCEL`]).
-    pub(crate) cancels: Option<&'a std::sync::atomic::AtomicU32>,
+    /// Where its call stands for a cancel ([`Gate`]); `None`: its calls
+    /// are never cancelled.
+    pub(crate) gate: Option<&'a Gate>,
 }
 
 /// The signal by which a placeholder thread's call is interrupted when the
 /// remote cancels it (one no program uses: SIGSTKFLT; a real-time one
 /// would do too, but nix's waitpid cannot name it). Met at the thread's
-/// delivery stop and dropped there, once per cancel asked.
+/// delivery stop and dropped there, once per cancel asked ([`Gate`]).
 pub(crate) const CANCEL: nix::sys::signal::Signal = nix::sys::signal::Signal::SIGSTKFLT;
 
 /// [`CANCEL`] in a signal mask.
@@ -40,16 +40,87 @@ pub(crate) fn cancel_bit() -> u64 {
     1 << (CANCEL as i32 - 1)
 }
 
-/// Interrupts the call of placeholder thread `tid` of process `pid`,
-/// counted in `cancels` (its tracer drops the signal where it meets it).
-pub(crate) fn cancel(
-    pid: nix::unistd::Pid,
-    tid: nix::unistd::Pid,
-    cancels: &std::sync::atomic::AtomicU32,
-) {
-    cancels.fetch_add(1, Ordering::Relaxed);
-    // SAFETY: tgkill takes integers.
-    unsafe { libc::syscall(libc::SYS_tgkill, pid.as_raw(), tid.as_raw(), CANCEL as i32) };
+/// Where a placeholder thread's call stands, for its cancel: a Cancel
+/// arrives on the router while the call is queued for the thread's
+/// tracer, being made, or already answered (the remote's cancel crossed
+/// the answer). Only a call being made is interrupted by [`CANCEL`]; a
+/// queued one is answered interrupted without being made; a stale cancel
+/// is nothing. The lock makes "being made" and the signal one step, so a
+/// call that ends with a cancel not met knows the signal is pending on its
+/// thread and takes it off (it would otherwise wait there, blocked, until
+/// the restored program unblocks it and dies of it).
+#[derive(Debug, Default)]
+pub(crate) struct Gate(std::sync::Mutex<GateState>);
+
+#[derive(Debug, Default)]
+struct GateState {
+    phase: Phase,
+    /// A cancel of the call asked for and not yet met.
+    asked: bool,
+}
+
+#[derive(Debug, Default, PartialEq)]
+enum Phase {
+    #[default]
+    Idle,
+    Queued,
+    Making,
+}
+
+impl Gate {
+    fn state(&self) -> std::sync::MutexGuard<'_, GateState> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The router queued a call for the thread.
+    pub(crate) fn queued(&self) {
+        *self.state() = GateState {
+            phase: Phase::Queued,
+            asked: false,
+        };
+    }
+
+    /// The remote cancels the call of placeholder thread `tid` of process
+    /// `pid` (see [`Gate`]).
+    pub(crate) fn cancel(&self, pid: nix::unistd::Pid, tid: nix::unistd::Pid) {
+        let mut s = self.state();
+        match s.phase {
+            Phase::Idle => {}
+            Phase::Queued => s.asked = true,
+            Phase::Making => {
+                s.asked = true;
+                // SAFETY: tgkill takes integers.
+                unsafe {
+                    libc::syscall(libc::SYS_tgkill, pid.as_raw(), tid.as_raw(), CANCEL as i32)
+                };
+            }
+        }
+    }
+
+    /// The tracer is about to make the call: false if it was cancelled
+    /// while queued (then it is not made).
+    fn start(&self) -> bool {
+        let mut s = self.state();
+        if std::mem::take(&mut s.asked) {
+            s.phase = Phase::Idle;
+            return false;
+        }
+        s.phase = Phase::Making;
+        true
+    }
+
+    /// The tracer met [`CANCEL`]: whether it is the cancel asked for.
+    fn met(&self) -> bool {
+        std::mem::take(&mut self.state().asked)
+    }
+
+    /// The call ended: whether a cancel's signal is still pending on the
+    /// thread (sent, not met).
+    fn end(&self) -> bool {
+        let mut s = self.state();
+        s.phase = Phase::Idle;
+        std::mem::take(&mut s.asked)
+    }
 }
 
 impl<T> Placeholder<T> {
@@ -60,7 +131,7 @@ impl<T> Placeholder<T> {
             scratch: &mut self.scratch,
             pidfd: &mut self.pidfd,
             noisy: &mut self.noisy,
-            cancels: Some(&*self.cancels),
+            gate: Some(&*self.gate),
         }
     }
 
@@ -86,7 +157,7 @@ impl<T> Placeholder<T> {
             scratch,
             pidfd: &mut self.pidfd,
             noisy: &mut self.noisy,
-            cancels: None,
+            gate: None,
         }
         .execute(nr, args, inbufs)
     }
@@ -190,34 +261,45 @@ impl Caller<'_> {
             }
             Err(PlaceError::Scratch(e)) => return Err(e.into()),
         };
-        let cancels = self.cancels;
+        let gate = self.gate;
+        if gate.is_some_and(|g| !g.start()) {
+            return Ok((ERESTARTNOINTR, Vec::new())); // cancelled before it began
+        }
         let mut room = self.room();
         // A signal for the home PID can interrupt a blocking call in the
         // placeholder. ERESTARTNOINTR means "always restart": done here.
         // ERESTARTSYS and ERESTARTNOHAND go to the remote with the signal,
         // whose kernel then restarts or fails the call by the guest's own
         // handler flags (SA_RESTART). A restart block cannot travel: EINTR.
-        // A cancelled call goes back as it ended (interrupted: ERESTART*).
+        // A cancelled call goes back as it ended (interrupted: ERESTART*;
+        // ERESTARTNOINTR if it had not begun).
         let cancelled = std::cell::Cell::new(false);
         let mut cancel = |sig| {
-            let met = sig == CANCEL
-                && cancels.is_some_and(|c| {
-                    c.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-                        .is_ok()
-                });
+            let met = sig == CANCEL && gate.is_some_and(Gate::met);
             cancelled.set(cancelled.get() | met);
             met
         };
         let ret = loop {
             match room
                 .tracee
-                .syscall_cancellable(i64::from(nr), placed.args, &mut cancel)?
+                .syscall_cancellable(i64::from(nr), placed.args, &mut cancel)
             {
-                ERESTARTNOINTR if !cancelled.get() => continue,
-                ERESTART_RESTARTBLOCK => break EINTR,
+                Ok(ERESTARTNOINTR) if !cancelled.get() => continue,
+                Ok(ERESTART_RESTARTBLOCK) => break Ok(EINTR),
                 r => break r,
             }
         };
+        if gate.is_some_and(Gate::end) {
+            // The cancel's signal came after the call ended: taken off the
+            // thread at the delivery stop of a call that does nothing.
+            let drained = room
+                .tracee
+                .syscall_cancellable(libc::SYS_getpid, [0; 6], &mut |sig| sig == CANCEL);
+            if let Err(e) = drained {
+                warn!(tid = room.tracee.pid.as_raw(), error = %e, "could not take a late cancel off a placeholder thread");
+            }
+        }
+        let ret = ret?;
         Ok((ret, placed.collect(ret, &mut room)?))
     }
 }

@@ -49,8 +49,8 @@ pub struct Placeholder<T> {
     /// Told, just before the placeholder ends, the CPU time its guests
     /// used away from home in all ([`Placeholder::when_it_ends`]).
     pub(crate) on_end: Option<EndHook>,
-    /// Cancels of the main thread's call asked for (`crate::calls::CANCEL`).
-    pub(crate) cancels: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    /// Where the main thread's call stands for a cancel.
+    pub(crate) gate: std::sync::Arc<crate::calls::Gate>,
     /// The workers of its other threads, while they have them.
     pub(crate) crew: crate::threads::Crew,
     /// Scratch rooms of other threads whose calls the session makes
@@ -117,7 +117,7 @@ pub fn migrate<T>(
                 cpu_sent: stats.cpu,
                 cpu_elsewhere: opts.cpu_elsewhere,
                 on_end: None,
-                cancels: Default::default(),
+                gate: Default::default(),
                 crew: Default::default(),
                 scratches: Default::default(),
             };
@@ -202,7 +202,7 @@ impl<T> Placeholder<T> {
                 if let Ok(mask) = self.tracee.sigmask() {
                     let _ = self.tracee.set_sigmask(mask & !crate::calls::cancel_bit());
                 }
-                let main = (self.tracee.pid, self.cancels.clone());
+                let main = (self.tracee.pid, self.gate.clone());
                 let crew = self.crew.clone();
                 crate::threads::with_workers(others, insn, main, &crew, link, |l| {
                     self.serve_until_done(l, commands)

@@ -14,12 +14,12 @@
 
 use std::collections::HashMap;
 use std::os::fd::{BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::calls::{Caller, cancel, cancel_bit};
+use crate::calls::{Caller, Gate, cancel_bit};
 use crate::scratch::Scratch;
 use mosaic_ckpt::ptrace::Tracee;
 use mosaic_proto::migrate::{Buf, HomeMsg, Link, LinkError, LinkExt, RemoteMsg, decode};
@@ -51,7 +51,7 @@ pub(crate) enum Job {
 /// A worker, as the router and the session reach it.
 pub(crate) struct Worker {
     jobs: Sender<Job>,
-    cancels: Arc<AtomicU32>,
+    gate: Arc<Gate>,
 }
 
 /// The workers by their threads' TIDs.
@@ -134,7 +134,7 @@ impl Link for ChannelLink<'_, '_> {
 pub(crate) fn with_workers<R>(
     threads: Vec<Tracee>,
     insn: u64,
-    main: (Pid, Arc<AtomicU32>),
+    main: (Pid, Arc<Gate>),
     workers: &Crew,
     link: &mut dyn Link,
     serve: impl FnOnce(&mut dyn Link) -> R,
@@ -149,16 +149,16 @@ pub(crate) fn with_workers<R>(
             match th.park() {
                 Ok(tid) => {
                     let (tx, rx) = channel();
-                    let cancels = Arc::new(AtomicU32::new(0));
+                    let gate = Arc::new(Gate::default());
                     workers.lock().unwrap_or_else(|e| e.into_inner()).insert(
                         tid.as_raw(),
                         Worker {
                             jobs: tx,
-                            cancels: cancels.clone(),
+                            gate: gate.clone(),
                         },
                     );
                     let shared = &shared;
-                    s.spawn(move || work(tid, insn, &rx, &cancels, shared));
+                    s.spawn(move || work(tid, insn, &rx, &gate, shared));
                 }
                 Err(e) => {
                     warn!(tid = tid.as_raw(), error = %e, "could not hand a placeholder thread to a worker; its calls fail")
@@ -188,7 +188,7 @@ fn route(
     link: &Shared<'_>,
     stop: &AtomicBool,
     session: Sender<Vec<u8>>,
-    main: (Pid, Arc<AtomicU32>),
+    main: (Pid, Arc<Gate>),
     workers: &Crew,
 ) {
     let pid = main.0;
@@ -226,8 +226,12 @@ fn route(
             }) => {
                 let crew = workers.lock().unwrap_or_else(|e| e.into_inner());
                 if let Some(w) = crew.get(&tid) {
+                    w.gate.queued();
                     let _ = w.jobs.send(Job::Call { nr, args, inbufs });
                     continue;
+                }
+                if tid == pid.as_raw() {
+                    main.1.queued();
                 }
             }
             // Here, not by the session: it may be making that very call.
@@ -235,9 +239,9 @@ fn route(
             Ok(RemoteMsg::Cancel { tid }) => {
                 let crew = workers.lock().unwrap_or_else(|e| e.into_inner());
                 if let Some(w) = crew.get(&tid) {
-                    cancel(pid, Pid::from_raw(tid), &w.cancels);
+                    w.gate.cancel(pid, Pid::from_raw(tid));
                 } else if tid == pid.as_raw() {
-                    cancel(pid, pid, &main.1);
+                    main.1.cancel(pid, pid);
                 }
                 continue;
             }
@@ -251,7 +255,7 @@ fn route(
 
 /// A worker: traces placeholder thread `tid` (parked) and makes its calls
 /// until the session ends.
-fn work(tid: Pid, insn: u64, jobs: &Receiver<Job>, cancels: &AtomicU32, link: &Shared<'_>) {
+fn work(tid: Pid, insn: u64, jobs: &Receiver<Job>, gate: &Gate, link: &Shared<'_>) {
     let mut tracee = match Tracee::seize(tid) {
         Ok(t) => Some(t),
         Err(e) => {
@@ -307,7 +311,7 @@ fn work(tid: Pid, insn: u64, jobs: &Receiver<Job>, cancels: &AtomicU32, link: &S
                     scratch: &mut scratch,
                     pidfd: &mut pidfd,
                     noisy: &mut noisy,
-                    cancels: Some(cancels),
+                    gate: Some(gate),
                 }
                 .execute(nr, args, &inbufs);
                 match done {

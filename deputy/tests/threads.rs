@@ -139,6 +139,19 @@ fn each_threads_call_is_made_in_its_placeholder_thread_and_a_blocked_one_holds_u
     let remote = std::thread::spawn(move || {
         let mut link = Framed(remote_end);
         started(&mut link);
+        // A call cancelled as soon as sent (before its thread's tracer
+        // began it, most runs) is answered interrupted, not made: made,
+        // the read would wait for ever.
+        link.send_msg(&call(plain, libc::SYS_read, [0, 0x1000, 3, 0, 0, 0]))
+            .unwrap();
+        link.send_msg(&RemoteMsg::Cancel { tid: plain }).unwrap();
+        match link.recv_msg::<HomeMsg>().unwrap() {
+            HomeMsg::SyscallResult { tid, ret, .. } => {
+                assert_eq!(tid, plain);
+                assert!((-514..=-512).contains(&ret), "cancelled at once: {ret}");
+            }
+            other => panic!("{other:?} for a cancelled call"),
+        }
         // The plain thread reads the home pipe, which is empty.
         link.send_msg(&call(plain, libc::SYS_read, [0, 0x1000, 3, 0, 0, 0]))
             .unwrap();
