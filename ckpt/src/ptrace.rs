@@ -428,6 +428,18 @@ impl Tracee {
         })
     }
 
+    /// Whether threads its calls create are attached to us at birth
+    /// (`PTRACE_O_TRACECLONE`; see [`Tracee::take_cloned`] and
+    /// [`Tracee::born`]).
+    pub fn trace_clones(&self, on: bool) -> Result<(), CkptError> {
+        let opts = if on {
+            ptrace::Options::PTRACE_O_TRACECLONE
+        } else {
+            ptrace::Options::empty()
+        };
+        ptrace::setoptions(self.pid, opts).map_err(|e| CkptError::Ptrace("PTRACE_SETOPTIONS", e))
+    }
+
     /// Uses the `syscall` instruction at `addr` for injections.
     pub fn set_syscall_insn(&mut self, addr: u64) {
         self.syscall_insn = Some(addr);

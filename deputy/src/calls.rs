@@ -27,6 +27,9 @@ pub(crate) struct Caller<'a> {
     /// Where its call stands for a cancel ([`Gate`]); `None`: its calls
     /// are never cancelled.
     pub(crate) gate: Option<&'a Gate>,
+    /// Where a thread it makes for the guest goes to get a worker
+    /// (`crate::threads`); `None`: no thread router, none is made.
+    pub(crate) births: Option<&'a std::sync::mpsc::Sender<crate::threads::Birth>>,
 }
 
 /// The signal by which a placeholder thread's call is interrupted when the
@@ -132,6 +135,7 @@ impl<T> Placeholder<T> {
             pidfd: &mut self.pidfd,
             noisy: &mut self.noisy,
             gate: Some(&*self.gate),
+            births: self.births.as_ref(),
         }
     }
 
@@ -158,6 +162,7 @@ impl<T> Placeholder<T> {
             pidfd: &mut self.pidfd,
             noisy: &mut self.noisy,
             gate: None,
+            births: None,
         }
         .execute(nr, args, inbufs)
     }
@@ -234,12 +239,30 @@ impl Caller<'_> {
 
     /// Runs a forwarded call inside the placeholder: its buffers placed in
     /// scratch by the codec, the call injected, its out-buffers collected.
+    /// One cancelled before it began is not made (ERESTARTNOINTR).
     pub(crate) fn execute(
         &mut self,
         nr: u32,
         args: [u64; 6],
         inbufs: &[Buf],
     ) -> Result<(i64, Vec<Buf>), DeputyError> {
+        if self.gate.is_some_and(|g| !g.start()) {
+            return Ok((ERESTARTNOINTR, Vec::new()));
+        }
+        let done = self.execute_started(nr, args, inbufs);
+        self.end_call();
+        done
+    }
+
+    fn execute_started(
+        &mut self,
+        nr: u32,
+        args: [u64; 6],
+        inbufs: &[Buf],
+    ) -> Result<(i64, Vec<Buf>), DeputyError> {
+        if matches!(i64::from(nr), libc::SYS_clone | libc::SYS_clone3) {
+            return self.birth(nr);
+        }
         // The remote forwards only what the codec marshals; anything else
         // is its mistake, answered ENOSYS and said.
         let Some(spec) = lookup(nr).filter(|s| s.class == Class::Forward) else {
@@ -262,10 +285,6 @@ impl Caller<'_> {
             Err(PlaceError::Scratch(e)) => return Err(e.into()),
         };
         let gate = self.gate;
-        if gate.is_some_and(|g| !g.start()) {
-            return Ok((ERESTARTNOINTR, Vec::new())); // cancelled before it began
-        }
-        let mut room = self.room();
         // A signal for the home PID can interrupt a blocking call in the
         // placeholder. ERESTARTNOINTR means "always restart": done here.
         // ERESTARTSYS and ERESTARTNOHAND go to the remote with the signal,
@@ -280,7 +299,7 @@ impl Caller<'_> {
             met
         };
         let ret = loop {
-            match room
+            match self
                 .tracee
                 .syscall_cancellable(i64::from(nr), placed.args, &mut cancel)
             {
@@ -289,18 +308,8 @@ impl Caller<'_> {
                 r => break r,
             }
         };
-        if gate.is_some_and(Gate::end) {
-            // The cancel's signal came after the call ended: taken off the
-            // thread at the delivery stop of a call that does nothing.
-            let drained = room
-                .tracee
-                .syscall_cancellable(libc::SYS_getpid, [0; 6], &mut |sig| sig == CANCEL);
-            if let Err(e) = drained {
-                warn!(tid = room.tracee.pid.as_raw(), error = %e, "could not take a late cancel off a placeholder thread");
-            }
-        }
         let ret = ret?;
-        Ok((ret, placed.collect(ret, &mut room)?))
+        Ok((ret, placed.collect(ret, &mut self.room())?))
     }
 }
 
@@ -311,6 +320,78 @@ impl Caller<'_> {
             tracee: self.tracee,
             scratch: self.scratch,
         }
+    }
+
+    /// The call of a guest thread is over ([`Gate::end`]): a cancel whose
+    /// signal came after it ended is taken off the thread at the delivery
+    /// stop of a call that does nothing.
+    fn end_call(&mut self) {
+        if self.gate.is_some_and(Gate::end) {
+            let drained = self
+                .tracee
+                .syscall_cancellable(libc::SYS_getpid, [0; 6], &mut |sig| sig == CANCEL);
+            if let Err(e) = drained {
+                warn!(tid = self.tracee.pid.as_raw(), error = %e, "could not take a late cancel off a placeholder thread");
+            }
+        }
+    }
+
+    /// A thread the guest creates away: its placeholder thread is made
+    /// first, here, as a child of this one; answers its TID (see the
+    /// remote's `threads`, which gives the guest's thread the same).
+    fn birth(&mut self, nr: u32) -> Result<(i64, Vec<Buf>), DeputyError> {
+        let Some(births) = self.births else {
+            return Ok(self.refuse(ENOSYS, nr, "a thread born away", "no thread router here"));
+        };
+        self.make_thread(births)
+    }
+
+    /// The new placeholder thread: cloned with every signal blocked and
+    /// attached to us at birth, so it runs no instruction of the process
+    /// (whose memory is gone), then parked for a worker of its own
+    /// ([`Tracee::park`]; ptrace requests come from the tracing thread).
+    fn make_thread(
+        &mut self,
+        births: &std::sync::mpsc::Sender<crate::threads::Birth>,
+    ) -> Result<(i64, Vec<Buf>), DeputyError> {
+        const FLAGS: u64 = (libc::CLONE_VM
+            | libc::CLONE_FS
+            | libc::CLONE_FILES
+            | libc::CLONE_SIGHAND
+            | libc::CLONE_THREAD
+            | libc::CLONE_SYSVSEM) as u64;
+        let t = &mut *self.tracee;
+        let insn = t.syscall_insn().ok_or(CkptError::NoSyscallInsn)?;
+        let mask = t.sigmask()?;
+        t.set_sigmask(!0)?;
+        let made = t
+            .trace_clones(true)
+            .and_then(|()| t.syscall(libc::SYS_clone, [FLAGS, 0, 0, 0, 0, 0]));
+        let _ = t.trace_clones(false);
+        t.set_sigmask(mask)?;
+        let tid = made?;
+        if tid <= 0 {
+            return Ok((tid, Vec::new()));
+        }
+        let child = t
+            .take_cloned()
+            .ok_or(CkptError::Gone(abi::int_result(tid)))?;
+        let mut child = Tracee::born(child)?;
+        child.set_syscall_insn(insn);
+        let parked = child.park()?;
+        let (ack, acked) = std::sync::mpsc::channel();
+        let told = births
+            .send(crate::threads::Birth { tid: parked, ack })
+            .is_ok()
+            && acked
+                .recv_timeout(std::time::Duration::from_secs(5))
+                .is_ok();
+        if !told {
+            return Err(DeputyError::Protocol(
+                "a new placeholder thread got no worker".into(),
+            ));
+        }
+        Ok((tid, Vec::new()))
     }
 
     /// A forwarded call answered `errno` without running: said, at most

@@ -51,6 +51,9 @@ pub struct Placeholder<T> {
     pub(crate) on_end: Option<EndHook>,
     /// Where the main thread's call stands for a cancel.
     pub(crate) gate: std::sync::Arc<crate::calls::Gate>,
+    /// While a thread router serves: where a thread made for the guest
+    /// gets its worker.
+    pub(crate) births: Option<std::sync::mpsc::Sender<crate::threads::Birth>>,
     /// The workers of its other threads, while they have them.
     pub(crate) crew: crate::threads::Crew,
     /// Scratch rooms of other threads whose calls the session makes
@@ -118,6 +121,7 @@ pub fn migrate<T>(
                 cpu_elsewhere: opts.cpu_elsewhere,
                 on_end: None,
                 gate: Default::default(),
+                births: None,
                 crew: Default::default(),
                 scratches: Default::default(),
             };
@@ -204,8 +208,11 @@ impl<T> Placeholder<T> {
                 }
                 let main = (self.tracee.pid, self.gate.clone());
                 let crew = self.crew.clone();
-                crate::threads::with_workers(others, insn, main, &crew, link, |l| {
-                    self.serve_until_done(l, commands)
+                crate::threads::with_workers(others, insn, main, &crew, link, |l, births| {
+                    self.births = Some(births);
+                    let served = self.serve_until_done(l, commands);
+                    self.births = None;
+                    served
                 })
             }
             _ => {

@@ -57,6 +57,14 @@ pub(crate) struct Worker {
 /// The workers by their threads' TIDs.
 pub(crate) type Crew = Arc<Mutex<HashMap<i32, Worker>>>;
 
+/// A placeholder thread made for a thread the guest created (parked, see
+/// `Caller::birth`), to get a worker; `ack` once it has one, before its
+/// TID goes to the remote, so the router knows it by its first call.
+pub(crate) struct Birth {
+    pub(crate) tid: Pid,
+    pub(crate) ack: Sender<()>,
+}
+
 /// Takes every thread back from its worker, parked, and seizes it here:
 /// the threads, traced by the calling thread. A worker that cannot hand
 /// its thread back is left out (said).
@@ -137,36 +145,40 @@ pub(crate) fn with_workers<R>(
     main: (Pid, Arc<Gate>),
     workers: &Crew,
     link: &mut dyn Link,
-    serve: impl FnOnce(&mut dyn Link) -> R,
+    serve: impl FnOnce(&mut dyn Link, Sender<Birth>) -> R,
 ) -> R {
     let raw_fd = link.raw_fd();
     let shared: Shared<'_> = Mutex::new(link);
     let stop = AtomicBool::new(false);
+    let (births, born) = channel::<Birth>();
     std::thread::scope(|s| {
+        let (shared, stop) = (&shared, &stop);
         for mut th in threads {
             th.set_syscall_insn(insn);
             let tid = th.pid;
             match th.park() {
-                Ok(tid) => {
-                    let (tx, rx) = channel();
-                    let gate = Arc::new(Gate::default());
-                    workers.lock().unwrap_or_else(|e| e.into_inner()).insert(
-                        tid.as_raw(),
-                        Worker {
-                            jobs: tx,
-                            gate: gate.clone(),
-                        },
-                    );
-                    let shared = &shared;
-                    s.spawn(move || work(tid, insn, &rx, &gate, shared));
-                }
+                Ok(tid) => start(s, tid, insn, workers, shared, &births),
                 Err(e) => {
                     warn!(tid = tid.as_raw(), error = %e, "could not hand a placeholder thread to a worker; its calls fail")
                 }
             }
         }
+        // Threads made while serving get their workers here (a scoped
+        // thread's own spawns must come from the scope).
+        let more = births.clone();
+        s.spawn(move || {
+            loop {
+                match born.recv_timeout(Duration::from_millis(10)) {
+                    Ok(b) => {
+                        start(s, b.tid, insn, workers, shared, &more);
+                        let _ = b.ack.send(());
+                    }
+                    Err(RecvTimeoutError::Timeout) if !stop.load(Ordering::Relaxed) => {}
+                    Err(_) => return,
+                }
+            }
+        });
         let (frames, from_router) = channel();
-        let (shared, stop) = (&shared, &stop);
         s.spawn(move || route(raw_fd, shared, stop, frames, main, workers));
         let mut own = ChannelLink {
             frames: from_router,
@@ -174,10 +186,35 @@ pub(crate) fn with_workers<R>(
             link: shared,
             stall: None,
         };
-        let served = serve(&mut own);
+        let served = serve(&mut own, births);
         stop.store(true, Ordering::Relaxed);
         served
     })
+}
+
+/// Gives parked placeholder thread `tid` a worker of its own, known to
+/// the router before this returns.
+fn start<'scope, 'env, 'l>(
+    s: &'scope std::thread::Scope<'scope, 'env>,
+    tid: Pid,
+    insn: u64,
+    workers: &'scope Crew,
+    shared: &'scope Shared<'l>,
+    births: &Sender<Birth>,
+) where
+    'l: 'scope,
+{
+    let (tx, rx) = channel();
+    let gate = Arc::new(Gate::default());
+    workers.lock().unwrap_or_else(|e| e.into_inner()).insert(
+        tid.as_raw(),
+        Worker {
+            jobs: tx,
+            gate: gate.clone(),
+        },
+    );
+    let births = births.clone();
+    s.spawn(move || work(tid, insn, &rx, &gate, shared, workers, &births));
 }
 
 /// Reads the link: a call of a thread with a worker goes to it, all else
@@ -255,7 +292,15 @@ fn route(
 
 /// A worker: traces placeholder thread `tid` (parked) and makes its calls
 /// until the session ends.
-fn work(tid: Pid, insn: u64, jobs: &Receiver<Job>, gate: &Gate, link: &Shared<'_>) {
+fn work(
+    tid: Pid,
+    insn: u64,
+    jobs: &Receiver<Job>,
+    gate: &Gate,
+    link: &Shared<'_>,
+    workers: &Crew,
+    births: &Sender<Birth>,
+) {
     let mut tracee = match Tracee::seize(tid) {
         Ok(t) => Some(t),
         Err(e) => {
@@ -304,6 +349,20 @@ fn work(tid: Pid, insn: u64, jobs: &Receiver<Job>, gate: &Gate, link: &Shared<'_
                 continue;
             }
         };
+        if i64::from(nr) == libc::SYS_exit {
+            // The guest thread ends: so does this one, then the guest's.
+            let ret = tracee.take().map_or(EINTR, end_thread);
+            workers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&tid);
+            let _ = lock(link).send_msg(&HomeMsg::SyscallResult {
+                tid,
+                ret,
+                outbufs: Vec::new(),
+            });
+            return;
+        }
         let (ret, outbufs) = match &mut tracee {
             Some(t) => {
                 let done = Caller {
@@ -312,6 +371,7 @@ fn work(tid: Pid, insn: u64, jobs: &Receiver<Job>, gate: &Gate, link: &Shared<'_
                     pidfd: &mut pidfd,
                     noisy: &mut noisy,
                     gate: Some(gate),
+                    births: Some(births),
                 }
                 .execute(nr, args, &inbufs);
                 match done {
@@ -341,6 +401,28 @@ fn work(tid: Pid, insn: u64, jobs: &Receiver<Job>, gate: &Gate, link: &Shared<'_
             .is_err()
         {
             return;
+        }
+    }
+}
+
+/// Ends placeholder thread `t` as its guest thread ends: its TID address
+/// and robust list (in the released memory) cleared first, so that its
+/// end writes nothing there. 0 once it is gone, or why it is not.
+fn end_thread(mut t: Tracee) -> i64 {
+    let tid = t.pid.as_raw();
+    let cleared = t
+        .syscall(libc::SYS_set_tid_address, [0; 6])
+        .and_then(|_| t.syscall(libc::SYS_set_robust_list, [0, 24, 0, 0, 0, 0]));
+    if let Err(e) = cleared {
+        warn!(tid, error = %e, "could not ready a placeholder thread for its end");
+        return EINTR;
+    }
+    match t.syscall(libc::SYS_exit, [0; 6]) {
+        Err(mosaic_ckpt::CkptError::Gone(_)) => 0,
+        Ok(r) => r.min(EINTR),
+        Err(e) => {
+            warn!(tid, error = %e, "could not end a placeholder thread");
+            EINTR
         }
     }
 }

@@ -32,6 +32,13 @@ pub(crate) enum Route {
     CpuClock,
     /// `sendmmsg`/`recvmmsg`: one `sendmsg`/`recvmsg` forwarded per message.
     Mmsg,
+    /// A thread born here: its placeholder thread is made at home first
+    /// (`crate::threads`).
+    Thread,
+    /// A thread's end (`exit`): its placeholder thread ends at home first.
+    ThreadEnd,
+    /// Made by the guest's kernel as asked (the last thread's `exit`).
+    LetThrough,
     /// No row says how (the filter lets only these through).
     Refuse(&'static str),
 }
@@ -66,6 +73,7 @@ pub(crate) fn route(n: &Notif) -> Route {
                 Route::Home("mmap of shared memory (or of a very large file)")
             }
         }
+        Class::Exit if i64::from(n.data.nr) == libc::SYS_exit => Route::ThreadEnd,
         Class::Local | Class::Exit | Class::Unsupported => Route::Refuse(row.name),
     }
 }
@@ -78,8 +86,18 @@ pub(crate) fn call(g: &Guest, link: &mut dyn Link, n: Notif) -> Result<bool, Rem
         g.answer(n.id, ret);
         return Ok(false);
     }
-    let marshal = match route(&n) {
+    let routed = match i64::from(n.data.nr) {
+        libc::SYS_clone | libc::SYS_clone3 => crate::threads::route_clone(g, &n),
+        libc::SYS_exit => crate::threads::route_exit(g, &n),
+        _ => route(&n),
+    };
+    let marshal = match routed {
         Route::Forward(m) => m,
+        Route::Thread | Route::ThreadEnd => Marshal::bare(),
+        Route::LetThrough => {
+            g.let_through(n.id);
+            return Ok(false);
+        }
         Route::Home(reason) => return go_home(g, link, Some((n.id, n.pid)), reason, None),
         Route::FillMapping => {
             map_private_file(g, link, &n)?;
@@ -177,6 +195,10 @@ pub(crate) fn finish(
         )));
     };
     let nr = abi::nr(i64::from(f.n.data.nr));
+    if crate::threads::is_thread_call(&f.n) {
+        crate::threads::finish(g, &f.n, ret);
+        return Ok(());
+    }
     let ret = scatter(g, nr, &f.gathered, outbufs, ret);
     if matches!(ret, ERESTARTSYS | ERESTARTNOINTR | ERESTARTNOHAND)
         && !deliverable_signal(abi::pid(f.n.pid))

@@ -47,6 +47,8 @@ pub fn guest_filter() -> Result<Vec<u8>, RemoteError> {
         // Numbers without an entry point answer ENOSYS from the guest's
         // own kernel, as natively.
         .filter(|s| matches!(s.class, Class::Local | Class::Exit | Class::Unsupported))
+        // A thread's end is told home first (`crate::threads`).
+        .filter(|s| i64::from(s.nr) != libc::SYS_exit)
         .map(|s| {
             let conditions = match i64::from(s.nr) {
                 libc::SYS_mmap => vec![anon_private.clone()],

@@ -36,6 +36,7 @@ mod pidns;
 mod procview;
 mod session;
 mod signals;
+mod threads;
 
 pub use filter::{guest_filter, verdict};
 
@@ -192,7 +193,12 @@ pub fn decide(prog: &[u8], nr: u32, args: &[u64; 6]) -> Result<Decision, String>
         match route(&notif(i32::try_from(nr).unwrap_or(-1), *args)) {
             Route::Forward(_) => Decision::Forward,
             Route::Home(why) => Decision::Home(why),
-            Route::FillMapping | Route::CpuClock | Route::Mmsg => Decision::Served,
+            Route::FillMapping
+            | Route::CpuClock
+            | Route::Mmsg
+            | Route::Thread
+            | Route::ThreadEnd
+            | Route::LetThrough => Decision::Served,
             Route::Refuse(why) => Decision::Refused(why),
         },
     )

@@ -12,9 +12,12 @@
 //!
 //! The first process of a PID namespace is its init, PID 1; when it ends,
 //! the kernel kills everything else in the namespace. Ours is a small child
-//! of the remote that stays root and does nothing but wait on a pipe: the
-//! end of the pipe (the session over, or the daemon gone) ends it, and the
-//! guest with it if it is still there. Outside the namespace (the remote,
+//! of the remote that stays root and waits on a socket: the end of the
+//! socket (the session over, or the daemon gone) ends it, and the guest
+//! with it if it is still there. It also sets the namespace's
+//! `ns_last_pid` when told (the sysctl is the writer's own namespace's, so
+//! only a process inside can): a thread the guest creates then gets the
+//! TID its placeholder thread got at home ([`NsControl`]). Outside the namespace (the remote,
 //! `/proc`, the seccomp listener's `notif.pid`) the guest has other IDs.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -36,18 +39,47 @@ pub(crate) struct GuestNs {
     /// The namespace (`/proc/<init>/ns/pid`), to restore the guest in.
     pub ns: Arc<OwnedFd>,
     init: Pid,
-    /// Our end of init's pipe: closing it ends init and the namespace.
+    /// Our end of init's socket: closing it ends init and the namespace.
     keep: Option<OwnedFd>,
+}
+
+/// Tells a guest namespace's init to set `ns_last_pid` (one duplicate of
+/// its socket; dropped before the [`GuestNs`], or init does not end).
+#[derive(Debug)]
+pub(crate) struct NsControl(OwnedFd);
+
+impl NsControl {
+    /// The namespace's next PID will be `last + 1` if that one is free
+    /// (the kernel takes it as a hint: the caller checks).
+    pub fn set_last_pid(&self, last: i32) -> std::io::Result<()> {
+        use std::io::{Read, Write};
+        let mut sock = std::fs::File::from(self.0.try_clone()?);
+        sock.write_all(&last.to_le_bytes())?;
+        let mut errno = [0u8; 1];
+        sock.read_exact(&mut errno)?;
+        match errno[0] {
+            0 => Ok(()),
+            e => Err(std::io::Error::from_raw_os_error(i32::from(e))),
+        }
+    }
 }
 
 impl GuestNs {
     /// A fresh PID namespace with its init running.
     pub fn new() -> Result<GuestNs, CkptError> {
         let mut ends = [0i32; 2];
-        // SAFETY: pipe2 writes two descriptors into `ends`.
-        if unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        // SAFETY: socketpair writes two descriptors into `ends`.
+        let made = unsafe {
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+                0,
+                ends.as_mut_ptr(),
+            )
+        };
+        if made != 0 {
             return Err(CkptError::Io(
-                "pipe for a guest's namespace".into(),
+                "socket for a guest's namespace".into(),
                 std::io::Error::last_os_error(),
             ));
         }
@@ -91,6 +123,17 @@ impl GuestNs {
     }
 }
 
+impl GuestNs {
+    /// A handle to set the namespace's `ns_last_pid`.
+    pub fn control(&self) -> std::io::Result<NsControl> {
+        let keep = self
+            .keep
+            .as_ref()
+            .ok_or_else(|| std::io::Error::from_raw_os_error(libc::EBADF))?;
+        Ok(NsControl(keep.try_clone()?))
+    }
+}
+
 impl Drop for GuestNs {
     fn drop(&mut self) {
         // init reads the end of its pipe and exits once nothing else is
@@ -117,20 +160,22 @@ impl Drop for GuestNs {
 }
 
 /// Init of a guest's namespace: raise the namespace's `pid_max` to the
-/// limit, then wait for the end of the pipe `read`, and exit.
-fn init(read: i32) -> ! {
+/// limit, then set `ns_last_pid` to each number read from the socket
+/// `sock` (4 bytes, little-endian; answered by one byte, 0 or the errno),
+/// and exit at its end.
+fn init(sock: i32) -> ! {
     // SAFETY: only async-signal-safe system calls on integers and on
     // buffers that live through each call, then _exit; nothing returns.
     unsafe {
-        // Not outliving the thread that serves the guest, even if the pipe
-        // stays open somewhere.
+        // Not outliving the thread that serves the guest, even if the
+        // socket stays open somewhere.
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-        // Nothing of the daemon's but the pipe: another guest's pipe end
+        // Nothing of the daemon's but the socket: another guest's end
         // held here would keep that guest's init from seeing its end.
-        if read > 0 {
-            libc::syscall(libc::SYS_close_range, 0, read - 1, 0);
+        if sock > 0 {
+            libc::syscall(libc::SYS_close_range, 0, sock - 1, 0);
         }
-        libc::syscall(libc::SYS_close_range, read + 1, u32::MAX, 0);
+        libc::syscall(libc::SYS_close_range, sock + 1, u32::MAX, 0);
         // Orphans in here (there should be none: a guest's fork brings it
         // home) are reaped by the kernel.
         libc::signal(libc::SIGCHLD, libc::SIG_IGN);
@@ -142,13 +187,54 @@ fn init(read: i32) -> ! {
             libc::write(fd, PID_MAX_LIMIT.as_ptr().cast(), PID_MAX_LIMIT.len());
             libc::close(fd);
         }
-        let mut byte = 0u8;
+        let mut word = [0u8; 4];
+        let mut have = 0usize;
         loop {
-            let r = libc::read(read, (&raw mut byte).cast(), 1);
+            let r = libc::read(sock, word.as_mut_ptr().add(have).cast(), 4 - have);
             if r == 0 || (r < 0 && *libc::__errno_location() != libc::EINTR) {
                 break;
             }
+            have += usize::try_from(r).unwrap_or(0);
+            if have < 4 {
+                continue;
+            }
+            have = 0;
+            let answer = set_last_pid(i32::from_le_bytes(word));
+            libc::write(sock, (&raw const answer).cast(), 1);
         }
         libc::_exit(0)
+    }
+}
+
+/// Writes `last` into this namespace's `ns_last_pid`: 0, or the errno
+/// (async-signal-safe: init runs in a fork of a threaded process).
+fn set_last_pid(last: i32) -> u8 {
+    let mut digits = [0u8; 12];
+    let mut at = digits.len();
+    let mut v = last.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + u8::try_from(v % 10).unwrap_or(0);
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    // SAFETY: open, write and close on a path and a buffer that live
+    // through each call.
+    unsafe {
+        let fd = libc::open(c"/proc/sys/kernel/ns_last_pid".as_ptr(), libc::O_WRONLY);
+        if fd < 0 {
+            return u8::try_from(*libc::__errno_location()).unwrap_or(u8::MAX);
+        }
+        let n = digits.len() - at;
+        let w = libc::write(fd, digits.as_ptr().add(at).cast(), n);
+        let errno = *libc::__errno_location();
+        libc::close(fd);
+        if usize::try_from(w).ok() == Some(n) {
+            0
+        } else {
+            u8::try_from(errno).unwrap_or(u8::MAX).max(1)
+        }
     }
 }

@@ -81,6 +81,12 @@ pub(crate) struct Guest {
     /// The files it maps shared and writable (through `/mfs`, so its
     /// changes reach its home's files when written back).
     pub(crate) shared_files: Vec<std::fs::File>,
+    /// Its namespace's init, which gives a thread it creates the TID of
+    /// its placeholder thread at home (`crate::threads`).
+    pub(crate) ns: Option<crate::pidns::NsControl>,
+    /// A call it waits in that only home can make now (a thread home
+    /// could not give a placeholder thread): it goes home with it.
+    pub(crate) home_with: std::cell::Cell<Option<(Notif, &'static str)>>,
 }
 
 impl Guest {
@@ -149,6 +155,26 @@ impl Guest {
         };
         // SAFETY: NOTIF_SEND reads one `struct seccomp_notif_resp`. ENOENT
         // (the guest was killed meanwhile) needs no handling.
+        unsafe {
+            libc::ioctl(
+                self.listener.as_raw_fd(),
+                libc::SECCOMP_IOCTL_NOTIF_SEND,
+                &resp as *const libc::seccomp_notif_resp,
+            )
+        };
+    }
+
+    /// Lets the call of notification `id` be made by the guest's kernel
+    /// as it was asked (`SECCOMP_USER_NOTIF_FLAG_CONTINUE`).
+    pub(crate) fn let_through(&self, id: u64) {
+        let resp = libc::seccomp_notif_resp {
+            id,
+            val: 0,
+            error: 0,
+            flags: 1, // SECCOMP_USER_NOTIF_FLAG_CONTINUE
+        };
+        // SAFETY: NOTIF_SEND reads one `struct seccomp_notif_resp`; ENOENT
+        // as in `answer`.
         unsafe {
             libc::ioctl(
                 self.listener.as_raw_fd(),
@@ -309,7 +335,7 @@ pub fn serve(
             }
         }
     })();
-    let guest = match started {
+    let mut guest = match started {
         Ok(g) => g,
         Err(e) => {
             // Home is still sending the image: take the rest (it waits for
@@ -335,6 +361,10 @@ pub fn serve(
         "{}",
         crate::log::GUEST_STARTED
     );
+    guest.ns = ns
+        .control()
+        .inspect_err(|e| tracing::warn!(error = %e, "no hold on the guest's namespace: a thread it creates brings it home"))
+        .ok();
     on_started(&home, home_pid, guest.pid.as_raw(), guest.handle.clone());
     link.send_msg(&RemoteMsg::Started {
         guest_pid: guest.pid.as_raw(),
@@ -428,6 +458,8 @@ pub(crate) fn take_guest(t: &mut Tracee, arrival: Arrival) -> Result<Guest, Remo
         in_flight: Default::default(),
         threaded: mosaic_ckpt::procfs::tids(pid.as_raw())?.len() > 1,
         shared_files: shared_files(pid.as_raw())?,
+        ns: None,
+        home_with: Default::default(),
         mem: t.mem()?,
         pidfd,
         listener,
@@ -472,6 +504,11 @@ pub(crate) fn run_guest(g: &Guest, link: &mut dyn Link) -> Result<(), RemoteErro
         // can (a multi-threaded placeholder, whose router takes a cancel
         // while a call runs); else it waits for them.
         let between_calls = g.calls.borrow().is_empty() || g.threaded;
+        if let Some((n, why)) = g.home_with.take()
+            && go_home(g, link, Some((n.id, n.pid)), why, None)?
+        {
+            return Ok(());
+        }
         if between_calls && g.asked.take() && go_home(g, link, None, "asked by home", None)? {
             return Ok(());
         }

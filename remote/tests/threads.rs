@@ -176,6 +176,9 @@ fn play_home(mut link: Framed, home_pid: i32, image: Vec<u8>, how: Home) -> Vec<
                     {
                         link.send_msg(&r).unwrap();
                     }
+                } else if nr == abi::nr(libc::SYS_exit) {
+                    // A thread's end: home ends its placeholder thread.
+                    link.send_msg(&answer(0, b"")).unwrap();
                 } else {
                     panic!("a call home did not expect: {nr} {args:?}");
                 }
