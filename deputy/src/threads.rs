@@ -346,6 +346,11 @@ fn work(
                 if dead {
                     return;
                 }
+                if let Some(t) = &mut tracee
+                    && relay_own_signals(t, &mut scratch, link).is_err()
+                {
+                    return;
+                }
                 continue;
             }
         };
@@ -425,4 +430,34 @@ fn end_thread(mut t: Tracee) -> i64 {
             EINTR
         }
     }
+}
+
+/// Signals sent to placeholder thread `t` alone (`tgkill` at home: its
+/// private queue; it blocks them all), taken off in it and sent to its
+/// guest thread. Err: the link is gone.
+fn relay_own_signals(
+    t: &mut Tracee,
+    scratch: &mut Scratch,
+    link: &Shared<'_>,
+) -> Result<(), LinkError> {
+    let bit = |s: i32| 1u64 << (s - 1);
+    let untakable = bit(libc::SIGKILL) | bit(libc::SIGSTOP) | cancel_bit();
+    let tid = t.pid.as_raw();
+    let pending = mosaic_ckpt::procfs::signal_set(tid, &["SigPnd"]).unwrap_or(0) & !untakable;
+    if pending == 0 {
+        return Ok(());
+    }
+    let taken = scratch
+        .begin(t, 256)
+        .and_then(|()| scratch.alloc(160))
+        .and_then(|room| t.dequeue_signals(pending, room));
+    if let Err(e) = taken {
+        warn!(tid, error = %e, "could not take a signal sent to a placeholder thread");
+    }
+    let mut link = lock(link);
+    for signal in crate::signals::take_deferred(t) {
+        tracing::info!(tid, signal, "relaying a signal to the guest's thread");
+        link.send_msg(&HomeMsg::ThreadSignal { tid, signal })?;
+    }
+    Ok(())
 }

@@ -66,6 +66,9 @@ pub enum HomeMsg {
     },
     /// A signal was sent to the home PID: deliver it to the guest.
     Signal { signal: i32 },
+    /// A signal was sent to one thread of the home process (`tgkill`,
+    /// `pthread_kill`): deliver it to the guest's thread with TID `tid`.
+    ThreadSignal { tid: i32, signal: i32 },
     /// Send the guest home.
     ComeHome,
     /// The process runs at home again: end the guest.

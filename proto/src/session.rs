@@ -77,7 +77,7 @@ impl State {
             // has it back (held or ignored by the remote once it left).
             (
                 s @ (Serving | InCall | Returning | Arriving),
-                HomeMsg::Signal { .. } | HomeMsg::ComeHome,
+                HomeMsg::Signal { .. } | HomeMsg::ThreadSignal { .. } | HomeMsg::ComeHome,
             ) => s,
             (Arriving, HomeMsg::Arrived) => Leaving,
             (Arriving, HomeMsg::Stay { .. }) => Serving,
@@ -180,6 +180,7 @@ pub fn home_name(m: &HomeMsg) -> &'static str {
         HomeMsg::ImageEnd => "ImageEnd",
         HomeMsg::SyscallResult { .. } => "SyscallResult",
         HomeMsg::Signal { .. } => "Signal",
+        HomeMsg::ThreadSignal { .. } => "ThreadSignal",
         HomeMsg::ComeHome => "ComeHome",
         HomeMsg::Arrived => "Arrived",
         HomeMsg::Stay { .. } => "Stay",

@@ -301,6 +301,7 @@ pub(crate) fn result_of(link: &mut dyn Link, g: &Guest) -> Result<(i64, Vec<Buf>
             // Another thread's, sent before.
             HomeMsg::SyscallResult { tid, ret, outbufs } => finish(g, link, tid, ret, &outbufs)?,
             HomeMsg::Signal { signal } => g.signal(signal),
+            HomeMsg::ThreadSignal { tid, signal } => g.signal_thread(tid, signal),
             // Served once the call is done.
             HomeMsg::ComeHome => g.asked.set(true),
             other => return Err(not_handled(home_name(&other))),

@@ -73,6 +73,7 @@ fn cancel_calls(
                 crate::calls::finish(g, link, tid, ret, &outbufs)?;
             }
             HomeMsg::Signal { signal } => g.signal(signal),
+            HomeMsg::ThreadSignal { tid, signal } => g.signal_thread(tid, signal),
             HomeMsg::ComeHome => {}
             other => return Err(not_handled(home_name(&other))),
         }
@@ -123,6 +124,9 @@ pub(crate) fn go_home_stopped(
     loop {
         match crate::receive(link, State::Arriving)? {
             HomeMsg::Signal { signal } => held.push(signal),
+            // Held for the process: home sends them on to its PID (the
+            // thread they were for is lost in this narrow window).
+            HomeMsg::ThreadSignal { signal, .. } => held.push(signal),
             // Asked before home saw it coming: it is coming.
             HomeMsg::ComeHome => {}
             HomeMsg::Arrived => {

@@ -56,6 +56,51 @@ impl Guest {
         }
     }
 
+    /// Delivers `signal` to its thread with home TID `tid` (`tgkill` by
+    /// the IDs it has here); to the process if that thread is gone.
+    pub(crate) fn signal_thread(&self, tid: i32, signal: i32) {
+        let Some(here) = self.thread_here(tid) else {
+            self.warn(|held| {
+                tracing::warn!(
+                    tid,
+                    signal,
+                    held,
+                    "a signal for a thread the guest no longer has; sent to the process"
+                )
+            });
+            self.signal(signal);
+            return;
+        };
+        // SAFETY: tgkill takes integers.
+        unsafe { libc::syscall(libc::SYS_tgkill, self.pid.as_raw(), here, signal) };
+    }
+
+    /// The TID here of its thread with home TID `tid`.
+    fn thread_here(&self, tid: i32) -> Option<i32> {
+        if tid == self.home_pid {
+            return Some(self.pid.as_raw());
+        }
+        if let Some((&here, _)) = self.tids.borrow().iter().find(|&(_, &own)| own == tid) {
+            return i32::try_from(here).ok();
+        }
+        // Not met yet (a thread that made no call): each read once.
+        for here in mosaic_ckpt::procfs::tids(self.pid.as_raw()).unwrap_or_default() {
+            let Ok(key) = u32::try_from(here) else {
+                continue;
+            };
+            if self.tids.borrow().contains_key(&key) {
+                continue;
+            }
+            if let Ok(own) = mosaic_ckpt::procfs::own_id(here) {
+                self.tids.borrow_mut().insert(key, own);
+                if own == tid {
+                    return Some(here);
+                }
+            }
+        }
+        None
+    }
+
     pub(crate) fn signal(&self, signal: i32) {
         // SAFETY: pidfd_send_signal with our pidfd and no siginfo.
         unsafe {

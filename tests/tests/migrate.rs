@@ -655,6 +655,84 @@ fn threads_born_and_ended_away_keep_the_process_away_with_their_home_tids() {
     c.down();
 }
 
+/// Sends SIGUSR1 to thread 1 of tkill (started as `pid`, its TIDs in
+/// `tids`), by `tgkill` from `sender` (a command prefix that runs perl
+/// where the TIDs mean them).
+fn tgkill_thread_1(sender: &dyn Fn(&[&str]) -> std::process::Output, pid: i32, tids: &Path) {
+    wait_for("its TIDs", Duration::from_secs(20), || {
+        tids.exists()
+            .then_some(())
+            .ok_or_else(|| "no file yet".to_string())
+    });
+    let text_of = std::fs::read_to_string(tids).unwrap();
+    let one = text_of.split_whitespace().nth(1).unwrap().to_string();
+    let r = sender(&[
+        "perl",
+        "-e",
+        &format!("syscall(234, {pid}, {one}, 10) == 0 or die \"tgkill: $!\""),
+    ]);
+    assert!(r.status.success(), "tgkill: {}", text(&r));
+}
+
+/// A signal sent at home to one thread of a process that is away runs in
+/// that very thread there (its placeholder thread's worker takes it off
+/// the thread's own queue and the remote `tgkill`s the guest's thread).
+#[test]
+fn a_signal_sent_at_home_to_one_thread_runs_in_that_thread_away() {
+    let mut c = Cluster::up("migrate-tkill", 2, 63946);
+    let prog = build("tkill", &c.dir);
+    let tids = c.dir.join("tids");
+    let native = Command::new(&prog)
+        .arg(&tids)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = i32::try_from(native.id()).unwrap();
+    tgkill_thread_1(
+        &|cmd| Command::new(cmd[0]).args(&cmd[1..]).output().unwrap(),
+        pid,
+        &tids,
+    );
+    let native = native.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&native.stdout),
+        "ready\nSIGUSR1 sent to thread 1 ran in thread 1\n"
+    );
+    std::fs::remove_file(&tids).unwrap();
+    let run = c
+        .command(&[
+            "cluster",
+            "exec",
+            "node1",
+            "--",
+            &prog,
+            tids.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = program_pid_in_node(&run);
+    wait_for("its TIDs", Duration::from_secs(20), || {
+        tids.exists()
+            .then_some(())
+            .ok_or_else(|| "no file yet".to_string())
+    });
+    lock(&c, pid);
+    migrate(&c, pid, "node2");
+    tgkill_thread_1(&|cmd| c.exec("node1", cmd), pid, &tids);
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&native.stdout)
+    );
+    assert!(
+        c.log("node2").contains("guest started"),
+        "it ran away: {}",
+        c.log("node2")
+    );
+    c.down();
+}
+
 /// Runs `cmd` natively and then on node1, moved to node2 `move_after` into
 /// its run, each fed `line` on stdin `feed_after` into its run: both
 /// outputs and statuses must be the same.

@@ -10,7 +10,9 @@
 //! `RET_TRACE` trap it used before is printed for comparison), and one
 //! system call injected into a stopped tracee (each across CPUs and on one
 //! CPU). Goal of the migration issue: a forwarded call within 1.5x the sum
-//! of the floors.
+//! of the floors. Then 20 000 `getppid()` made by 1, 2 and 4 threads at
+//! once, at home and forwarded (the threads issue: forwarded calls of
+//! different threads overlap, so the rate must grow with threads).
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -246,6 +248,29 @@ fn injection_cost(child_cpu: usize, tracer_cpu: usize) -> anyhow::Result<f64> {
     Ok(us)
 }
 
+/// `thread_calls` with `threads` threads in node1, migrated to node2 or
+/// not: calls a second, all threads together.
+fn thread_calls(
+    c: &LocalCluster,
+    prog: &Path,
+    threads: usize,
+    migrate: bool,
+) -> anyhow::Result<f64> {
+    let (mut run, mut out, pid) =
+        c.start_in_node1(&[prog.to_str().unwrap(), &threads.to_string()])?;
+    if migrate {
+        c.lock(&pid)?;
+        c.migrate(&pid, "node2")?;
+    }
+    let mut rest = String::new();
+    out.read_to_string(&mut rest)?;
+    run.wait()?;
+    rest.lines()
+        .find_map(|l| l.strip_prefix("calls_per_s"))
+        .and_then(|v| v.trim().parse().ok())
+        .with_context(|| format!("no calls_per_s in {rest:?}"))
+}
+
 /// Runs the workload in node1, migrated to node2 or not; returns (getppid ns, pread ns).
 fn workload(
     c: &LocalCluster,
@@ -321,6 +346,24 @@ fn main() -> anyhow::Result<()> {
         forwarded.1 / 1e3 / floor.0
     );
     println!("goal: forwarded within 1.5x of the floor sum");
+
+    // Each thread's calls are made in its own placeholder thread at home:
+    // they must overlap, not queue behind each other.
+    let calls = mosaic_bench::build_c("thread_calls", &dir)?;
+    println!();
+    println!("getppid from T threads at once (20 000 calls between them)");
+    println!("threads   native calls/s   forwarded calls/s   forwarded vs 1 thread");
+    let mut one = None;
+    for threads in [1usize, 2, 4] {
+        let native = thread_calls(&c, &calls, threads, false)?;
+        let forwarded = thread_calls(&c, &calls, threads, true)?;
+        let base = *one.get_or_insert(forwarded);
+        println!(
+            "{threads:>7} {native:>16.0} {forwarded:>19.0} {:>20.2}x",
+            forwarded / base
+        );
+    }
+    println!("goal: more threads, more forwarded calls a second (not serialized)");
     drop(c);
     std::fs::remove_dir_all(&dir)?;
     Ok(())
