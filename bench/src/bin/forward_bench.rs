@@ -248,38 +248,15 @@ fn injection_cost(child_cpu: usize, tracer_cpu: usize) -> anyhow::Result<f64> {
     Ok(us)
 }
 
-/// `thread_calls` with `threads` threads in node1, migrated to node2 or
-/// not: calls a second, all threads together.
-fn thread_calls(
+/// Runs `args` in node1, migrated to node2 or not, to its end: the value
+/// of each line named in `names` (`name value`).
+fn run_in_node1(
     c: &LocalCluster,
-    prog: &Path,
-    threads: usize,
+    args: &[&str],
     migrate: bool,
-) -> anyhow::Result<f64> {
-    let (mut run, mut out, pid) =
-        c.start_in_node1(&[prog.to_str().unwrap(), &threads.to_string()])?;
-    if migrate {
-        c.lock(&pid)?;
-        c.migrate(&pid, "node2")?;
-    }
-    let mut rest = String::new();
-    out.read_to_string(&mut rest)?;
-    run.wait()?;
-    rest.lines()
-        .find_map(|l| l.strip_prefix("calls_per_s"))
-        .and_then(|v| v.trim().parse().ok())
-        .with_context(|| format!("no calls_per_s in {rest:?}"))
-}
-
-/// Runs the workload in node1, migrated to node2 or not; returns (getppid ns, pread ns).
-fn workload(
-    c: &LocalCluster,
-    prog: &Path,
-    file: &Path,
-    migrate: bool,
-) -> anyhow::Result<(f64, f64)> {
-    let (mut run, mut out, pid) =
-        c.start_in_node1(&[prog.to_str().unwrap(), file.to_str().unwrap()])?;
+    names: &[&str],
+) -> anyhow::Result<Vec<f64>> {
+    let (mut run, mut out, pid) = c.start_in_node1(args)?;
     if migrate {
         // Locked: node2's balancer would send a guest that forwards this
         // many calls home (as it should), and the rest would run native.
@@ -289,13 +266,38 @@ fn workload(
     let mut rest = String::new();
     out.read_to_string(&mut rest)?;
     run.wait()?;
-    let value = |name: &str| -> anyhow::Result<f64> {
-        rest.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().parse().ok())
-            .with_context(|| format!("no {name} in {rest:?}"))
-    };
-    Ok((value("getppid")?, value("pread4k")?))
+    names
+        .iter()
+        .map(|name| {
+            rest.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().parse().ok())
+                .with_context(|| format!("no {name} in {rest:?}"))
+        })
+        .collect()
+}
+
+/// `thread_calls` with `threads` threads: calls a second, all together.
+fn thread_calls(
+    c: &LocalCluster,
+    prog: &Path,
+    threads: usize,
+    migrate: bool,
+) -> anyhow::Result<f64> {
+    let args = [prog.to_str().unwrap(), &threads.to_string()];
+    Ok(run_in_node1(c, &args, migrate, &["calls_per_s"])?[0])
+}
+
+/// The syscall loop: (getppid ns, pread ns).
+fn workload(
+    c: &LocalCluster,
+    prog: &Path,
+    file: &Path,
+    migrate: bool,
+) -> anyhow::Result<(f64, f64)> {
+    let args = [prog.to_str().unwrap(), file.to_str().unwrap()];
+    let v = run_in_node1(c, &args, migrate, &["getppid", "pread4k"])?;
+    Ok((v[0], v[1]))
 }
 
 fn main() -> anyhow::Result<()> {
