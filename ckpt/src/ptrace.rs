@@ -118,6 +118,17 @@ impl Deferred {
             .map_or(0, |(head, _)| head.code)
     }
 
+    /// `si_pid`: who sent it, for a signal sent by `kill`, `tgkill` or
+    /// `sigqueue` (as the receiver's PID namespace names the sender: 0
+    /// if it cannot); meaningless for other codes.
+    pub fn sender(&self) -> i32 {
+        // siginfo_t on x86-64: signo, errno, code, a pad, then si_pid.
+        self.info
+            .get(16..20)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map_or(0, i32::from_le_bytes)
+    }
+
     /// Whether the process's own timers sent it ([`timer_signal`]).
     pub fn from_timer(&self) -> bool {
         timer_signal(self.signal, self.code())

@@ -26,6 +26,15 @@ impl<T> Placeholder<T> {
             let back = crate::threads::hand_back(&self.crew, insn);
             self.tracee.threads.extend(back);
         }
+        // Our own cancels met by injections are not the process's: queued
+        // again on its release, they would kill it.
+        self.tracee
+            .deferred_signals
+            .retain(|d| !crate::signals::own_cancel(d));
+        for t in &mut self.tracee.threads {
+            t.deferred_signals
+                .retain(|d| !crate::signals::own_cancel(d));
+        }
         let restored: Result<CpuTime, DeputyError> = if died {
             Err(DeputyError::Protocol("the home process was killed".into()))
         } else {

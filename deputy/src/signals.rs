@@ -15,13 +15,37 @@ pub(crate) fn pending_signals(pid: i32) -> u64 {
 }
 
 /// The signals caught at placeholder thread `t`, taken, but for those its
-/// own timers sent (see [`Placeholder::take_deferred`]).
+/// own timers sent (see [`Placeholder::take_deferred`]) and our own
+/// cancels ([`own_cancel`]).
 pub(crate) fn take_deferred(t: &mut mosaic_ckpt::ptrace::Tracee) -> Vec<i32> {
     std::mem::take(&mut t.deferred_signals)
         .into_iter()
         .filter(|d| !d.from_timer())
+        .filter(|d| {
+            let ours = own_cancel(d);
+            if ours {
+                debug!(
+                    tid = t.pid.as_raw(),
+                    "a cancel's signal met by another injection; dropped"
+                );
+            }
+            !ours
+        })
         .map(|d| d.signal)
         .collect()
+}
+
+/// Whether `d` is a cancel's signal ([`crate::calls::CANCEL`]) sent by this
+/// daemon's `tgkill`, which any injection in its thread may meet before
+/// the call it was for does (one that allocates scratch room, the call of
+/// a thread's birth, a drain): never the guest's. Relayed, its default
+/// action killed the guest (a thread-making python3 moved on while one of
+/// its calls was cancelled ended by SIGSTKFLT). A SIGSTKFLT someone else
+/// sends is relayed as any signal.
+pub(crate) fn own_cancel(d: &Deferred) -> bool {
+    d.signal == crate::calls::CANCEL as i32
+        && d.code() == libc::SI_TKILL
+        && (d.sender() == mosaic_proto::abi::my_pid() || d.sender() == 0)
 }
 
 impl<T> Placeholder<T> {
@@ -166,5 +190,31 @@ impl<T> Placeholder<T> {
         }
         let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
         let _ = nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::__WALL));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A signal as a `tgkill` from `sender` leaves it in siginfo.
+    fn tkill(signal: i32, sender: i32) -> Deferred {
+        let mut d = Deferred::plain(signal);
+        d.info[8..12].copy_from_slice(&libc::SI_TKILL.to_le_bytes());
+        d.info[16..20].copy_from_slice(&sender.to_le_bytes());
+        d
+    }
+
+    #[test]
+    fn only_our_own_cancels_are_dropped() {
+        let me = mosaic_proto::abi::my_pid();
+        let cancel = crate::calls::CANCEL as i32;
+        assert!(own_cancel(&tkill(cancel, me)));
+        // Sent from outside the placeholder's PID namespace.
+        assert!(own_cancel(&tkill(cancel, 0)));
+        // Someone else's SIGSTKFLT, or ours by kill(): the guest's.
+        assert!(!own_cancel(&tkill(cancel, me + 1)));
+        assert!(!own_cancel(&Deferred::plain(cancel)));
+        assert!(!own_cancel(&tkill(libc::SIGUSR1, me)));
     }
 }

@@ -72,7 +72,10 @@ pub(crate) fn map_private_file(
             break; // end of file
         }
     }
-    let mut t = g.stop(Some(n.id))?;
+    // Stopped in the calling thread, whose call it ends (any thread's
+    // mapping is the process's).
+    let tid = nix::unistd::Pid::from_raw(abi::pid(n.pid));
+    let mut t = g.stop_thread(tid, Some(n.id))?;
     let mut regs = t.regs()?;
     // It stopped right after its own `syscall` instruction.
     t.set_syscall_insn(regs.rip - 2);

@@ -31,7 +31,31 @@ pub(crate) fn go_home(
     // as interrupted, then made again at home too).
     let mut answers: HashMap<u32, u64> = at_call.map(|(id, tid)| (tid, id)).into_iter().collect();
     cancel_calls(g, link, &mut answers)?;
-    let t = g.stop_all(&mut answers)?;
+    let t = match g.stop_all(&mut answers) {
+        Ok(t) => t,
+        Err(e) => {
+            // Never lost for it: home is told it cannot come, and it goes
+            // on here. Its calls that waited for the stop are made again,
+            // but the one that needed home fails, as when home says Stay
+            // (made again, it would come straight back here).
+            for (_, id) in answers.drain() {
+                let failed = at_call.is_some_and(|(at, _)| at == id);
+                g.answer(id, if failed { EAGAIN } else { ERESTARTNOINTR });
+            }
+            warn!(guest_pid = pid.as_raw(), error = %e, reason, "could not stop the guest to send it home; it goes on here");
+            link.send_msg(&RemoteMsg::Returning {
+                reason: reason.to_string(),
+                next,
+            })?;
+            link.send_msg(&RemoteMsg::CannotReturn {
+                error: format!("could not stop it: {e}"),
+            })?;
+            link.set_stall_timeout(Some(mosaic_proto::migrate::STALL))?;
+            let stayed = stay(g, link, None);
+            link.set_stall_timeout(None)?;
+            return stayed.map(|_| false);
+        }
+    };
     tracing::info!(
         guest_pid = pid.as_raw(),
         reason,
@@ -89,7 +113,6 @@ pub(crate) fn go_home_stopped(
     reason: &str,
     next: Option<String>,
 ) -> Result<bool, RemoteError> {
-    let pid = g.pid;
     // Its image carries no pages of the files it maps shared: they are
     // home's, once written back.
     g.write_back();
@@ -119,6 +142,19 @@ pub(crate) fn go_home_stopped(
             })?;
         }
     }
+    stay(g, link, Some((t, at_call)))
+}
+
+/// Home's answer to a returning guest: `Arrived` (it runs at home now:
+/// ended here, true) or `Stay` (it goes on here, false). `stopped`: the
+/// guest as stopped for its capture, and the thread whose call needed
+/// home; `None` if it could not be stopped (it never stopped).
+fn stay(
+    g: &Guest,
+    link: &mut dyn Link,
+    stopped: Option<(Tracee, Option<u32>)>,
+) -> Result<bool, RemoteError> {
+    let pid = g.pid;
     // Signals home sends meanwhile are held: the guest is captured.
     let mut held: Vec<i32> = Vec::new();
     loop {
@@ -130,6 +166,12 @@ pub(crate) fn go_home_stopped(
             // Asked before home saw it coming: it is coming.
             HomeMsg::ComeHome => {}
             HomeMsg::Arrived => {
+                let Some((t, _)) = stopped else {
+                    // Home cannot restore what it never got.
+                    return Err(RemoteError::Protocol(
+                        "home says a guest it got no image of arrived".into(),
+                    ));
+                };
                 // Each thread we trace is reaped (by us, its tracer)
                 // before the process can be.
                 if let Err(e) = t.kill() {
@@ -142,24 +184,26 @@ pub(crate) fn go_home_stopped(
             }
             HomeMsg::Stay { error } => {
                 warn!(%error, "home could not take the guest back; it goes on here");
-                if let Some(tid) = at_call {
-                    // The call that needed home fails, in its thread.
-                    let caller = if tid == pid.as_raw().unsigned_abs() {
-                        Some(&t)
-                    } else {
-                        t.threads
-                            .iter()
-                            .find(|th| th.pid.as_raw().unsigned_abs() == tid)
-                    };
-                    if let Some(c) = caller {
-                        let mut regs = c.regs()?;
-                        regs.rax = abi::reg_long(EAGAIN);
-                        regs.orig_rax = u64::MAX;
-                        c.set_regs(&regs)?;
+                if let Some((t, at_call)) = stopped {
+                    if let Some(tid) = at_call {
+                        // The call that needed home fails, in its thread.
+                        let caller = if tid == pid.as_raw().unsigned_abs() {
+                            Some(&t)
+                        } else {
+                            t.threads
+                                .iter()
+                                .find(|th| th.pid.as_raw().unsigned_abs() == tid)
+                        };
+                        if let Some(c) = caller {
+                            let mut regs = c.regs()?;
+                            regs.rax = abi::reg_long(EAGAIN);
+                            regs.orig_rax = u64::MAX;
+                            c.set_regs(&regs)?;
+                        }
                     }
+                    // Deferred signals are sent again on release.
+                    t.release()?;
                 }
-                // Deferred signals are sent again on release.
-                t.release()?;
                 for sig in held {
                     g.signal(sig);
                 }

@@ -189,10 +189,35 @@ impl Guest {
     /// interrupt is queued, so it stops right after, with the call made to
     /// look interrupted (redone when it resumes, here or at home).
     pub(crate) fn stop(&self, answer: Option<u64>) -> Result<Tracee, RemoteError> {
-        let pid = self.pid;
-        ptrace::seize(pid, ptrace::Options::empty()).map_err(|e| CkptError::Attach {
-            pid: pid.as_raw(),
-            errno: e,
+        self.stop_thread(self.pid, answer)
+    }
+
+    /// [`Guest::stop`] of one thread (`tid`, as this node names it): the
+    /// one whose call is to be ended by an injection made in it.
+    pub(crate) fn stop_thread(&self, pid: Pid, answer: Option<u64>) -> Result<Tracee, RemoteError> {
+        ptrace::seize(pid, ptrace::Options::empty()).map_err(|e| {
+            // Why, as far as /proc tells (a zombie leader: the process is
+            // ending; a tracer: someone else holds it).
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            let of = |k: &str| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(k))
+                    .unwrap_or("?")
+                    .trim()
+                    .to_string()
+            };
+            warn!(
+                pid = pid.as_raw(),
+                state = of("State:"),
+                tracer = of("TracerPid:"),
+                threads = of("Threads:"),
+                "could not attach to the guest"
+            );
+            CkptError::Attach {
+                pid: pid.as_raw(),
+                errno: e,
+            }
         })?;
         ptrace::interrupt(pid).map_err(|e| CkptError::Ptrace("PTRACE_INTERRUPT", e))?;
         if let Some(id) = answer {
@@ -236,7 +261,9 @@ impl Guest {
         answers: &mut std::collections::HashMap<u32, u64>,
     ) -> Result<Tracee, RemoteError> {
         let main = self.pid.as_raw().unsigned_abs();
-        let mut t = self.stop(answers.remove(&main))?;
+        // Taken once it stopped: a failed stop leaves it to the caller.
+        let mut t = self.stop(answers.get(&main).copied())?;
+        answers.remove(&main);
         let stopped = mosaic_ckpt::capture::seize_threads(&mut t, &mut |tid| {
             if let Some(id) = answers.remove(&tid.as_raw().unsigned_abs()) {
                 self.answer(id, ERESTARTNOINTR);

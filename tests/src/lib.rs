@@ -86,21 +86,31 @@ fn watchdog(dir: PathBuf, limit: Duration) -> std::sync::mpsc::Sender<()> {
         if let Ok(o) = mosaic(&["ps"]) {
             eprintln!("mosaic ps:\n{}", text(&o));
         }
-        if let Ok(entries) = std::fs::read_dir(&dir) {
-            for e in entries.flatten() {
-                let log = e.path().join("mosaicd.log");
-                if let Ok(s) = std::fs::read_to_string(&log) {
-                    let tail: Vec<&str> = s.lines().rev().take(60).collect();
-                    eprintln!("--- {} (last 60 lines)", log.display());
-                    for l in tail.iter().rev() {
-                        eprintln!("{l}");
-                    }
-                }
-            }
-        }
+        eprintln!("{}", log_tails(&dir, 60));
         let _ = mosaic(&["cluster", "down"]);
     });
     tx
+}
+
+/// The last `lines` lines of every node's daemon log in cluster `dir`,
+/// for a failure's message (CI keeps nothing else of a failed run).
+pub fn log_tails(dir: &Path, lines: usize) -> String {
+    let mut out = String::new();
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.path().join("mosaicd.log")).collect())
+        .unwrap_or_default();
+    logs.sort();
+    for log in logs {
+        if let Ok(s) = std::fs::read_to_string(&log) {
+            let tail: Vec<&str> = s.lines().rev().take(lines).collect();
+            out += &format!("--- {} (last {lines} lines)\n", log.display());
+            for l in tail.iter().rev() {
+                out += l;
+                out.push('\n');
+            }
+        }
+    }
+    out
 }
 
 /// Runs `tmux args...` (tests drive real terminals with it).
@@ -225,7 +235,12 @@ impl Cluster {
             "node1",
             &[mosaic.to_str().unwrap(), "migrate", &pid.to_string(), node],
         );
-        assert!(r.status.success(), "migrate {pid} {node}: {}", text(&r));
+        assert!(
+            r.status.success(),
+            "migrate {pid} {node}: {}\n{}",
+            text(&r),
+            log_tails(&self.dir, 25)
+        );
     }
 
     /// Stops the cluster and reaps the nodes' init processes (never

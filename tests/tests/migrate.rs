@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use mosaic_tests::{Cluster, bin, pseudo_random_file, text, wait_for};
+use mosaic_tests::{Cluster, bin, log_tails, pseudo_random_file, text, wait_for};
 
 fn build(name: &str, dir: &Path) -> String {
     let src = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -348,9 +348,11 @@ fn program_pid_in_node(exec: &std::process::Child) -> i32 {
 }
 
 /// Runs `cmd` natively, then in node1, locked, moved to node2, node3 and
-/// home `pause` apart (`after(pid, node)` after each move; `come_home`:
-/// it may have come home on its own before the last): the moved run's
-/// status, output and errors must be the native run's.
+/// home `pause` apart (`after(pid, node)` after each move, and first
+/// `after(pid, "node1")` before any, where a test may wait until the
+/// process is ready to be moved; `come_home`: it may have come home on its
+/// own before the last): the moved run's status, output and errors must
+/// be the native run's.
 fn native_and_moved_through(
     c: &Cluster,
     cmd: &[&str],
@@ -392,6 +394,7 @@ fn native_and_moved_through(
         stderr.read_to_end(&mut e).unwrap();
         e
     });
+    after(pid, "node1");
     for node in ["node2", "node3", "home"] {
         std::thread::sleep(pause);
         if node == "home" && come_home {
@@ -408,8 +411,9 @@ fn native_and_moved_through(
             );
             assert!(
                 r.status.success() || text(&r).contains("already runs at home"),
-                "migrate {pid} home: {}",
-                text(&r)
+                "migrate {pid} home: {}\n{}",
+                text(&r),
+                log_tails(&c.dir, 25)
             );
         } else {
             migrate(c, pid, node);
@@ -508,6 +512,14 @@ fn threads_of(pid: i32) -> usize {
         .map_or(0, |d| d.count())
 }
 
+/// Waits until process `pid` of node1 has more than one thread.
+fn wait_for_threads(c: &Cluster, pid: i32) {
+    wait_for("its threads", Duration::from_secs(30), || {
+        let n = traced_with_threads(c, pid).1.len();
+        (n > 1).then_some(()).ok_or(format!("{n} threads"))
+    });
+}
+
 /// Four python3 threads computing, each reporting its result in order.
 const PY_THREADS: &str = "import threading, os\n\
     def work(k, out):\n\
@@ -546,6 +558,16 @@ fn threaded_programs_migrated_node1_node2_node3_home_give_the_native_output() {
             Duration::from_millis(250),
             true,
             &mut |pid, node| {
+                if node == "node1" {
+                    // python3 makes its threads once: moved before, its
+                    // first thread brings it home (a single-threaded
+                    // guest's placeholder serves no births), and the move
+                    // asked meanwhile sends it on still single-threaded.
+                    if cmd[0] == "python3" {
+                        wait_for_threads(&c, pid);
+                    }
+                    return;
+                }
                 threads_seen = threads_seen.max(threads_of(pid));
                 // `mosaic ps` counts them, also while it is away (once its
                 // home has published where it runs: within a gossip round).
@@ -634,6 +656,12 @@ fn threads_born_and_ended_away_keep_the_process_away_with_their_home_tids() {
         Duration::from_millis(400),
         false,
         &mut |pid, node| {
+            if node == "node1" {
+                // Moved once it has its waiting thread (a single-threaded
+                // guest's first thread brings it home).
+                wait_for_threads(&c, pid);
+                return;
+            }
             if node == "home" {
                 return;
             }
