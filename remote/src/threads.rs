@@ -148,6 +148,7 @@ fn born(g: &Guest, n: &Notif, tid: i32) {
     }
     g.let_through(n.id);
     let start = Instant::now();
+    let mut others = Vec::new();
     loop {
         let tids = mosaic_ckpt::procfs::tids(g.pid.as_raw()).unwrap_or_default();
         for outer in tids {
@@ -164,6 +165,7 @@ fn born(g: &Guest, n: &Notif, tid: i32) {
                 if own == tid {
                     return;
                 }
+                others.push(own);
             }
         }
         if start.elapsed() > SEEN_WITHIN {
@@ -174,6 +176,7 @@ fn born(g: &Guest, n: &Notif, tid: i32) {
             // threads are made again by their TIDs.
             warn!(
                 tid,
+                ?others,
                 "a thread let through was not seen with its home TID; the process goes home"
             );
             g.asked.set(true);

@@ -683,6 +683,76 @@ fn threads_born_and_ended_away_keep_the_process_away_with_their_home_tids() {
     c.down();
 }
 
+/// A C program of many threads, one mechanism each (tests/programs/
+/// pthreads.c, which the stand-alone checkpoint test runs too), moved
+/// node1 -> node2 -> node3 while its four threads compute, home once it
+/// listed its threads there, and out to node2 again, where it ends: TIDs
+/// and the task list (listed and named at home while it is on node3),
+/// masks, `__thread` data, a contended PI mutex, barriers, a thread making
+/// and joining threads all along (each born at home first), a real-time
+/// signal queued to one thread before the moves, SIGUSR1 sent to the home
+/// PID while away and taken by the one thread that does not block it
+/// (which waits for it, holding the process), `pthread_kill` run on an
+/// altstack, a robust mutex whose owner exited, and `exit(3)` from a
+/// thread, away: output and status as natively.
+#[test]
+fn a_c_program_of_many_threads_moved_three_times_gives_the_native_output() {
+    let mut c = Cluster::up("migrate-pthreads", 3, 64946);
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("programs/pthreads.c");
+    let prog = c.dir.join("pthreads");
+    let r = Command::new("gcc")
+        .args(["-O1", "-Wall", "-Werror", "-o"])
+        .arg(&prog)
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", text(&r));
+    let prog = prog.to_str().unwrap();
+    // Natively: SIGUSR1 once it is ready.
+    let mut native = Command::new(prog).stdout(Stdio::piped()).spawn().unwrap();
+    let mut out = BufReader::new(native.stdout.take().unwrap());
+    assert_eq!(line_of(&mut out), "ready\n");
+    let native_pid = nix::unistd::Pid::from_raw(i32::try_from(native.id()).unwrap());
+    nix::sys::signal::kill(native_pid, nix::sys::signal::Signal::SIGUSR1).unwrap();
+    let mut expected = String::from("ready\n");
+    out.read_to_string(&mut expected).unwrap();
+    assert_eq!(native.wait().unwrap().code(), Some(3));
+    assert!(!expected.contains("FAIL"), "natively: {expected}");
+
+    let mut run = c
+        .command(&["cluster", "exec", "node1", "--", prog])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = program_pid_in_node(&run);
+    lock(&c, pid);
+    let mut out = BufReader::new(run.stdout.take().unwrap());
+    let mut moved = line_of(&mut out);
+    assert_eq!(moved, "ready\n");
+    migrate(&c, pid, "node2");
+    std::thread::sleep(Duration::from_millis(300));
+    migrate(&c, pid, "node3");
+    // Its task list and its threads' names, seen while it is away; then
+    // calc3 waits for SIGUSR1.
+    for _ in 0..5 {
+        moved += &line_of(&mut out);
+    }
+    let (traced, tids) = traced_with_threads(&c, pid);
+    assert!(
+        traced && tids.len() > 1,
+        "{pid} is not away with its threads: {tids:?}"
+    );
+    migrate(&c, pid, "home");
+    migrate(&c, pid, "node2");
+    kill_in_node1(&c, "-USR1", pid);
+    out.read_to_string(&mut moved).unwrap();
+    let status = run.wait().unwrap();
+    assert_eq!(moved, expected, "moved (left) vs native (right)");
+    assert_eq!(status.code(), Some(3));
+    c.down();
+}
+
 /// Sends SIGUSR1 to thread 1 of tkill (started as `pid`, its TIDs in
 /// `tids`), by `tgkill` from `sender` (a command prefix that runs perl
 /// where the TIDs mean them).
