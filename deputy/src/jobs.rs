@@ -129,6 +129,9 @@ impl<T> Placeholder<T> {
                         return Err(ptrace_err("PTRACE_LISTEN", nix::errno::Errno::last()));
                     }
                     self.set_stopped(true);
+                    // Its other threads take part too: then the stop is
+                    // whole and its parent is told.
+                    crate::threads::stop_all(&self.crew);
                     info!(pid = pid.as_raw(), signal = %sig, "stopped with its guest");
                     return Ok(());
                 }

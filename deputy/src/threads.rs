@@ -46,6 +46,83 @@ pub(crate) enum Job {
     /// Park the thread again and end, saying its TID (the session takes
     /// the threads back to restore the process into them).
     HandBack(Sender<Option<Pid>>),
+    /// Join the group-stop the main thread entered ([`join_group_stop`]).
+    Stop,
+}
+
+/// Every worker's thread joins the group-stop the session's main thread
+/// entered with its guest: only then is the stop whole and the parent (a
+/// shell) told, as it is of a native threaded job's Ctrl-Z.
+pub(crate) fn stop_all(crew: &Crew) {
+    for w in crew.lock().unwrap_or_else(|e| e.into_inner()).values() {
+        let _ = w.jobs.send(Job::Stop);
+    }
+}
+
+/// Placeholder thread `tid`, held by us in a ptrace stop, joins the
+/// process's group-stop. A traced thread held so is never woken to take
+/// part (the kernel wakes a seized one only from a listening stop or a
+/// sleep), so the stop would never be whole and the parent never told.
+/// Resumed, it takes part at once, on its way back to `pause()` (every
+/// signal blocked), and stops in PTRACE_EVENT_STOP, where it listens
+/// (PTRACE_LISTEN), as the main thread does. True if it listens; false if
+/// no stop was pending any more (a SIGCONT came first): it is then
+/// interrupted back into a ptrace stop.
+fn join_group_stop(tid: Pid) -> bool {
+    use nix::sys::ptrace;
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    if ptrace::cont(tid, None).is_err() {
+        return false;
+    }
+    let start = std::time::Instant::now();
+    loop {
+        match waitpid(tid, Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL)) {
+            Ok(WaitStatus::PtraceEvent(_, sig, libc::PTRACE_EVENT_STOP)) => {
+                if mosaic_ckpt::ptrace::job_control_stop(sig).is_none() {
+                    return false; // an interrupt's stop: held as before
+                }
+                // SAFETY: PTRACE_LISTEN takes no pointers.
+                return unsafe { libc::ptrace(libc::PTRACE_LISTEN, tid.as_raw(), 0, 0) } == 0;
+            }
+            // A signal it does not block (a late cancel): dropped.
+            Ok(WaitStatus::Stopped(..)) => {
+                if ptrace::cont(tid, None).is_err() {
+                    return false;
+                }
+            }
+            Ok(WaitStatus::StillAlive) if start.elapsed() < Duration::from_millis(200) => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Ok(WaitStatus::StillAlive) => {
+                // Back in pause(): no stop for it to join.
+                hold(tid);
+                return false;
+            }
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Placeholder thread `tid`, running (in `pause()`) or listening, back
+/// into a ptrace stop where injections work.
+fn hold(tid: Pid) {
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    if nix::sys::ptrace::interrupt(tid).is_err() {
+        return;
+    }
+    loop {
+        match waitpid(tid, Some(WaitPidFlag::__WALL)) {
+            Ok(WaitStatus::PtraceEvent(..)) => return,
+            Ok(WaitStatus::Stopped(..)) => {
+                if nix::sys::ptrace::cont(tid, None).is_err() {
+                    return;
+                }
+            }
+            Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
 }
 
 /// A worker, as the router and the session reach it.
@@ -317,9 +394,22 @@ fn work(
     let mut pidfd: Option<OwnedFd> = None;
     let mut noisy = Every::second();
     let tid = tid.as_raw();
+    // In the process's group-stop, listening ([`join_group_stop`]).
+    let mut listening = false;
     loop {
-        let (nr, args, inbufs) = match jobs.recv_timeout(Duration::from_millis(10)) {
+        let job = jobs.recv_timeout(Duration::from_millis(10));
+        if listening && matches!(job, Ok(Job::Call { .. } | Job::HandBack(_))) {
+            hold(Pid::from_raw(tid));
+            listening = false;
+        }
+        let (nr, args, inbufs) = match job {
             Ok(Job::Call { nr, args, inbufs }) => (nr, args, inbufs),
+            Ok(Job::Stop) => {
+                if let Some(t) = &tracee {
+                    listening = join_group_stop(t.pid);
+                }
+                continue;
+            }
             Ok(Job::HandBack(reply)) => {
                 let parked = tracee.take().and_then(|t| match t.park() {
                     Ok(tid) => Some(tid),
@@ -336,15 +426,18 @@ fn work(
                 // A thread that died (the process ended) is ours to reap,
                 // and its process's end waits for that.
                 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-                let dead = matches!(
-                    waitpid(
-                        Pid::from_raw(tid),
-                        Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL)
-                    ),
-                    Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) | Err(_)
-                );
-                if dead {
-                    return;
+                match waitpid(
+                    Pid::from_raw(tid),
+                    Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL),
+                ) {
+                    Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) | Err(_) => return,
+                    // The group-stop ended (a SIGCONT): it stopped again
+                    // in a ptrace stop, held as before.
+                    Ok(WaitStatus::PtraceEvent(..)) if listening => listening = false,
+                    _ => {}
+                }
+                if listening {
+                    continue;
                 }
                 if let Some(t) = &mut tracee
                     && relay_own_signals(t, &mut scratch, link).is_err()

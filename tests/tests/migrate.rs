@@ -1471,6 +1471,83 @@ fn a_cpu_time_limit_counts_the_time_used_on_every_node() {
     c.down();
 }
 
+/// Ctrl-Z of a job of four computing threads while it is away: the stop
+/// is whole (every placeholder thread takes part in the group-stop, or
+/// the kernel never tells the parent), its parent sees it stopped, and
+/// `fg` (SIGCONT) lets it finish with the native output.
+#[test]
+fn a_threaded_job_stopped_away_is_seen_stopped_and_continues() {
+    let mut c = Cluster::up("migrate-threads-jobctl", 2, 47946);
+    let parent = build("parent", &c.dir);
+    let native = Command::new("python3")
+        .args(["-c", PY_THREADS])
+        .output()
+        .unwrap();
+    assert!(native.status.success(), "natively: {}", text(&native));
+    let mut run = c
+        .command(&[
+            "cluster",
+            "exec",
+            "node1",
+            "--",
+            &parent,
+            "/usr/bin/env",
+            "python3",
+            "-c",
+            PY_THREADS,
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The parent's reports, line by line, each awaited with a limit.
+    let (tx, lines) = std::sync::mpsc::channel();
+    let mut out = BufReader::new(run.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        loop {
+            let l = line_of(&mut out);
+            if l.is_empty() || tx.send(l).is_err() {
+                return;
+            }
+        }
+    });
+    let next = |limit: u64| {
+        lines
+            .recv_timeout(Duration::from_secs(limit))
+            .unwrap_or_else(|_| format!("(nothing in {limit} s)"))
+    };
+    // Its node has no other python3.
+    let pid: i32 = wait_for("python3 in node1", Duration::from_secs(10), || {
+        let r = c.exec("node1", &["pgrep", "-n", "python3"]);
+        String::from_utf8_lossy(&r.stdout)
+            .trim()
+            .parse()
+            .map_err(|_| text(&r))
+    });
+    wait_for_threads(&c, pid);
+    lock(&c, pid);
+    migrate(&c, pid, "node2");
+    kill_in_node1(&c, "-TSTP", pid);
+    assert_eq!(next(20), "stopped 20\n");
+    let (traced, tids) = traced_with_threads(&c, pid);
+    assert!(
+        traced && tids.len() > 1,
+        "not away with its threads: {tids:?}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    kill_in_node1(&c, "-CONT", pid);
+    assert_eq!(next(20), "continued\n");
+    // (Four threads on the one CPU of node2.)
+    let result = next(120);
+    assert_eq!(
+        result,
+        String::from_utf8_lossy(&native.stdout),
+        "its output"
+    );
+    assert_eq!(next(20), "exited 0\n");
+    assert!(run.wait().unwrap().success());
+    c.down();
+}
+
 #[test]
 fn a_stopped_job_stays_stopped_through_two_moves_and_continues_where_it_is() {
     let mut c = Cluster::up("migrate-stopped", 3, 43946);
