@@ -284,6 +284,9 @@ impl Caller<'_> {
             }
             Err(PlaceError::Scratch(e)) => return Err(e.into()),
         };
+        if self.cancelled_early() {
+            return Ok((ERESTARTNOINTR, Vec::new()));
+        }
         let gate = self.gate;
         // A signal for the home PID can interrupt a blocking call in the
         // placeholder. ERESTARTNOINTR means "always restart": done here.
@@ -314,6 +317,18 @@ impl Caller<'_> {
 }
 
 impl Caller<'_> {
+    /// Whether the call's cancel was met by an injection made for it
+    /// before the call itself (the first call of a thread maps its scratch
+    /// room): that injection kept the signal, so the call would wait for
+    /// ever; it is not made. The signal is taken off either way: a cancel
+    /// met there that is not this call's is stale.
+    fn cancelled_early(&mut self) -> bool {
+        let deferred = &mut self.tracee.deferred_signals;
+        let before = deferred.len();
+        deferred.retain(|d| !crate::signals::own_cancel(d));
+        deferred.len() != before && self.gate.is_some_and(Gate::met)
+    }
+
     /// The codec's room in this placeholder.
     pub(crate) fn room(&mut self) -> InPlaceholder<'_> {
         InPlaceholder {
