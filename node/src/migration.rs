@@ -329,16 +329,27 @@ impl Registry {
     /// The guest of `pid` ended having used `cpu` away from home in all;
     /// its placeholder ends next. Its parent is credited now, while its
     /// ancestors are known (its parent may end before anyone asks).
+    ///
+    /// Its run is taught to the profiles after the tables are let go: the
+    /// balancer holds the profiles while it asks the tables of each
+    /// process (`is_away`, `hint`), so holding both here, tables first,
+    /// deadlocked the two (the demo's guests that ended while the balancer
+    /// sampled never had their placeholders end).
     fn ended_away(&self, pid: i32, cpu: CpuTime) {
+        let (profiles, program) = {
+            let t = self.lock();
+            let program = t.away.get(&pid).and_then(|a| a.program.clone());
+            (t.profiles.clone(), program)
+        };
+        if let Some(program) = program {
+            learn_away(&profiles, pid, &program, cpu);
+        }
         let mut t = self.lock();
         let Some(who) = ProcFs::find(pid) else {
             return;
         };
         if t.managed.get(&pid).is_some_and(|m| m.start == who.start) {
             t.managed.remove(&pid);
-        }
-        if let Some(program) = t.away.get(&pid).and_then(|a| a.program.clone()) {
-            learn_away(&t.profiles, pid, &program, cpu);
         }
         let lineage = lineage_of(&ProcFs, who);
         info!(
@@ -696,5 +707,54 @@ impl mosaic_deputy::journey::Nodes for ThisNode {
 
     fn ended_away(&self, pid: i32, cpu: CpuTime) {
         self.registry.ended_away(pid, cpu);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A guest ends while the balancer samples: the balancer holds the
+    /// profiles and asks the tables; the guest's end must not hold the
+    /// tables while it waits for the profiles (checked by reverting: the
+    /// tables do not answer while the profiles are held).
+    #[test]
+    fn a_guest_ending_while_the_balancer_samples_holds_up_neither() {
+        let registry = Registry::default();
+        let me = i32::try_from(std::process::id()).unwrap();
+        let (commands, _orders) = std::sync::mpsc::channel();
+        let info = ProcInfo {
+            home_pid: me,
+            home: "node1".into(),
+            node: "node2".into(),
+            guest_pid: 2,
+            cmd: "sort big".into(),
+            state: String::new(),
+            cpu: 0.0,
+            mem_kb: 0,
+            cantmove: String::new(),
+            lock: false,
+            threads: 1,
+        };
+        registry.insert(info, commands, Arc::default());
+        // Old enough to be taught (a run under 50 ms is not).
+        std::thread::sleep(Duration::from_millis(60));
+        let profiles = registry.profiles();
+        let sampling = profiles.lock().unwrap();
+        let r = registry.clone();
+        let ending = std::thread::spawn(move || r.ended_away(me, CpuTime::default()));
+        std::thread::sleep(Duration::from_millis(200));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let r = registry.clone();
+        std::thread::spawn(move || tx.send(r.is_away(me)));
+        let answered = rx.recv_timeout(Duration::from_secs(5));
+        drop(sampling);
+        ending.join().unwrap();
+        assert_eq!(
+            answered,
+            Ok(true),
+            "the tables were held by the guest's end"
+        );
     }
 }
