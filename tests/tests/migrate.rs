@@ -514,9 +514,14 @@ fn threads_of(pid: i32) -> usize {
 
 /// Waits until process `pid` of node1 has more than one thread.
 fn wait_for_threads(c: &Cluster, pid: i32) {
+    wait_for_n_threads(c, pid, 2);
+}
+
+/// Waits until process `pid` of node1 has `n` threads or more.
+fn wait_for_n_threads(c: &Cluster, pid: i32, n: usize) {
     wait_for("its threads", Duration::from_secs(30), || {
-        let n = traced_with_threads(c, pid).1.len();
-        (n > 1).then_some(()).ok_or(format!("{n} threads"))
+        let has = traced_with_threads(c, pid).1.len();
+        (has >= n).then_some(()).ok_or(format!("{has} threads"))
     });
 }
 
@@ -595,6 +600,80 @@ fn threaded_programs_migrated_node1_node2_node3_home_give_the_native_output() {
         if cmd[0] == "python3" {
             assert!(ps_threads > 1, "mosaic ps showed {ps_threads} threads away");
         }
+    }
+    c.down();
+}
+
+/// Node.js counting primes on four `worker_threads` (each a V8 isolate
+/// in a thread of its own, beside V8's platform threads and libuv's),
+/// the results posted to the main thread and printed in order.
+const NODE_WORKERS: &str =
+    "const { Worker, isMainThread, parentPort, workerData } = require('worker_threads');
+if (isMainThread) {
+  const res = [];
+  let done = 0;
+  for (let i = 0; i < 4; i++) {
+    new Worker(__filename, { workerData: i }).on('message', (m) => {
+      res[i] = m;
+      if (++done === 4) console.log(JSON.stringify(res));
+    });
+  }
+} else {
+  let primes = 0, sum = 0;
+  for (let n = 1 + 2 * workerData; n < 1.5e7; n += 8) {
+    let p = n > 1;
+    for (let d = 3; p && d * d <= n; d += 2) if (n % d === 0) p = false;
+    if (p) { primes++; sum = (sum + n) % 1000000007; }
+  }
+  parentPort.postMessage([primes, sum]);
+}
+";
+
+/// python3's `concurrent.futures.ThreadPoolExecutor`: 24 tasks on four
+/// pool threads, each saying whether its TID is in `/proc/self/task`.
+const PY_POOL: &str = "from concurrent.futures import ThreadPoolExecutor\n\
+    import hashlib, os, threading\n\
+    def work(k):\n\
+    \x20   h = hashlib.sha256()\n\
+    \x20   for j in range(400000):\n\
+    \x20       h.update(b'%d:%d' % (k, j))\n\
+    \x20   mine = threading.get_native_id() in [int(t) for t in os.listdir('/proc/self/task')]\n\
+    \x20   return k, h.hexdigest()[:16], mine\n\
+    with ThreadPoolExecutor(max_workers=4) as ex:\n\
+    \x20   for r in ex.map(work, range(24)):\n\
+    \x20       print(*r, flush=True)\n";
+
+/// Node.js on worker threads (Node 20 here uses no io_uring: libuv's is
+/// off by default since 20.x, and a process with a ring would be refused
+/// by `cantmove`) and python3's thread pool, moved node1 -> node2 ->
+/// node3 -> home while their threads compute: the native output.
+#[test]
+fn node_worker_threads_and_a_python_thread_pool_migrated_give_the_native_output() {
+    let mut c = Cluster::up("migrate-workers", 3, 37946);
+    let script = c.dir.join("workers.js");
+    std::fs::write(&script, NODE_WORKERS).unwrap();
+    let script = script.to_str().unwrap();
+    let programs: [(Vec<&str>, usize); 2] = [
+        // main, V8's four platform threads, the four workers
+        (vec!["node", script], 9),
+        // main and the pool's four
+        (vec!["python3", "-c", PY_POOL], 5),
+    ];
+    for (cmd, threads) in programs {
+        let mut seen = 0;
+        native_and_moved_through(
+            &c,
+            &cmd,
+            Duration::from_millis(300),
+            true,
+            &mut |pid, node| match node {
+                // Moved once its threads run.
+                "node1" => wait_for_n_threads(&c, pid, threads),
+                "home" => {}
+                _ => seen = seen.max(threads_of(pid)),
+            },
+        );
+        assert!(seen >= threads, "{:?} had {seen} threads away", cmd[0]);
     }
     c.down();
 }
