@@ -125,6 +125,22 @@ fn hold(tid: Pid) {
     }
 }
 
+/// What a worker's thread leaves unblocked (it blocks every other signal:
+/// those for the guest are met by the main thread, or relayed from the
+/// thread's own queue): the cancel, and the terminal's stop signals. The
+/// kernel answers a terminal read (write, with `tostop`) of a background
+/// job SIGTTIN (SIGTTOU) to its process group and a restart, but EIO to a
+/// thread that blocks the signal: blocked, a guest thread's read of the
+/// terminal after `bg` failed where natively the job stops ("Stopped (tty
+/// input)"). Unblocked, the signal meets the thread in its call and goes
+/// to the guest with the call's restart, and the guest stops as it would
+/// at home. (A guest thread that blocks them itself still sees them
+/// unblocked here: masks are not mirrored per thread yet.)
+fn calls_unblock() -> u64 {
+    let bit = |s: i32| 1u64 << (s - 1);
+    cancel_bit() | bit(libc::SIGTTIN) | bit(libc::SIGTTOU)
+}
+
 /// A worker, as the router and the session reach it.
 pub(crate) struct Worker {
     jobs: Sender<Job>,
@@ -387,8 +403,7 @@ fn work(
     };
     if let Some(t) = &mut tracee {
         t.set_syscall_insn(insn);
-        // Every signal blocked but the cancel.
-        let _ = t.set_sigmask(!cancel_bit());
+        let _ = t.set_sigmask(!calls_unblock());
     }
     let mut scratch = Scratch::default();
     let mut pidfd: Option<OwnedFd> = None;
@@ -484,15 +499,21 @@ fn work(
             }
             None => (EINTR, Vec::new()),
         };
-        // Signals it met on the way (it blocks them all: SIGKILL's end,
-        // or none) go to the guest before the result.
+        // Signals it met on the way (all but [`calls_unblock`] are
+        // blocked: a terminal's SIGTTIN or SIGTTOU, or SIGKILL's end) go
+        // to the guest's thread before the result. To that thread: the
+        // kernel sent it to the process group, but made this thread take
+        // it (the call's restart needs it to handle a signal); sent to the
+        // guest process, another thread could take it, or a SIGCONT drop
+        // it before any did, and the restart code reached the program
+        // (python3: "OSError: [Errno 512]" after a quick bg and fg).
         let signals = tracee
             .as_mut()
             .map(crate::signals::take_deferred)
             .unwrap_or_default();
         let mut link = lock(link);
         for signal in signals {
-            let _ = link.send_msg(&HomeMsg::Signal { signal });
+            let _ = link.send_msg(&HomeMsg::ThreadSignal { tid, signal });
         }
         if link
             .send_msg(&HomeMsg::SyscallResult { tid, ret, outbufs })

@@ -200,8 +200,11 @@ pub(crate) fn finish(
         return Ok(());
     }
     let ret = scatter(g, nr, &f.gathered, outbufs, ret);
+    // Made again here unless a signal will run, or a stop take it first
+    // (the kernel restarts the call after it: [`Guest::relay`]).
     if matches!(ret, ERESTARTSYS | ERESTARTNOINTR | ERESTARTNOHAND)
         && !deliverable_signal(abi::pid(f.n.pid))
+        && !crate::signals::stopping(g.pid.as_raw())
     {
         send(g, link, &f.n, &f.marshal)?;
         return Ok(());

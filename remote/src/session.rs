@@ -576,7 +576,7 @@ pub(crate) fn run_guest(g: &Guest, link: &mut dyn Link) -> Result<(), RemoteErro
         if home {
             let state = g.calls.borrow().state();
             match crate::receive(link, state)? {
-                HomeMsg::Signal { signal } => g.signal(signal),
+                HomeMsg::Signal { signal } => g.relay(link, signal)?,
                 HomeMsg::ThreadSignal { tid, signal } => g.signal_thread(tid, signal),
                 HomeMsg::SyscallResult { tid, ret, outbufs } => {
                     crate::calls::finish(g, link, tid, ret, &outbufs)?;

@@ -2,7 +2,9 @@
 
 use std::os::fd::AsRawFd;
 
+use crate::RemoteError;
 use crate::session::Guest;
+use mosaic_proto::migrate::{Link, LinkExt, RemoteMsg};
 
 /// Whether a signal is queued for `pid` and not blocked.
 pub(crate) fn deliverable_signal(pid: i32) -> bool {
@@ -11,7 +13,43 @@ pub(crate) fn deliverable_signal(pid: i32) -> bool {
     queued & !signal_set(pid, &["SigBlk"]).unwrap_or(0) != 0
 }
 
+/// Whether a group stop of process `pid` is under way: a thread of it is
+/// stopped (its others stop as they next leave the kernel).
+pub(crate) fn stopping(pid: i32) -> bool {
+    mosaic_ckpt::procfs::tids(pid)
+        .unwrap_or_default()
+        .into_iter()
+        .any(|tid| {
+            mosaic_ckpt::procfs::stat_fields(tid).is_ok_and(|f| f.get(3).is_some_and(|s| s == "T"))
+        })
+}
+
+/// The signals that stop a process by default.
+fn stops(signal: i32) -> bool {
+    [libc::SIGSTOP, libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU].contains(&signal)
+}
+
 impl Guest {
+    /// Sends the guest `signal` from home. A stop also cancels every call
+    /// in flight: a thread waiting for a call's answer cannot take part in
+    /// the stop (a received seccomp notification waits killable only), so
+    /// the stop would wait for the answer (a terminal read: for ever, and
+    /// the shell never saw the job's Ctrl-Z). Home interrupts each call,
+    /// the thread gets its restart, stops, and makes the call again once
+    /// continued ([`crate::calls::finish`]), as a native thread in an
+    /// interruptible wait does.
+    pub(crate) fn relay(&self, link: &mut dyn Link, signal: i32) -> Result<(), RemoteError> {
+        self.signal(signal);
+        if !stops(signal) {
+            return Ok(());
+        }
+        let tids: Vec<i32> = self.calls.borrow().tids().collect();
+        for tid in tids {
+            link.send_msg(&RemoteMsg::Cancel { tid })?;
+        }
+        Ok(())
+    }
+
     /// Waits for it to end, if it has not been reaped yet (it was sent
     /// SIGKILL).
     pub(crate) fn reap(&self) {

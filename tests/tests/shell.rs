@@ -702,3 +702,143 @@ fn the_pid_of_a_background_mosaic_run_is_the_programs_in_sh_and_in_mosh() {
     }
     c.down();
 }
+
+/// Four python3 threads computing beside one that reads the terminal.
+const THREADED_JOB: &str = "import sys, threading
+stop = threading.Event()
+def spin():
+    n = 0
+    while not stop.is_set():
+        n = (n * 31 + 7) % 1000003
+for _ in range(4):
+    threading.Thread(target=spin, daemon=True).start()
+def reader():
+    for line in sys.stdin:
+        print('got', line.strip(), flush=True)
+        if line.strip() == 'end':
+            break
+    stop.set()
+r = threading.Thread(target=reader)
+r.start()
+print('ready', threading.active_count(), flush=True)
+r.join()
+print('done', flush=True)
+";
+
+/// A job of six threads typed into mosh and moved to node2, one thread
+/// reading the terminal at home: a line typed reaches it; Ctrl-Z stops
+/// the whole job at once (the reader's call in flight is interrupted for
+/// the stop and made again after it); `bg` lets it run until the reader
+/// reads the terminal in the background, which stops it by SIGTTIN as at
+/// home; `fg` continues it; moved home while the reader waits, a line
+/// typed meanwhile is not lost. The job prints what it prints at home
+/// (checked there by hand: the same lines, in the same order).
+#[test]
+fn a_threaded_job_moved_away_stops_continues_and_comes_home_mid_read_losing_no_byte() {
+    let mut c = Cluster::up_with("mosh-threads", 2, 50946, &["--cpus-per-node", "1"]);
+    let job = c.dir.join("job.py");
+    std::fs::write(&job, THREADED_JOB).unwrap();
+    let t = Terminal::open(&c, "threads");
+    let mosaic = bin("mosaic");
+    let mosaic = mosaic.to_str().unwrap();
+    t.line(&format!("python3 {}", job.display()));
+    t.screen_shows("the job's threads", |s| s.contains("ready 6"));
+    let ps = |pid: Option<i64>| {
+        let out = c.exec("node1", &[mosaic, "ps", "--json"]);
+        let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        rows.into_iter()
+            .find(|r| {
+                r["cmd"].as_str().is_some_and(|c| c.contains("job.py"))
+                    && pid.is_none_or(|p| r["home_pid"] == p)
+            })
+            .ok_or(format!(
+                "{rows:?}",
+                rows = String::from_utf8_lossy(&out.stdout)
+            ))
+    };
+    let pid = wait_for("the job in mosaic ps", Duration::from_secs(20), || {
+        ps(None).and_then(|r| r["home_pid"].as_i64().ok_or("no pid".into()))
+    });
+    let pid_s = pid.to_string();
+    let moved = c.exec("node1", &[mosaic, "migrate", &pid_s, "node2"]);
+    assert!(moved.status.success(), "{}", text(&moved));
+    let row = |node: &str, state: &str| {
+        wait_for(
+            &format!("the job {state} on {node}"),
+            Duration::from_secs(20),
+            || {
+                ps(Some(pid)).and_then(|r| {
+                    (r["node"] == node && (state.is_empty() || r["state"] == state))
+                        .then_some(())
+                        .ok_or(format!("{r}"))
+                })
+            },
+        )
+    };
+    t.line("one");
+    t.screen_shows("the line read away", |s| s.contains("got one"));
+    // Its line whole on the screen first: a Ctrl-Z at once, natively too,
+    // lets the shell's Stopped line overwrite it (1 of 3 tries).
+    std::thread::sleep(Duration::from_millis(300));
+    t.key("C-z");
+    t.screen_shows("the job stopped", |s| s.contains("Stopped"));
+    let status = t.run("echo status=$?");
+    assert!(status.contains("status=148"), "{status}\n{}", t.screen());
+    row("node2", "stopped");
+    // Running in the background, its reader reads the terminal again:
+    // SIGTTIN stops the job (with the signal blocked in its placeholder
+    // thread, the read failed with EIO and the thread died of it).
+    let bg = t.run("bg; echo bg=$?");
+    assert!(bg.contains("bg=0"), "{bg}");
+    wait_for("the SIGTTIN stop", Duration::from_secs(20), || {
+        let log = c.log("node1");
+        log.contains(&format!("stopped with its guest pid={pid} signal=SIGTTIN"))
+            .then_some(())
+            .ok_or(log)
+    });
+    row("node2", "stopped");
+    t.line("fg");
+    t.line("two");
+    t.screen_shows("the line read after fg", |s| s.contains("got two"));
+    // Home while the reader waits in the terminal's read; a line typed as
+    // it goes.
+    let home = std::thread::scope(|s| {
+        let home = s.spawn(|| c.exec("node1", &[mosaic, "migrate", &pid_s, "home"]));
+        std::thread::sleep(Duration::from_millis(100));
+        t.line("three");
+        home.join().unwrap()
+    });
+    assert!(home.status.success(), "{}", text(&home));
+    t.screen_shows("the line typed as it came home", |s| {
+        s.contains("got three")
+    });
+    row("node1", "");
+    t.line("end");
+    t.screen_shows("the job's end", |s| s.contains("done"));
+    let status = t.run("echo status=$?");
+    assert!(status.contains("status=0"), "{status}\n{}", t.screen());
+    // What it printed, in order (a line typed can land on the screen
+    // inside one the job prints: a move's cancel may end a terminal write
+    // early, which then writes the rest, as a signal may natively).
+    let screen = t.screen();
+    assert!(
+        !screen.contains("Error") && !screen.contains("Traceback"),
+        "{screen}"
+    );
+    let mut rest = screen.as_str();
+    for want in [
+        "ready 6",
+        "got one",
+        "got two",
+        "got three",
+        "got end",
+        "done",
+    ] {
+        let at = rest
+            .find(want)
+            .unwrap_or_else(|| panic!("no {want:?} in order: {screen}"));
+        rest = &rest[at + want.len()..];
+    }
+    drop(t);
+    c.down();
+}

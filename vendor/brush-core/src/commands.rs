@@ -620,6 +620,15 @@ pub(crate) fn execute_external_command(
         }
     }
 
+    // mosaic: a job of a shell with job control starts with SIGTSTP,
+    // SIGTTIN and SIGTTOU at their default action (the shell ignores
+    // SIGTTOU itself, and may have been started with them ignored); set
+    // after the hooks above, of which taking the terminal needs SIGTTOU
+    // ignored.
+    if context.shell.options().enable_job_control {
+        cmd.default_job_signals();
+    }
+
     // When tracing is enabled, report.
     tracing::debug!(
         target: trace_categories::COMMANDS,

@@ -399,9 +399,16 @@ impl Job {
         Ok(result)
     }
 
+    /// mosaic: whether the job stopped without the table knowing (a
+    /// background job stopped by SIGTTIN or SIGTTOU).
+    fn stopped_unseen(&self) -> bool {
+        self.process_group_id()
+            .is_some_and(sys::signal::group_stopped)
+    }
+
     /// Moves the job to execute in the background.
     pub fn move_to_background(&mut self) -> Result<(), error::Error> {
-        if matches!(self.state, JobState::Stopped) {
+        if matches!(self.state, JobState::Stopped) || self.stopped_unseen() {
             if let Some(pgid) = self.process_group_id() {
                 sys::signal::continue_process(pgid)?;
                 self.state = JobState::Running;
@@ -416,17 +423,22 @@ impl Job {
 
     /// Moves the job to execute in the foreground.
     pub fn move_to_foreground(&mut self) -> Result<(), error::Error> {
-        if matches!(self.state, JobState::Stopped) {
+        // mosaic: the terminal first, then SIGCONT, as bash does: a job
+        // continued while still in the background stops again at once if
+        // it reads the terminal (SIGTTIN).
+        let stopped = matches!(self.state, JobState::Stopped) || self.stopped_unseen();
+
+        if let Some(pgid) = self.process_group_id() {
+            sys::terminal::move_to_foreground(pgid)?;
+        }
+
+        if stopped {
             if let Some(pgid) = self.process_group_id() {
                 sys::signal::continue_process(pgid)?;
                 self.state = JobState::Running;
             } else {
                 return Err(error::ErrorKind::FailedToSendSignal.into());
             }
-        }
-
-        if let Some(pgid) = self.process_group_id() {
-            sys::terminal::move_to_foreground(pgid)?;
         }
 
         Ok(())

@@ -82,6 +82,9 @@ pub trait CommandFgControlExt {
     fn take_foreground(&mut self);
     /// Arranges for the command to become a session leader when it is executed.
     fn lead_session(&mut self);
+    /// mosaic: arranges for the command to start with the job-control
+    /// signals at their default action.
+    fn default_job_signals(&mut self);
 }
 
 impl CommandFgControlExt for std::process::Command {
@@ -90,6 +93,10 @@ impl CommandFgControlExt for std::process::Command {
     }
 
     fn lead_session(&mut self) {
+        // NOTE: This is a no-op.
+    }
+
+    fn default_job_signals(&mut self) {
         // NOTE: This is a no-op.
     }
 }

@@ -36,6 +36,12 @@ pub(crate) fn continue_process(_pid: sys::process::ProcessId) -> Result<(), erro
     Err(error::ErrorKind::NotSupportedOnThisPlatform("continuing process").into())
 }
 
+/// mosaic: whether a process of process group `pgid` is stopped (never
+/// known here).
+pub(crate) const fn group_stopped(_pgid: sys::process::ProcessId) -> bool {
+    false
+}
+
 /// Sends a signal to a specific process.
 ///
 /// This is a stub implementation that returns an error.

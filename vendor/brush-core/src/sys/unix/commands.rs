@@ -50,6 +50,10 @@ pub trait CommandFgControlExt {
     fn take_foreground(&mut self);
     /// Arranges for the command to become a session leader when it is executed.
     fn lead_session(&mut self);
+    /// mosaic: arranges for the command to start with the job-control
+    /// signals (SIGTSTP, SIGTTIN, SIGTTOU) at their default action, as bash
+    /// gives its jobs, whatever the shell itself ignores.
+    fn default_job_signals(&mut self);
 }
 
 impl CommandFgControlExt for std::process::Command {
@@ -72,6 +76,25 @@ impl CommandFgControlExt for std::process::Command {
             self.pre_exec(pre_exec_lead_session);
         }
     }
+
+    fn default_job_signals(&mut self) {
+        // SAFETY:
+        // The function runs in the forked child before exec and only calls
+        // sigaction, which is async-signal-safe.
+        unsafe {
+            self.pre_exec(pre_exec_default_job_signals);
+        }
+    }
+}
+
+fn pre_exec_default_job_signals() -> Result<(), std::io::Error> {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal};
+    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    for signal in [Signal::SIGTSTP, Signal::SIGTTIN, Signal::SIGTTOU] {
+        // SAFETY: the default action, no handler.
+        unsafe { nix::sys::signal::sigaction(signal, &default) }.map_err(std::io::Error::from)?;
+    }
+    Ok(())
 }
 
 fn pre_exec_take_foreground() -> Result<(), std::io::Error> {

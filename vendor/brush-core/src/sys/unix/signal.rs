@@ -5,9 +5,33 @@ use crate::{error, sys, traps};
 pub(crate) use nix::sys::signal::Signal;
 
 pub(crate) fn continue_process(pid: sys::process::ProcessId) -> Result<(), error::Error> {
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGCONT)
+    // mosaic: `pid` is a job's process group, continued whole (killpg, as
+    // bash does), not its leader alone.
+    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGCONT)
         .map_err(|_errno| error::ErrorKind::FailedToSendSignal)?;
     Ok(())
+}
+
+/// mosaic: whether a process of process group `pgid` is stopped. A
+/// background job that stops on its own (SIGTTIN when it reads the
+/// terminal) is not seen by the job table, which only learns of stops of
+/// the foreground job; `fg` and `bg` ask here so that they continue it, as
+/// bash's do.
+pub(crate) fn group_stopped(pgid: sys::process::ProcessId) -> bool {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    procs.flatten().any(|e| {
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        // pid (comm) state ppid pgrp ...
+        let fields: Vec<&str> = stat
+            .rsplit_once(") ")
+            .map(|(_, rest)| rest.split_whitespace().take(3).collect())
+            .unwrap_or_default();
+        // 't': stopped under a tracer (a mosaic placeholder in its
+        // guest's stop is).
+        matches!(fields.as_slice(), [state, _, pgrp] if matches!(*state, "T" | "t") && pgrp.parse() == Ok(pgid))
+    })
 }
 
 /// Sends a signal to a specific process.
