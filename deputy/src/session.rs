@@ -156,6 +156,13 @@ pub(crate) enum Next<T> {
     Done(Outcome<T>),
     /// Restored at home: release it, then deliver these signals.
     Release(Outcome<T>, Vec<i32>),
+    /// The guest's first thread is being born ([`Placeholder::serve`]):
+    /// the call of its main thread, made once workers serve threads.
+    FirstThread {
+        nr: u32,
+        args: [u64; 6],
+        inbufs: Vec<mosaic_proto::migrate::Buf>,
+    },
 }
 
 impl<T> Placeholder<T> {
@@ -200,31 +207,37 @@ impl<T> Placeholder<T> {
     ) -> Result<Outcome<T>, DeputyError> {
         // Its other threads go to workers (`crate::threads`).
         let others = std::mem::take(&mut self.tracee.threads);
-        let served = match self.tracee.syscall_insn() {
+        let mut served = match self.tracee.syscall_insn() {
             Some(insn) if !others.is_empty() => {
-                // A cancel must reach the main thread's call too.
-                if let Ok(mask) = self.tracee.sigmask() {
-                    let _ = self.tracee.set_sigmask(mask & !crate::calls::cancel_bit());
-                }
-                let main = (self.tracee.pid, self.gate.clone());
-                let crew = self.crew.clone();
-                crate::threads::with_workers(others, insn, main, &crew, link, |l, births| {
-                    self.births = Some(births);
-                    let served = self.serve_until_done(l, commands);
-                    self.births = None;
-                    served
-                })
+                self.serve_threaded(link, commands, others, insn, None)
             }
             _ => {
                 self.tracee.threads = others;
                 self.serve_until_done(link, commands)
             }
         };
+        // A single-threaded guest's first thread: from now on its calls
+        // go through the router, which gives each thread a worker. (Not
+        // from the start: the router's hop costs a single thread's calls
+        // a cross-CPU wake-up each.)
+        if let Ok(Next::FirstThread { nr, args, inbufs }) = served {
+            served = match self.tracee.syscall_insn() {
+                Some(insn) => {
+                    self.serve_threaded(link, commands, Vec::new(), insn, Some((nr, args, inbufs)))
+                }
+                None => Err(DeputyError::Protocol(
+                    "a thread born away, and no system call instruction to make it with".into(),
+                )),
+            };
+        }
         if let Some((_, reply)) = self.asked.take() {
             let _ = reply.send(Err("the process ended before it could come home".into()));
         }
         match served? {
             Next::Done(outcome) => Ok(outcome),
+            Next::FirstThread { .. } => {
+                Err(DeputyError::Protocol("a first thread born twice".into()))
+            }
             Next::Release(outcome, signals) => {
                 let pid = self.tracee.pid;
                 self.tracee.release()?;
@@ -236,6 +249,73 @@ impl<T> Placeholder<T> {
                 Ok(outcome)
             }
         }
+    }
+
+    /// Serves a guest with threads: `others` (its placeholder threads
+    /// but the main one) each get a worker, and calls come through the
+    /// router (`crate::threads`); `first`, a main thread's call that made
+    /// the guest's first thread, is made first.
+    fn serve_threaded(
+        &mut self,
+        link: &mut dyn Link,
+        commands: &std::sync::mpsc::Receiver<Command<T>>,
+        others: Vec<mosaic_ckpt::ptrace::Tracee>,
+        insn: u64,
+        first: Option<(u32, [u64; 6], Vec<mosaic_proto::migrate::Buf>)>,
+    ) -> Result<Next<T>, DeputyError> {
+        // A cancel must reach the main thread's call too.
+        if let Ok(mask) = self.tracee.sigmask() {
+            let _ = self.tracee.set_sigmask(mask & !crate::calls::cancel_bit());
+        }
+        let main = (self.tracee.pid, self.gate.clone());
+        let crew = self.crew.clone();
+        crate::threads::with_workers(others, insn, main, &crew, link, |l, births| {
+            self.births = Some(births);
+            let served = match first {
+                Some((nr, args, inbufs)) => {
+                    let tid = self.tracee.pid.as_raw();
+                    match self.main_call(l, tid, nr, args, &inbufs) {
+                        Ok(()) => self.serve_until_done(l, commands),
+                        Err(e) => {
+                            warn!(pid = tid, error = %e, "the session with the guest's node cannot go on; ending the process");
+                            self.trap();
+                            self.die_by(Signal::SIGKILL);
+                            Err(e)
+                        }
+                    }
+                }
+                None => self.serve_until_done(l, commands),
+            };
+            self.births = None;
+            served
+        })
+    }
+
+    /// Makes a call of the guest's main thread in the placeholder and
+    /// answers it.
+    fn main_call(
+        &mut self,
+        link: &mut dyn Link,
+        tid: i32,
+        nr: u32,
+        args: [u64; 6],
+        inbufs: &[mosaic_proto::migrate::Buf],
+    ) -> Result<(), DeputyError> {
+        self.trap();
+        let (ret, outbufs) = self.execute(nr, args, inbufs)?;
+        if matches!(ret, ERESTARTSYS | ERESTARTNOHAND) {
+            // Interrupted by a signal still queued (the injection's own
+            // trap came first): it goes along.
+            self.take_pending()?;
+        }
+        // Signals that arrived during the call are the guest's, and go
+        // first: an interrupted call restarts or fails by the handler of
+        // the signal that interrupted it.
+        for sig in self.take_deferred() {
+            link.send_msg(&HomeMsg::Signal { signal: sig })?;
+        }
+        link.send_msg(&HomeMsg::SyscallResult { tid, ret, outbufs })?;
+        Ok(())
     }
 
     /// The serving loop, and the one rule for a session that cannot go on
@@ -320,27 +400,21 @@ impl<T> Placeholder<T> {
                 }
                 // Answered before it came: nothing runs.
                 RemoteMsg::Cancel { .. } => {}
+                // The first thread of a single-threaded guest: made once
+                // workers serve threads (see `serve`).
+                RemoteMsg::Syscall {
+                    nr, args, inbufs, ..
+                } if self.births.is_none()
+                    && matches!(i64::from(nr), libc::SYS_clone | libc::SYS_clone3) =>
+                {
+                    return Ok(Next::FirstThread { nr, args, inbufs });
+                }
                 RemoteMsg::Syscall {
                     tid,
                     nr,
                     args,
                     inbufs,
-                } => {
-                    self.trap();
-                    let (ret, outbufs) = self.execute(nr, args, &inbufs)?;
-                    if matches!(ret, ERESTARTSYS | ERESTARTNOHAND) {
-                        // Interrupted by a signal still queued (the
-                        // injection's own trap came first): it goes along.
-                        self.take_pending()?;
-                    }
-                    // Signals that arrived during the call are the guest's,
-                    // and go first: an interrupted call restarts or fails
-                    // by the handler of the signal that interrupted it.
-                    for sig in self.take_deferred() {
-                        link.send_msg(&HomeMsg::Signal { signal: sig })?;
-                    }
-                    link.send_msg(&HomeMsg::SyscallResult { tid, ret, outbufs })?;
-                }
+                } => self.main_call(link, tid, nr, args, &inbufs)?,
                 RemoteMsg::Exited { code, cpu } => {
                     self.ended(cpu);
                     if died.is_none() {

@@ -71,9 +71,11 @@ pub(crate) struct Guest {
     pub(crate) tids: std::cell::RefCell<std::collections::HashMap<u32, i32>>,
     /// The home TID of the thread whose call is being served.
     pub(crate) calling: std::cell::Cell<i32>,
-    /// It had threads when it came (home serves each in its own
-    /// placeholder thread, and can cancel their calls).
-    pub(crate) threaded: bool,
+    /// It has had threads while here, or came with them: home serves
+    /// each in its own placeholder thread, and can cancel their calls
+    /// (home's session takes that shape at the first thread's birth, see
+    /// [`crate::threads::route_clone`]).
+    pub(crate) threaded: std::cell::Cell<bool>,
     /// The threads with a call at home, and those calls.
     pub(crate) calls: std::cell::RefCell<mosaic_proto::session::Calls>,
     pub(crate) in_flight:
@@ -483,7 +485,7 @@ pub(crate) fn take_guest(t: &mut Tracee, arrival: Arrival) -> Result<Guest, Remo
         calling: std::cell::Cell::new(arrival.home_pid),
         calls: Default::default(),
         in_flight: Default::default(),
-        threaded: mosaic_ckpt::procfs::tids(pid.as_raw())?.len() > 1,
+        threaded: std::cell::Cell::new(mosaic_ckpt::procfs::tids(pid.as_raw())?.len() > 1),
         shared_files: shared_files(pid.as_raw())?,
         ns: None,
         home_with: Default::default(),
@@ -530,7 +532,7 @@ pub(crate) fn run_guest(g: &Guest, link: &mut dyn Link) -> Result<(), RemoteErro
         // With calls at home, a request to go home cancels them if home
         // can (a multi-threaded placeholder, whose router takes a cancel
         // while a call runs); else it waits for them.
-        let between_calls = g.calls.borrow().is_empty() || g.threaded;
+        let between_calls = g.calls.borrow().is_empty() || g.threaded.get();
         if let Some((n, why)) = g.home_with.take()
             && go_home(g, link, Some((n.id, n.pid)), why, None)?
         {

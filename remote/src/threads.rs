@@ -12,9 +12,10 @@
 //! served one at a time, and each waits until its thread is seen with T,
 //! so the next one's hint cannot be taken by this one. A thread's `exit`
 //! also goes home first (its placeholder thread ends), then is let
-//! through. Anything else (a fork, a thread with its own files, a
-//! `set_tid`, a single-threaded guest's first thread, whose placeholder
-//! has no thread router) brings the process home, as before.
+//! through. A single-threaded guest's first thread is born so too: its
+//! clone tells home's session to serve threads from then on. Anything
+//! else (a fork, a thread with its own files, a `set_tid`) brings the
+//! process home, as before.
 
 use std::time::{Duration, Instant};
 
@@ -79,12 +80,13 @@ pub(crate) fn route_clone(g: &Guest, n: &Notif) -> Route {
     if flags & THREAD != THREAD || flags & !(THREAD | ALSO) != 0 {
         return Route::Home("clone of a process (a fork), or of a thread that shares less");
     }
-    if !g.threaded {
-        return Route::Home("clone of a first thread (home serves threads once it has them)");
-    }
     if g.ns.is_none() {
         return Route::Home("clone of a thread (no hold on the guest's namespace)");
     }
+    // A single-threaded guest's first: home's session, seeing a clone,
+    // serves threads from then on (its router and workers), as it does a
+    // guest that came with threads.
+    g.threaded.set(true);
     Route::Thread
 }
 
@@ -93,7 +95,7 @@ pub(crate) fn route_clone(g: &Guest, n: &Notif) -> Route {
 /// the process home, and the last thread's is the process's end.
 pub(crate) fn route_exit(g: &Guest, n: &Notif) -> Route {
     let only = mosaic_ckpt::procfs::tids(g.pid.as_raw()).is_ok_and(|t| t.len() == 1);
-    if only || !g.threaded {
+    if only || !g.threaded.get() {
         return Route::LetThrough;
     }
     if g.home_tid(n.pid) == g.home_pid {

@@ -564,10 +564,9 @@ fn threaded_programs_migrated_node1_node2_node3_home_give_the_native_output() {
             true,
             &mut |pid, node| {
                 if node == "node1" {
-                    // python3 makes its threads once: moved before, its
-                    // first thread brings it home (a single-threaded
-                    // guest's placeholder serves no births), and the move
-                    // asked meanwhile sends it on still single-threaded.
+                    // python3 makes its threads once: moved with them
+                    // (its first threads born away have their own test,
+                    // a_single_threaded_guest_makes_its_first_threads...).
                     if cmd[0] == "python3" {
                         wait_for_threads(&c, pid);
                     }
@@ -736,8 +735,8 @@ fn threads_born_and_ended_away_keep_the_process_away_with_their_home_tids() {
         false,
         &mut |pid, node| {
             if node == "node1" {
-                // Moved once it has its waiting thread (a single-threaded
-                // guest's first thread brings it home).
+                // Moved once it has its waiting thread (a guest that
+                // has had threads keeps them).
                 wait_for_threads(&c, pid);
                 return;
             }
@@ -759,6 +758,58 @@ fn threads_born_and_ended_away_keep_the_process_away_with_their_home_tids() {
         away_births > 3,
         "{away_births} threads seen born at home while away"
     );
+    c.down();
+}
+
+/// Single-threaded for a second, then four threads computing.
+const PY_LATE_THREADS: &str = "import threading, hashlib, os\n\
+    def digest(k, n):\n\
+    \x20   h = hashlib.sha256()\n\
+    \x20   for i in range(n):\n\
+    \x20       h.update(b'%d:%d' % (k, i))\n\
+    \x20   return h.hexdigest()[:16]\n\
+    print('alone', digest(0, 3000000), threading.active_count(), flush=True)\n\
+    out = {}\n\
+    def work(k):\n\
+    \x20   out[k] = (digest(k + 1, 1000000), threading.get_native_id() in [int(t) for t in os.listdir('/proc/self/task')])\n\
+    ts = [threading.Thread(target=work, args=(k,)) for k in range(4)]\n\
+    [t.start() for t in ts]\n\
+    [t.join() for t in ts]\n\
+    print(sorted(out.items()))\n";
+
+/// A process moved while it has one thread makes its first threads away:
+/// they are born at home first (its placeholder's session takes the
+/// threaded shape at the first clone) and it stays away, its threads
+/// seeing their TIDs in its task list; moved on and home, the native
+/// output. (It came home for its first thread before.)
+#[test]
+fn a_single_threaded_guest_makes_its_first_threads_and_stays_away() {
+    let mut c = Cluster::up("migrate-first-thread", 3, 16946);
+    let mut threads_away = 0;
+    native_and_moved_through(
+        &c,
+        &["python3", "-c", PY_LATE_THREADS],
+        Duration::from_millis(300),
+        true,
+        &mut |pid, node| {
+            if node != "node2" {
+                return;
+            }
+            assert_eq!(
+                traced_with_threads(&c, pid).1.len(),
+                1,
+                "moved with threads"
+            );
+            threads_away = wait_for("its threads born away", Duration::from_secs(30), || {
+                let (traced, tids) = traced_with_threads(&c, pid);
+                assert!(traced, "{pid}'s first thread brought it home");
+                (tids.len() > 1)
+                    .then_some(tids.len())
+                    .ok_or(format!("{tids:?}"))
+            });
+        },
+    );
+    assert!(threads_away > 1);
     c.down();
 }
 
