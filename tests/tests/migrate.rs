@@ -642,6 +642,22 @@ const PY_POOL: &str = "from concurrent.futures import ThreadPoolExecutor\n\
     \x20   for r in ex.map(work, range(24)):\n\
     \x20       print(*r, flush=True)\n";
 
+/// Two python3 threads reading a file 3 MiB a call at once, each read
+/// answered by its own placeholder thread at home; the digests printed.
+const PY_BIG_READS: &str = "import hashlib, sys, threading\n\
+    out = {}\n\
+    def digest(k):\n\
+    \x20   h = hashlib.sha256()\n\
+    \x20   for r in range(40):\n\
+    \x20       with open(sys.argv[1], 'rb', buffering=0) as f:\n\
+    \x20           while b := f.read(3 << 20):\n\
+    \x20               h.update(b)\n\
+    \x20   out[k] = h.hexdigest()\n\
+    ts = [threading.Thread(target=digest, args=(k,)) for k in range(2)]\n\
+    [t.start() for t in ts]\n\
+    [t.join() for t in ts]\n\
+    print(sorted(out.items()))\n";
+
 /// Node.js on worker threads (Node 20 here uses no io_uring: libuv's is
 /// off by default since 20.x, and a process with a ring would be refused
 /// by `cantmove`) and python3's thread pool, moved node1 -> node2 ->
@@ -652,11 +668,16 @@ fn node_worker_threads_and_a_python_thread_pool_migrated_give_the_native_output(
     let script = c.dir.join("workers.js");
     std::fs::write(&script, NODE_WORKERS).unwrap();
     let script = script.to_str().unwrap();
-    let programs: [(Vec<&str>, usize); 2] = [
+    let data = c.dir.join("data");
+    pseudo_random_file(&data, 8 << 20);
+    let data = data.to_str().unwrap();
+    let programs: [(Vec<&str>, usize); 3] = [
         // main, V8's four platform threads, the four workers
         (vec!["node", script], 9),
         // main and the pool's four
         (vec!["python3", "-c", PY_POOL], 5),
+        // main and two readers
+        (vec!["python3", "-c", PY_BIG_READS, data], 3),
     ];
     for (cmd, threads) in programs {
         let mut seen = 0;

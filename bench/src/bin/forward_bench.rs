@@ -366,6 +366,32 @@ fn main() -> anyhow::Result<()> {
         );
     }
     println!("goal: more threads, more forwarded calls a second (not serialized)");
+
+    // One thread's large results (8 MiB reads) beside another's small
+    // calls: how long the small ones wait.
+    let beside = mosaic_bench::build_c("beside_reads", &dir)?;
+    let big = dir.join("big");
+    std::fs::write(&big, vec![5u8; 8 << 20])?;
+    let args = [beside.to_str().unwrap(), big.to_str().unwrap()];
+    let names = ["alone_p50", "alone_p99", "beside_p50", "beside_p99"];
+    println!();
+    println!("getppid of one thread while another reads 8 MiB a call (µs)");
+    println!("               alone p50  alone p99  beside p50  beside p99  beside/alone p99");
+    for migrate in [false, true] {
+        let v = run_in_node1(&c, &args, migrate, &names)?;
+        println!(
+            "{:<14} {:>9.1} {:>10.1} {:>11.1} {:>11.1} {:>17.2}x",
+            if migrate { "forwarded" } else { "native" },
+            v[0],
+            v[1],
+            v[2],
+            v[3],
+            v[3] / v[1]
+        );
+    }
+    println!(
+        "goal: forwarded beside/alone p99 near native's (a large result holds up no other call; not met)"
+    );
     drop(c);
     std::fs::remove_dir_all(&dir)?;
     Ok(())
