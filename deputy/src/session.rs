@@ -165,6 +165,10 @@ pub(crate) enum Next<T> {
     },
 }
 
+/// A main thread's call made before the serving loop: number, arguments,
+/// in-buffers ([`Next::FirstThread`]).
+type FirstCall = (u32, [u64; 6], Vec<mosaic_proto::migrate::Buf>);
+
 impl<T> Placeholder<T> {
     /// A flag that is set while the process is stopped (job control).
     pub fn stopped_flag(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
@@ -213,7 +217,7 @@ impl<T> Placeholder<T> {
             }
             _ => {
                 self.tracee.threads = others;
-                self.serve_until_done(link, commands)
+                self.serve_until_done(link, commands, None)
             }
         };
         // A single-threaded guest's first thread: from now on its calls
@@ -261,7 +265,7 @@ impl<T> Placeholder<T> {
         commands: &std::sync::mpsc::Receiver<Command<T>>,
         others: Vec<mosaic_ckpt::ptrace::Tracee>,
         insn: u64,
-        first: Option<(u32, [u64; 6], Vec<mosaic_proto::migrate::Buf>)>,
+        first: Option<FirstCall>,
     ) -> Result<Next<T>, DeputyError> {
         // A cancel must reach the main thread's call too.
         if let Ok(mask) = self.tracee.sigmask() {
@@ -271,21 +275,7 @@ impl<T> Placeholder<T> {
         let crew = self.crew.clone();
         crate::threads::with_workers(others, insn, main, &crew, link, |l, births| {
             self.births = Some(births);
-            let served = match first {
-                Some((nr, args, inbufs)) => {
-                    let tid = self.tracee.pid.as_raw();
-                    match self.main_call(l, tid, nr, args, &inbufs) {
-                        Ok(()) => self.serve_until_done(l, commands),
-                        Err(e) => {
-                            warn!(pid = tid, error = %e, "the session with the guest's node cannot go on; ending the process");
-                            self.trap();
-                            self.die_by(Signal::SIGKILL);
-                            Err(e)
-                        }
-                    }
-                }
-                None => self.serve_until_done(l, commands),
-            };
+            let served = self.serve_until_done(l, commands, first);
             self.births = None;
             served
         })
@@ -318,19 +308,26 @@ impl<T> Placeholder<T> {
         Ok(())
     }
 
-    /// The serving loop, and the one rule for a session that cannot go on
-    /// (an unexpected message, a failure of the placeholder, a link that
+    /// The serving loop (after `first`, a main thread's call to make
+    /// before it), and the one rule for a session that cannot go on (an
+    /// unexpected message, a failure of the placeholder, a link that
     /// breaks): the process ends by SIGKILL, so that its parent sees it end,
     /// and its guest ends over there with the link.
     pub(crate) fn serve_until_done(
         &mut self,
         link: &mut dyn Link,
         commands: &std::sync::mpsc::Receiver<Command<T>>,
+        first: Option<FirstCall>,
     ) -> Result<Next<T>, DeputyError> {
         // Set once the home PID was killed (SIGKILL reaches the placeholder
         // itself): the guest is told and will report its death.
         let mut died: Option<i32> = None;
-        let served = self.serve_loop(link, commands, &mut died);
+        let tid = self.tracee.pid.as_raw();
+        let served = match first {
+            Some((nr, args, inbufs)) => self.main_call(link, tid, nr, args, &inbufs),
+            None => Ok(()),
+        }
+        .and_then(|()| self.serve_loop(link, commands, &mut died));
         if let Err(e) = &served
             && died.is_none()
         {

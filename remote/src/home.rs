@@ -79,10 +79,7 @@ fn cancel_calls(
     link: &mut dyn Link,
     answers: &mut HashMap<u32, u64>,
 ) -> Result<(), RemoteError> {
-    let tids: Vec<i32> = g.calls.borrow().tids().collect();
-    for tid in tids {
-        link.send_msg(&RemoteMsg::Cancel { tid })?;
-    }
+    g.cancel_calls(link)?;
     while !g.calls.borrow().is_empty() {
         match crate::receive(link, State::InCall)? {
             HomeMsg::SyscallResult {

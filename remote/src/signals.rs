@@ -43,6 +43,12 @@ impl Guest {
         if !stops(signal) {
             return Ok(());
         }
+        self.cancel_calls(link)
+    }
+
+    /// Asks home to cancel every call in flight (each is answered as it
+    /// ends: made, or interrupted).
+    pub(crate) fn cancel_calls(&self, link: &mut dyn Link) -> Result<(), RemoteError> {
         let tids: Vec<i32> = self.calls.borrow().tids().collect();
         for tid in tids {
             link.send_msg(&RemoteMsg::Cancel { tid })?;
