@@ -491,25 +491,20 @@ fn real_programs_migrated_node1_node2_node3_home_give_the_native_output() {
     c.down();
 }
 
-/// The threads (at home: a placeholder keeps its guest's) of the process
-/// known in a node as `pid`.
-fn threads_of(pid: i32) -> usize {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()))
-        .find(|host| {
-            std::fs::read_to_string(format!("/proc/{host}/status")).is_ok_and(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("NSpid:"))
-                    .is_some_and(|ids| {
-                        let ids: Vec<&str> = ids.split_whitespace().collect();
-                        ids.len() == 2 && ids[1] == pid.to_string()
-                    })
-            })
-        })
-        .and_then(|host| std::fs::read_dir(format!("/proc/{host}/task")).ok())
-        .map_or(0, |d| d.count())
+/// The threads of the guest in `node` whose home PID is `pid`: the one
+/// process of that node (its own PID namespace, looked at from inside:
+/// other tests' nodes have a `pid` too) whose NSpid is `[its, pid]`.
+fn threads_of(c: &Cluster, node: &str, pid: i32) -> usize {
+    let script = format!(
+        "for s in /proc/[0-9]*/status; do set -- $(grep ^NSpid: $s); \
+         [ $# -eq 3 ] && [ \"$3\" = {pid} ] && ls ${{s%/status}}/task | wc -l; done"
+    );
+    let r = c.exec(node, &["sh", "-c", &script]);
+    String::from_utf8_lossy(&r.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .max()
+        .unwrap_or(0)
 }
 
 /// Waits until process `pid` of node1 has more than one thread.
@@ -572,7 +567,7 @@ fn threaded_programs_migrated_node1_node2_node3_home_give_the_native_output() {
                     }
                     return;
                 }
-                threads_seen = threads_seen.max(threads_of(pid));
+                threads_seen = threads_seen.max(threads_of(&c, node, pid));
                 // `mosaic ps` counts them, also while it is away (once its
                 // home has published where it runs: within a gossip round).
                 let start = std::time::Instant::now();
@@ -690,7 +685,7 @@ fn node_worker_threads_and_a_python_thread_pool_migrated_give_the_native_output(
                 // Moved once its threads run.
                 "node1" => wait_for_n_threads(&c, pid, threads),
                 "home" => {}
-                _ => seen = seen.max(threads_of(pid)),
+                node => seen = seen.max(threads_of(&c, node, pid)),
             },
         );
         assert!(seen >= threads, "{:?} had {seen} threads away", cmd[0]);
