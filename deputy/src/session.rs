@@ -11,7 +11,10 @@ use mosaic_ckpt::CaptureOptions;
 use mosaic_ckpt::ptrace::Tracee;
 use mosaic_proto::abi;
 use mosaic_proto::image::CpuTime;
-use mosaic_proto::migrate::{HomeMsg, ImageOut, Link, LinkExt, RemoteMsg, STALL};
+use mosaic_proto::migrate::{
+    Buf, HomeMsg, ImageOut, Link, LinkError, LinkExt, Queue, RemoteMsg, SERVING_QUEUE, STALL,
+    result_messages,
+};
 use mosaic_proto::ratelimit::Every;
 use mosaic_proto::session::{State, remote_name};
 use mosaic_proto::syscalls::codec::errno::{EINTR, ERESTARTNOHAND, ERESTARTSYS};
@@ -100,6 +103,12 @@ pub fn migrate<T>(
     };
     match answer {
         Ok(RemoteMsg::Started { guest_pid }) => {
+            // Results go in pieces through a bounded queue, so that one
+            // thread's small result is not queued behind megabytes of
+            // another's (`SERVING_QUEUE`).
+            if let Err(e) = link.bound_queue(Queue::Send, SERVING_QUEUE) {
+                info!(pid, error = %e, "the link's queue is as the system tunes it");
+            }
             info!(
                 pid,
                 guest_pid,
@@ -304,7 +313,7 @@ impl<T> Placeholder<T> {
         for sig in self.take_deferred() {
             link.send_msg(&HomeMsg::Signal { signal: sig })?;
         }
-        link.send_msg(&HomeMsg::SyscallResult { tid, ret, outbufs })?;
+        send_result(link, tid, ret, outbufs)?;
         Ok(())
     }
 
@@ -388,7 +397,7 @@ impl<T> Placeholder<T> {
                     inbufs,
                 } if self.tracee.threads.iter().any(|t| t.pid.as_raw() == tid) => {
                     let (ret, outbufs) = self.execute_other(tid, nr, args, &inbufs)?;
-                    link.send_msg(&HomeMsg::SyscallResult { tid, ret, outbufs })?;
+                    send_result(link, tid, ret, outbufs)?;
                 }
                 RemoteMsg::Syscall { tid, .. } if tid != self.tracee.pid.as_raw() => {
                     return Err(DeputyError::Protocol(format!(
@@ -445,4 +454,19 @@ impl<T> Placeholder<T> {
             }
         }
     }
+}
+
+/// Sends thread `tid`'s result, a large one in pieces
+/// ([`result_messages`]): over a threaded session's link, other threads'
+/// results pass between them.
+pub(crate) fn send_result(
+    link: &mut dyn Link,
+    tid: i32,
+    ret: i64,
+    outbufs: Vec<Buf>,
+) -> Result<(), LinkError> {
+    for msg in result_messages(tid, ret, outbufs) {
+        link.send_msg(&msg)?;
+    }
+    Ok(())
 }

@@ -22,17 +22,33 @@ use std::time::Duration;
 use crate::calls::{Caller, Gate, cancel_bit};
 use crate::scratch::Scratch;
 use mosaic_ckpt::ptrace::Tracee;
-use mosaic_proto::migrate::{Buf, HomeMsg, Link, LinkError, LinkExt, RemoteMsg, decode};
+use mosaic_proto::migrate::{
+    Buf, HomeMsg, Link, LinkError, LinkRecv, LinkSend, LinkSendExt, RemoteMsg, decode, encode,
+    result_messages, split,
+};
 use mosaic_proto::ratelimit::Every;
 use mosaic_proto::syscalls::codec::errno::EINTR;
 use nix::unistd::Pid;
 use tracing::warn;
 
-/// The link, shared by whoever sends.
-pub(crate) type Shared<'a> = Mutex<&'a mut dyn Link>;
+/// The link's sending half, shared by whoever sends (the router has the
+/// receiving half to itself: a receive never waits for a send).
+/// Fair: a frame sent under it is let go with `unlock_fair`
+/// ([`send_fair`]), so a thread waiting to send a small result goes
+/// before the next piece of a large one (std's lock lets the sender
+/// barge in again).
+pub(crate) type Shared<'a> = parking_lot::Mutex<Box<dyn LinkSend + 'a>>;
 
-fn lock<'a, 'b>(link: &'a Shared<'b>) -> std::sync::MutexGuard<'a, &'b mut dyn Link> {
-    link.lock().unwrap_or_else(|e| e.into_inner())
+fn lock<'a, 'b>(link: &'a Shared<'b>) -> parking_lot::MutexGuard<'a, Box<dyn LinkSend + 'b>> {
+    link.lock()
+}
+
+/// Sends `frame` and hands the link to the next waiting sender.
+fn send_fair(link: &Shared<'_>, frame: &[u8]) -> Result<(), LinkError> {
+    let mut l = lock(link);
+    let sent = l.send_bytes(frame);
+    parking_lot::MutexGuard::unlock_fair(l);
+    sent
 }
 
 /// What a worker is asked.
@@ -198,7 +214,7 @@ pub(crate) struct ChannelLink<'a, 'b> {
 
 impl Link for ChannelLink<'_, '_> {
     fn send_bytes(&mut self, frame: &[u8]) -> Result<(), LinkError> {
-        lock(self.link).send_bytes(frame)
+        send_fair(self.link, frame)
     }
     fn recv_bytes(&mut self) -> Result<Vec<u8>, LinkError> {
         if let Some(f) = self.next.take() {
@@ -241,7 +257,8 @@ pub(crate) fn with_workers<R>(
     serve: impl FnOnce(&mut dyn Link, Sender<Birth>) -> R,
 ) -> R {
     let raw_fd = link.raw_fd();
-    let shared: Shared<'_> = Mutex::new(link);
+    let (receiving, sending) = split(link);
+    let shared: Shared<'_> = parking_lot::Mutex::new(sending);
     let stop = AtomicBool::new(false);
     let (births, born) = channel::<Birth>();
     std::thread::scope(|s| {
@@ -272,7 +289,7 @@ pub(crate) fn with_workers<R>(
             }
         });
         let (frames, from_router) = channel();
-        s.spawn(move || route(raw_fd, shared, stop, frames, main, workers));
+        s.spawn(move || route(raw_fd, receiving, stop, frames, main, workers));
         let mut own = ChannelLink {
             frames: from_router,
             next: None,
@@ -315,7 +332,7 @@ fn start<'scope, 'env, 'l>(
 /// reads the end).
 fn route(
     raw_fd: Option<i32>,
-    link: &Shared<'_>,
+    mut link: Box<dyn LinkRecv + '_>,
     stop: &AtomicBool,
     session: Sender<Vec<u8>>,
     main: (Pid, Arc<Gate>),
@@ -333,7 +350,7 @@ fn route(
                 matches!(nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(10u16)), Ok(n) if n > 0)
             }
             None => {
-                let r = lock(link).readable(Duration::ZERO);
+                let r = link.readable(Duration::ZERO);
                 if matches!(r, Ok(false)) {
                     std::thread::sleep(EVERY);
                 }
@@ -343,7 +360,7 @@ fn route(
         if !ready {
             continue;
         }
-        let frame = match lock(link).recv_bytes() {
+        let frame = match link.recv_bytes() {
             Ok(f) => f,
             Err(_) => return, // the session sees the link closed
         };
@@ -511,15 +528,15 @@ fn work(
             .as_mut()
             .map(crate::signals::take_deferred)
             .unwrap_or_default();
-        let mut link = lock(link);
         for signal in signals {
-            let _ = link.send_msg(&HomeMsg::ThreadSignal { tid, signal });
+            let _ = send_fair(link, &encode(&HomeMsg::ThreadSignal { tid, signal }));
         }
-        if link
-            .send_msg(&HomeMsg::SyscallResult { tid, ret, outbufs })
-            .is_err()
-        {
-            return;
+        // A large result in pieces, each sent on its own: another
+        // thread's small result passes between them.
+        for msg in result_messages(tid, ret, outbufs) {
+            if send_fair(link, &encode(&msg)).is_err() {
+                return;
+            }
         }
     }
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use mosaic_proto::auth::{
     AuthError, ClusterKey, FrameKey, KEY_LEN, Role, TAG_LEN, check_stream_proof, stream_proof,
 };
-use mosaic_proto::migrate::{Link, LinkError};
+use mosaic_proto::migrate::{Link, LinkError, LinkRecv, LinkSend, Queue};
 use thiserror::Error;
 
 /// First bytes of a stream handshake (2: frames tagged with BLAKE3).
@@ -189,46 +189,122 @@ impl<S: Read + Write> AuthStream<S> {
     /// Writes one frame without flushing the stream (on a buffered stream:
     /// frames sent together go in one write; [`Self::flush`] after).
     pub fn queue(&mut self, payload: &[u8]) -> Result<(), ChannelError> {
-        if payload.len() > MAX_FRAME {
-            return Err(ChannelError::TooLarge(payload.len()));
-        }
-        let tag = self.key.tag(self.role, self.send_seq, payload);
-        self.send_seq += 1;
-        let len = u32::try_from(payload.len())
-            .map_err(|_| ChannelError::TooLarge(payload.len()))?
-            .to_le_bytes();
-        if payload.len() <= SMALL_FRAME {
-            // One write for the small frames of forwarded calls.
-            let mut frame = Vec::with_capacity(4 + payload.len() + TAG_LEN);
-            frame.extend_from_slice(&len);
-            frame.extend_from_slice(payload);
-            frame.extend_from_slice(&tag);
-            self.inner.write_all(&frame)?;
-        } else {
-            // Large frames (image chunks) are not copied again.
-            self.inner.write_all(&len)?;
-            self.inner.write_all(payload)?;
-            self.inner.write_all(&tag)?;
-        }
-        Ok(())
+        write_frame(
+            &mut self.inner,
+            &self.key,
+            self.role,
+            &mut self.send_seq,
+            payload,
+        )
     }
 
     /// Receives one frame.
     pub fn recv(&mut self) -> Result<Vec<u8>, ChannelError> {
-        let mut len = [0u8; 4];
-        self.inner.read_exact(&mut len)?;
-        let len = u32::from_le_bytes(len) as usize;
-        if len > MAX_FRAME {
-            return Err(ChannelError::TooLarge(len));
-        }
-        let mut payload = vec![0u8; len];
-        self.inner.read_exact(&mut payload)?;
-        let mut tag = [0u8; TAG_LEN];
-        self.inner.read_exact(&mut tag)?;
-        self.key
-            .check(self.role.peer(), self.recv_seq, &payload, &tag)?;
-        self.recv_seq += 1;
-        Ok(payload)
+        read_frame(&mut self.inner, &self.key, self.role, &mut self.recv_seq)
+    }
+}
+
+/// Writes frame number `seq` (then counted) of `role` to `w`.
+fn write_frame(
+    w: &mut impl Write,
+    key: &FrameKey,
+    role: Role,
+    seq: &mut u64,
+    payload: &[u8],
+) -> Result<(), ChannelError> {
+    if payload.len() > MAX_FRAME {
+        return Err(ChannelError::TooLarge(payload.len()));
+    }
+    let tag = key.tag(role, *seq, payload);
+    *seq += 1;
+    let len = u32::try_from(payload.len())
+        .map_err(|_| ChannelError::TooLarge(payload.len()))?
+        .to_le_bytes();
+    if payload.len() <= SMALL_FRAME {
+        // One write for the small frames of forwarded calls.
+        let mut frame = Vec::with_capacity(4 + payload.len() + TAG_LEN);
+        frame.extend_from_slice(&len);
+        frame.extend_from_slice(payload);
+        frame.extend_from_slice(&tag);
+        w.write_all(&frame)?;
+    } else {
+        // Large frames (image chunks) are not copied again.
+        w.write_all(&len)?;
+        w.write_all(payload)?;
+        w.write_all(&tag)?;
+    }
+    Ok(())
+}
+
+/// Reads frame number `seq` (then counted) of `role`'s peer from `r`.
+fn read_frame(
+    r: &mut impl Read,
+    key: &FrameKey,
+    role: Role,
+    seq: &mut u64,
+) -> Result<Vec<u8>, ChannelError> {
+    let mut len = [0u8; 4];
+    r.read_exact(&mut len)?;
+    let len = u32::from_le_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(ChannelError::TooLarge(len));
+    }
+    let mut payload = vec![0u8; len];
+    r.read_exact(&mut payload)?;
+    let mut tag = [0u8; TAG_LEN];
+    r.read_exact(&mut tag)?;
+    key.check(role.peer(), *seq, &payload, &tag)?;
+    *seq += 1;
+    Ok(payload)
+}
+
+/// The sending half of a TCP [`AuthStream`] ([`Link::halves`]).
+struct SendHalf<'a> {
+    stream: &'a TcpStream,
+    key: &'a FrameKey,
+    role: Role,
+    seq: &'a mut u64,
+}
+
+/// The receiving half of a TCP [`AuthStream`].
+struct RecvHalf<'a> {
+    stream: &'a TcpStream,
+    key: &'a FrameKey,
+    role: Role,
+    seq: &'a mut u64,
+}
+
+impl LinkSend for SendHalf<'_> {
+    fn send_bytes(&mut self, frame: &[u8]) -> Result<(), LinkError> {
+        let mut w = self.stream;
+        let sent = write_frame(&mut w, self.key, self.role, self.seq, frame);
+        sent.map_err(|e| link_error(e, self.stream.write_timeout().ok().flatten()))
+    }
+}
+
+impl LinkRecv for RecvHalf<'_> {
+    fn recv_bytes(&mut self) -> Result<Vec<u8>, LinkError> {
+        let mut r = self.stream;
+        let got = read_frame(&mut r, self.key, self.role, self.seq);
+        got.map_err(|e| link_error(e, self.stream.read_timeout().ok().flatten()))
+    }
+    fn readable(&mut self, timeout: Duration) -> Result<bool, LinkError> {
+        poll_in(self.stream, timeout)
+    }
+}
+
+/// Whether `s` has input within `timeout`.
+fn poll_in(s: &TcpStream, timeout: Duration) -> Result<bool, LinkError> {
+    use std::os::fd::AsFd;
+    let mut fds = [nix::poll::PollFd::new(
+        s.as_fd(),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    let ms = nix::poll::PollTimeout::try_from(timeout).unwrap_or(nix::poll::PollTimeout::MAX);
+    match nix::poll::poll(&mut fds, ms) {
+        Ok(n) => Ok(n > 0),
+        Err(nix::errno::Errno::EINTR) => Ok(false),
+        Err(e) => Err(LinkError::Io(e.to_string())),
     }
 }
 
@@ -253,17 +329,7 @@ impl Link for AuthStream<TcpStream> {
         got.map_err(|e| link_error(e, self.inner.read_timeout().ok().flatten()))
     }
     fn readable(&mut self, timeout: Duration) -> Result<bool, LinkError> {
-        use std::os::fd::AsFd;
-        let mut fds = [nix::poll::PollFd::new(
-            self.inner.as_fd(),
-            nix::poll::PollFlags::POLLIN,
-        )];
-        let ms = nix::poll::PollTimeout::try_from(timeout).unwrap_or(nix::poll::PollTimeout::MAX);
-        match nix::poll::poll(&mut fds, ms) {
-            Ok(n) => Ok(n > 0),
-            Err(nix::errno::Errno::EINTR) => Ok(false),
-            Err(e) => Err(LinkError::Io(e.to_string())),
-        }
+        poll_in(&self.inner, timeout)
     }
     fn raw_fd(&self) -> Option<i32> {
         use std::os::fd::AsRawFd;
@@ -273,6 +339,41 @@ impl Link for AuthStream<TcpStream> {
         let io = |e: std::io::Error| LinkError::Io(e.to_string());
         self.inner.set_read_timeout(stall).map_err(io)?;
         self.inner.set_write_timeout(stall).map_err(io)
+    }
+    fn bound_queue(&mut self, way: Queue, bytes: usize) -> Result<(), LinkError> {
+        use nix::sys::socket::{setsockopt, sockopt};
+        let set = match way {
+            Queue::Send => setsockopt(&self.inner, sockopt::SndBuf, &bytes),
+            Queue::Receive => setsockopt(&self.inner, sockopt::RcvBuf, &bytes),
+        };
+        set.map_err(|e| LinkError::Io(format!("bounding the link's queue: {e}")))
+    }
+    fn splits(&self) -> bool {
+        true
+    }
+    fn halves(&mut self) -> Option<(Box<dyn LinkRecv + '_>, Box<dyn LinkSend + '_>)> {
+        // `&TcpStream` reads and writes: one thread may read while
+        // another writes, each with its own sequence number.
+        let AuthStream {
+            inner,
+            key,
+            role,
+            send_seq,
+            recv_seq,
+        } = self;
+        let recv = RecvHalf {
+            stream: inner,
+            key,
+            role: *role,
+            seq: recv_seq,
+        };
+        let send = SendHalf {
+            stream: inner,
+            key,
+            role: *role,
+            seq: send_seq,
+        };
+        Some((Box::new(recv), Box::new(send)))
     }
 }
 

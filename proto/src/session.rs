@@ -72,6 +72,7 @@ impl State {
             (Sending, HomeMsg::ImageChunk(_)) => Sending,
             (Sending, HomeMsg::ImageEnd) => Starting,
             (InCall, HomeMsg::SyscallResult { .. }) => Serving,
+            (InCall, HomeMsg::SyscallPart { .. }) => InCall,
             // A signal for the guest, or the wish to have it back, may be
             // sent whenever the guest exists and home is not yet sure it
             // has it back (held or ignored by the remote once it left).
@@ -184,6 +185,7 @@ pub fn home_name(m: &HomeMsg) -> &'static str {
         HomeMsg::ComeHome => "ComeHome",
         HomeMsg::Arrived => "Arrived",
         HomeMsg::Stay { .. } => "Stay",
+        HomeMsg::SyscallPart { .. } => "SyscallPart",
     }
 }
 

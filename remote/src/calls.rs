@@ -11,7 +11,7 @@ use crate::session::{Guest, Notif};
 use crate::signals::deliverable_signal;
 use mosaic_ckpt::ptrace::Memory;
 use mosaic_proto::abi;
-use mosaic_proto::migrate::{Buf, HomeMsg, Link, LinkExt, RemoteMsg};
+use mosaic_proto::migrate::{Buf, HomeMsg, Link, LinkExt, RemoteMsg, join_parts};
 use mosaic_proto::session::{State, home_name};
 use mosaic_proto::syscalls::codec::errno::{
     EFAULT, ENOSYS, ERESTARTNOHAND, ERESTARTNOINTR, ERESTARTSYS,
@@ -135,6 +135,65 @@ pub(crate) struct InFlight {
     n: Notif,
     marshal: Marshal,
     gathered: codec::Gathered,
+    /// Its result's pieces so far ([`part`]).
+    pieces: Pieces,
+}
+
+/// The pieces of a large result ([`HomeMsg::SyscallPart`]) as they come:
+/// written into the guest at once where an argument allows (so the
+/// serving loop never copies a whole 8 MiB answer in one go, which held
+/// up other threads' calls for 12 ms), kept and joined where it does not.
+#[derive(Default)]
+pub(crate) struct Pieces {
+    /// Bytes of each streaming argument written so far.
+    written: Vec<(u8, u64)>,
+    /// The other arguments' pieces, joined (written with the result).
+    kept: Vec<Buf>,
+    /// Every byte come so far (bounded by what a call can carry).
+    total: u64,
+    /// A piece could not be written: the call answers EFAULT.
+    failed: Option<ScatterError>,
+    /// Pieces came.
+    any: bool,
+}
+
+impl Pieces {
+    /// Takes the next piece of the call gathered as `gathered`.
+    fn take(
+        &mut self,
+        g: &Guest,
+        gathered: &codec::Gathered,
+        outbufs: Vec<Buf>,
+    ) -> Result<(), RemoteError> {
+        let adds: u64 = outbufs.iter().map(|(_, b)| b.len() as u64).sum();
+        self.total = self.total.saturating_add(adds);
+        if self.total > codec::MAX_CALL {
+            return Err(RemoteError::Protocol(format!(
+                "a result's pieces exceed {} bytes",
+                codec::MAX_CALL
+            )));
+        }
+        self.any = true;
+        for (arg, bytes) in outbufs {
+            if !gathered.streams(arg) {
+                join_parts(&mut self.kept, vec![(arg, bytes)], codec::MAX_CALL)?;
+                continue;
+            }
+            let at = self
+                .written
+                .iter()
+                .find(|(a, _)| *a == arg)
+                .map_or(0, |(_, n)| *n);
+            if self.failed.is_none()
+                && let Err(e) = gathered.scatter_at(&GuestMem(&g.mem), arg, at, &bytes)
+            {
+                self.failed = Some(e);
+            }
+            self.written.retain(|(a, _)| *a != arg);
+            self.written.push((arg, at + bytes.len() as u64));
+        }
+        Ok(())
+    }
 }
 
 /// Sends the call of notification `n` home without waiting for it
@@ -160,6 +219,7 @@ pub(crate) fn send(
             n: *n,
             marshal: marshal.clone(),
             gathered,
+            pieces: Pieces::default(),
         },
     );
     Ok(false)
@@ -169,11 +229,41 @@ pub(crate) fn send(
 /// it; returns its notification.
 pub(crate) fn withdraw(g: &Guest, tid: i32) -> Result<Notif, RemoteError> {
     g.calls.borrow_mut().answered(tid)?;
+    g.parts.borrow_mut().remove(&tid);
     g.in_flight
         .borrow_mut()
         .remove(&tid)
         .map(|f| f.n)
         .ok_or_else(|| RemoteError::Protocol(format!("no call of thread {tid} waits")))
+}
+
+/// A piece of the out-buffers of thread `tid`'s call (its result
+/// follows), kept until then, no more than a call's buffers can hold.
+pub(crate) fn part(g: &Guest, tid: i32, outbufs: Vec<Buf>) -> Result<(), RemoteError> {
+    if !g.calls.borrow().tids().any(|t| t == tid) {
+        return Err(RemoteError::Protocol(format!(
+            "a piece of a result for thread {tid}, whose call is not waiting for one"
+        )));
+    }
+    if let Some(f) = g.in_flight.borrow_mut().get_mut(&tid) {
+        return f.pieces.take(g, &f.gathered, outbufs);
+    }
+    // The call waited for in `forward` (one at a time): joined.
+    let mut parts = g.parts.borrow_mut();
+    join_parts(parts.entry(tid).or_default(), outbufs, codec::MAX_CALL)?;
+    Ok(())
+}
+
+/// The out-buffers of thread `tid`'s result: the pieces sent before it,
+/// joined with its own (the last piece).
+fn whole(g: &Guest, tid: i32, outbufs: Vec<Buf>) -> Result<Vec<Buf>, RemoteError> {
+    match g.parts.borrow_mut().remove(&tid) {
+        None => Ok(outbufs),
+        Some(mut parts) => {
+            join_parts(&mut parts, outbufs, codec::MAX_CALL)?;
+            Ok(parts)
+        }
+    }
 }
 
 /// Home's result of thread `tid`'s call: its out-buffers written into the
@@ -186,10 +276,11 @@ pub(crate) fn finish(
     link: &mut dyn Link,
     tid: i32,
     ret: i64,
-    outbufs: &[Buf],
+    outbufs: Vec<Buf>,
 ) -> Result<(), RemoteError> {
     g.calls.borrow_mut().answered(tid)?;
-    let Some(f) = g.in_flight.borrow_mut().remove(&tid) else {
+    let outbufs = whole(g, tid, outbufs)?;
+    let Some(mut f) = g.in_flight.borrow_mut().remove(&tid) else {
         return Err(RemoteError::Protocol(format!(
             "a result for thread {tid}, whose call is not waiting for one"
         )));
@@ -199,7 +290,15 @@ pub(crate) fn finish(
         crate::threads::finish(g, &f.n, ret);
         return Ok(());
     }
-    let ret = scatter(g, nr, &f.gathered, outbufs, ret);
+    let ret = if f.pieces.any {
+        f.pieces.take(g, &f.gathered, outbufs)?;
+        match f.pieces.failed.take() {
+            None => scatter(g, nr, &f.gathered, &f.pieces.kept, ret),
+            Some(e) => scattered(g, nr, Err(e), ret),
+        }
+    } else {
+        scatter(g, nr, &f.gathered, &outbufs, ret)
+    };
     // Made again here unless a signal will run, or a stop take it first
     // (the kernel restarts the call after it: [`Guest::relay`]).
     if matches!(ret, ERESTARTSYS | ERESTARTNOINTR | ERESTARTNOHAND)
@@ -299,10 +398,11 @@ pub(crate) fn result_of(link: &mut dyn Link, g: &Guest) -> Result<(i64, Vec<Buf>
         match crate::receive(link, State::InCall)? {
             HomeMsg::SyscallResult { tid, ret, outbufs } if tid == me => {
                 g.calls.borrow_mut().answered(tid)?;
-                return Ok((ret, outbufs));
+                return Ok((ret, whole(g, tid, outbufs)?));
             }
             // Another thread's, sent before.
-            HomeMsg::SyscallResult { tid, ret, outbufs } => finish(g, link, tid, ret, &outbufs)?,
+            HomeMsg::SyscallResult { tid, ret, outbufs } => finish(g, link, tid, ret, outbufs)?,
+            HomeMsg::SyscallPart { tid, outbufs } => part(g, tid, outbufs)?,
             HomeMsg::Signal { signal } => g.signal(signal),
             HomeMsg::ThreadSignal { tid, signal } => g.signal_thread(tid, signal),
             // Served once the call is done.
@@ -372,7 +472,12 @@ fn gather_and_send(
 /// Writes home's out-buffers of call `nr` into the guest; the call's
 /// result (`ret`, or EFAULT if they do not fit or are malformed).
 fn scatter(g: &Guest, nr: u32, gathered: &codec::Gathered, outbufs: &[Buf], ret: i64) -> i64 {
-    match gathered.scatter(&GuestMem(&g.mem), outbufs) {
+    scattered(g, nr, gathered.scatter(&GuestMem(&g.mem), outbufs), ret)
+}
+
+/// The call's result once its out-buffers were written (`written`).
+fn scattered(g: &Guest, nr: u32, written: Result<(), ScatterError>, ret: i64) -> i64 {
+    match written {
         Ok(()) => ret,
         Err(ScatterError::Fault) => EFAULT,
         Err(ScatterError::Malformed(why)) => {

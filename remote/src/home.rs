@@ -91,8 +91,9 @@ fn cancel_calls(
                 answers.insert(n.pid, n.id);
             }
             HomeMsg::SyscallResult { tid, ret, outbufs } => {
-                crate::calls::finish(g, link, tid, ret, &outbufs)?;
+                crate::calls::finish(g, link, tid, ret, outbufs)?;
             }
+            HomeMsg::SyscallPart { tid, outbufs } => crate::calls::part(g, tid, outbufs)?,
             HomeMsg::Signal { signal } => g.signal(signal),
             HomeMsg::ThreadSignal { tid, signal } => g.signal_thread(tid, signal),
             HomeMsg::ComeHome => {}

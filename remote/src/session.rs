@@ -15,7 +15,9 @@ use mosaic_ckpt::ptrace::{Deferred, ProcMem, Tracee};
 use mosaic_ckpt::{CkptError, RestoreOptions};
 use mosaic_proto::abi;
 use mosaic_proto::image::CpuTime;
-use mosaic_proto::migrate::{HomeMsg, ImageIn, Link, LinkExt, RemoteMsg};
+use mosaic_proto::migrate::{
+    Buf, HomeMsg, ImageIn, Link, LinkExt, Queue, RemoteMsg, SERVING_QUEUE,
+};
 use mosaic_proto::ratelimit::Every;
 use mosaic_proto::session::{State, home_name};
 use mosaic_proto::syscalls::codec::errno::ERESTARTNOINTR;
@@ -80,6 +82,9 @@ pub(crate) struct Guest {
     pub(crate) calls: std::cell::RefCell<mosaic_proto::session::Calls>,
     pub(crate) in_flight:
         std::cell::RefCell<std::collections::HashMap<i32, crate::calls::InFlight>>,
+    /// The pieces of large results come so far, by thread
+    /// ([`crate::calls::part`]).
+    pub(crate) parts: std::cell::RefCell<std::collections::HashMap<i32, Vec<Buf>>>,
     /// The files it maps shared and writable (through `/mfs`, so its
     /// changes reach its home's files when written back).
     pub(crate) shared_files: Vec<std::fs::File>,
@@ -399,6 +404,12 @@ pub fn serve(
         guest_pid: guest.pid.as_raw(),
     })?;
     link.set_stall_timeout(None)?;
+    // Home's large results come in pieces: bounded, the queue holds few
+    // ahead of another thread's small one. (Its image goes home the other
+    // way, unbounded.)
+    if let Err(e) = link.bound_queue(Queue::Receive, SERVING_QUEUE) {
+        tracing::info!(error = %e, "the link's queue is as the system tunes it");
+    }
     let served = run_guest(&guest, link);
     if served.is_err() {
         // Nobody can answer for this process any more.
@@ -485,6 +496,7 @@ pub(crate) fn take_guest(t: &mut Tracee, arrival: Arrival) -> Result<Guest, Remo
         calling: std::cell::Cell::new(arrival.home_pid),
         calls: Default::default(),
         in_flight: Default::default(),
+        parts: Default::default(),
         threaded: std::cell::Cell::new(mosaic_ckpt::procfs::tids(pid.as_raw())?.len() > 1),
         shared_files: shared_files(pid.as_raw())?,
         ns: None,
@@ -581,8 +593,9 @@ pub(crate) fn run_guest(g: &Guest, link: &mut dyn Link) -> Result<(), RemoteErro
                 HomeMsg::Signal { signal } => g.relay(link, signal)?,
                 HomeMsg::ThreadSignal { tid, signal } => g.signal_thread(tid, signal),
                 HomeMsg::SyscallResult { tid, ret, outbufs } => {
-                    crate::calls::finish(g, link, tid, ret, &outbufs)?;
+                    crate::calls::finish(g, link, tid, ret, outbufs)?;
                 }
+                HomeMsg::SyscallPart { tid, outbufs } => crate::calls::part(g, tid, outbufs)?,
                 HomeMsg::ComeHome => g.asked.set(true),
                 other => return Err(not_handled(home_name(&other))),
             }

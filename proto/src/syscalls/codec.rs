@@ -666,6 +666,61 @@ impl Gathered {
     }
 }
 
+impl Gathered {
+    /// Whether argument `arg`'s answer can be written piece by piece as
+    /// it comes ([`Self::scatter_at`]): a flat buffer or an iovec array,
+    /// not a recvmsg's (its header says where the rest goes).
+    pub fn streams(&self, arg: u8) -> bool {
+        self.outs
+            .iter()
+            .any(|o| o.arg() == arg && matches!(o, GuestOut::Flat { .. } | GuestOut::Iov { .. }))
+    }
+
+    /// Writes `bytes`, the part of argument `arg`'s answer that starts
+    /// `at` bytes in, into the guest, bounded by the room its arguments
+    /// gave (a streaming argument's, see [`Self::streams`]).
+    pub fn scatter_at(
+        &self,
+        mem: &dyn GuestMemory,
+        arg: u8,
+        at: u64,
+        bytes: &[u8],
+    ) -> Result<(), ScatterError> {
+        let bad = |what: String| Err(ScatterError::Malformed(what));
+        let end = at.saturating_add(bytes.len() as u64);
+        match self.outs.iter().find(|o| o.arg() == arg) {
+            Some(GuestOut::Flat { ptr, cap, .. }) => {
+                if end > *cap {
+                    return bad(format!("{end} bytes for a room of {cap}"));
+                }
+                mem.write(ptr + at, bytes)?;
+            }
+            Some(GuestOut::Iov { iov, .. }) => {
+                if end > iov_total(iov) {
+                    return bad(format!("{end} bytes for buffers of {}", iov_total(iov)));
+                }
+                let mut skip = at;
+                let mut bytes = bytes;
+                for &(base, len) in iov {
+                    if bytes.is_empty() {
+                        break;
+                    }
+                    if skip >= len {
+                        skip -= len;
+                        continue;
+                    }
+                    let n = len_usize(len - skip).min(bytes.len());
+                    mem.write(base + skip, &bytes[..n])?;
+                    bytes = &bytes[n..];
+                    skip = 0;
+                }
+            }
+            _ => return bad(format!("a piece for argument {arg}, which takes none")),
+        }
+        Ok(())
+    }
+}
+
 /// The deputy's room for one call inside the placeholder.
 pub trait Scratch {
     type Error;

@@ -9,6 +9,7 @@
 )]
 
 use super::*;
+use crate::migrate::HomeMsg;
 use crate::syscalls::{Class, SYSCALLS, lookup};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -497,8 +498,38 @@ fn direct_equals_forwarded(row: &Syscall, seed: u64) {
     }
     let ret_home = fake_kernel(&m, &placed.args, &home.mem);
     let outbufs = placed.collect(ret_home, &mut home).unwrap();
+    // The same answer in pieces of 7 bytes, as a large one comes: written
+    // as they come where the argument streams, joined where it does not.
+    let pieced = guest.clone();
+    let mut kept = Vec::new();
+    let mut at: Vec<(u8, u64)> = Vec::new();
+    for msg in crate::migrate::result_in_pieces(1, ret_home, outbufs.clone(), 7) {
+        let (HomeMsg::SyscallPart { outbufs: piece, .. }
+        | HomeMsg::SyscallResult { outbufs: piece, .. }) = msg
+        else {
+            panic!("{} seed {seed}: not a piece", row.name)
+        };
+        for (arg, bytes) in piece {
+            if !g.streams(arg) {
+                crate::migrate::join_parts(&mut kept, vec![(arg, bytes)], MAX_CALL).unwrap();
+                continue;
+            }
+            let from = at.iter().find(|(a, _)| *a == arg).map_or(0, |(_, n)| *n);
+            g.scatter_at(&pieced, arg, from, &bytes)
+                .unwrap_or_else(|e| panic!("{} seed {seed}: scatter_at {e:?}", row.name));
+            at.retain(|(a, _)| *a != arg);
+            at.push((arg, from + bytes.len() as u64));
+        }
+    }
+    g.scatter(&pieced, &kept)
+        .unwrap_or_else(|e| panic!("{} seed {seed}: scatter of pieces {e:?}", row.name));
     g.scatter(&forwarded, &outbufs)
         .unwrap_or_else(|e| panic!("{} seed {seed}: scatter {e:?}", row.name));
+    assert!(
+        pieced == forwarded,
+        "{} seed {seed}: guest memory differs when the answer came in pieces",
+        row.name
+    );
     assert_eq!(
         ret_direct, ret_home,
         "{} seed {seed}: return value",
