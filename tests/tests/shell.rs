@@ -797,6 +797,14 @@ fn a_threaded_job_moved_away_stops_continues_and_comes_home_mid_read_losing_no_b
             .ok_or(log)
     });
     row("node2", "stopped");
+    // Told, and listed Stopped by `jobs`, as bash does (bash adds "(tty
+    // input)").
+    let jobs = t.run("jobs");
+    assert!(
+        jobs.contains("Stopped") && !jobs.contains("Running"),
+        "{jobs}\n{}",
+        t.screen()
+    );
     t.line("fg");
     t.line("two");
     t.screen_shows("the line read after fg", |s| s.contains("got two"));

@@ -406,6 +406,16 @@ impl Job {
             .is_some_and(sys::signal::group_stopped)
     }
 
+    /// mosaic: a running job found stopped (in the background) is
+    /// Stopped from now on; true if it just became so.
+    pub(crate) fn see_stopped(&mut self) -> bool {
+        if matches!(self.state, JobState::Running) && self.stopped_unseen() {
+            self.state = JobState::Stopped;
+            return true;
+        }
+        false
+    }
+
     /// Moves the job to execute in the background.
     pub fn move_to_background(&mut self) -> Result<(), error::Error> {
         if matches!(self.state, JobState::Stopped) || self.stopped_unseen() {

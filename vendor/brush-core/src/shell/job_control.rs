@@ -13,6 +13,17 @@ impl<SE: extensions::ShellExtensions> crate::Shell<SE> {
             for (job, _result) in results {
                 writeln!(self.stderr(), "{job}")?;
             }
+            // mosaic: a job that stopped in the background (SIGTTIN,
+            // SIGTTOU) is told and listed Stopped, as bash does.
+            let stopped: Vec<String> = self
+                .jobs
+                .jobs
+                .iter_mut()
+                .filter_map(|job| job.see_stopped().then(|| job.to_string()))
+                .collect();
+            for job in stopped {
+                writeln!(self.stderr(), "{job}")?;
+            }
         }
 
         Ok(())
