@@ -544,7 +544,9 @@ fn threaded_programs_migrated_node1_node2_node3_home_give_the_native_output() {
     let (small, lines) = (small.to_str().unwrap(), lines.to_str().unwrap());
     let programs: Vec<Vec<&str>> = vec![
         vec!["python3", "-c", PY_THREADS],
-        vec!["xz", "-T2", "-6", "--block-size=4MiB", "-c", small],
+        // The level; in 4 MiB blocks, so that both threads have
+        // work (at -9 a block is 192 MiB: this input would be one).
+        vec!["xz", "-T2", "-9", "--block-size=4MiB", "-c", small],
         // Its buffer smaller than the input: sorted in runs, each by four
         // threads, merged through temporary files (2 s natively here).
         vec!["sort", "--parallel=4", "-S", "20M", lines],
