@@ -252,6 +252,11 @@ impl Client {
         expect!(self, ControlRequest::ChildrenCpu { pid }, "ChildrenCpu",
             ControlResponse::ChildrenCpu { cpu, .. } => cpu)
     }
+
+    /// The address of this node's web view, with its token.
+    pub fn web(&mut self) -> Result<String, ClientError> {
+        expect!(self, ControlRequest::Web, "Web", ControlResponse::Web { url } => url)
+    }
 }
 
 /// The control socket of local node `name` in `cluster_dir`, as the host

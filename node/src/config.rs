@@ -16,6 +16,7 @@
 //! export_read_only = false
 //! exports = ["/home", "/srv"]         # optional: serve only these trees of `export`
 //! mfs = "/mfs"                        # where every node's files show; "" for none
+//! web = "127.0.0.1:7948"              # optional: serve the web view here (off when absent)
 //! ```
 
 use std::net::SocketAddr;
@@ -73,6 +74,11 @@ pub struct Config {
     /// mounted; empty: not mounted.
     #[serde(default = "default_mfs")]
     pub mfs: PathBuf,
+    /// Where to serve the web view (`crate::web`); off when absent. The
+    /// token travels in clear over HTTP: keep it on a loopback address and
+    /// reach it through a tunnel (`ssh -L`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web: Option<SocketAddr>,
 }
 
 /// `/mfs`.

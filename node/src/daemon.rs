@@ -90,8 +90,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let guests = crate::migration::Guests::default();
     let controls = Arc::new(crate::controls::Controls::default());
     let mfs = Arc::new(crate::files::MfsState::default());
+    // A web view that cannot bind is no reason to stop the node.
+    let web = match config.web {
+        Some(addr) => match crate::web::bind(addr).await {
+            Ok(listener) => Some((listener, addr)),
+            Err(e) => {
+                warn!(%addr, error = %e, "no web view: cannot listen there");
+                None
+            }
+        },
+        None => None,
+    };
+    let web_url = web.as_ref().map(|(_, addr)| crate::web::url(*addr, &key));
     let handler = {
         let mfs = mfs.clone();
+        let web_url = web_url.clone();
         let membership = membership.clone();
         let sampler = sampler.clone();
         let name = config.name.clone();
@@ -108,8 +121,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             let registry = registry.clone();
             let (guests, controls) = (guests.clone(), controls.clone());
             let mfs = mfs.clone();
+            let web_url = web_url.clone();
             async move {
                 match req {
+                    ControlRequest::Web => match web_url {
+                        Some(url) => ControlResponse::Web { url },
+                        None => ControlResponse::Error {
+                            message: "this node serves no web view; set `web = \"127.0.0.1:7948\"` in its config or start mosaicd with --web ADDR".into(),
+                        },
+                    },
                     ControlRequest::ChildrenCpu { pid } => ControlResponse::ChildrenCpu {
                         pid,
                         cpu: registry.children_cpu(pid),
@@ -192,6 +212,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             }
         }
     };
+    if let Some((listener, addr)) = web {
+        let handler = handler.clone();
+        let ask: crate::web::Ask = Arc::new(move |req| Box::pin(handler(req)));
+        tokio::spawn(crate::web::serve(
+            listener,
+            config.name.clone(),
+            key.clone(),
+            ask,
+        ));
+        membership.publish_web(&addr.to_string()).await;
+        info!(%addr, "web view served (`mosaic web` prints its address with the token)");
+    }
     let server = tokio::spawn(crate::control::serve(listener, handler));
     let export = mosaic_ssi_fs::export::Export::open(&config.export, config.export_read_only)
         .and_then(|e| e.only(&config.exports, &config.export))

@@ -29,6 +29,7 @@ const KEY_LOAD: &str = "load";
 const KEY_LEAVING: &str = "leaving";
 const KEY_PROCS: &str = "procs";
 const KEY_GUESTS: &str = "guests";
+const KEY_WEB: &str = "web";
 /// Largest datagram we send or accept.
 const MAX_DATAGRAM: usize = 65_507;
 /// Minimum time between two refusal log lines for one peer address.
@@ -204,6 +205,13 @@ impl Membership {
             .await;
     }
 
+    /// Publishes where this node's web view answers (`host:port`).
+    pub async fn publish_web(&self, addr: &str) {
+        self.handle
+            .with_chitchat(|c| c.self_node_state().set(KEY_WEB, addr))
+            .await;
+    }
+
     /// Withdraws this node's load (`mosaic node quiet`): the others see no
     /// load and send it no work.
     pub async fn publish_quiet(&self) {
@@ -306,6 +314,7 @@ impl Membership {
                 load: state
                     .get(KEY_LOAD)
                     .and_then(|v| serde_json::from_str(v).ok()),
+                web: state.get(KEY_WEB).unwrap_or_default().to_owned(),
             };
             match rows.get(&row.name) {
                 Some(old) if old.generation > row.generation => {}

@@ -16,6 +16,8 @@
 //! * [`local`]: `mosaic cluster up|down|exec|add`, a whole cluster of
 //!   namespaced nodes on one machine.
 //! * [`mon`]: the live terminal view `mosaic mon`.
+//! * [`web`]: the web view (charts, process table, migrations, drag to
+//!   move), behind the cluster key's token.
 //!
 //! ## Why chitchat for gossip
 //!
@@ -47,6 +49,7 @@ pub mod net;
 pub mod profile;
 pub mod spent;
 pub mod supervise;
+pub mod web;
 
 pub use mosaic_client::{DEFAULT_CLUSTER_DIR, DEFAULT_SOCKET};
 /// Default UDP port for gossip.

@@ -213,7 +213,7 @@ pub struct Sampler {
 impl Sampler {
     /// Starts sampling `/proc`.
     pub fn start(shape: NodeShape) -> Sampler {
-        let (tx, rx) = tokio::sync::watch::channel(vector(&shape, 0.0));
+        let (tx, rx) = tokio::sync::watch::channel(vector(&shape, 0.0, 0.0));
         let me = std::process::id();
         std::thread::Builder::new()
             .name("load-sampler".into())
@@ -221,9 +221,13 @@ impl Sampler {
                 let mut avg = LoadAverager::default();
                 let mut last = std::collections::VecDeque::new();
                 let mut total = 0u32;
+                // CPUs busy, summed over an update's samples, and the last
+                // update's mean share.
+                let (mut busy, mut util) = (0u32, 0.0);
                 for n in 1u32.. {
                     let now = count_runnable(Path::new("/proc"), me);
                     total += now;
+                    busy += now.min(shape.cpus.max(1));
                     last.push_back(now);
                     if last.len() > RECENT {
                         last.pop_front();
@@ -235,12 +239,13 @@ impl Sampler {
                     let mut load = avg.load();
                     if n % SAMPLES_PER_UPDATE == 0 {
                         load = avg.update(f64::from(total) / f64::from(SAMPLES_PER_UPDATE));
-                        total = 0;
+                        util = f64::from(busy) / f64::from(SAMPLES_PER_UPDATE * shape.cpus.max(1));
+                        (total, busy) = (0, 0);
                     }
                     if last.len() == RECENT {
                         load = avg.drop_to(f64::from(last.iter().sum::<u32>()) / RECENT as f64);
                     }
-                    if tx.send(vector(&shape, load)).is_err() {
+                    if tx.send(vector(&shape, load, util)).is_err() {
                         return; // the daemon is gone
                     }
                     std::thread::sleep(SAMPLE_EVERY);
@@ -256,7 +261,7 @@ impl Sampler {
     }
 }
 
-fn vector(shape: &NodeShape, load: f64) -> LoadVector {
+fn vector(shape: &NodeShape, load: f64, util: f64) -> LoadVector {
     let (mut mem_total, mut mem_free) = meminfo();
     if let Some(offered) = shape.memory {
         // What this node's processes (its PID namespace) do not hold yet,
@@ -270,6 +275,7 @@ fn vector(shape: &NodeShape, load: f64) -> LoadVector {
         load: (load * 100.0).round() / 100.0,
         cpus: shape.cpus,
         speed: shape.speed,
+        util: (util * 100.0).round() / 100.0,
         mem_total,
         mem_free,
         guests: 0,

@@ -345,6 +345,9 @@ fn start_node(
         export_read_only: false,
         exports: Vec::new(),
         mfs: crate::config::default_mfs(),
+        // The web view is on in a local cluster: on the node's own
+        // address, two ports above its gossip port (9P takes the next).
+        web: Some(SocketAddr::new(addr.ip(), state.port.saturating_add(2))),
     };
     let config_path = node_dir.join("mosaicd.toml");
     std::fs::write(&config_path, config.to_toml())?;

@@ -35,6 +35,7 @@ pub const DATAGRAM_MAGIC: &[u8; 4] = b"MSC1";
 pub const MAX_SKEW_MS: u64 = 60_000;
 const HEADER_LEN: usize = 4 + 8;
 const KEY_FILE_PREFIX: &str = "mosaic-cluster-key-v1:";
+const WEB_TOKEN_CONTEXT: &[u8] = b"mosaic-web-view-v1";
 
 /// Why a message or key was refused.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -88,6 +89,23 @@ impl ClusterKey {
     pub fn fingerprint(&self) -> String {
         let tag = self.mac(&[b"fingerprint"]);
         hex::encode(&tag[..6])
+    }
+
+    /// The web view's token (`mosaicd`'s page): whoever holds it may read
+    /// the view and migrate processes through it. Derived from the key, so
+    /// every node of a cluster takes the same one, and only someone who can
+    /// read the key (or ask a daemon on its root-only control socket) can
+    /// make it.
+    pub fn web_token(&self) -> String {
+        hex::encode(self.mac(&[WEB_TOKEN_CONTEXT]))
+    }
+
+    /// Whether `token` is [`ClusterKey::web_token`], compared in constant
+    /// time.
+    pub fn check_web_token(&self, token: &str) -> Result<(), AuthError> {
+        let mut tag = [0u8; TAG_LEN];
+        hex::decode_to_slice(token.trim(), &mut tag).map_err(|_| AuthError::BadTag)?;
+        verify_with(&self.0, &[WEB_TOKEN_CONTEXT], &tag)
     }
 
     fn mac(&self, parts: &[&[u8]]) -> [u8; TAG_LEN] {
@@ -251,6 +269,19 @@ mod tests {
 
     fn key(b: u8) -> ClusterKey {
         ClusterKey::from_bytes([b; KEY_LEN])
+    }
+
+    #[test]
+    fn the_web_token_is_the_keys_and_no_other() {
+        let t = key(7).web_token();
+        assert_eq!(key(7).check_web_token(&t), Ok(()));
+        assert_eq!(key(8).check_web_token(&t), Err(AuthError::BadTag));
+        assert_eq!(key(7).check_web_token(""), Err(AuthError::BadTag));
+        assert_eq!(key(7).check_web_token(&t[..62]), Err(AuthError::BadTag));
+        let mut wrong = t.into_bytes();
+        wrong[0] = if wrong[0] == b'0' { b'1' } else { b'0' };
+        let wrong = String::from_utf8(wrong).unwrap();
+        assert_eq!(key(7).check_web_token(&wrong), Err(AuthError::BadTag));
     }
 
     #[test]

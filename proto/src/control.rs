@@ -40,6 +40,8 @@ pub enum ControlRequest {
     /// node) used on other nodes: what its kernel's `RUSAGE_CHILDREN`
     /// lacks. mosh's `time` and `times` add it.
     ChildrenCpu { pid: i32 },
+    /// Where this node's web view answers, with its token (`mosaic web`).
+    Web,
 }
 
 /// `/mfs` on one node, for `mosaic mfs status`.
@@ -199,6 +201,10 @@ pub enum ControlResponse {
     Mfs { status: MfsStatus },
     /// Answer to [`ControlRequest::ChildrenCpu`].
     ChildrenCpu { pid: i32, cpu: CpuTime },
+    /// Answer to [`ControlRequest::Web`]: the page's address, its token
+    /// in the fragment (`http://ADDR/#token=...`; a fragment never
+    /// reaches a server or its logs).
+    Web { url: String },
     /// The request could not be served; `message` says why, for a human.
     Error { message: String },
 }

@@ -19,6 +19,10 @@ pub struct LoadVector {
     pub mem_total: u64,
     /// Memory available for new work in bytes.
     pub mem_free: u64,
+    /// Share of its CPUs this node kept busy over the last second (0 to 1;
+    /// mosmon's utilization).
+    #[serde(default)]
+    pub util: f64,
     /// Guests (migrated processes from other homes) running here.
     pub guests: u32,
     /// Whether this node accepts guests.
@@ -99,6 +103,9 @@ pub struct NodeInfo {
     pub is_self: bool,
     /// Last load vector heard from the node, if any.
     pub load: Option<LoadVector>,
+    /// Where its web view answers (`http://ADDR/`); empty: it serves none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub web: String,
 }
 
 #[cfg(test)]

@@ -130,6 +130,10 @@ enum Command {
         #[arg(long, value_enum, default_value = "image")]
         stdio: StdioArg,
     },
+    /// The address of this node's web view (charts of every node, the
+    /// process table, migrations; drag a process onto a node to move it),
+    /// with the token that opens it.
+    Web,
     /// This node's /mfs: every node's files, /mfs/home, /mfs/proc.
     Mfs {
         #[command(subcommand)]
@@ -312,7 +316,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Mon => {
             let mut client = Client::find(socket, dir)?;
             mosaic_node::mon::run(|| {
-                let fetched = client.nodes();
+                let fetched = client.nodes().and_then(|n| Ok((n, client.ps()?)));
                 if fetched.is_err()
                     && let Ok(c) = Client::find(socket, dir)
                 {
@@ -395,6 +399,10 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             return run_command(socket, dir, node, best, (lock, hint), &command);
         }
         Command::Node { action } => node_control(socket, dir, action)?,
+        Command::Web => {
+            let url = Client::find(socket, dir)?.web()?;
+            println!("{url}");
+        }
         Command::Mfs {
             command: MfsCommand::Status { json },
         } => {

@@ -32,6 +32,9 @@ struct Args {
     /// Relative CPU speed, skipping calibration (overrides the config).
     #[arg(long)]
     speed: Option<u32>,
+    /// Serve the web view at this address, e.g. 127.0.0.1:7948 (overrides the config).
+    #[arg(long)]
+    web: Option<SocketAddr>,
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -68,6 +71,7 @@ fn config_from(args: &Args) -> anyhow::Result<Config> {
             export_read_only: false,
             exports: Vec::new(),
             mfs: mosaic_node::config::default_mfs(),
+            web: None,
         },
     };
     if let Some(n) = &args.name {
@@ -84,6 +88,9 @@ fn config_from(args: &Args) -> anyhow::Result<Config> {
     }
     if let Some(s) = &args.socket {
         config.control_socket = s.clone();
+    }
+    if args.web.is_some() {
+        config.web = args.web;
     }
     if args.speed.is_some() {
         config.speed = args.speed;
