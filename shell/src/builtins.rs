@@ -447,8 +447,10 @@ impl Command for Unlock {
     }
 }
 
-/// Prints the queued job notes (`[1]+ moved to node2`); run before each
-/// prompt through PROMPT_COMMAND.
+/// Prints the queued job notes (`[1]+ moved to node2`) and tells the
+/// session the jobs' names for the notes that come while a line is edited
+/// ([`session::Session::note`]); run before each prompt through
+/// PROMPT_COMMAND.
 #[derive(clap::Parser)]
 #[command(name = "__mosh_notes")]
 pub struct Notes {}
@@ -463,12 +465,17 @@ impl Command for Notes {
         let Some(session) = session::get() else {
             return Ok(exit(0));
         };
-        let notes = session.take_notes();
-        if notes.is_empty() {
-            return Ok(ExecutionResult::from(ExecutionExitCode::Success));
-        }
         let groups = job_groups(ctx.shell);
         let jobs = &ctx.shell.jobs().jobs;
+        // Notes that come while a line is edited name their job as here.
+        session.set_job_names(
+            groups
+                .iter()
+                .filter_map(|g| jobs.iter().find(|j| j.id == g.0).map(|j| (g.1, j)))
+                .map(|(pgrp, j)| (pgrp, format!("[{}]{}", j.id, j.annotation())))
+                .collect(),
+        );
+        let notes = session.take_notes();
         let mut err = ctx.stderr();
         for note in notes {
             let job = groups

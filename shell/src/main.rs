@@ -223,6 +223,16 @@ async fn shell(
     if interactive {
         let mut input = brush_interactive::ReedlineInputBackend::new(&ui, &shell)
             .map_err(|e| anyhow::anyhow!("cannot start the line editor: {e}"))?;
+        // Job notes ("[1]+ moved to node2") print as they come, above the
+        // line being edited, which stays as it was.
+        if let Some(session) = session {
+            let printer = reedline::ExternalPrinter::<String>::new(64);
+            let sender = printer.sender();
+            session.set_printer(Box::new(move |line| {
+                let _ = sender.try_send(line);
+            }));
+            input.set_external_printer(printer);
+        }
         brush_interactive::InteractiveShell::new(&shell, &mut input, &(&ui).into())
             .map_err(|e| anyhow::anyhow!("{e}"))?
             .run_interactively()

@@ -23,7 +23,7 @@ pub struct Child {
     pub cmd: String,
 }
 
-/// Something to tell the user at the next prompt.
+/// Something to tell the user about a job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Note {
     pub pid: i32,
@@ -41,7 +41,15 @@ pub struct Session {
     children: Mutex<HashMap<i32, Child>>,
     user_locked: Mutex<HashSet<i32>>,
     notes: Mutex<Vec<Note>>,
+    /// Prints a line above the line being edited (the line editor's
+    /// external printer), once the interactive shell has one.
+    printer: Mutex<Option<Printer>>,
+    /// The jobs' names (`[1]+`) by process group, as at the last prompt.
+    job_names: Mutex<HashMap<i32, String>>,
 }
+
+/// Prints one line above the line being edited.
+pub type Printer = Box<dyn Fn(String) + Send>;
 
 static SESSION: OnceLock<Session> = OnceLock::new();
 
@@ -78,6 +86,8 @@ impl Session {
             children: Default::default(),
             user_locked: Default::default(),
             notes: Default::default(),
+            printer: Default::default(),
+            job_names: Default::default(),
         };
         session.node = session
             .with_client(Duration::from_secs(10), |c| c.status())?
@@ -128,9 +138,27 @@ impl Session {
         lock(&self.user_locked).retain(|&pid| alive(pid));
     }
 
-    /// Queues a note for the next prompt.
+    /// Tells a note: at once, above the line being edited, if its job
+    /// was known at the last prompt and the shell has a printer; else at
+    /// the next prompt.
     pub fn note(&self, note: Note) {
+        if let Some(print) = lock(&self.printer).as_ref()
+            && let Some(job) = lock(&self.job_names).get(&note.pgrp)
+        {
+            print(format!("{job} {}", note.what));
+            return;
+        }
         lock(&self.notes).push(note);
+    }
+
+    /// From now on notes are printed by `printer` as they come.
+    pub fn set_printer(&self, printer: Printer) {
+        *lock(&self.printer) = Some(printer);
+    }
+
+    /// The jobs' names by process group, as the prompt's job table has them.
+    pub fn set_job_names(&self, names: HashMap<i32, String>) {
+        *lock(&self.job_names) = names;
     }
 
     /// Takes the queued notes.

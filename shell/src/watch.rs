@@ -9,8 +9,8 @@
 //! foreground (`fg`) is locked again. A process that lives less than a
 //! tenth of a second may be missed; the balancer would never move it.
 //!
-//! Once a second it also asks where the children run, and queues a note
-//! for the next prompt when one moved.
+//! Once a second it also asks where the children run, and tells a note
+//! when one moved (at once, or at the next prompt: [`Session::note`]).
 
 use std::collections::HashMap;
 use std::time::Duration;

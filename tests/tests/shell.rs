@@ -273,6 +273,51 @@ fn the_openmosix_demo_typed_into_mosh_spreads_over_both_nodes() {
     c.down();
 }
 
+/// A job's note (`[1]+ moved to node2`) is printed when the job moves,
+/// above a line being typed, which stays as it was and runs when
+/// finished (before, notes waited for the next prompt).
+#[test]
+fn a_job_note_prints_while_a_line_is_typed_and_leaves_the_line_whole() {
+    let mut c = Cluster::up_with("mosh-notes", 2, 15946, &["--cpus-per-node", "1"]);
+    let t = Terminal::open(&c, "notes");
+    let mosaic = bin("mosaic");
+    let mosaic = mosaic.to_str().unwrap();
+    // Locked: it moves when asked only (the balancer would move it on
+    // its own, at a moment of its choosing).
+    t.line("mawk 'BEGIN { for (;;) n++ }' &");
+    let pid = t.run("lock $!; echo pid=$!");
+    let pid: i32 = pid
+        .lines()
+        .find_map(|l| l.strip_prefix("pid="))
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no pid: {pid}"));
+    // Half a line typed; not entered.
+    tmux(&["send-keys", "-t", &t.session, "-l", "echo half"]);
+    t.screen_shows("the half line", |s| {
+        s.lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .is_some_and(|l| l.ends_with("echo half"))
+    });
+    let moved = c.exec("node1", &[mosaic, "migrate", &pid.to_string(), "node2"]);
+    assert!(moved.status.success(), "{}", text(&moved));
+    let screen = t.screen_shows("the note above the line being typed", |s| {
+        s.find("[1]+ moved to node2")
+            .is_some_and(|at| s[at..].lines().skip(1).any(|l| l.ends_with("echo half")))
+    });
+    assert_eq!(
+        screen.matches("moved to node2").count(),
+        1,
+        "one note: {screen}"
+    );
+    // The line as typed, finished and run.
+    t.line(" way");
+    t.screen_shows("the line's output", |s| s.lines().any(|l| l == "half way"));
+    let killed = t.run("kill %1; wait; echo done");
+    assert!(killed.contains("done"), "{killed}");
+    c.down();
+}
+
 /// A foreground job migrated by hand: Ctrl-Z stops it where it runs, `bg`
 /// resumes it there, `fg` brings it back to the terminal, Ctrl-C ends it,
 /// and `$?` says each exactly as bash would.

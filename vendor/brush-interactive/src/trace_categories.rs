@@ -1,0 +1,3 @@
+#![allow(dead_code)]
+
+pub(crate) const COMPLETION: &str = "completion";
