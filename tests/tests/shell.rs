@@ -205,6 +205,24 @@ impl Terminal {
         tmux(&["send-keys", "-t", &self.session, key]);
     }
 
+    /// Types `line` exactly as given and waits for the next prompt; what
+    /// the screen shows between the line and that prompt.
+    fn typed(&self, line: &str) -> String {
+        let prompts = |s: &str| s.lines().filter(|l| l.contains("@node1:")).count();
+        let before = prompts(&self.screen());
+        self.line(line);
+        let s = self.screen_shows(&format!("the prompt after {line}"), |s| {
+            prompts(s) > before
+                && s.lines()
+                    .rfind(|l| !l.trim().is_empty())
+                    .is_some_and(|l| l.contains("@node1:"))
+        });
+        let lines: Vec<&str> = s.lines().collect();
+        let at = lines.iter().rposition(|l| l.contains(line)).unwrap_or(0);
+        let end = lines.iter().rposition(|l| l.contains("@node1:")).unwrap_or(0);
+        lines[(at + 1).min(end)..end].join("\n")
+    }
+
     /// Runs `cmd` between two markers and returns what it printed.
     fn run(&self, cmd: &str) -> String {
         let n = self.runs.get() + 1;
@@ -521,10 +539,97 @@ fn mosh_without_a_node_starts_a_local_cluster_and_enters_it() {
         s.contains("mosaic migrate ")
     });
     t.key("C-c");
+    readme_demo(&t, &dir.join("cluster"));
     t.line("exit");
     drop(t);
     drop(_down);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The README's openMosix demo, its lines typed as the README has them:
+/// `[N] PID` for each job, whose PIDs `mosaic ps` lists, `jobs`, `kill %1`,
+/// `wait $!` and `wait` work as in bash.
+fn readme_demo(t: &Terminal, cluster: &std::path::Path) {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .unwrap();
+    let demo = readme
+        .split_once("In mosh, type the openMosix demo")
+        .and_then(|(_, rest)| rest.split_once("```sh\n"))
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .map(|(block, _)| block)
+        .expect("the README's demo block");
+    let lines: Vec<&str> = demo
+        .lines()
+        .filter_map(|l| l.strip_prefix("root@node1:~# "))
+        .collect();
+    let at = |start: &str| {
+        lines
+            .iter()
+            .copied()
+            .find(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("the README's demo has no `{start}` line: {lines:?}"))
+    };
+    let jobs_started = t.typed(at("for i in"));
+    let started: Vec<(u32, i32)> = jobs_started
+        .lines()
+        .filter_map(|l| {
+            let (n, pid) = l.trim().strip_prefix('[')?.split_once("] ")?;
+            Some((n.parse().ok()?, pid.trim().parse().ok()?))
+        })
+        .collect();
+    let numbers: Vec<u32> = started.iter().map(|j| j.0).collect();
+    assert_eq!(numbers, (1..=10).collect::<Vec<_>>(), "{jobs_started}");
+    let mps = t.typed(at("mps"));
+    assert!(mps.contains("awk"), "{mps}");
+    let nodes = t.typed(at("nodes"));
+    assert!(nodes.contains("node2"), "{nodes}");
+    // The cluster's table shows a process a second after it starts.
+    let socket = cluster.join("node1/run/mosaicd.sock");
+    let table = || -> Vec<i32> {
+        let out = Command::new(bin("mosaic"))
+            .arg("--socket")
+            .arg(&socket)
+            .args(["ps", "--json"])
+            .output()
+            .unwrap();
+        let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        rows.iter()
+            .filter(|r| r["cmd"].to_string().contains("awk"))
+            .filter_map(|r| r["home_pid"].as_i64().and_then(|p| i32::try_from(p).ok()))
+            .collect()
+    };
+    wait_for("the ten jobs in node1's table", Duration::from_secs(20), || {
+        let awk = table();
+        (awk.len() == 10).then_some(()).ok_or(format!("{awk:?}"))
+    });
+    let ps = t.typed(at("mosaic ps"));
+    let mut listed: Vec<i32> = ps
+        .lines()
+        .filter(|l| l.contains("awk"))
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect();
+    let mut pids: Vec<i32> = started.iter().map(|j| j.1).collect();
+    listed.sort_unstable();
+    pids.sort_unstable();
+    assert_eq!(listed, pids, "mosaic ps:\n{ps}\njobs started:\n{jobs_started}");
+    let jobs = t.typed(at("jobs"));
+    assert_eq!(
+        jobs.lines().filter(|l| l.contains("awk")).count(),
+        10,
+        "{jobs}"
+    );
+    t.typed(at("kill %1"));
+    wait_for("job 1 to end", Duration::from_secs(20), || {
+        let awk = table();
+        (!awk.contains(&started[0].1))
+            .then_some(())
+            .ok_or(format!("{awk:?}"))
+    });
+    t.typed(at("wait $!"));
+    let waited = t.typed("echo waited=$?");
+    assert!(waited.contains("waited=0"), "{waited}");
+    let done = t.typed(at("wait; jobs"));
+    assert!(!done.contains("Running"), "{done}");
 }
 
 /// Interpreters at their prompt, stopped, moved and brought back: bc (its
@@ -850,7 +955,14 @@ fn a_threaded_job_moved_away_stops_continues_and_comes_home_mid_read_losing_no_b
         "{jobs}\n{}",
         t.screen()
     );
+    // Typed once fg has said the job's command: the line editor reads the
+    // terminal in chunks, so a line typed while it still reads `fg` goes
+    // to its next prompt, not to the job (bash reads a byte at a time and
+    // leaves it to the job).
+    let said = |s: &str| s.lines().filter(|l| l.contains("job.py")).count();
+    let before = said(&t.screen());
     t.line("fg");
+    t.screen_shows("fg's line", |s| said(s) > before);
     t.line("two");
     t.screen_shows("the line read after fg", |s| s.contains("got two"));
     // Home while the reader waits in the terminal's read; a line typed as
