@@ -477,6 +477,11 @@ impl Command for Notes {
         );
         let notes = session.take_notes();
         let mut err = ctx.stderr();
+        // Handed to the line editor after the last line was read: printed
+        // here, not where the editor would put them as it starts.
+        for line in session.take_unprinted() {
+            let _ = writeln!(err, "{line}");
+        }
         for note in notes {
             let job = groups
                 .iter()

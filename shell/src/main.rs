@@ -110,7 +110,13 @@ fn run(cli: Cli, raw: &[OsString]) -> anyhow::Result<u8> {
     let interactive = cli.command.is_none() && !script && std::io::stdin().is_terminal();
     let session = match start::node_socket() {
         Some(socket) => match session::Session::connect(socket) {
-            Ok(s) => Some(session::init(s)),
+            Ok(s) => {
+                // A placeholder of a job that runs on another node sits
+                // stopped under a tracer whether its guest runs or not:
+                // brush asks mosaic whether such a process is stopped.
+                brush_core::jobs::set_traced_stop_probe(session::traced_stopped);
+                Some(session::init(s))
+            }
             Err(e) => {
                 eprintln!(
                     "mosh: this node's mosaicd does not answer ({e}): jobs run here, unmanaged"
@@ -227,10 +233,7 @@ async fn shell(
         // line being edited, which stays as it was.
         if let Some(session) = session {
             let printer = reedline::ExternalPrinter::<String>::new(64);
-            let sender = printer.sender();
-            session.set_printer(Box::new(move |line| {
-                let _ = sender.try_send(line);
-            }));
+            session.set_printer(printer.clone());
             input.set_external_printer(printer);
         }
         brush_interactive::InteractiveShell::new(&shell, &mut input, &(&ui).into())

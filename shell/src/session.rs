@@ -43,13 +43,10 @@ pub struct Session {
     notes: Mutex<Vec<Note>>,
     /// Prints a line above the line being edited (the line editor's
     /// external printer), once the interactive shell has one.
-    printer: Mutex<Option<Printer>>,
+    printer: Mutex<Option<reedline::ExternalPrinter<String>>>,
     /// The jobs' names (`[1]+`) by process group, as at the last prompt.
     job_names: Mutex<HashMap<i32, String>>,
 }
-
-/// Prints one line above the line being edited.
-pub type Printer = Box<dyn Fn(String) + Send>;
 
 static SESSION: OnceLock<Session> = OnceLock::new();
 
@@ -138,22 +135,38 @@ impl Session {
         lock(&self.user_locked).retain(|&pid| alive(pid));
     }
 
-    /// Tells a note: at once, above the line being edited, if its job
-    /// was known at the last prompt and the shell has a printer; else at
-    /// the next prompt.
+    /// Tells a note: at once, above the line being edited, if the shell
+    /// is at its prompt (it owns the terminal), has a printer and knew the
+    /// job at the last prompt; else at the next prompt. (A note handed to
+    /// the line editor while a job runs in the foreground waited for the
+    /// next line's start and was printed over the job's last line.)
     pub fn note(&self, note: Note) {
-        if let Some(print) = lock(&self.printer).as_ref()
+        if let Some(printer) = lock(&self.printer).as_ref()
+            && at_prompt()
             && let Some(job) = lock(&self.job_names).get(&note.pgrp)
+            && printer
+                .sender()
+                .try_send(format!("{job} {}", note.what))
+                .is_ok()
         {
-            print(format!("{job} {}", note.what));
             return;
         }
         lock(&self.notes).push(note);
     }
 
     /// From now on notes are printed by `printer` as they come.
-    pub fn set_printer(&self, printer: Printer) {
+    pub fn set_printer(&self, printer: reedline::ExternalPrinter<String>) {
         *lock(&self.printer) = Some(printer);
+    }
+
+    /// Takes the lines handed to the printer that the line editor has not
+    /// printed (a prompt prints them itself, before the editor starts).
+    pub fn take_unprinted(&self) -> Vec<String> {
+        let printer = lock(&self.printer);
+        let Some(printer) = printer.as_ref() else {
+            return Vec::new();
+        };
+        std::iter::from_fn(|| printer.get_line()).collect()
     }
 
     /// The jobs' names by process group, as the prompt's job table has them.
@@ -165,4 +178,27 @@ impl Session {
     pub fn take_notes(&self) -> Vec<Note> {
         std::mem::take(&mut lock(&self.notes))
     }
+}
+
+/// Whether the shell owns its terminal (it is at its prompt, or runs a
+/// builtin), not a job in the foreground.
+fn at_prompt() -> bool {
+    nix::unistd::tcgetpgrp(std::io::stdin()).is_ok_and(|fg| fg == nix::unistd::getpgrp())
+}
+
+/// Whether process `pid` of this node, stopped under a tracer, is stopped
+/// as its job sees it: a placeholder sits in that state whether its guest
+/// runs or is stopped, so the daemon, which knows the guest's state, is
+/// asked (brush asks before each prompt and for `fg` and `bg`).
+pub fn traced_stopped(pid: i32) -> bool {
+    let Some(session) = get() else {
+        return false;
+    };
+    session
+        .with_client(Duration::from_secs(2), |c| c.ps())
+        .is_ok_and(|procs| {
+            procs
+                .iter()
+                .any(|p| p.home == session.node && p.home_pid == pid && p.state == "stopped")
+        })
 }

@@ -488,3 +488,13 @@ impl Job {
         self.pgid.or_else(|| self.representative_pid())
     }
 }
+
+/// mosaic: sets who says whether a process stopped under a tracer (state
+/// `t`) is stopped as its job sees it (mosh asks mosaic: a placeholder of
+/// a process that runs on another node sits in `t`, running or not).
+/// Without one, such a process counts as running. Set once; later calls
+/// are ignored.
+#[cfg(unix)]
+pub fn set_traced_stop_probe(probe: fn(i32) -> bool) {
+    let _ = crate::sys::signal::TRACED_STOP_PROBE.set(probe);
+}

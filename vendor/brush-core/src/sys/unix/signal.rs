@@ -12,11 +12,18 @@ pub(crate) fn continue_process(pid: sys::process::ProcessId) -> Result<(), error
     Ok(())
 }
 
+/// mosaic: says whether a process stopped under a tracer (`t`) is stopped
+/// as its job sees it; set by the program embedding the shell.
+pub(crate) static TRACED_STOP_PROBE: std::sync::OnceLock<fn(i32) -> bool> =
+    std::sync::OnceLock::new();
+
 /// mosaic: whether a process of process group `pgid` is stopped. A
 /// background job that stops on its own (SIGTTIN when it reads the
 /// terminal) is not seen by the job table, which only learns of stops of
 /// the foreground job; `fg` and `bg` ask here so that they continue it, as
-/// bash's do.
+/// bash's do. `T` is stopped; `t` (stopped under a tracer) is what
+/// [`TRACED_STOP_PROBE`] says, and not stopped without one: a mosaic
+/// placeholder sits in `t` whether its guest runs or is stopped.
 pub(crate) fn group_stopped(pgid: sys::process::ProcessId) -> bool {
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return false;
@@ -24,13 +31,26 @@ pub(crate) fn group_stopped(pgid: sys::process::ProcessId) -> bool {
     procs.flatten().any(|e| {
         let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
         // pid (comm) state ppid pgrp ...
-        let fields: Vec<&str> = stat
+        let Some((pid, rest)) = stat.split_once(" (") else {
+            return false;
+        };
+        let fields: Vec<&str> = rest
             .rsplit_once(") ")
             .map(|(_, rest)| rest.split_whitespace().take(3).collect())
             .unwrap_or_default();
-        // 't': stopped under a tracer (a mosaic placeholder in its
-        // guest's stop is).
-        matches!(fields.as_slice(), [state, _, pgrp] if matches!(*state, "T" | "t") && pgrp.parse() == Ok(pgid))
+        let [state, _, pgrp] = fields.as_slice() else {
+            return false;
+        };
+        if pgrp.parse() != Ok(pgid) {
+            return false;
+        }
+        match *state {
+            "T" => true,
+            "t" => pid
+                .parse()
+                .is_ok_and(|pid| TRACED_STOP_PROBE.get().is_some_and(|probe| probe(pid))),
+            _ => false,
+        }
     })
 }
 
