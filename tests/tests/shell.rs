@@ -40,7 +40,7 @@ fn mosh_c_prints_and_exits_as_bash_does() {
         ("here-doc stripped", "cat <<-EOF\n\tindented\n\tEOF"),
         (
             "background jobs and $!",
-            "sleep 0.2 & p=$!; [ \"$(cat /proc/$p/comm)\" = sleep ] && echo is-sleep; sh -c 'exit 3' & wait $!; echo $?; sleep 5 & kill $!; wait $!; echo $?; wait 99999 2>/dev/null; echo $?; { echo in-list; } & wait; echo all",
+            "sleep 2 & p=$!; for i in 1 2 3 4 5 6 7 8 9 10; do [ \"$(cat /proc/$p/comm)\" = sleep ] && break; sleep 0.1; done; [ \"$(cat /proc/$p/comm)\" = sleep ] && echo is-sleep; kill $p; sh -c 'exit 3' & wait $!; echo $?; sleep 5 & kill $!; wait $!; echo $?; wait 99999 2>/dev/null; echo $?; { echo in-list; } & wait; echo all",
         ),
         (
             "functions",
