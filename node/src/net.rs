@@ -258,23 +258,18 @@ fn read_frame(
     Ok(payload)
 }
 
-/// The sending half of a TCP [`AuthStream`] ([`Link::halves`]).
-struct SendHalf<'a> {
+/// One half of a TCP [`AuthStream`] ([`Link::halves`]): the stream, shared
+/// (`&TcpStream` reads and writes), and its own direction's sequence
+/// number. [`Link::halves`] hands one out as [`LinkRecv`], the other as
+/// [`LinkSend`].
+struct Half<'a> {
     stream: &'a TcpStream,
     key: &'a FrameKey,
     role: Role,
     seq: &'a mut u64,
 }
 
-/// The receiving half of a TCP [`AuthStream`].
-struct RecvHalf<'a> {
-    stream: &'a TcpStream,
-    key: &'a FrameKey,
-    role: Role,
-    seq: &'a mut u64,
-}
-
-impl LinkSend for SendHalf<'_> {
+impl LinkSend for Half<'_> {
     fn send_bytes(&mut self, frame: &[u8]) -> Result<(), LinkError> {
         let mut w = self.stream;
         let sent = write_frame(&mut w, self.key, self.role, self.seq, frame);
@@ -282,7 +277,7 @@ impl LinkSend for SendHalf<'_> {
     }
 }
 
-impl LinkRecv for RecvHalf<'_> {
+impl LinkRecv for Half<'_> {
     fn recv_bytes(&mut self) -> Result<Vec<u8>, LinkError> {
         let mut r = self.stream;
         let got = read_frame(&mut r, self.key, self.role, self.seq);
@@ -361,13 +356,13 @@ impl Link for AuthStream<TcpStream> {
             send_seq,
             recv_seq,
         } = self;
-        let recv = RecvHalf {
+        let recv = Half {
             stream: inner,
             key,
             role: *role,
             seq: recv_seq,
         };
-        let send = SendHalf {
+        let send = Half {
             stream: inner,
             key,
             role: *role,

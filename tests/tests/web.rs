@@ -335,30 +335,26 @@ fn the_web_view_shows_the_cluster_follows_migrations_and_moves_a_dropped_process
         },
     );
 
-    // A process dropped on a node's card migrates there.
-    drag(&tab, "node1", b, "node3");
-    wait_for("b on node3", Duration::from_secs(60), || {
-        let on = runs_on(&c, "node1", b);
-        (on.as_deref() == Some("node3"))
-            .then_some(())
-            .ok_or(format!("{on:?}"))
-    });
-    // One whose home is node2, from node1's page: node2's view moves it.
-    drag(&tab, "node2", d, "node3");
-    wait_for("d on node3", Duration::from_secs(60), || {
-        let on = runs_on(&c, "node2", d);
-        (on.as_deref() == Some("node3"))
-            .then_some(())
-            .ok_or(format!("{on:?}"))
-    });
-    // And back home by a drop on its home's card.
-    drag(&tab, "node1", a, "node1");
-    wait_for("a home", Duration::from_secs(60), || {
-        let on = runs_on(&c, "node1", a);
-        (on.as_deref() == Some("node1"))
-            .then_some(())
-            .ok_or(format!("{on:?}"))
-    });
+    // A process dropped on a node's card migrates there; one whose home
+    // is node2, from node1's page (node2's view moves it); and one back
+    // home by a drop on its home's card.
+    for (home, pid, to) in [
+        ("node1", b, "node3"),
+        ("node2", d, "node3"),
+        ("node1", a, "node1"),
+    ] {
+        drag(&tab, home, pid, to);
+        wait_for(
+            &format!("{home}:{pid} on {to}"),
+            Duration::from_secs(60),
+            || {
+                let on = runs_on(&c, home, pid);
+                (on.as_deref() == Some(to))
+                    .then_some(())
+                    .ok_or(format!("{on:?}"))
+            },
+        );
+    }
     wait_for(
         "the page to show all three",
         Duration::from_secs(20),
