@@ -417,3 +417,35 @@ fn an_io_heavy_guest_is_sent_home_by_its_host_unless_locked() {
         c.log("node1")
     );
 }
+
+/// A guest whose host becomes loaded moves on to an idle third node, by
+/// its host's balancer. Its home takes no guests (`block`) so that the
+/// third node is the one idle choice: nodes of this 2-CPU machine share
+/// CPUs, node3 with node1.
+#[test]
+fn a_guest_on_a_node_that_becomes_loaded_moves_on_to_an_idle_third_node() {
+    let c = Cluster::up_with("balance-on", 3, 13946, &["--cpus-per-node", "1"]);
+    node_ctl(&c, "node1", &["block"]);
+    let job = jobs(&c, "node1", 1, 25, "");
+    let mosaic = bin("mosaic");
+    let mosaic = mosaic.to_str().unwrap();
+    let where_is = |pid: Option<i64>| -> Result<(i64, String), String> {
+        let ps = c.exec("node1", &[mosaic, "ps", "--json"]);
+        let rows: Vec<serde_json::Value> = serde_json::from_slice(&ps.stdout).unwrap_or_default();
+        rows.iter()
+            .filter(|r| r["cmd"].to_string().contains("mawk"))
+            .find(|r| pid.is_none_or(|p| r["home_pid"] == p))
+            .and_then(|r| Some((r["home_pid"].as_i64()?, r["node"].as_str()?.to_owned())))
+            .ok_or(format!("{rows:?}"))
+    };
+    let (pid, _) = wait_for("the job", Duration::from_secs(20), || where_is(None));
+    c.migrate(i32::try_from(pid).unwrap(), "node2");
+    // node2 becomes loaded: two jobs of its own, locked there.
+    let own = jobs(&c, "node2", 2, 25, "--lock");
+    wait_for("the guest on node3", Duration::from_secs(30), || {
+        where_is(Some(pid)).and_then(|(_, node)| (node == "node3").then_some(()).ok_or(node))
+    });
+    assert!(c.log("node2").contains(MOVING_GUEST), "{}", c.log("node2"));
+    all_exit_0(job);
+    all_exit_0(own);
+}
