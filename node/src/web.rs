@@ -78,8 +78,8 @@ pub struct Event {
 pub struct Memory {
     history: BTreeMap<String, VecDeque<Sample>>,
     events: VecDeque<Event>,
-    /// (home, home PID) -> (node it ran on, command) at the last look.
-    last: HashMap<(String, i32), (String, String)>,
+    /// (home, home PID) -> the node it ran on at the last look.
+    last: HashMap<(String, i32), String>,
     nodes: Vec<NodeInfo>,
     procs: Vec<ProcInfo>,
 }
@@ -109,7 +109,7 @@ impl Memory {
         let mut now = HashMap::with_capacity(procs.len());
         for p in &procs {
             let key = (p.home.clone(), p.home_pid);
-            if let Some((from, _)) = self.last.get(&key)
+            if let Some(from) = self.last.get(&key)
                 && *from != p.node
             {
                 self.events.push_back(Event {
@@ -124,7 +124,7 @@ impl Memory {
                     self.events.pop_front();
                 }
             }
-            now.insert(key, (p.node.clone(), p.cmd.clone()));
+            now.insert(key, p.node.clone());
         }
         self.last = now;
         self.procs = procs;

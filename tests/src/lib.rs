@@ -34,6 +34,16 @@ pub fn require_root() {
     );
 }
 
+/// Waits (20 s at most) until the file at `path` holds a PID, as a
+/// process the test started writes its own there.
+pub fn wait_for_pid_file(what: &str, path: &Path) -> i32 {
+    wait_for(what, Duration::from_secs(20), || {
+        std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|s| s.trim().parse().map_err(|e| format!("{e}: {s:?}")))
+    })
+}
+
 /// Polls `f` until it returns `Some` or `limit` passes; panics with `what`
 /// and the last observation otherwise.
 pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Result<T, String>) -> T {

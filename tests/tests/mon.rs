@@ -78,11 +78,7 @@ fn mon_renders_one_bar_per_node_under_tmux_and_quits_on_q() {
         .spawn()
         .unwrap();
     let pid_file = c.dir.join("node1/srv/job.pid");
-    let pid: i32 = wait_for("the job's pid", Duration::from_secs(20), || {
-        std::fs::read_to_string(&pid_file)
-            .map_err(|e| e.to_string())
-            .and_then(|s| s.trim().parse().map_err(|e| format!("{e}")))
-    });
+    let pid = mosaic_tests::wait_for_pid_file("the job's pid", &pid_file);
     c.migrate(pid, "node3");
     wait_for(
         "the job on node3 in the pane",

@@ -51,11 +51,7 @@ fn sleeper(c: &Cluster, node: &str, name: &str) -> (i32, std::process::Child) {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let pid = wait_for(&format!("{name}'s pid"), Duration::from_secs(20), || {
-        std::fs::read_to_string(&pid_file)
-            .map_err(|e| e.to_string())
-            .and_then(|s| s.trim().parse().map_err(|e| format!("{e}")))
-    });
+    let pid = mosaic_tests::wait_for_pid_file(&format!("{name}'s pid"), &pid_file);
     (pid, run)
 }
 
