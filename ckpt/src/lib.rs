@@ -41,6 +41,7 @@ pub mod procstat;
 pub mod ptrace;
 pub mod restart;
 pub mod restore;
+pub mod sched;
 mod signals;
 mod thread;
 pub mod timers;

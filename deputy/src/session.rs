@@ -218,6 +218,7 @@ impl<T> Placeholder<T> {
         link: &mut dyn Link,
         commands: &std::sync::mpsc::Receiver<Command<T>>,
     ) -> Result<Outcome<T>, DeputyError> {
+        let _ = mosaic_ckpt::sched::short_slice();
         // Its other threads go to workers (`crate::threads`).
         let others = std::mem::take(&mut self.tracee.threads);
         let mut served = match self.tracee.syscall_insn() {

@@ -339,6 +339,7 @@ fn route(
     workers: &Crew,
 ) {
     let pid = main.0;
+    let _ = mosaic_ckpt::sched::short_slice();
     const EVERY: Duration = Duration::from_millis(10);
     while !stop.load(Ordering::Relaxed) {
         let ready = match raw_fd {
@@ -411,6 +412,7 @@ fn work(
     workers: &Crew,
     births: &Sender<Birth>,
 ) {
+    let _ = mosaic_ckpt::sched::short_slice();
     let mut tracee = match Tracee::seize(tid) {
         Ok(t) => Some(t),
         Err(e) => {

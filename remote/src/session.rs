@@ -295,6 +295,7 @@ pub fn serve(
     policy: &GuestPolicy,
     on_started: &mut dyn FnMut(&str, i32, i32, GuestHandle),
 ) -> Result<(), RemoteError> {
+    let _ = mosaic_ckpt::sched::short_slice();
     // A home node that stops sending mid-image must not keep a half-built
     // stub here; once the guest runs, the link is polled instead.
     link.set_stall_timeout(Some(mosaic_proto::migrate::STALL))?;
