@@ -1,4 +1,6 @@
-/* Bench workload: argv[1] = a file of 8 MiB. Prints its pid and
+/* Bench workload: argv[1] = a file of 8 MiB, argv[2] "write" to write
+ * it 8 MiB a call instead of reading it (a large argument rather than a
+ * large result). Prints its pid and
  * "waiting", spins ~1 s (the bench migrates it then); then one thread
  * times 300 getppid() calls 2 ms apart, first alone, then while another
  * thread reads the file 8 MiB a call, and prints the median and the 99th
@@ -20,6 +22,7 @@
 
 static volatile int reading, done;
 static const char *path;
+static int writing;
 
 static double now(void)
 {
@@ -31,8 +34,8 @@ static double now(void)
 static void *reader(void *arg)
 {
     (void)arg;
-    char *buf = malloc(BIG);
-    int fd = open(path, O_RDONLY);
+    char *buf = calloc(1, BIG);
+    int fd = open(path, writing ? O_WRONLY : O_RDONLY);
     if (!buf || fd < 0)
         exit(1);
     while (!done) {
@@ -40,7 +43,8 @@ static void *reader(void *arg)
             usleep(1000);
             continue;
         }
-        if (pread(fd, buf, BIG, 0) != BIG)
+        ssize_t n = writing ? pwrite(fd, buf, BIG, 0) : pread(fd, buf, BIG, 0);
+        if (n != BIG)
             exit(1);
     }
     return NULL;
@@ -79,6 +83,7 @@ int main(int argc, char **argv)
     if (argc < 2)
         return 2;
     path = argv[1];
+    writing = argc > 2 && argv[2][0] == 'w';
     pthread_t t;
     if (pthread_create(&t, NULL, reader, NULL) != 0)
         return 1;

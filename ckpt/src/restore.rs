@@ -536,7 +536,6 @@ fn build<R: Read + Send>(
     crate::thread::restore(t, main, data)?;
     crate::files::restore(t, meta, opts, data)?;
     crate::timers::restore_itimers(t, meta, data)?;
-    crate::timers::restore_posix(t, meta, data)?;
     crate::limits::restore(t, meta, data, opts.cpu_limit)?;
     // Last of what can fail (a placeholder whose restore failed must not
     // keep the image's signals queued: its guest goes on and has them)
@@ -575,6 +574,8 @@ fn build<R: Read + Send>(
         ptrace::setoptions(t.pid, ptrace::Options::PTRACE_O_EXITKILL)
             .map_err(|e| CkptError::Ptrace("PTRACE_SETOPTIONS", e))?;
     }
+    // Once every thread is there: a timer may signal any of them.
+    crate::timers::restore_posix(t, meta, data)?;
     crate::signals::queue_pending(t, meta, data)?;
     if let Some(c) = &opts.confine {
         c.confine(t, data)?;

@@ -141,12 +141,14 @@ fn parse_timers(text: &str) -> Option<Vec<PosixTimer>> {
                     "none" => SIGEV_NONE,
                     _ => return None,
                 };
-                t.notify = base
-                    | if whom.starts_with("tid.") {
-                        SIGEV_THREAD_ID
-                    } else {
-                        0
-                    };
+                // The thread's TID as this /proc names it; `capture_posix`
+                // turns it into the process's own.
+                if let Some(tid) = whom.strip_prefix("tid.") {
+                    t.notify = base | SIGEV_THREAD_ID;
+                    t.tid = tid.parse().ok()?;
+                } else {
+                    t.notify = base;
+                }
             }
             "ClockID" => t.clock = value.trim().parse().ok()?,
             _ => {}
@@ -155,10 +157,28 @@ fn parse_timers(text: &str) -> Option<Vec<PosixTimer>> {
     Some(out)
 }
 
-/// Every POSIX timer of the stopped process, with what is left of it.
+/// Every POSIX timer of the stopped process, with what is left of it and
+/// the thread it signals (its TID as the process names it, which its
+/// restore gives that thread again).
 pub(crate) fn capture_posix(t: &mut Tracee, scratch: u64) -> Result<Vec<PosixTimer>, CkptError> {
     let mut timers = posix_timers_of(t.pid.as_raw())?;
     for timer in &mut timers {
+        if timer.notify & SIGEV_THREAD_ID != 0 {
+            // 0: the kernel names no live thread (it ended); its signals
+            // would go nowhere, and aimed at another thread they would be
+            // wrong.
+            timer.tid = match timer.tid {
+                0 => Err(CkptError::Parse(String::new())),
+                tid => crate::procfs::own_id(tid),
+            }
+            .map_err(|_| CkptError::CantMove {
+                pid: t.pid.as_raw(),
+                reasons: vec![format!(
+                    "its POSIX timer {} signals a thread that has ended",
+                    timer.id
+                )],
+            })?;
+        }
         t.syscall_ok(
             "timer_gettime",
             libc::SYS_timer_gettime,
@@ -170,8 +190,9 @@ pub(crate) fn capture_posix(t: &mut Tracee, scratch: u64) -> Result<Vec<PosixTim
 }
 
 /// Creates the image's POSIX timers under their ids and arms them with
-/// what was left of them. A timer that signalled its thread signals the
-/// restored process (single-threaded: its thread is itself).
+/// what was left of them, once every thread is there: a timer that
+/// signalled one thread signals that thread again (by its TID, which the
+/// restore kept; the main thread's in an image without it).
 pub(crate) fn restore_posix(t: &mut Tracee, meta: &ImageMeta, data: u64) -> Result<(), CkptError> {
     if meta.posix_timers.is_empty() {
         return Ok(());
@@ -210,14 +231,13 @@ pub(crate) fn restore_posix(t: &mut Tracee, meta: &ImageMeta, data: u64) -> Resu
 }
 
 fn create_all(t: &mut Tracee, meta: &ImageMeta, data: u64) -> Result<(), CkptError> {
-    // SIGEV_THREAD_ID: the main thread, as the process names it.
-    let tid = crate::procfs::own_id(t.pid.as_raw())?;
+    let main = crate::procfs::own_id(t.pid.as_raw())?;
     for timer in &meta.posix_timers {
         let sev = SigEvent {
             value: timer.sigval,
             signo: timer.signo,
             notify: timer.notify,
-            tid,
+            tid: if timer.tid == 0 { main } else { timer.tid },
             _pad: [0; 11],
         };
         t.write_mem(data, sev.as_bytes())?;
@@ -260,7 +280,7 @@ mod tests {
     #[test]
     fn proc_timers_parse_into_their_notification_and_clock() {
         let text = "ID: 8\nsignal: 10/0000000000000000\nnotify: signal/pid.31956\nClockID: 1\n\
-                    ID: 7\nsignal: 12/00007ffdeadbeef0\nnotify: signal/tid.31956\nClockID: 2\n\
+                    ID: 7\nsignal: 12/00007ffdeadbeef0\nnotify: signal/tid.31957\nClockID: 2\n\
                     ID: 3\nsignal: 0/0000000000000000\nnotify: none/pid.1\nClockID: 0\n";
         let t = parse_timers(text).unwrap();
         assert_eq!(t.len(), 3);
@@ -269,10 +289,10 @@ mod tests {
             (8, 10, SIGEV_SIGNAL, 1)
         );
         assert_eq!(
-            (t[1].id, t[1].sigval, t[1].notify),
-            (7, 0x7ffd_eadb_eef0, SIGEV_THREAD_ID)
+            (t[1].id, t[1].sigval, t[1].notify, t[1].tid),
+            (7, 0x7ffd_eadb_eef0, SIGEV_THREAD_ID, 31957)
         );
-        assert_eq!((t[2].notify, t[2].clock), (SIGEV_NONE, 0));
+        assert_eq!((t[2].notify, t[2].clock, t[0].tid), (SIGEV_NONE, 0, 0));
         assert_eq!(parse_timers(""), Some(vec![]));
         assert_eq!(parse_timers("signal: 1/0\n"), None, "a field before any ID");
         assert_eq!(parse_timers("ID: x\n"), None);

@@ -208,7 +208,7 @@ pub struct PosixTimer {
     pub id: i32,
     pub clock: i32,
     /// `sigev_notify`: SIGEV_SIGNAL, SIGEV_NONE, or SIGEV_THREAD_ID (to
-    /// the process's own thread).
+    /// thread `tid`).
     pub notify: i32,
     pub signo: i32,
     /// `sigev_value`, given back with each signal.
@@ -216,6 +216,11 @@ pub struct PosixTimer {
     pub interval_ns: u64,
     /// Left until it fires (0: disarmed).
     pub value_ns: u64,
+    /// The thread a SIGEV_THREAD_ID timer signals, as the process names
+    /// it (one of its [`ThreadImage`] TIDs); 0 in images before it was
+    /// kept (the main thread).
+    #[serde(default)]
+    pub tid: i32,
 }
 
 /// Identity of a file, to tell whether it changed since the capture.

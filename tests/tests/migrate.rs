@@ -901,6 +901,73 @@ fn a_c_program_of_many_threads_moved_three_times_gives_the_native_output() {
     c.down();
 }
 
+/// Three threads compute while a fourth waits in `read` of a pipe from
+/// home, and a POSIX timer signals one computing thread by its TID
+/// (`SIGEV_THREAD_ID`, migrate-programs/thread_timer_pipe.c): moved
+/// node1 -> node2 -> node3, a line written at home wakes the reader there,
+/// then home, where the second line ends it. Every tick runs in its
+/// thread, before and after each move, and the output is the native one.
+#[test]
+fn a_thread_reading_a_home_pipe_and_a_timer_aimed_at_one_thread_move_three_times() {
+    let mut c = Cluster::up("migrate-timer-pipe", 3, 12946);
+    let prog = build("thread_timer_pipe", &c.dir);
+    let feed = |stdin: &mut std::process::ChildStdin, line: &str| {
+        stdin.write_all(line.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    };
+    let mut native = Command::new(&prog)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = native.stdin.take().unwrap();
+    let mut out = BufReader::new(native.stdout.take().unwrap());
+    let mut expected = line_of(&mut out);
+    std::thread::sleep(Duration::from_millis(300));
+    feed(&mut stdin, "first\n");
+    expected += &line_of(&mut out);
+    std::thread::sleep(Duration::from_millis(300));
+    feed(&mut stdin, "stop\n");
+    out.read_to_string(&mut expected).unwrap();
+    assert!(native.wait().unwrap().success());
+    assert_eq!(
+        expected,
+        "ready\ngot first\ngot stop\nticked between the lines: yes\n\
+         timer ticks all in their thread: yes\n"
+    );
+
+    let mut run = c
+        .command(&["cluster", "exec", "node1", "--", &prog])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = program_pid_in_node(&run);
+    lock(&c, pid);
+    let mut stdin = run.stdin.take().unwrap();
+    let mut out = BufReader::new(run.stdout.take().unwrap());
+    let mut moved = line_of(&mut out);
+    migrate(&c, pid, "node2");
+    std::thread::sleep(Duration::from_millis(300));
+    migrate(&c, pid, "node3");
+    let (traced, tids) = traced_with_threads(&c, pid);
+    assert!(
+        traced && tids.len() == 5,
+        "{pid} is not away with its five threads: {tids:?}"
+    );
+    // Written at home while the reader waits on node3.
+    feed(&mut stdin, "first\n");
+    moved += &line_of(&mut out);
+    migrate(&c, pid, "home");
+    std::thread::sleep(Duration::from_millis(300));
+    feed(&mut stdin, "stop\n");
+    out.read_to_string(&mut moved).unwrap();
+    assert!(run.wait().unwrap().success());
+    assert_eq!(moved, expected, "moved (left) vs native (right)");
+    c.down();
+}
+
 /// Sends SIGUSR1 to thread 1 of tkill (started as `pid`, its TIDs in
 /// `tids`), by `tgkill` from `sender` (a command prefix that runs perl
 /// where the TIDs mean them).

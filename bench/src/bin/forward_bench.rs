@@ -13,8 +13,9 @@
 //! of the floors. Then 20 000 `getppid()` made by 1, 2 and 4 threads at
 //! once, at home and forwarded (the threads issue: forwarded calls of
 //! different threads overlap, so the rate must grow with threads). Last,
-//! one thread's small calls beside another's 8 MiB reads (`forward-bench
-//! beside`: that table alone, three times).
+//! one thread's small calls beside another's 8 MiB reads and writes
+//! (`forward-bench beside`: those tables alone, three times, on nodes of
+//! one CPU and on nodes sharing both).
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -313,7 +314,9 @@ fn main() -> anyhow::Result<()> {
         ] {
             let c = LocalCluster::up(&dir.join("cluster"), 2, 27946, args)?;
             for _ in 0..3 {
-                beside(&c, &dir, shape)?;
+                for op in ["read", "write"] {
+                    beside(&c, &dir, shape, op)?;
+                }
             }
         }
         std::fs::remove_dir_all(&dir)?;
@@ -383,20 +386,22 @@ fn main() -> anyhow::Result<()> {
     }
     println!("goal: more threads, more forwarded calls a second (not serialized)");
 
-    beside(&c, &dir, "nodes of one CPU each")?;
+    for op in ["read", "write"] {
+        beside(&c, &dir, "nodes of one CPU each", op)?;
+    }
     drop(c);
     std::fs::remove_dir_all(&dir)?;
     Ok(())
 }
 
-/// One thread's large results (8 MiB reads) beside another's small calls:
-/// how long the small ones wait, natively and forwarded, on cluster `c`
-/// (`shape` names its CPUs).
-fn beside(c: &LocalCluster, dir: &Path, shape: &str) -> anyhow::Result<()> {
+/// One thread's large results (8 MiB reads; `op` "write": large
+/// arguments) beside another's small calls: how long the small ones wait,
+/// natively and forwarded, on cluster `c` (`shape` names its CPUs).
+fn beside(c: &LocalCluster, dir: &Path, shape: &str, op: &str) -> anyhow::Result<()> {
     let beside = mosaic_bench::build_c("beside_reads", dir)?;
     let big = dir.join("big");
     std::fs::write(&big, vec![5u8; 8 << 20])?;
-    let args = [beside.to_str().unwrap(), big.to_str().unwrap()];
+    let args = [beside.to_str().unwrap(), big.to_str().unwrap(), op];
     let names = [
         "alone_p50",
         "alone_p99",
@@ -406,7 +411,7 @@ fn beside(c: &LocalCluster, dir: &Path, shape: &str) -> anyhow::Result<()> {
         "beside_held_p99",
     ];
     println!();
-    println!("getppid of one thread while another reads 8 MiB a call (µs), {shape}");
+    println!("getppid of one thread while another {op}s 8 MiB a call (µs), {shape}");
     println!(
         "               alone p50  alone p99  beside p50  beside p99  beside/alone p99   held p99 alone  beside"
     );
