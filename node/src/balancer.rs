@@ -439,11 +439,11 @@ impl Balancer {
                 break;
             };
             decided += 1;
-            let (resident, busy_since_ms, w) = candidates
+            let (resident, busy_since_ms, w, eager) = candidates
                 .iter()
                 .find(|c| c.pid == pid)
-                .map_or((std::time::Duration::ZERO, 0, 1.0), |c| {
-                    (c.resident, c.busy_since_ms, weight(c))
+                .map_or((std::time::Duration::ZERO, 0, 1.0, false), |c| {
+                    (c.resident, c.busy_since_ms, weight(c), c.eager)
                 });
             let mem = take(&mut candidates, pid);
             me.load = (me.load - w).max(0.0);
@@ -461,6 +461,16 @@ impl Balancer {
                 }
             });
             if fresh {
+                // How long a move waited for its view (the make bench's
+                // question: how long a compile stays on a busy node).
+                tracing::info!(
+                    pid,
+                    to = %node,
+                    resident_ms = abi::millis(resident),
+                    since_news_ms = now_ms.saturating_sub(started_ms),
+                    eager,
+                    "balancer: a move chosen"
+                );
                 self.sent(&mut peers, &node, mem, w, now);
                 moves.push((pid, node));
             } else if let Some(p) = peers.iter_mut().find(|p| p.name == node) {
