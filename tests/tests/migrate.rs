@@ -192,6 +192,28 @@ fn a_migrated_process_keeps_its_home_view() {
 
 /// Starts `prog args` in node1 with piped output; returns the child, its
 /// stdout reader and its PID in node1 (after "pid N" and "waiting").
+/// Runs `prog` in node1 with its stdin and stdout piped to the test (a
+/// pipe from home).
+fn piped_in_node1(
+    c: &Cluster,
+    prog: &str,
+) -> (
+    std::process::Child,
+    std::process::ChildStdin,
+    BufReader<std::process::ChildStdout>,
+) {
+    let mut run = c
+        .command(&["cluster", "exec", "node1", "--", prog])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdin = run.stdin.take().unwrap();
+    let out = BufReader::new(run.stdout.take().unwrap());
+    (run, stdin, out)
+}
+
 fn start_in_node1(
     c: &Cluster,
     prog: &str,
@@ -936,17 +958,9 @@ fn a_thread_reading_a_home_pipe_and_a_timer_aimed_at_one_thread_move_three_times
          timer ticks all in their thread: yes\n"
     );
 
-    let mut run = c
-        .command(&["cluster", "exec", "node1", "--", &prog])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (mut run, mut stdin, mut out) = piped_in_node1(&c, &prog);
     let pid = program_pid_in_node(&run);
     lock(&c, pid);
-    let mut stdin = run.stdin.take().unwrap();
-    let mut out = BufReader::new(run.stdout.take().unwrap());
     let mut moved = line_of(&mut out);
     migrate(&c, pid, "node2");
     std::thread::sleep(Duration::from_millis(300));
@@ -1339,15 +1353,7 @@ fn death_by_sigsegv_and_stdin_from_a_pipe_are_exact_after_migration() {
     assert!(run.wait().unwrap().success());
 
     let sum = build("stdin_sum", &c.dir);
-    let mut run = c
-        .command(&["cluster", "exec", "node1", "--", &sum])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = run.stdin.take().unwrap();
-    let mut out = BufReader::new(run.stdout.take().unwrap());
+    let (mut run, mut stdin, mut out) = piped_in_node1(&c, &sum);
     let pid: i32 = line_of(&mut out)
         .trim()
         .strip_prefix("pid ")
