@@ -14,6 +14,10 @@ struct SchedAttr {
     period: u64,
 }
 
+/// `SCHED_ATTR_SIZE_VER0`: the size the kernel is told.
+const SIZE: u32 = 48;
+const _: () = assert!(std::mem::size_of::<SchedAttr>() == SIZE as usize);
+
 /// Gives the calling thread a short scheduler slice (0.1 ms, the least
 /// the kernel takes; its default is 0.75 ms times 1 + log2 of the CPUs),
 /// keeping its policy (normal) and nice. Since Linux 6.12 a waking task
@@ -31,7 +35,7 @@ pub fn short_slice() -> std::io::Result<()> {
     // SAFETY: getpriority has no memory arguments; 0 is this thread.
     let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
     let attr = SchedAttr {
-        size: u32::try_from(std::mem::size_of::<SchedAttr>()).unwrap_or(48),
+        size: SIZE,
         policy: 0, // SCHED_OTHER
         flags: 1,  // SCHED_FLAG_RESET_ON_FORK
         nice,
@@ -47,23 +51,22 @@ pub fn short_slice() -> std::io::Result<()> {
     Ok(())
 }
 
-/// The calling thread's slice as `sched_getattr` says (0 on a kernel
-/// before 6.12, which has none to say).
-pub fn slice() -> std::io::Result<u64> {
-    let mut attr = SchedAttr::default();
-    let size = u32::try_from(std::mem::size_of::<SchedAttr>()).unwrap_or(48);
-    // SAFETY: attr is writable and `size` bytes long; pid 0 is the calling
-    // thread.
-    let r = unsafe { libc::syscall(libc::SYS_sched_getattr, 0, &raw mut attr, size, 0) };
-    if r < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(attr.runtime)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The calling thread's slice as `sched_getattr` says (0 on a kernel
+    /// before 6.12, which has none to say).
+    fn slice() -> std::io::Result<u64> {
+        let mut attr = SchedAttr::default();
+        // SAFETY: attr is writable and SIZE bytes long; pid 0 is the
+        // calling thread.
+        let r = unsafe { libc::syscall(libc::SYS_sched_getattr, 0, &raw mut attr, SIZE, 0) };
+        if r < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(attr.runtime)
+    }
 
     #[test]
     fn a_short_slice_is_the_threads_own_and_not_its_childrens() {

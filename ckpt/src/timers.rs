@@ -167,11 +167,10 @@ pub(crate) fn capture_posix(t: &mut Tracee, scratch: u64) -> Result<Vec<PosixTim
             // 0: the kernel names no live thread (it ended); its signals
             // would go nowhere, and aimed at another thread they would be
             // wrong.
-            timer.tid = match timer.tid {
-                0 => Err(CkptError::Parse(String::new())),
-                tid => crate::procfs::own_id(tid),
-            }
-            .map_err(|_| CkptError::CantMove {
+            let own = (timer.tid != 0)
+                .then(|| crate::procfs::own_id(timer.tid).ok())
+                .flatten();
+            timer.tid = own.ok_or_else(|| CkptError::CantMove {
                 pid: t.pid.as_raw(),
                 reasons: vec![format!(
                     "its POSIX timer {} signals a thread that has ended",

@@ -18,7 +18,7 @@
 //! one CPU and on nodes sharing both).
 
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use mosaic_bench::LocalCluster;
 use std::time::Instant;
@@ -308,6 +308,7 @@ fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir)?;
     if std::env::args().nth(1).as_deref() == Some("beside") {
         // Only the last table, three times (it varies from run to run).
+        let inputs = beside_inputs(&dir)?;
         for (shape, args) in [
             ("nodes of one CPU each", &[][..]),
             ("both nodes on both CPUs", &["--cpus-per-node", "2"][..]),
@@ -315,7 +316,7 @@ fn main() -> anyhow::Result<()> {
             let c = LocalCluster::up(&dir.join("cluster"), 2, 27946, args)?;
             for _ in 0..3 {
                 for op in ["read", "write"] {
-                    beside(&c, &dir, shape, op)?;
+                    beside(&c, &inputs, shape, op)?;
                 }
             }
         }
@@ -386,22 +387,34 @@ fn main() -> anyhow::Result<()> {
     }
     println!("goal: more threads, more forwarded calls a second (not serialized)");
 
+    let inputs = beside_inputs(&dir)?;
     for op in ["read", "write"] {
-        beside(&c, &dir, "nodes of one CPU each", op)?;
+        beside(&c, &inputs, "nodes of one CPU each", op)?;
     }
     drop(c);
     std::fs::remove_dir_all(&dir)?;
     Ok(())
 }
 
-/// One thread's large results (8 MiB reads; `op` "write": large
-/// arguments) beside another's small calls: how long the small ones wait,
-/// natively and forwarded, on cluster `c` (`shape` names its CPUs).
-fn beside(c: &LocalCluster, dir: &Path, shape: &str, op: &str) -> anyhow::Result<()> {
-    let beside = mosaic_bench::build_c("beside_reads", dir)?;
+/// The program and the 8 MiB file of [`beside`], made once in `dir`.
+fn beside_inputs(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let prog = mosaic_bench::build_c("beside_reads", dir)?;
     let big = dir.join("big");
     std::fs::write(&big, vec![5u8; 8 << 20])?;
-    let args = [beside.to_str().unwrap(), big.to_str().unwrap(), op];
+    Ok((prog, big))
+}
+
+/// One thread's large results (8 MiB reads; `op` "write": large
+/// arguments) beside another's small calls (`inputs`, from
+/// [`beside_inputs`]): how long the small ones wait, natively and
+/// forwarded, on cluster `c` (`shape` names its CPUs).
+fn beside(
+    c: &LocalCluster,
+    (prog, big): &(PathBuf, PathBuf),
+    shape: &str,
+    op: &str,
+) -> anyhow::Result<()> {
+    let args = [prog.to_str().unwrap(), big.to_str().unwrap(), op];
     let names = [
         "alone_p50",
         "alone_p99",
