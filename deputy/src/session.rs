@@ -407,6 +407,13 @@ impl<T> Placeholder<T> {
                 }
                 // Answered before it came: nothing runs.
                 RemoteMsg::Cancel { .. } => {}
+                // Joined by the router of a guest with threads; no other
+                // guest sends a call in pieces.
+                RemoteMsg::SyscallPart { tid, .. } => {
+                    return Err(DeputyError::Protocol(format!(
+                        "a call of thread {tid} in pieces, from a guest served without threads"
+                    )));
+                }
                 // The first thread of a single-threaded guest: made once
                 // workers serve threads (see `serve`).
                 RemoteMsg::Syscall {

@@ -24,9 +24,10 @@ use crate::scratch::Scratch;
 use mosaic_ckpt::ptrace::Tracee;
 use mosaic_proto::migrate::{
     Buf, HomeMsg, Link, LinkError, LinkRecv, LinkSend, LinkSendExt, RemoteMsg, decode, encode,
-    result_messages, split,
+    join_parts, result_messages, split,
 };
 use mosaic_proto::ratelimit::Every;
+use mosaic_proto::syscalls::codec;
 use mosaic_proto::syscalls::codec::errno::EINTR;
 use nix::unistd::Pid;
 use tracing::warn;
@@ -341,6 +342,11 @@ fn route(
     let pid = main.0;
     let _ = mosaic_ckpt::sched::short_slice();
     const EVERY: Duration = Duration::from_millis(10);
+    // The pieces of large calls come so far, by thread, and their bytes
+    // in all: the remote sends one call in pieces at a time, so no more
+    // than one call carries is ever held.
+    let mut parts: HashMap<i32, Vec<Buf>> = HashMap::new();
+    let mut held: u64 = 0;
     while !stop.load(Ordering::Relaxed) {
         let ready = match raw_fd {
             Some(fd) => {
@@ -365,13 +371,52 @@ fn route(
             Ok(f) => f,
             Err(_) => return, // the session sees the link closed
         };
+        let mut frame = frame;
         match decode::<RemoteMsg>(&frame) {
+            Ok(RemoteMsg::SyscallPart { tid, inbufs }) => {
+                let adds: u64 = inbufs.iter().map(|(_, b)| b.len() as u64).sum();
+                let joined = held
+                    .checked_add(adds)
+                    .filter(|&n| n <= codec::MAX_CALL)
+                    .ok_or_else(|| {
+                        LinkError::Malformed(format!(
+                            "pieces of calls exceed {} bytes",
+                            codec::MAX_CALL
+                        ))
+                    })
+                    .and_then(|n| {
+                        join_parts(parts.entry(tid).or_default(), inbufs, codec::MAX_CALL)
+                            .map(|()| n)
+                    });
+                match joined {
+                    Ok(n) => held = n,
+                    Err(e) => {
+                        // As a malformed message: the session ends.
+                        warn!(pid = pid.as_raw(), error = %e, "a guest's call in pieces is malformed; ending the session");
+                        return;
+                    }
+                }
+                continue;
+            }
             Ok(RemoteMsg::Syscall {
                 tid,
                 nr,
                 args,
                 inbufs,
             }) => {
+                // A large call's pieces came first: its in-buffers.
+                let pieced = parts.contains_key(&tid);
+                let inbufs = match parts.remove(&tid) {
+                    None => inbufs,
+                    Some(mut joined) => {
+                        held -= joined.iter().map(|(_, b)| b.len() as u64).sum::<u64>();
+                        if let Err(e) = join_parts(&mut joined, inbufs, codec::MAX_CALL) {
+                            warn!(pid = pid.as_raw(), error = %e, "a guest's call in pieces is malformed; ending the session");
+                            return;
+                        }
+                        joined
+                    }
+                };
                 let crew = workers.lock().unwrap_or_else(|e| e.into_inner());
                 if let Some(w) = crew.get(&tid) {
                     w.gate.queued();
@@ -381,6 +426,22 @@ fn route(
                 if tid == pid.as_raw() {
                     main.1.queued();
                 }
+                if pieced {
+                    frame = encode(&RemoteMsg::Syscall {
+                        tid,
+                        nr,
+                        args,
+                        inbufs,
+                    });
+                }
+            }
+            // Withdrawn while being sent (the guest is stopped or
+            // captured): nothing of it ran, and nothing answers it.
+            Ok(RemoteMsg::Cancel { tid }) if parts.contains_key(&tid) => {
+                if let Some(dropped) = parts.remove(&tid) {
+                    held -= dropped.iter().map(|(_, b)| b.len() as u64).sum::<u64>();
+                }
+                continue;
             }
             // Here, not by the session: it may be making that very call.
             // The call answers as it ends (interrupted, or done if it was).

@@ -6,8 +6,11 @@
 //! home                                  remote
 //! Begin, ImageChunk.., ImageEnd  ->
 //!                                <-     Started { guest_pid } | Failed
+//!                                <-     SyscallPart { tid, inbufs }..  (a large call's
+//!                                                         in-buffers, in pieces)
 //!                                <-     Syscall { tid, nr, args, inbufs }  (repeated;
 //!                                                                  threads' calls overlap)
+//! SyscallPart { tid, outbufs }..  ->                       (a large result's pieces)
 //! SyscallResult { tid, ret, outbufs } ->
 //!                                <-     Exited { code, cpu } | Killed { signal, cpu }
 //! ```
@@ -205,6 +208,13 @@ pub enum RemoteMsg {
     /// here nor under this node's view of its home's files (`/mfs`); home
     /// may send it again with their pages in the image.
     FilesMissing { error: String },
+    /// A piece of thread `tid`'s in-buffers, sent before its `Syscall`
+    /// when they are large: read from the guest and sent one piece per
+    /// turn of the remote's serving loop, so that other threads' calls
+    /// and results pass between them. Home joins a call's pieces in order
+    /// ([`join_parts`]). A `Cancel` of a thread whose call was sent only
+    /// in part withdraws it: home drops its pieces, and nothing runs.
+    SyscallPart { tid: i32, inbufs: Vec<Buf> },
 }
 
 /// One message of an image stream.

@@ -5,6 +5,7 @@
 //!   Opening --Begin--> Sending --ImageEnd--> Starting --Started--> Serving
 //!                        (ImageChunk)          |  Failed, FilesMissing -> Ended
 //!   Serving --Syscall--> InCall --SyscallResult--> Serving
+//!             (SyscallPart before a call's Syscall; SyscallPart before its result)
 //!   Serving --Exited, Killed--> Ended          (Stopped, Signal, ComeHome: Serving)
 //!   Serving --Returning--> Returning --ImageEnd, CannotReturn--> Arriving
 //!                            (ImageChunk)
@@ -104,6 +105,8 @@ impl State {
             // crosses its result (home is then back in Serving).
             (Serving | InCall, RemoteMsg::Syscall { .. }) => InCall,
             (s @ (Serving | InCall), RemoteMsg::Cancel { .. }) => s,
+            // A part of a call to come, while others may be at home.
+            (s @ (Serving | InCall), RemoteMsg::SyscallPart { .. }) => s,
             (Serving, RemoteMsg::Stopped { .. }) => Serving,
             (Serving, RemoteMsg::Exited { .. } | RemoteMsg::Killed { .. }) => Ended,
             (Serving, RemoteMsg::Returning { .. }) => Returning,
@@ -205,6 +208,7 @@ pub fn remote_name(m: &RemoteMsg) -> &'static str {
         RemoteMsg::CannotReturn { .. } => "CannotReturn",
         RemoteMsg::Gone { .. } => "Gone",
         RemoteMsg::FilesMissing { .. } => "FilesMissing",
+        RemoteMsg::SyscallPart { .. } => "SyscallPart",
     }
 }
 

@@ -11,7 +11,7 @@ use crate::session::{Guest, Notif};
 use crate::signals::deliverable_signal;
 use mosaic_ckpt::ptrace::Memory;
 use mosaic_proto::abi;
-use mosaic_proto::migrate::{Buf, HomeMsg, Link, LinkExt, RemoteMsg, join_parts};
+use mosaic_proto::migrate::{Buf, HomeMsg, Link, LinkExt, PIECE, RemoteMsg, join_parts};
 use mosaic_proto::session::{State, home_name};
 use mosaic_proto::syscalls::codec::errno::{
     EFAULT, ENOSYS, ERESTARTNOHAND, ERESTARTNOINTR, ERESTARTSYS,
@@ -198,6 +198,8 @@ impl Pieces {
 
 /// Sends the call of notification `n` home without waiting for it
 /// (`finish` answers it). Returns false (the guest did not go home).
+/// A threaded guest's call with large in-buffers goes in pieces
+/// ([`Outgoing`]), its `Syscall` last.
 pub(crate) fn send(
     g: &Guest,
     link: &mut dyn Link,
@@ -206,23 +208,135 @@ pub(crate) fn send(
 ) -> Result<bool, RemoteError> {
     let nr = abi::nr(i64::from(n.data.nr));
     let tid = g.home_tid(n.pid);
-    let gathered = match gather_and_send(g, link, tid, nr, n.data.args, marshal)? {
+    // Home's router joins pieces; a guest without threads has nobody
+    // else to serve meanwhile, and home no router.
+    let over = if g.threaded.get() {
+        PIECE as u64
+    } else {
+        u64::MAX
+    };
+    let mut gathered = match gather(g, n.data.args, marshal, over) {
         Ok(gathered) => gathered,
         Err(errno) => {
             g.answer(n.id, errno);
             return Ok(false);
         }
     };
-    g.in_flight.borrow_mut().insert(
+    let o = Outgoing {
+        n: *n,
         tid,
-        InFlight {
-            n: *n,
-            marshal: marshal.clone(),
-            gathered,
-            pieces: Pieces::default(),
-        },
-    );
+        marshal: marshal.clone(),
+        sent_any: false,
+    };
+    if gathered.deferred() {
+        g.outgoing.borrow_mut().push_back((o, gathered));
+        return Ok(false);
+    }
+    send_call(g, link, tid, nr, n.data.args, &mut gathered)?;
+    o.in_flight(g, gathered);
     Ok(false)
+}
+
+/// A thread's call whose in-buffers are large, being sent home: a piece
+/// ([`PIECE`]) per turn of the serving loop ([`advance`]), read from the
+/// guest as it goes, its `Syscall` last. Between pieces other threads'
+/// calls are sent and their results taken (whole, an 8 MiB write was read
+/// and sent in 14 ms in which nothing else was served).
+pub(crate) struct Outgoing {
+    n: Notif,
+    tid: i32,
+    marshal: Marshal,
+    /// A piece went home (a call given up must then be withdrawn).
+    sent_any: bool,
+}
+
+impl Outgoing {
+    /// Sent whole: waits for its result.
+    fn in_flight(self, g: &Guest, gathered: codec::Gathered) {
+        g.in_flight.borrow_mut().insert(
+            self.tid,
+            InFlight {
+                n: self.n,
+                marshal: self.marshal,
+                gathered,
+                pieces: Pieces::default(),
+            },
+        );
+    }
+}
+
+/// Sends the next piece of the first call being sent in pieces, and the
+/// call itself after its last piece (calls so sent take turns in the
+/// order they came: home holds the pieces of one at a time). A piece the
+/// guest's memory refuses fails the call with EFAULT, as a whole gather
+/// would, and withdraws what home has of it.
+pub(crate) fn advance(g: &Guest, link: &mut dyn Link) -> Result<(), RemoteError> {
+    if g.stop_asked.get() {
+        if g.outgoing.borrow().is_empty() {
+            g.stop_asked.set(false);
+        } else if crate::signals::stopping(g.pid.as_raw()) {
+            // Under way: every thread has the stop pending, so each
+            // answered thread takes its restart (made again once
+            // continued) and stops.
+            g.stop_asked.set(false);
+            for n in give_up_outgoing(g, link)? {
+                g.answer(n.id, ERESTARTNOINTR);
+            }
+            return Ok(());
+        }
+    }
+    let Some((mut o, mut gathered)) = g.outgoing.borrow_mut().pop_front() else {
+        return Ok(());
+    };
+    match gathered.next_piece(&GuestMem(&g.mem), PIECE) {
+        Ok(Some(piece)) => {
+            link.send_msg(&RemoteMsg::SyscallPart {
+                tid: o.tid,
+                inbufs: vec![piece],
+            })?;
+            o.sent_any = true;
+        }
+        Ok(None) => {}
+        Err(errno) => {
+            if o.sent_any {
+                link.send_msg(&RemoteMsg::Cancel { tid: o.tid })?;
+            }
+            g.answer(o.n.id, errno);
+            return Ok(());
+        }
+    }
+    if gathered.deferred() {
+        g.outgoing.borrow_mut().push_front((o, gathered));
+        return Ok(());
+    }
+    let nr = abi::nr(i64::from(o.n.data.nr));
+    send_call(g, link, o.tid, nr, o.n.data.args, &mut gathered)?;
+    o.in_flight(g, gathered);
+    Ok(())
+}
+
+/// Gives up the calls not yet wholly sent home (the guest is to be
+/// stopped or captured: a thread waiting for its answer cannot stop).
+/// Home drops the pieces it has of them; nothing of them ran. Returns
+/// their notifications, to be answered as interrupted (the call is made
+/// again once the thread goes on, here or at home).
+pub(crate) fn give_up_outgoing(g: &Guest, link: &mut dyn Link) -> Result<Vec<Notif>, RemoteError> {
+    let outgoing: Vec<_> = g.outgoing.borrow_mut().drain(..).collect();
+    let mut given_up = Vec::with_capacity(outgoing.len());
+    for (o, _) in outgoing {
+        if o.sent_any {
+            link.send_msg(&RemoteMsg::Cancel { tid: o.tid })?;
+        }
+        given_up.push(o.n);
+    }
+    if !given_up.is_empty() {
+        tracing::info!(
+            guest_pid = g.pid.as_raw(),
+            calls = given_up.len(),
+            "calls being sent home in pieces were given up; each is made again"
+        );
+    }
+    Ok(given_up)
 }
 
 /// Takes thread `tid`'s call off the calls in flight without answering
@@ -433,32 +547,35 @@ pub(crate) fn forward(
     args: [u64; 6],
     marshal: &Marshal,
 ) -> Result<i64, RemoteError> {
-    let gathered = match gather_and_send(g, link, g.calling.get(), nr, args, marshal)? {
+    let mut gathered = match gather(g, args, marshal, u64::MAX) {
         Ok(gathered) => gathered,
         Err(errno) => return Ok(errno),
     };
+    send_call(g, link, g.calling.get(), nr, args, &mut gathered)?;
     let (ret, outbufs) = result_of(link, g)?;
     Ok(scatter(g, nr, &gathered, &outbufs, ret))
 }
 
-/// Gathers thread `tid`'s call (`marshal`) from the guest and sends it
-/// home, counted; `Err(errno)`: it fails so without going home.
-fn gather_and_send(
+/// Gathers a call (`marshal`) from the guest, counted, in-buffers of more
+/// than `over` bytes left there ([`codec::gather_deferring`]);
+/// `Err(errno)`: it fails so without going home.
+fn gather(g: &Guest, args: [u64; 6], marshal: &Marshal, over: u64) -> Result<codec::Gathered, i64> {
+    g.handle
+        .forwarded
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    g.write_back();
+    codec::gather_deferring(marshal, &args, &GuestMem(&g.mem), over)
+}
+
+/// Sends thread `tid`'s call home with the in-buffers `gathered` holds.
+fn send_call(
     g: &Guest,
     link: &mut dyn Link,
     tid: i32,
     nr: u32,
     args: [u64; 6],
-    marshal: &Marshal,
-) -> Result<Result<codec::Gathered, i64>, RemoteError> {
-    g.handle
-        .forwarded
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    g.write_back();
-    let mut gathered = match codec::gather(marshal, &args, &GuestMem(&g.mem)) {
-        Ok(gathered) => gathered,
-        Err(errno) => return Ok(Err(errno)),
-    };
+    gathered: &mut codec::Gathered,
+) -> Result<(), RemoteError> {
     g.calls.borrow_mut().sent(tid)?;
     link.send_msg(&RemoteMsg::Syscall {
         tid,
@@ -466,7 +583,7 @@ fn gather_and_send(
         args,
         inbufs: std::mem::take(&mut gathered.inbufs),
     })?;
-    Ok(Ok(gathered))
+    Ok(())
 }
 
 /// Writes home's out-buffers of call `nr` into the guest; the call's

@@ -30,6 +30,10 @@ pub(crate) fn go_home(
     // which home answers once cancelled (with their result if made, else
     // as interrupted, then made again at home too).
     let mut answers: HashMap<u32, u64> = at_call.map(|(id, tid)| (tid, id)).into_iter().collect();
+    // Calls still being sent in pieces never ran at home: made again there.
+    for n in crate::calls::give_up_outgoing(g, link)? {
+        answers.insert(n.pid, n.id);
+    }
     cancel_calls(g, link, &mut answers)?;
     let t = match g.stop_all(&mut answers) {
         Ok(t) => t,

@@ -20,7 +20,7 @@ use mosaic_proto::migrate::{
 };
 use mosaic_proto::ratelimit::Every;
 use mosaic_proto::session::{State, home_name};
-use mosaic_proto::syscalls::codec::errno::ERESTARTNOINTR;
+use mosaic_proto::syscalls::codec::{self, errno::ERESTARTNOINTR};
 use nix::sys::ptrace;
 use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
@@ -82,6 +82,12 @@ pub(crate) struct Guest {
     pub(crate) calls: std::cell::RefCell<mosaic_proto::session::Calls>,
     pub(crate) in_flight:
         std::cell::RefCell<std::collections::HashMap<i32, crate::calls::InFlight>>,
+    /// A job-control stop was sent to it: calls being sent in pieces are
+    /// given up once the stop is under way ([`crate::calls::advance`]).
+    pub(crate) stop_asked: std::cell::Cell<bool>,
+    /// Calls being sent home in pieces, in turn ([`crate::calls::advance`]).
+    pub(crate) outgoing:
+        std::cell::RefCell<std::collections::VecDeque<(crate::calls::Outgoing, codec::Gathered)>>,
     /// The pieces of large results come so far, by thread
     /// ([`crate::calls::part`]).
     pub(crate) parts: std::cell::RefCell<std::collections::HashMap<i32, Vec<Buf>>>,
@@ -497,6 +503,8 @@ pub(crate) fn take_guest(t: &mut Tracee, arrival: Arrival) -> Result<Guest, Remo
         calling: std::cell::Cell::new(arrival.home_pid),
         calls: Default::default(),
         in_flight: Default::default(),
+        outgoing: Default::default(),
+        stop_asked: Default::default(),
         parts: Default::default(),
         threaded: std::cell::Cell::new(mosaic_ckpt::procfs::tids(pid.as_raw())?.len() > 1),
         shared_files: shared_files(pid.as_raw())?,
@@ -569,6 +577,13 @@ pub(crate) fn run_guest(g: &Guest, link: &mut dyn Link) -> Result<(), RemoteErro
         if went {
             return Ok(());
         }
+        // A piece of a large call each turn, between everything else.
+        crate::calls::advance(g, link)?;
+        let wait = if g.outgoing.borrow().is_empty() {
+            PollTimeout::from(STOP_CHECK)
+        } else {
+            PollTimeout::ZERO
+        };
         // SAFETY: the link's descriptor lives as long as `link`, beyond this poll.
         let link_fd = unsafe { BorrowedFd::borrow_raw(link_fd) };
         let mut fds = [
@@ -576,7 +591,7 @@ pub(crate) fn run_guest(g: &Guest, link: &mut dyn Link) -> Result<(), RemoteErro
             PollFd::new(link_fd, PollFlags::POLLIN),
             PollFd::new(g.pidfd.as_fd(), PollFlags::POLLIN),
         ];
-        match poll(&mut fds, PollTimeout::from(STOP_CHECK)) {
+        match poll(&mut fds, wait) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(CkptError::Ptrace("poll", e).into()),
         }
@@ -592,7 +607,7 @@ pub(crate) fn run_guest(g: &Guest, link: &mut dyn Link) -> Result<(), RemoteErro
             let state = g.calls.borrow().state();
             match crate::receive(link, state)? {
                 HomeMsg::Signal { signal } => g.relay(link, signal)?,
-                HomeMsg::ThreadSignal { tid, signal } => g.signal_thread(tid, signal),
+                HomeMsg::ThreadSignal { tid, signal } => g.relay_to_thread(link, tid, signal)?,
                 HomeMsg::SyscallResult { tid, ret, outbufs } => {
                     crate::calls::finish(g, link, tid, ret, outbufs)?;
                 }

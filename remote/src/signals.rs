@@ -37,12 +37,31 @@ impl Guest {
     /// the shell never saw the job's Ctrl-Z). Home interrupts each call,
     /// the thread gets its restart, stops, and makes the call again once
     /// continued ([`crate::calls::finish`]), as a native thread in an
-    /// interruptible wait does.
+    /// interruptible wait does. A call still being sent in pieces is given
+    /// up the same way once the stop is under way
+    /// ([`crate::calls::advance`]).
     pub(crate) fn relay(&self, link: &mut dyn Link, signal: i32) -> Result<(), RemoteError> {
         self.signal(signal);
+        self.stop_calls(link, signal)
+    }
+
+    /// [`Guest::relay`] of a signal home sent to one thread (a job-control
+    /// stop that met a placeholder thread in its call, say).
+    pub(crate) fn relay_to_thread(
+        &self,
+        link: &mut dyn Link,
+        tid: i32,
+        signal: i32,
+    ) -> Result<(), RemoteError> {
+        self.signal_thread(tid, signal);
+        self.stop_calls(link, signal)
+    }
+
+    fn stop_calls(&self, link: &mut dyn Link, signal: i32) -> Result<(), RemoteError> {
         if !stops(signal) {
             return Ok(());
         }
+        self.stop_asked.set(true);
         self.cancel_calls(link)
     }
 

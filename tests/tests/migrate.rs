@@ -982,6 +982,66 @@ fn a_thread_reading_a_home_pipe_and_a_timer_aimed_at_one_thread_move_three_times
     c.down();
 }
 
+/// A thread writing 4 MiB blocks (and writev's of 288 KiB) to a file at
+/// home while another makes a small call every millisecond
+/// (migrate-programs/big_writes.c), under a parent that reports its stops
+/// as a shell sees them: moved node1 -> node2, stopped (SIGSTOP at home)
+/// and continued there, moved to node3, then home. Its large writes go
+/// home in pieces between the small calls; a write given up by the stop
+/// or by a return is made again, and none twice: the file is
+/// byte-identical to a native run's, and so is its output.
+#[test]
+fn large_writes_of_a_threaded_guest_go_in_pieces_and_survive_stops_and_moves() {
+    let mut c = Cluster::up("migrate-big-writes", 3, 11946);
+    let prog = build("big_writes", &c.dir);
+    let parent = build("parent", &c.dir);
+    let native_file = c.dir.join("native-out");
+    let native = Command::new(&prog).arg(&native_file).output().unwrap();
+    assert!(native.status.success(), "natively: {}", text(&native));
+    let native_out = String::from_utf8_lossy(&native.stdout);
+    let (_, expected) = native_out.split_once("waiting\n").unwrap();
+    assert!(
+        expected.contains("every write whole: yes\nsmall calls answered: yes\nparent kept: yes"),
+        "{expected}"
+    );
+
+    let (mut run, mut out, pid) = start_in_node1(&c, &parent, &[&prog, "/srv/mosaic-node/big-out"]);
+    lock(&c, pid);
+    migrate(&c, pid, "node2");
+    std::thread::sleep(Duration::from_millis(200));
+    kill_in_node1(&c, "-STOP", pid);
+    assert_eq!(line_of(&mut out), "stopped 19\n");
+    std::thread::sleep(Duration::from_millis(200));
+    kill_in_node1(&c, "-CONT", pid);
+    assert_eq!(line_of(&mut out), "continued\n");
+    std::thread::sleep(Duration::from_millis(200));
+    migrate(&c, pid, "node3");
+    std::thread::sleep(Duration::from_millis(300));
+    migrate(&c, pid, "home");
+    let mut moved = String::new();
+    out.read_to_string(&mut moved).unwrap();
+    assert!(run.wait().unwrap().success());
+    assert_eq!(
+        moved,
+        format!("{expected}exited 0\n"),
+        "moved (left) vs native (right)"
+    );
+    let sha = |p: &Path| {
+        let r = Command::new("sha256sum").arg(p).output().unwrap();
+        String::from_utf8_lossy(&r.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(
+        sha(&c.dir.join("node1/srv/big-out")),
+        sha(&native_file),
+        "the file written while moved differs from the native one"
+    );
+    c.down();
+}
+
 /// Sends SIGUSR1 to thread 1 of tkill (started as `pid`, its TIDs in
 /// `tids`), by `tgkill` from `sender` (a command prefix that runs perl
 /// where the TIDs mean them).

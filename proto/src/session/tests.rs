@@ -38,6 +38,10 @@ fn home_msgs() -> Vec<HomeMsg> {
         HomeMsg::ComeHome,
         HomeMsg::Arrived,
         HomeMsg::Stay { error: "no".into() },
+        HomeMsg::SyscallPart {
+            tid: 1,
+            outbufs: Vec::new(),
+        },
     ]
 }
 
@@ -73,6 +77,10 @@ fn remote_msgs() -> Vec<RemoteMsg> {
         },
         RemoteMsg::FilesMissing { error: "no".into() },
         RemoteMsg::Cancel { tid: 1 },
+        RemoteMsg::SyscallPart {
+            tid: 1,
+            inbufs: Vec::new(),
+        },
     ]
 }
 
@@ -82,6 +90,7 @@ const HOME_LEGAL: &[(State, &str, State)] = &[
     (State::Sending, "ImageChunk", State::Sending),
     (State::Sending, "ImageEnd", State::Starting),
     (State::InCall, "SyscallResult", State::Serving),
+    (State::InCall, "SyscallPart", State::InCall),
     (State::Serving, "Signal", State::Serving),
     (State::Serving, "ThreadSignal", State::Serving),
     (State::Serving, "ComeHome", State::Serving),
@@ -106,6 +115,8 @@ const REMOTE_LEGAL: &[(State, &str, State)] = &[
     (State::InCall, "Syscall", State::InCall),
     (State::Serving, "Cancel", State::Serving),
     (State::InCall, "Cancel", State::InCall),
+    (State::Serving, "SyscallPart", State::Serving),
+    (State::InCall, "SyscallPart", State::InCall),
     (State::Serving, "Stopped", State::Serving),
     (State::Serving, "Exited", State::Ended),
     (State::Serving, "Killed", State::Ended),

@@ -376,18 +376,17 @@ fn iov_total(iov: &[(u64, u64)]) -> u64 {
         .min(MAX_BUF)
 }
 
-/// The bytes of an iovec array up to [`iov_total`] (a short write, as the
-/// kernel may make).
-fn read_iov_data(mem: &dyn GuestMemory, iov: &[(u64, u64)]) -> Result<Vec<u8>, i64> {
-    let total = iov_total(iov);
-    let mut out = Vec::with_capacity(len_usize(total));
+/// The buffers of an iovec array cut at [`iov_total`] (a short write, as
+/// the kernel may make).
+fn iov_clipped(iov: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let mut left = iov_total(iov);
+    let mut out = Vec::with_capacity(iov.len());
     for &(base, len) in iov {
-        let n = len.min(total - out.len() as u64);
-        if n > 0 {
-            out.extend(read_vec(mem, base, n)?);
-        }
+        let n = len.min(left);
+        out.push((base, n));
+        left -= n;
     }
-    Ok(out)
+    out
 }
 
 fn write_iov(mem: &dyn GuestMemory, iov: &[(u64, u64)], mut bytes: &[u8]) -> Result<(), Fault> {
@@ -435,33 +434,92 @@ impl GuestOut {
 pub struct Gathered {
     pub inbufs: Vec<Buf>,
     outs: Vec<GuestOut>,
+    /// In-buffers still in the guest ([`gather_deferring`]), read piece
+    /// by piece ([`Gathered::next_piece`]).
+    deferred: std::collections::VecDeque<Deferred>,
+}
+
+/// An in-buffer left in the guest: its first bytes (read already: a
+/// sendmsg's header, name and control) and where the rest is, in order.
+#[derive(Debug)]
+struct Deferred {
+    arg: u8,
+    head: Vec<u8>,
+    regions: std::collections::VecDeque<(u64, u64)>,
 }
 
 /// Reads a call's in-buffers from the guest. `Err(errno)`: the call fails
 /// so without going home (a bad pointer, a buffer too large).
 pub fn gather(m: &Marshal, args: &[u64; 6], mem: &dyn GuestMemory) -> Result<Gathered, i64> {
+    gather_deferring(m, args, mem, u64::MAX)
+}
+
+/// [`gather`], but an in-buffer of more than `over` bytes of data (a
+/// large write's) is left in the guest, to be read in pieces as it is
+/// sent ([`Gathered::next_piece`]): the remote's serving loop never reads
+/// megabytes in one go while other threads' calls wait. Every length is
+/// checked here, as by [`gather`]; only the reading is deferred.
+pub fn gather_deferring(
+    m: &Marshal,
+    args: &[u64; 6],
+    mem: &dyn GuestMemory,
+    over: u64,
+) -> Result<Gathered, i64> {
     let mut g = Gathered {
         inbufs: Vec::new(),
         outs: Vec::new(),
+        deferred: Default::default(),
     };
+    let mut deferred_bytes: u64 = 0;
+    // The data at `regions` after `head`: read now, or left for later.
+    let mut data =
+        |at: u8, head: Vec<u8>, regions: Vec<(u64, u64)>, g: &mut Gathered| -> Result<(), i64> {
+            let n = regions.iter().fold(0u64, |n, r| n.saturating_add(r.1));
+            if n > over {
+                deferred_bytes = deferred_bytes.saturating_add(n + head.len() as u64);
+                g.deferred.push_back(Deferred {
+                    arg: at,
+                    head,
+                    regions: regions.into(),
+                });
+                return Ok(());
+            }
+            let mut bytes = head;
+            for (base, len) in regions {
+                if len > 0 {
+                    bytes.extend(read_vec(mem, base, len)?);
+                }
+            }
+            g.inbufs.push((at, bytes.into()));
+            Ok(())
+        };
     for (i, arg) in m.0.iter().enumerate() {
         let ptr = args[i];
         let at = u8::try_from(i).unwrap_or(u8::MAX); // at most six arguments
         if ptr == 0 || matches!(arg, Arg::Int | Arg::Fd) {
             continue; // NULL stays NULL
         }
-        let mut send = |bytes: Vec<u8>| g.inbufs.push((at, bytes.into()));
+        let send = |bytes: Vec<u8>, g: &mut Gathered| g.inbufs.push((at, bytes.into()));
         match *arg {
             Arg::Int | Arg::Fd => {}
-            Arg::CStr => send(read_cstr(mem, ptr)?),
-            Arg::InBuf { len } => send(read_vec(mem, ptr, args[usize::from(len)])?),
-            Arg::Bytes { len } => send(read_vec(mem, ptr, args[usize::from(len)].min(MAX_BUF))?),
-            Arg::InStruct { size } => send(read_vec(mem, ptr, u64::from(size))?),
+            Arg::CStr => send(read_cstr(mem, ptr)?, &mut g),
+            Arg::InBuf { len } => {
+                let n = args[usize::from(len)];
+                if n > MAX_BUF {
+                    return Err(E2BIG);
+                }
+                data(at, Vec::new(), vec![(ptr, n)], &mut g)?;
+            }
+            Arg::Bytes { len } => {
+                let n = args[usize::from(len)].min(MAX_BUF);
+                data(at, Vec::new(), vec![(ptr, n)], &mut g)?;
+            }
+            Arg::InStruct { size } => send(read_vec(mem, ptr, u64::from(size))?, &mut g),
             // An out-struct travels in too: where the kernel writes less
             // than all of it (wait4 with WNOHANG returning 0, a short
             // siginfo), the guest keeps its own bytes, as natively.
             Arg::InOutStruct { size } | Arg::OutStruct { size } => {
-                send(read_vec(mem, ptr, u64::from(size))?);
+                send(read_vec(mem, ptr, u64::from(size))?, &mut g);
                 let cap = u64::from(size);
                 g.outs.push(GuestOut::Flat { arg: at, ptr, cap });
             }
@@ -478,7 +536,7 @@ pub fn gather(m: &Marshal, args: &[u64; 6], mem: &dyn GuestMemory) -> Result<Gat
                 g.outs.push(GuestOut::Flat { arg: at, ptr, cap });
             }
             Arg::SockLen { .. } => {
-                send(read_vec(mem, ptr, 4)?);
+                send(read_vec(mem, ptr, 4)?, &mut g);
                 g.outs.push(GuestOut::Flat {
                     arg: at,
                     ptr,
@@ -495,16 +553,16 @@ pub fn gather(m: &Marshal, args: &[u64; 6], mem: &dyn GuestMemory) -> Result<Gat
                 }
                 let cap = read_vec(mem, len_ptr, 4)?;
                 let cap = u64::from(u32_at(&cap, 0).unwrap_or(0)).min(MAX_SOCKBUF);
-                send(read_vec(mem, ptr, cap)?);
+                send(read_vec(mem, ptr, cap)?, &mut g);
                 g.outs.push(GuestOut::Flat { arg: at, ptr, cap });
             }
             Arg::Iovec { count, write } => {
                 let iov = read_iovecs(mem, ptr, args[usize::from(count)])?;
                 if write {
-                    send(iov_total(&iov).to_le_bytes().to_vec());
+                    send(iov_total(&iov).to_le_bytes().to_vec(), &mut g);
                     g.outs.push(GuestOut::Iov { arg: at, iov });
                 } else {
-                    send(read_iov_data(mem, &iov)?);
+                    data(at, Vec::new(), iov_clipped(&iov), &mut g)?;
                 }
             }
             Arg::MsgHdr { recv } => {
@@ -522,11 +580,6 @@ pub fn gather(m: &Marshal, args: &[u64; 6], mem: &dyn GuestMemory) -> Result<Gat
                     Vec::new()
                 };
                 let iov = read_iovecs(mem, f.iov, f.iovlen)?;
-                let payload = if recv {
-                    iov_total(&iov).to_le_bytes().to_vec()
-                } else {
-                    read_iov_data(mem, &iov)?
-                };
                 // The kernel sees the same lengths (capped to what
                 // travels); the bytes travel only behind non-NULL pointers.
                 f.namelen = f
@@ -536,8 +589,12 @@ pub fn gather(m: &Marshal, args: &[u64; 6], mem: &dyn GuestMemory) -> Result<Gat
                 let mut blob = msghdr::build(&f).to_vec();
                 blob.extend_from_slice(&name);
                 blob.extend_from_slice(&control);
-                blob.extend_from_slice(&payload);
-                send(blob);
+                if recv {
+                    blob.extend_from_slice(&iov_total(&iov).to_le_bytes());
+                    send(blob, &mut g);
+                } else {
+                    data(at, blob, iov_clipped(&iov), &mut g)?;
+                }
                 if recv {
                     g.outs.push(GuestOut::Msg {
                         arg: at,
@@ -555,7 +612,7 @@ pub fn gather(m: &Marshal, args: &[u64; 6], mem: &dyn GuestMemory) -> Result<Gat
                 if set != 0 && size == 8 {
                     pair.extend(read_vec(mem, set, 8)?);
                 }
-                send(pair);
+                send(pair, &mut g);
             }
             Arg::Array { .. }
             | Arg::FdSet
@@ -567,7 +624,7 @@ pub fn gather(m: &Marshal, args: &[u64; 6], mem: &dyn GuestMemory) -> Result<Gat
             }
         }
     }
-    let total = g.inbufs.iter().map(|b| b.1.len() as u64).sum::<u64>();
+    let total = g.inbufs.iter().map(|b| b.1.len() as u64).sum::<u64>() + deferred_bytes;
     if total > MAX_CALL {
         return Err(E2BIG);
     }
@@ -667,6 +724,47 @@ impl Gathered {
 }
 
 impl Gathered {
+    /// Whether in-buffers are left in the guest ([`gather_deferring`]).
+    pub fn deferred(&self) -> bool {
+        !self.deferred.is_empty()
+    }
+
+    /// The next piece of the in-buffers left in the guest: at most `max`
+    /// bytes (at least 1) of one argument, read now; `None` once all are
+    /// read. Pieces of one argument come in order, and joined
+    /// ([`crate::migrate::join_parts`]) they are its bytes as [`gather`]
+    /// reads them. `Err(EFAULT)`: the guest's memory refused the read.
+    pub fn next_piece(&mut self, mem: &dyn GuestMemory, max: usize) -> Result<Option<Buf>, i64> {
+        let max = max.max(1);
+        let Some(d) = self.deferred.front_mut() else {
+            return Ok(None);
+        };
+        let arg = d.arg;
+        let n = d.head.len().min(max);
+        let mut out: Vec<u8> = d.head.drain(..n).collect();
+        while out.len() < max {
+            let Some(&(base, len)) = d.regions.front() else {
+                break;
+            };
+            let n = len.min((max - out.len()) as u64);
+            let at = out.len();
+            out.resize(at + len_usize(n), 0);
+            if n > 0 {
+                mem.read(base, &mut out[at..]).map_err(|Fault| EFAULT)?;
+            }
+            match d.regions.front_mut() {
+                Some(r) if n < len => *r = (base.wrapping_add(n), len - n),
+                _ => {
+                    d.regions.pop_front();
+                }
+            }
+        }
+        if d.head.is_empty() && d.regions.iter().all(|r| r.1 == 0) {
+            self.deferred.pop_front();
+        }
+        Ok(Some((arg, out.into())))
+    }
+
     /// Whether argument `arg`'s answer can be written piece by piece as
     /// it comes ([`Self::scatter_at`]): a flat buffer or an iovec array,
     /// not a recvmsg's (its header says where the rest goes).

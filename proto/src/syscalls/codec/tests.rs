@@ -484,6 +484,25 @@ fn direct_equals_forwarded(row: &Syscall, seed: u64) {
     let forwarded = guest.clone();
     let g = gather(&m, &args, &forwarded)
         .unwrap_or_else(|e| panic!("{} seed {seed}: gather {e}", row.name));
+    // The same in-buffers, those over a few bytes read in pieces of 7 as
+    // a large call sends them: joined, they are what gather read.
+    let mut later = gather_deferring(&m, &args, &forwarded, seed % 97)
+        .unwrap_or_else(|e| panic!("{} seed {seed}: gather_deferring {e}", row.name));
+    let mut joined = Vec::new();
+    while let Some(piece) = later.next_piece(&forwarded, 7).unwrap() {
+        assert!(piece.1.len() <= 7 && !piece.1.is_empty(), "{}", row.name);
+        crate::migrate::join_parts(&mut joined, vec![piece], MAX_CALL).unwrap();
+    }
+    assert!(!later.deferred(), "{}", row.name);
+    crate::migrate::join_parts(&mut joined, later.inbufs.clone(), MAX_CALL).unwrap();
+    let mut whole = g.inbufs.clone();
+    whole.sort_by_key(|b| b.0);
+    joined.sort_by_key(|b| b.0);
+    assert_eq!(
+        whole, joined,
+        "{} seed {seed}: in-buffers read in pieces differ",
+        row.name
+    );
     let mut home = FakeScratch::default();
     let placed = place(&m, &args, &g.inbufs, &mut home)
         .unwrap_or_else(|e| panic!("{} seed {seed}: place {e:?}", row.name));
