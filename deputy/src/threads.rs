@@ -342,11 +342,10 @@ fn route(
     let pid = main.0;
     let _ = mosaic_ckpt::sched::short_slice();
     const EVERY: Duration = Duration::from_millis(10);
-    // The pieces of large calls come so far, by thread, and their bytes
-    // in all: the remote sends one call in pieces at a time, so no more
-    // than one call carries is ever held.
-    let mut parts: HashMap<i32, Vec<Buf>> = HashMap::new();
-    let mut held: u64 = 0;
+    // The pieces of the large call come so far, and its thread (the
+    // remote sends one call in pieces at a time: no more than one call's
+    // buffers, `MAX_CALL`, are ever held).
+    let mut parts: Option<(i32, Vec<Buf>)> = None;
     while !stop.load(Ordering::Relaxed) {
         let ready = match raw_fd {
             Some(fd) => {
@@ -374,27 +373,24 @@ fn route(
         let mut frame = frame;
         match decode::<RemoteMsg>(&frame) {
             Ok(RemoteMsg::SyscallPart { tid, inbufs }) => {
-                let adds: u64 = inbufs.iter().map(|(_, b)| b.len() as u64).sum();
-                let joined = held
-                    .checked_add(adds)
-                    .filter(|&n| n <= codec::MAX_CALL)
-                    .ok_or_else(|| {
-                        LinkError::Malformed(format!(
-                            "pieces of calls exceed {} bytes",
-                            codec::MAX_CALL
-                        ))
-                    })
-                    .and_then(|n| {
-                        join_parts(parts.entry(tid).or_default(), inbufs, codec::MAX_CALL)
-                            .map(|()| n)
-                    });
-                match joined {
-                    Ok(n) => held = n,
-                    Err(e) => {
-                        // As a malformed message: the session ends.
-                        warn!(pid = pid.as_raw(), error = %e, "a guest's call in pieces is malformed; ending the session");
-                        return;
+                let joined = match &mut parts {
+                    None => {
+                        parts = Some((tid, Vec::new()));
+                        parts.as_mut().map(|p| &mut p.1)
                     }
+                    Some((of, joined)) if *of == tid => Some(joined),
+                    Some(_) => None,
+                };
+                let joined = match joined {
+                    Some(joined) => join_parts(joined, inbufs, codec::MAX_CALL),
+                    None => Err(LinkError::Malformed(format!(
+                        "a piece of thread {tid}'s call while another call's pieces come"
+                    ))),
+                };
+                if let Err(e) = joined {
+                    // As a malformed message: the session ends.
+                    warn!(pid = pid.as_raw(), error = %e, "a guest's call in pieces is malformed; ending the session");
+                    return;
                 }
                 continue;
             }
@@ -405,11 +401,10 @@ fn route(
                 inbufs,
             }) => {
                 // A large call's pieces came first: its in-buffers.
-                let pieced = parts.contains_key(&tid);
-                let inbufs = match parts.remove(&tid) {
+                let pieced = parts.as_ref().is_some_and(|(of, _)| *of == tid);
+                let inbufs = match parts.take_if(|(of, _)| *of == tid) {
                     None => inbufs,
-                    Some(mut joined) => {
-                        held -= joined.iter().map(|(_, b)| b.len() as u64).sum::<u64>();
+                    Some((_, mut joined)) => {
                         if let Err(e) = join_parts(&mut joined, inbufs, codec::MAX_CALL) {
                             warn!(pid = pid.as_raw(), error = %e, "a guest's call in pieces is malformed; ending the session");
                             return;
@@ -437,10 +432,8 @@ fn route(
             }
             // Withdrawn while being sent (the guest is stopped or
             // captured): nothing of it ran, and nothing answers it.
-            Ok(RemoteMsg::Cancel { tid }) if parts.contains_key(&tid) => {
-                if let Some(dropped) = parts.remove(&tid) {
-                    held -= dropped.iter().map(|(_, b)| b.len() as u64).sum::<u64>();
-                }
+            Ok(RemoteMsg::Cancel { tid }) if parts.as_ref().is_some_and(|(of, _)| *of == tid) => {
+                parts = None;
                 continue;
             }
             // Here, not by the session: it may be making that very call.

@@ -228,6 +228,90 @@ fn each_threads_call_is_made_in_its_placeholder_thread_and_a_blocked_one_holds_u
     let _ = shell.wait();
 }
 
+/// A large call of one thread comes in pieces (`SyscallPart`s, then its
+/// `Syscall` with the rest), another thread's small call between them:
+/// the router joins the pieces and the write is made whole, once; a call
+/// withdrawn after a piece (`Cancel`) is dropped, neither made nor
+/// answered.
+#[test]
+fn a_call_in_pieces_is_joined_and_one_withdrawn_is_dropped() {
+    let (mut shell, _stdin, mut out, pid, tids) = python();
+    let (plain, niced) = (tids[1], tids[2]);
+    const LEN: usize = 3 * (64 << 10) + 8192;
+    let data: Vec<u8> = (0..LEN).map(|i| u8::try_from(i % 251).unwrap()).collect();
+    // Its stdout is our pipe: read while it writes.
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        out.read_to_end(&mut all).unwrap();
+        all
+    });
+    let (home_end, remote_end) = UnixStream::pair().unwrap();
+    remote_end
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let sent = data.clone();
+    let remote = std::thread::spawn(move || {
+        let mut link = Framed(remote_end);
+        started(&mut link);
+        let part = |tid: i32, bytes: &[u8]| RemoteMsg::SyscallPart {
+            tid,
+            inbufs: vec![(1, bytes.to_vec().into())],
+        };
+        // Begun and withdrawn: nothing of it runs.
+        link.send_msg(&part(plain, &[b'x'; 64 << 10])).unwrap();
+        link.send_msg(&RemoteMsg::Cancel { tid: plain }).unwrap();
+        // write(1, buf, LEN) in pieces, a small call between them.
+        let (first, rest) = sent.split_at(64 << 10);
+        link.send_msg(&part(plain, first)).unwrap();
+        link.send_msg(&call(niced, libc::SYS_getpriority, [0; 6]))
+            .unwrap();
+        let (second, rest) = rest.split_at(64 << 10);
+        let (third, last) = rest.split_at(64 << 10);
+        link.send_msg(&part(plain, second)).unwrap();
+        link.send_msg(&part(plain, third)).unwrap();
+        link.send_msg(&RemoteMsg::Syscall {
+            tid: plain,
+            nr: abi::nr(libc::SYS_write),
+            args: [1, 0x1000, u64::try_from(LEN).unwrap(), 0, 0, 0],
+            inbufs: vec![(1, last.to_vec().into())],
+        })
+        .unwrap();
+        let mut results = Vec::new();
+        while results.len() < 2 {
+            match link.recv_msg::<HomeMsg>().unwrap() {
+                HomeMsg::SyscallResult { tid, ret, .. } => results.push((tid, ret)),
+                other => panic!("{other:?} while in calls"),
+            }
+        }
+        link.send_msg(&RemoteMsg::Exited {
+            code: 3,
+            cpu: CpuTime::default(),
+        })
+        .unwrap();
+        results
+    });
+    let mut link = Framed(home_end);
+    let opts = mosaic_ckpt::CaptureOptions {
+        threads: true,
+        ..Default::default()
+    };
+    let p = mosaic_deputy::migrate::<()>(pid, "node1", &mut link, &opts, false).expect("migrated");
+    let (_commands, incoming) = std::sync::mpsc::channel();
+    let outcome = p.serve(&mut link, &incoming).expect("served");
+    assert!(matches!(outcome, Outcome::Exited(3)), "{outcome:?}");
+    let results = remote.join().unwrap();
+    assert!(results.contains(&(niced, 20 - 7)), "{results:?}");
+    assert!(
+        results.contains(&(plain, i64::try_from(LEN).unwrap())),
+        "{results:?}"
+    );
+    let all = reader.join().unwrap();
+    assert!(all.len() >= LEN, "{} bytes written", all.len());
+    assert!(all[..LEN] == data[..], "the joined write's bytes differ");
+    assert_eq!(String::from_utf8_lossy(&all[LEN..]).trim(), "status=3");
+    let _ = shell.wait();
+}
+
 #[test]
 fn a_process_coming_home_is_restored_into_every_placeholder_thread() {
     let (mut shell, _stdin, mut out, pid, tids) = python();

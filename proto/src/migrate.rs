@@ -139,16 +139,17 @@ pub fn result_in_pieces(tid: i32, ret: i64, outbufs: Vec<Buf>, piece: usize) -> 
     msgs
 }
 
-/// Joins `more` (the next piece of a call's out-buffers) onto `parts`:
-/// a piece of the argument the last one was of goes on its bytes. Err if
-/// the call's out-buffers would exceed `limit` bytes in all (bounded
-/// before they are kept).
+/// Joins `more` (the next piece of a call's buffers: a result's
+/// out-buffers, or a call's in-buffers) onto `parts`: a piece of the
+/// argument the last one was of goes on its bytes. Err if the call's
+/// buffers would exceed `limit` bytes in all (bounded before they are
+/// kept).
 pub fn join_parts(parts: &mut Vec<Buf>, more: Vec<Buf>, limit: u64) -> Result<(), LinkError> {
     let had: usize = parts.iter().map(|(_, b)| b.len()).sum();
     let adds: usize = more.iter().map(|(_, b)| b.len()).sum();
     if (had as u64).saturating_add(adds as u64) > limit {
         return Err(LinkError::Malformed(format!(
-            "a result's pieces exceed {limit} bytes"
+            "a call's pieces exceed {limit} bytes"
         )));
     }
     for (arg, bytes) in more {
@@ -212,8 +213,10 @@ pub enum RemoteMsg {
     /// when they are large: read from the guest and sent one piece per
     /// turn of the remote's serving loop, so that other threads' calls
     /// and results pass between them. Home joins a call's pieces in order
-    /// ([`join_parts`]). A `Cancel` of a thread whose call was sent only
-    /// in part withdraws it: home drops its pieces, and nothing runs.
+    /// ([`join_parts`]). One call is sent in pieces at a time: its pieces
+    /// and its `Syscall` come before any piece of another. A `Cancel` of
+    /// a thread whose call was sent only in part withdraws it: home drops
+    /// its pieces, and nothing runs.
     SyscallPart { tid: i32, inbufs: Vec<Buf> },
 }
 

@@ -228,7 +228,7 @@ pub(crate) fn send(
         marshal: marshal.clone(),
         sent_any: false,
     };
-    if gathered.deferred() {
+    if gathered.has_deferred() {
         g.outgoing.borrow_mut().push_back((o, gathered));
         return Ok(false);
     }
@@ -271,18 +271,26 @@ impl Outgoing {
 /// guest's memory refuses fails the call with EFAULT, as a whole gather
 /// would, and withdraws what home has of it.
 pub(crate) fn advance(g: &Guest, link: &mut dyn Link) -> Result<(), RemoteError> {
-    if g.stop_asked.get() {
+    if let Some(asked) = g.stop_asked.get() {
+        let pid = g.pid.as_raw();
         if g.outgoing.borrow().is_empty() {
-            g.stop_asked.set(false);
-        } else if crate::signals::stopping(g.pid.as_raw()) {
+            // Nothing to give up; the note stays for calls queued before
+            // the stop is whole.
+        } else if crate::signals::stopping(pid) {
             // Under way: every thread has the stop pending, so each
             // answered thread takes its restart (made again once
             // continued) and stops.
-            g.stop_asked.set(false);
-            for n in give_up_outgoing(g, link)? {
+            for (n, _) in give_up_outgoing(g, link)? {
                 g.answer(n.id, ERESTARTNOINTR);
             }
             return Ok(());
+        }
+        if asked.elapsed() >= STOP_SETTLES
+            && !crate::signals::stop_queued(pid)
+            && !crate::signals::stopping(pid)
+        {
+            // Taken by a handler, or discarded: no stop comes.
+            g.stop_asked.set(None);
         }
     }
     let Some((mut o, mut gathered)) = g.outgoing.borrow_mut().pop_front() else {
@@ -305,29 +313,42 @@ pub(crate) fn advance(g: &Guest, link: &mut dyn Link) -> Result<(), RemoteError>
             return Ok(());
         }
     }
-    if gathered.deferred() {
+    if gathered.has_deferred() {
         g.outgoing.borrow_mut().push_front((o, gathered));
         return Ok(());
     }
     let nr = abi::nr(i64::from(o.n.data.nr));
     send_call(g, link, o.tid, nr, o.n.data.args, &mut gathered)?;
+    if g.stop_asked.get().is_some() {
+        // Sent after the stop's cancels: cancelled now, or it could block
+        // at home (a pipe whose reader stopped too) and hold the stop.
+        link.send_msg(&RemoteMsg::Cancel { tid: o.tid })?;
+    }
     o.in_flight(g, gathered);
     Ok(())
 }
+
+/// How long after a stop signal was sent a stop that has not begun is
+/// taken to be none (a handler took the signal): far longer than a
+/// thread takes to stop once it took the signal.
+const STOP_SETTLES: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Gives up the calls not yet wholly sent home (the guest is to be
 /// stopped or captured: a thread waiting for its answer cannot stop).
 /// Home drops the pieces it has of them; nothing of them ran. Returns
 /// their notifications, to be answered as interrupted (the call is made
-/// again once the thread goes on, here or at home).
-pub(crate) fn give_up_outgoing(g: &Guest, link: &mut dyn Link) -> Result<Vec<Notif>, RemoteError> {
+/// again once the thread goes on, here or at home), and marshallings.
+pub(crate) fn give_up_outgoing(
+    g: &Guest,
+    link: &mut dyn Link,
+) -> Result<Vec<(Notif, Marshal)>, RemoteError> {
     let outgoing: Vec<_> = g.outgoing.borrow_mut().drain(..).collect();
     let mut given_up = Vec::with_capacity(outgoing.len());
     for (o, _) in outgoing {
         if o.sent_any {
             link.send_msg(&RemoteMsg::Cancel { tid: o.tid })?;
         }
-        given_up.push(o.n);
+        given_up.push((o.n, o.marshal));
     }
     if !given_up.is_empty() {
         tracing::info!(
@@ -509,6 +530,12 @@ pub(crate) fn mmsg(g: &Guest, link: &mut dyn Link, n: &Notif) -> Result<i64, Rem
 pub(crate) fn result_of(link: &mut dyn Link, g: &Guest) -> Result<(i64, Vec<Buf>), RemoteError> {
     let me = g.calling.get();
     loop {
+        // Calls being sent in pieces go on meanwhile (the call waited for
+        // may wait for one of them: a read of the socket another thread
+        // writes).
+        while !g.outgoing.borrow().is_empty() && !link.readable(std::time::Duration::ZERO)? {
+            advance(g, link)?;
+        }
         match crate::receive(link, State::InCall)? {
             HomeMsg::SyscallResult { tid, ret, outbufs } if tid == me => {
                 g.calls.borrow_mut().answered(tid)?;
@@ -517,8 +544,14 @@ pub(crate) fn result_of(link: &mut dyn Link, g: &Guest) -> Result<(i64, Vec<Buf>
             // Another thread's, sent before.
             HomeMsg::SyscallResult { tid, ret, outbufs } => finish(g, link, tid, ret, outbufs)?,
             HomeMsg::SyscallPart { tid, outbufs } => part(g, tid, outbufs)?,
-            HomeMsg::Signal { signal } => g.signal(signal),
-            HomeMsg::ThreadSignal { tid, signal } => g.signal_thread(tid, signal),
+            HomeMsg::Signal { signal } => {
+                g.note_stop(signal);
+                g.signal(signal);
+            }
+            HomeMsg::ThreadSignal { tid, signal } => {
+                g.note_stop(signal);
+                g.signal_thread(tid, signal);
+            }
             // Served once the call is done.
             HomeMsg::ComeHome => g.asked.set(true),
             other => return Err(not_handled(home_name(&other))),

@@ -31,7 +31,8 @@ pub(crate) fn go_home(
     // as interrupted, then made again at home too).
     let mut answers: HashMap<u32, u64> = at_call.map(|(id, tid)| (tid, id)).into_iter().collect();
     // Calls still being sent in pieces never ran at home: made again there.
-    for n in crate::calls::give_up_outgoing(g, link)? {
+    let given_up = crate::calls::give_up_outgoing(g, link)?;
+    for (n, _) in &given_up {
         answers.insert(n.pid, n.id);
     }
     cancel_calls(g, link, &mut answers)?;
@@ -42,6 +43,11 @@ pub(crate) fn go_home(
             // on here. Its calls that waited for the stop are made again,
             // but the one that needed home fails, as when home says Stay
             // (made again, it would come straight back here).
+            // Those given up are sent again (no stop is pending to take
+            // a restart: answered so, the program would see -513).
+            for (n, _) in &given_up {
+                answers.remove(&n.pid);
+            }
             for (_, id) in answers.drain() {
                 let failed = at_call.is_some_and(|(at, _)| at == id);
                 g.answer(id, if failed { EAGAIN } else { ERESTARTNOINTR });
@@ -57,7 +63,11 @@ pub(crate) fn go_home(
             link.set_stall_timeout(Some(mosaic_proto::migrate::STALL))?;
             let stayed = stay(g, link, None);
             link.set_stall_timeout(None)?;
-            return stayed.map(|_| false);
+            stayed?;
+            for (n, marshal) in &given_up {
+                crate::calls::send(g, link, n, marshal)?;
+            }
+            return Ok(false);
         }
     };
     tracing::info!(

@@ -82,9 +82,12 @@ pub(crate) struct Guest {
     pub(crate) calls: std::cell::RefCell<mosaic_proto::session::Calls>,
     pub(crate) in_flight:
         std::cell::RefCell<std::collections::HashMap<i32, crate::calls::InFlight>>,
-    /// A job-control stop was sent to it: calls being sent in pieces are
-    /// given up once the stop is under way ([`crate::calls::advance`]).
-    pub(crate) stop_asked: std::cell::Cell<bool>,
+    /// When a stop signal was last sent to it (a job-control stop, or a
+    /// SIGTSTP its handler takes): calls being sent in pieces meanwhile
+    /// are given up once the stop is under way, or cancelled at home as
+    /// soon as sent ([`crate::calls::advance`]). Ended by its stop, a
+    /// SIGCONT, or once no stop comes.
+    pub(crate) stop_asked: std::cell::Cell<Option<std::time::Instant>>,
     /// Calls being sent home in pieces, in turn ([`crate::calls::advance`]).
     pub(crate) outgoing:
         std::cell::RefCell<std::collections::VecDeque<(crate::calls::Outgoing, codec::Gathered)>>,
@@ -638,6 +641,7 @@ pub(crate) fn run_guest(g: &Guest, link: &mut dyn Link) -> Result<(), RemoteErro
                     return Ok(());
                 }
                 Ok((WaitStatus::Stopped(_, sig), _)) => {
+                    g.stop_asked.set(None);
                     link.send_msg(&RemoteMsg::Stopped { signal: sig as i32 })?;
                 }
                 _ => {}

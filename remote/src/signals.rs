@@ -29,6 +29,19 @@ fn stops(signal: i32) -> bool {
     [libc::SIGSTOP, libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU].contains(&signal)
 }
 
+/// Whether a stop signal is queued for process `pid` or one of its
+/// threads (sent, not yet taken by a thread).
+pub(crate) fn stop_queued(pid: i32) -> bool {
+    let bit = |s: i32| 1u64 << (s - 1);
+    let stop = bit(libc::SIGSTOP) | bit(libc::SIGTSTP) | bit(libc::SIGTTIN) | bit(libc::SIGTTOU);
+    mosaic_ckpt::procfs::tids(pid)
+        .unwrap_or_default()
+        .into_iter()
+        .any(|tid| {
+            mosaic_ckpt::procfs::signal_set(tid, &["SigPnd", "ShdPnd"]).unwrap_or(0) & stop != 0
+        })
+}
+
 impl Guest {
     /// Sends the guest `signal` from home. A stop also cancels every call
     /// in flight: a thread waiting for a call's answer cannot take part in
@@ -58,11 +71,24 @@ impl Guest {
     }
 
     fn stop_calls(&self, link: &mut dyn Link, signal: i32) -> Result<(), RemoteError> {
-        if !stops(signal) {
+        if !self.note_stop(signal) {
             return Ok(());
         }
-        self.stop_asked.set(true);
         self.cancel_calls(link)
+    }
+
+    /// Notes a stop signal sent to it (true if `signal` is one), for the
+    /// calls being sent in pieces ([`crate::calls::advance`]); a SIGCONT
+    /// ends the note.
+    pub(crate) fn note_stop(&self, signal: i32) -> bool {
+        if signal == libc::SIGCONT {
+            self.stop_asked.set(None);
+        }
+        if !stops(signal) {
+            return false;
+        }
+        self.stop_asked.set(Some(std::time::Instant::now()));
+        true
     }
 
     /// Asks home to cancel every call in flight (each is answered as it

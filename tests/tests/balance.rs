@@ -371,6 +371,11 @@ fn migrate_balance_moves_a_process_only_where_it_runs_better() {
 #[test]
 fn an_io_heavy_guest_is_sent_home_by_its_host_unless_locked() {
     let c = Cluster::up_with("balance-ioguest", 2, 57946, &["--cpus-per-node", "1"]);
+    // node1 sends nothing away by itself: moves here are the test's and
+    // node2's. (Under a loaded CI its balancer once took the pipeline's
+    // `sh -c`, a CPU-starved start that looks busy, to node2 at 720 ms,
+    // and it came home at its fork: a second homecoming.)
+    node_ctl(&c, "node1", &["stay"]);
     let script = "import os, sys, time\n\
         open(sys.argv[1] + '.tmp', 'w').write(str(os.getpid()))\n\
         os.rename(sys.argv[1] + '.tmp', sys.argv[1])\n\

@@ -725,7 +725,7 @@ impl Gathered {
 
 impl Gathered {
     /// Whether in-buffers are left in the guest ([`gather_deferring`]).
-    pub fn deferred(&self) -> bool {
+    pub fn has_deferred(&self) -> bool {
         !self.deferred.is_empty()
     }
 
