@@ -366,26 +366,19 @@ fn route(
         if !ready {
             continue;
         }
-        let frame = match link.recv_bytes() {
+        let mut frame = match link.recv_bytes() {
             Ok(f) => f,
             Err(_) => return, // the session sees the link closed
         };
-        let mut frame = frame;
         match decode::<RemoteMsg>(&frame) {
             Ok(RemoteMsg::SyscallPart { tid, inbufs }) => {
-                let joined = match &mut parts {
-                    None => {
-                        parts = Some((tid, Vec::new()));
-                        parts.as_mut().map(|p| &mut p.1)
-                    }
-                    Some((of, joined)) if *of == tid => Some(joined),
-                    Some(_) => None,
-                };
-                let joined = match joined {
-                    Some(joined) => join_parts(joined, inbufs, codec::MAX_CALL),
-                    None => Err(LinkError::Malformed(format!(
+                let (of, joined) = parts.get_or_insert_with(|| (tid, Vec::new()));
+                let joined = if *of == tid {
+                    join_parts(joined, inbufs, codec::MAX_CALL)
+                } else {
+                    Err(LinkError::Malformed(format!(
                         "a piece of thread {tid}'s call while another call's pieces come"
-                    ))),
+                    )))
                 };
                 if let Err(e) = joined {
                     // As a malformed message: the session ends.
@@ -401,15 +394,14 @@ fn route(
                 inbufs,
             }) => {
                 // A large call's pieces came first: its in-buffers.
-                let pieced = parts.as_ref().is_some_and(|(of, _)| *of == tid);
-                let inbufs = match parts.take_if(|(of, _)| *of == tid) {
-                    None => inbufs,
+                let (inbufs, pieced) = match parts.take_if(|(of, _)| *of == tid) {
+                    None => (inbufs, false),
                     Some((_, mut joined)) => {
                         if let Err(e) = join_parts(&mut joined, inbufs, codec::MAX_CALL) {
                             warn!(pid = pid.as_raw(), error = %e, "a guest's call in pieces is malformed; ending the session");
                             return;
                         }
-                        joined
+                        (joined, true)
                     }
                 };
                 let crew = workers.lock().unwrap_or_else(|e| e.into_inner());

@@ -70,6 +70,20 @@ fn started(link: &mut Framed) -> Vec<mosaic_proto::migrate::ByteBuf> {
     image
 }
 
+/// Migrates process `pid` with every thread over `home_end` (the test's
+/// thread plays the remote at the other end) and serves it until it ends
+/// or comes home.
+fn migrate_and_serve(pid: i32, home_end: UnixStream) -> Outcome<()> {
+    let mut link = Framed(home_end);
+    let opts = mosaic_ckpt::CaptureOptions {
+        threads: true,
+        ..Default::default()
+    };
+    let p = mosaic_deputy::migrate::<()>(pid, "node1", &mut link, &opts, false).expect("migrated");
+    let (_commands, incoming) = std::sync::mpsc::channel();
+    p.serve(&mut link, &incoming).expect("served")
+}
+
 fn call(tid: i32, nr: i64, args: [u64; 6]) -> RemoteMsg {
     RemoteMsg::Syscall {
         tid,
@@ -189,14 +203,7 @@ fn each_threads_call_is_made_in_its_placeholder_thread_and_a_blocked_one_holds_u
         .unwrap();
         results
     });
-    let mut link = Framed(home_end);
-    let opts = mosaic_ckpt::CaptureOptions {
-        threads: true,
-        ..Default::default()
-    };
-    let p = mosaic_deputy::migrate::<()>(pid, "node1", &mut link, &opts, false).expect("migrated");
-    let (_commands, incoming) = std::sync::mpsc::channel();
-    let outcome = p.serve(&mut link, &incoming).expect("served");
+    let outcome = migrate_and_serve(pid, home_end);
     assert!(matches!(outcome, Outcome::Exited(3)), "{outcome:?}");
     let results = remote.join().unwrap();
     let got = |tid| results.iter().find(|r| r.0 == tid).cloned();
@@ -290,14 +297,7 @@ fn a_call_in_pieces_is_joined_and_one_withdrawn_is_dropped() {
         .unwrap();
         results
     });
-    let mut link = Framed(home_end);
-    let opts = mosaic_ckpt::CaptureOptions {
-        threads: true,
-        ..Default::default()
-    };
-    let p = mosaic_deputy::migrate::<()>(pid, "node1", &mut link, &opts, false).expect("migrated");
-    let (_commands, incoming) = std::sync::mpsc::channel();
-    let outcome = p.serve(&mut link, &incoming).expect("served");
+    let outcome = migrate_and_serve(pid, home_end);
     assert!(matches!(outcome, Outcome::Exited(3)), "{outcome:?}");
     let results = remote.join().unwrap();
     assert!(results.contains(&(niced, 20 - 7)), "{results:?}");
@@ -341,14 +341,7 @@ fn a_process_coming_home_is_restored_into_every_placeholder_thread() {
         }
         link.send_msg(&RemoteMsg::Gone { signals: vec![] }).unwrap();
     });
-    let mut link = Framed(home_end);
-    let opts = mosaic_ckpt::CaptureOptions {
-        threads: true,
-        ..Default::default()
-    };
-    let p = mosaic_deputy::migrate::<()>(pid, "node1", &mut link, &opts, false).expect("migrated");
-    let (_commands, incoming) = std::sync::mpsc::channel();
-    let outcome = p.serve(&mut link, &incoming).expect("served");
+    let outcome = migrate_and_serve(pid, home_end);
     assert!(matches!(outcome, Outcome::Home { .. }), "{outcome:?}");
     remote.join().unwrap();
     // Every thread is back, untraced, the niced one still at nice 7.

@@ -273,10 +273,8 @@ impl Outgoing {
 pub(crate) fn advance(g: &Guest, link: &mut dyn Link) -> Result<(), RemoteError> {
     if let Some(asked) = g.stop_asked.get() {
         let pid = g.pid.as_raw();
-        if g.outgoing.borrow().is_empty() {
-            // Nothing to give up; the note stays for calls queued before
-            // the stop is whole.
-        } else if crate::signals::stopping(pid) {
+        let stopping = crate::signals::stopping(pid);
+        if stopping && !g.outgoing.borrow().is_empty() {
             // Under way: every thread has the stop pending, so each
             // answered thread takes its restart (made again once
             // continued) and stops.
@@ -285,11 +283,9 @@ pub(crate) fn advance(g: &Guest, link: &mut dyn Link) -> Result<(), RemoteError>
             }
             return Ok(());
         }
-        if asked.elapsed() >= STOP_SETTLES
-            && !crate::signals::stop_queued(pid)
-            && !crate::signals::stopping(pid)
-        {
-            // Taken by a handler, or discarded: no stop comes.
+        // The note stays for calls queued before the stop is whole, unless
+        // a handler took the signal, or it was discarded: no stop comes.
+        if !stopping && asked.elapsed() >= STOP_SETTLES && !crate::signals::stop_queued(pid) {
             g.stop_asked.set(None);
         }
     }

@@ -25,15 +25,16 @@ pub(crate) fn stopping(pid: i32) -> bool {
 }
 
 /// The signals that stop a process by default.
+const STOPS: [i32; 4] = [libc::SIGSTOP, libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU];
+
 fn stops(signal: i32) -> bool {
-    [libc::SIGSTOP, libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU].contains(&signal)
+    STOPS.contains(&signal)
 }
 
 /// Whether a stop signal is queued for process `pid` or one of its
 /// threads (sent, not yet taken by a thread).
 pub(crate) fn stop_queued(pid: i32) -> bool {
-    let bit = |s: i32| 1u64 << (s - 1);
-    let stop = bit(libc::SIGSTOP) | bit(libc::SIGTSTP) | bit(libc::SIGTTIN) | bit(libc::SIGTTOU);
+    let stop = STOPS.iter().fold(0u64, |set, s| set | 1 << (s - 1));
     mosaic_ckpt::procfs::tids(pid)
         .unwrap_or_default()
         .into_iter()
